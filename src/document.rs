@@ -1,0 +1,382 @@
+//! Documents, partial updates, and the limits every argument is checked against.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::uri::check_uri;
+
+/// The longest stamp accepted, in bytes.
+pub const MAX_STAMP_BYTES: usize = 1024;
+/// The longest meta, part or checkpoint name accepted, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+/// The longest meta or checkpoint value accepted, in bytes.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// The largest part accepted, in bytes.
+pub const MAX_PART_BYTES: usize = 16 * 1024 * 1024;
+/// The most documents in one `add_all` batch.
+pub const MAX_BATCH_DOCUMENTS: usize = 100_000;
+/// The largest `add_all` batch, and the largest single document, in bytes
+/// (URIs, stamps, metas and parts added up).
+pub const MAX_BATCH_BYTES: usize = 256 * 1024 * 1024;
+
+/// A document: a URI, a stamp, multi-valued metas and named parts.
+///
+/// ```
+/// use pushdex::Document;
+/// let d = Document::new("file:///share/a.txt")
+///     .with_stamp("2024-03-15T10:00:00Z")
+///     .with_meta("author", "ann")
+///     .with_text("body", "hello world");
+/// assert_eq!(d.part("body"), Some(&b"hello world"[..]));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    uri: String,
+    stamp: String,
+    body: Body,
+}
+
+/// Everything of a document but its URI and stamp: what the memtable and the
+/// segments keep as one encoded blob.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Body {
+    metas: Vec<(String, String)>,
+    parts: Vec<Part>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Part {
+    name: String,
+    /// A text part is UTF-8 and full-text indexed; a binary part is not.
+    text: bool,
+    #[serde(with = "serde_bytes")]
+    bytes: Vec<u8>,
+}
+
+impl Document {
+    /// A document with this URI, no stamp, no metas and no parts.
+    pub fn new(uri: impl Into<String>) -> Document {
+        Document { uri: uri.into(), stamp: String::new(), body: Body::default() }
+    }
+
+    /// Sets the stamp: the connector's version marker (a date, a hash, …).
+    pub fn with_stamp(mut self, stamp: impl Into<String>) -> Document {
+        self.stamp = stamp.into();
+        self
+    }
+
+    /// Appends a value to meta `name`: metas are multi-valued.
+    pub fn with_meta(mut self, name: impl Into<String>, value: impl Into<String>) -> Document {
+        self.body.metas.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds a binary part, replacing any part of the same name.
+    pub fn with_part(mut self, name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Document {
+        self.body.set_part(Part { name: name.into(), text: false, bytes: bytes.into() });
+        self
+    }
+
+    /// Adds a text part (full-text indexed), replacing any part of the same name.
+    pub fn with_text(mut self, name: impl Into<String>, text: impl Into<String>) -> Document {
+        self.body.set_part(Part { name: name.into(), text: true, bytes: text.into().into_bytes() });
+        self
+    }
+
+    /// The document's URI.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The stamp, `""` when none was given.
+    pub fn stamp(&self) -> &str {
+        &self.stamp
+    }
+
+    /// The first value of meta `name`.
+    pub fn meta(&self, name: &str) -> Option<&str> {
+        self.body.metas.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of meta `name`, in insertion order.
+    pub fn metas(&self, name: &str) -> Vec<&str> {
+        self.body.metas.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// Every meta as `(name, value)`, in insertion order.
+    pub fn all_metas(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.body.metas.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The bytes of part `name` (a text part's UTF-8 bytes too).
+    pub fn part(&self, name: &str) -> Option<&[u8]> {
+        self.body.parts.iter().find(|p| p.name == name).map(|p| p.bytes.as_slice())
+    }
+
+    /// The text of part `name` when it is a text part.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        let part = self.body.parts.iter().find(|p| p.name == name && p.text)?;
+        std::str::from_utf8(&part.bytes).ok()
+    }
+
+    /// Every part as `(name, is_text, bytes)`, in the order they were added.
+    pub fn parts(&self) -> impl Iterator<Item = (&str, bool, &[u8])> {
+        self.body.parts.iter().map(|p| (p.name.as_str(), p.text, p.bytes.as_slice()))
+    }
+
+    /// Checks every limit of API.md's "Arguments" table; returns the
+    /// document's size in bytes.
+    pub(crate) fn check(&self) -> Result<usize> {
+        check_uri(&self.uri)?;
+        check_stamp(&self.stamp)?;
+        let mut size = self.uri.len() + self.stamp.len();
+        for (name, value) in &self.body.metas {
+            check_name("meta name", name)?;
+            check_value("meta value", value)?;
+            size += name.len() + value.len();
+        }
+        for part in &self.body.parts {
+            check_name("part name", &part.name)?;
+            check_part(&part.name, &part.bytes)?;
+            size += part.name.len() + part.bytes.len();
+        }
+        if size > MAX_BATCH_BYTES {
+            return Err(Error::invalid_input(format!(
+                "document {:?} holds {size} bytes, more than the maximum of {MAX_BATCH_BYTES}",
+                self.uri
+            )));
+        }
+        Ok(size)
+    }
+
+    pub(crate) fn from_parts(uri: String, stamp: String, body: Body) -> Document {
+        Document { uri, stamp, body }
+    }
+
+    pub(crate) fn body(&self) -> &Body {
+        &self.body
+    }
+}
+
+impl Body {
+    fn set_part(&mut self, part: Part) {
+        match self.parts.iter_mut().find(|p| p.name == part.name) {
+            Some(old) => *old = part,
+            None => self.parts.push(part),
+        }
+    }
+
+    /// The body's stored form (postcard).
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("encoding into a Vec cannot fail")
+    }
+
+    /// Decodes [`Body::encode`]'s output; `None` when the bytes are not a body.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Body> {
+        postcard::from_bytes(bytes).ok()
+    }
+}
+
+/// A partial update of a document: the changes are applied in order.
+///
+/// ```
+/// use pushdex::Update;
+/// let u = Update::new().stamp("v2").meta("tag", ["a", "b"]).remove_part("thumbnail");
+/// # let _ = u;
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Update {
+    stamp: Option<String>,
+    changes: Vec<Change>,
+}
+
+#[derive(Clone, Debug)]
+enum Change {
+    Meta(String, Vec<String>),
+    Part(Part),
+    RemovePart(String),
+}
+
+impl Update {
+    /// An update that changes nothing yet (applying it is `InvalidInput`).
+    pub fn new() -> Update {
+        Update::default()
+    }
+
+    /// Replaces the stamp.
+    pub fn stamp(mut self, stamp: impl Into<String>) -> Update {
+        self.stamp = Some(stamp.into());
+        self
+    }
+
+    /// Replaces all values of meta `name`; no values removes the meta.
+    pub fn meta<I, V>(mut self, name: impl Into<String>, values: I) -> Update
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<String>,
+    {
+        self.changes.push(Change::Meta(name.into(), values.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// Adds or replaces a binary part.
+    pub fn part(mut self, name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Update {
+        self.changes.push(Change::Part(Part { name: name.into(), text: false, bytes: bytes.into() }));
+        self
+    }
+
+    /// Adds or replaces a text part.
+    pub fn text(mut self, name: impl Into<String>, text: impl Into<String>) -> Update {
+        self.changes.push(Change::Part(Part { name: name.into(), text: true, bytes: text.into().into_bytes() }));
+        self
+    }
+
+    /// Removes a part (nothing happens if the document has none of that name).
+    pub fn remove_part(mut self, name: impl Into<String>) -> Update {
+        self.changes.push(Change::RemovePart(name.into()));
+        self
+    }
+
+    /// Checks the update's own arguments (the result is checked again as a
+    /// whole document by the index).
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.stamp.is_none() && self.changes.is_empty() {
+            return Err(Error::invalid_input("an update must change something"));
+        }
+        if let Some(stamp) = &self.stamp {
+            check_stamp(stamp)?;
+        }
+        for change in &self.changes {
+            match change {
+                Change::Meta(name, values) => {
+                    check_name("meta name", name)?;
+                    for v in values {
+                        check_value("meta value", v)?;
+                    }
+                }
+                Change::Part(part) => {
+                    check_name("part name", &part.name)?;
+                    check_part(&part.name, &part.bytes)?;
+                }
+                Change::RemovePart(name) => check_name("part name", name)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the update to `doc`.
+    pub(crate) fn apply(&self, doc: &mut Document) {
+        if let Some(stamp) = &self.stamp {
+            doc.stamp.clone_from(stamp);
+        }
+        let body = &mut doc.body;
+        for change in &self.changes {
+            match change {
+                Change::Meta(name, values) => {
+                    // The new values take the place of the first old one, so
+                    // that a meta keeps its position among the others.
+                    let at = body.metas.iter().position(|(n, _)| n == name).unwrap_or(body.metas.len());
+                    body.metas.retain(|(n, _)| n != name);
+                    let at = at.min(body.metas.len());
+                    body.metas.splice(at..at, values.iter().map(|v| (name.clone(), v.clone())));
+                }
+                Change::Part(part) => body.set_part(part.clone()),
+                Change::RemovePart(name) => body.parts.retain(|p| &p.name != name),
+            }
+        }
+    }
+}
+
+pub(crate) fn check_stamp(stamp: &str) -> Result<()> {
+    if stamp.len() > MAX_STAMP_BYTES {
+        return Err(Error::invalid_input(format!(
+            "a stamp of {} bytes is longer than the maximum of {MAX_STAMP_BYTES}",
+            stamp.len()
+        )));
+    }
+    if stamp.contains('\0') {
+        return Err(Error::invalid_input("a stamp must not contain a NUL byte"));
+    }
+    Ok(())
+}
+
+/// Checks a meta, part or checkpoint name.
+pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid_input(format!("a {what} must not be empty")));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(Error::invalid_input(format!(
+            "a {what} of {} bytes is longer than the maximum of {MAX_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    if name.contains('\0') {
+        return Err(Error::invalid_input(format!("a {what} must not contain a NUL byte")));
+    }
+    Ok(())
+}
+
+/// Checks a meta or checkpoint value.
+pub(crate) fn check_value(what: &str, value: &str) -> Result<()> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(Error::invalid_input(format!(
+            "a {what} of {} bytes is longer than the maximum of {MAX_VALUE_BYTES}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_part(name: &str, bytes: &[u8]) -> Result<()> {
+    if bytes.len() > MAX_PART_BYTES {
+        return Err(Error::invalid_input(format!(
+            "part {name:?} of {} bytes is larger than the maximum of {MAX_PART_BYTES}",
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_unique_by_name() {
+        let d = Document::new("u").with_part("p", vec![1]).with_text("p", "t");
+        assert_eq!(d.parts().count(), 1);
+        assert_eq!(d.text("p"), Some("t"));
+    }
+
+    #[test]
+    fn update_meta_replaces_in_place_and_empty_removes() {
+        let mut d = Document::new("u").with_meta("a", "1").with_meta("b", "2").with_meta("a", "3");
+        Update::new().meta("a", ["x", "y"]).apply(&mut d);
+        let all: Vec<_> = d.all_metas().collect();
+        assert_eq!(all, [("a", "x"), ("a", "y"), ("b", "2")]);
+        Update::new().meta("a", Vec::<String>::new()).apply(&mut d);
+        assert_eq!(d.metas("a"), Vec::<&str>::new());
+        assert_eq!(d.meta("b"), Some("2"));
+    }
+
+    #[test]
+    fn limits() {
+        assert!(Document::new("u").with_stamp("s".repeat(MAX_STAMP_BYTES)).check().is_ok());
+        assert!(Document::new("u").with_stamp("s".repeat(MAX_STAMP_BYTES + 1)).check().is_err());
+        assert!(Document::new("u").with_meta("", "v").check().is_err());
+        assert!(Document::new("u").with_meta("n".repeat(255), "v".repeat(MAX_VALUE_BYTES)).check().is_ok());
+        assert!(Document::new("u").with_meta("n".repeat(256), "v").check().is_err());
+        assert!(Document::new("u").with_part("p", vec![0; MAX_PART_BYTES]).check().is_ok());
+        assert!(Document::new("u").with_part("p", vec![0; MAX_PART_BYTES + 1]).check().is_err());
+        assert!(Update::new().check().is_err());
+        assert!(Update::new().remove_part("x").check().is_ok());
+    }
+
+    #[test]
+    fn body_round_trips() {
+        let d = Document::new("u").with_meta("a", "b").with_part("bin", vec![0, 255]).with_text("t", "héllo");
+        let back = Body::decode(&d.body().encode()).unwrap();
+        assert_eq!(Document::from_parts(d.uri().to_string(), d.stamp().to_string(), back), d);
+    }
+}

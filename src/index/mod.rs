@@ -1,0 +1,680 @@
+//! `Index`: the write path, the barriers, the reads and the push sessions.
+//!
+//! One writer at a time: every mutating operation takes the write side of
+//! [`Inner::state`], gets the next serial, appends its frame to the log buffer
+//! and applies itself to the memtable. Readers take the read side for as long
+//! as one lookup or one enumeration chunk. Durability is the log's business:
+//! `sync()` writes the buffer out and fsyncs it, one leader at a time, for
+//! every thread waiting (group commit, [`Inner::sync_to`]).
+
+mod enumerate;
+mod session;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+pub use enumerate::Enumeration;
+pub use session::PushSession;
+
+use crate::document::{check_name, check_value, Body, Document, Update, MAX_BATCH_BYTES, MAX_BATCH_DOCUMENTS};
+use crate::error::{Error, Result};
+use crate::record::{DocRecord, Op};
+use crate::status::{Checkpoint, DocumentStatus, EnumerationMode, Serial, SessionId, State, Watermarks};
+use crate::storage::{FsStorage, LockGuard, Storage};
+use crate::trie::Trie;
+use crate::uri::{check_prefix, check_root, check_uri, folder_prefix};
+use crate::wal::{self, WalWriter};
+
+/// Checkpoint names starting with this belong to pushdex's own layers.
+pub const RESERVED_CHECKPOINT_PREFIX: &str = "pushdex.";
+
+/// The log buffer is written to the file (not fsynced) once it holds this much.
+const WRITE_OUT_BYTES: usize = 1 << 20;
+
+/// Settings for [`Index::open_with`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    memtable_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { memtable_bytes: 64 << 20 }
+    }
+}
+
+impl Options {
+    /// The smallest accepted memtable size.
+    pub const MIN_MEMTABLE_BYTES: usize = 4096;
+
+    /// The memtable's flush threshold in bytes (default 64 MiB); at least
+    /// 4096, else [`Index::open_with`] fails with `InvalidInput`.
+    pub fn memtable_bytes(mut self, bytes: usize) -> Options {
+        self.memtable_bytes = bytes;
+        self
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.memtable_bytes < Self::MIN_MEMTABLE_BYTES {
+            return Err(Error::invalid_input(format!(
+                "memtable_bytes {} is below the minimum of {}",
+                self.memtable_bytes,
+                Self::MIN_MEMTABLE_BYTES
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An open index: a cheap handle, shared across threads by cloning.
+///
+/// See the crate documentation for the connector loop, and API.md for the
+/// meaning of every operation.
+#[derive(Clone)]
+pub struct Index {
+    inner: Arc<Inner>,
+}
+
+/// A memtable entry: the newest version of one URI.
+#[derive(Debug)]
+pub(crate) struct MemEntry {
+    serial: u64,
+    stamp: Box<str>,
+    /// [`Body::encode`] of the document's metas and parts.
+    body: Box<[u8]>,
+}
+
+#[derive(Debug)]
+struct CheckpointEntry {
+    value: String,
+    serial: u64,
+}
+
+/// What the writer lock protects: the tables, and the log they are ahead of.
+struct Shared {
+    tables: Tables,
+    wal: WalWriter,
+}
+
+/// The in-memory state that every operation changes: rebuilt by replaying
+/// the log at open, changed by the live write path through the same
+/// [`Tables::apply`], so that both can never disagree.
+#[derive(Default)]
+struct Tables {
+    mem: Trie<MemEntry>,
+    /// Bytes pushed into the memtable since it was last empty (an estimate
+    /// of its size: the flush threshold compares against it).
+    mem_bytes: usize,
+    checkpoints: BTreeMap<String, CheckpointEntry>,
+    /// The serial of the last operation applied.
+    last: u64,
+}
+
+/// The group-commit round: at most one thread fsyncs at a time, the others
+/// wait for it and find their serials covered.
+#[derive(Default)]
+struct SyncRound {
+    leader: bool,
+    /// Set when an fsync failed: the log can no longer be trusted.
+    failed: Option<String>,
+}
+
+pub(crate) struct Inner {
+    storage: Arc<dyn Storage>,
+    session: SessionId,
+    options: Options,
+    closed: AtomicBool,
+    last: AtomicU64,
+    synced: AtomicU64,
+    searchable: AtomicU64,
+    state: RwLock<Shared>,
+    round: Mutex<SyncRound>,
+    round_done: Condvar,
+    dir_lock: Mutex<Option<LockGuard>>,
+}
+
+impl Index {
+    /// Opens (creating it if missing) the index in directory `dir`.
+    ///
+    /// # Errors
+    /// `Locked` if another open `Index` holds the directory, `Corrupt` if a
+    /// file is damaged, `Io` when the file system fails.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Index> {
+        Index::open_with(dir, Options::default())
+    }
+
+    /// [`Index::open`] with settings.
+    pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Index> {
+        options.check()?;
+        let storage = FsStorage::new(dir)?;
+        Index::open_with_storage(Arc::new(storage), options)
+    }
+
+    /// Opens an index on any [`Storage`] (the crash tests use an in-memory one).
+    #[doc(hidden)]
+    pub fn open_with_storage(storage: Arc<dyn Storage>, options: Options) -> Result<Index> {
+        options.check()?;
+        let dir_lock = storage.try_lock()?.ok_or_else(|| Error::Locked { path: storage.root().to_path_buf() })?;
+        let mut tables = Tables::default();
+        let log_path = storage.root().to_path_buf();
+        let recovery = wal::recover(storage.as_ref(), 1, |frame| {
+            let op = Op::decode(frame.kind, frame.payload, &log_path)?;
+            if frame.serial != tables.last + 1 || op.serials() == 0 {
+                return Err(Error::corrupt(
+                    &log_path,
+                    format!("log frame with serial {} follows serial {}", frame.serial, tables.last),
+                ));
+            }
+            tables.apply(frame.serial, op);
+            Ok(())
+        })?;
+        let last = tables.last;
+        let inner = Inner {
+            storage,
+            session: SessionId(new_session_id()?),
+            options,
+            closed: AtomicBool::new(false),
+            last: AtomicU64::new(last),
+            // Recovery fsynced everything it kept.
+            synced: AtomicU64::new(last),
+            // Until segments exist there is nothing between "on disk" and
+            // "searchable": what was recovered counts as refreshed.
+            searchable: AtomicU64::new(last),
+            state: RwLock::new(Shared { tables, wal: recovery.writer }),
+            round: Mutex::new(SyncRound::default()),
+            round_done: Condvar::new(),
+            dir_lock: Mutex::new(Some(dir_lock)),
+        };
+        Ok(Index { inner: Arc::new(inner) })
+    }
+
+    /// Syncs, then releases the directory. Every other clone of this index
+    /// then gets [`Error::Closed`] from every call.
+    pub fn close(self) -> Result<()> {
+        let inner = &self.inner;
+        if inner.closed.swap(true, Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        // A writer that saw the index open before the flag was set may still
+        // be applying its operation: wait for it, so that the sync below
+        // covers every operation that returned a serial.
+        drop(inner.write_lock());
+        let result = inner.sync_to(inner.last.load(Ordering::SeqCst));
+        inner.lock_guard().take();
+        result.map(|_| ())
+    }
+
+    // ---- writes ----------------------------------------------------------
+
+    /// Adds a document, or replaces the whole document of that URI.
+    ///
+    /// # Errors
+    /// `InvalidUri` / `InvalidInput` for arguments outside API.md's limits.
+    pub fn add(&self, doc: Document) -> Result<Serial> {
+        doc.check()?;
+        let body = doc.body().encode();
+        let record = DocRecord { uri: doc.uri(), stamp: doc.stamp(), body: &body };
+        self.inner.write(Op::Add(record))
+    }
+
+    /// Adds every document of the batch, one serial each, consecutive and in
+    /// order (a URI given twice: the later wins); returns the last serial.
+    /// After a crash the whole batch is there or none of it.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty batch or one over 100,000 documents /
+    /// 256 MiB; any bad document refuses the whole batch.
+    pub fn add_all(&self, docs: impl IntoIterator<Item = Document>) -> Result<Serial> {
+        let mut batch = Vec::new();
+        let mut bytes = 0usize;
+        for doc in docs {
+            if batch.len() == MAX_BATCH_DOCUMENTS {
+                return Err(Error::invalid_input(format!("a batch holds at most {MAX_BATCH_DOCUMENTS} documents")));
+            }
+            bytes += doc.check()?;
+            if bytes > MAX_BATCH_BYTES {
+                return Err(Error::invalid_input(format!("a batch holds at most {MAX_BATCH_BYTES} bytes")));
+            }
+            let body = doc.body().encode();
+            batch.push((doc, body));
+        }
+        if batch.is_empty() {
+            return Err(Error::invalid_input("an add_all batch must hold at least one document"));
+        }
+        let records = batch.iter().map(|(doc, body)| DocRecord { uri: doc.uri(), stamp: doc.stamp(), body }).collect();
+        self.inner.write(Op::Batch(records))
+    }
+
+    /// Changes part of a document: stamp, metas, parts.
+    ///
+    /// # Errors
+    /// `NotFound` if the index does not hold `uri`; `InvalidInput` for an
+    /// update that changes nothing or breaks a limit.
+    pub fn update(&self, uri: &str, update: Update) -> Result<Serial> {
+        check_uri(uri)?;
+        update.check()?;
+        self.inner.write_with(|shared, serial| {
+            let mut doc =
+                shared.tables.document(uri, self.path())?.ok_or_else(|| Error::NotFound { uri: uri.to_string() })?;
+            update.apply(&mut doc);
+            doc.check()?;
+            let body = doc.body().encode();
+            // The log holds the resulting document, so replay needs no reads.
+            shared.log_and_apply(serial, Op::Add(DocRecord { uri, stamp: doc.stamp(), body: &body }))
+        })
+    }
+
+    /// Deletes one document; deleting an absent URI is still one operation.
+    pub fn delete(&self, uri: &str) -> Result<Serial> {
+        check_uri(uri)?;
+        self.inner.write(Op::Delete(uri))
+    }
+
+    /// Deletes every document under `root` (`recursive`), or only its direct
+    /// children. The document whose URI equals the root stays.
+    pub fn delete_root_path(&self, root: &str, recursive: bool) -> Result<Serial> {
+        check_root(root)?;
+        self.inner.write(Op::DeleteRootPath(root, recursive))
+    }
+
+    /// Deletes every URI that starts with the string `prefix`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty prefix.
+    pub fn delete_with_prefix(&self, prefix: &str) -> Result<Serial> {
+        check_prefix(prefix)?;
+        self.inner.write(Op::DeletePrefix(prefix))
+    }
+
+    /// Sets checkpoint `name` to `value`, in the same ordered stream as the
+    /// documents.
+    pub fn set_checkpoint(&self, name: &str, value: &str) -> Result<Serial> {
+        check_name("checkpoint name", name)?;
+        check_value("checkpoint value", value)?;
+        self.inner.write(Op::SetCheckpoint(name, value))
+    }
+
+    /// Deletes checkpoint `name` (an absent name is still one operation).
+    pub fn delete_checkpoint(&self, name: &str) -> Result<Serial> {
+        check_name("checkpoint name", name)?;
+        self.inner.write(Op::DeleteCheckpoint(name))
+    }
+
+    /// Deletes every checkpoint but pushdex's own (`pushdex.` names).
+    pub fn clear_checkpoints(&self) -> Result<Serial> {
+        self.inner.write(Op::ClearCheckpoints)
+    }
+
+    // ---- barriers --------------------------------------------------------
+
+    /// Makes every earlier operation Synced; returns the synced watermark.
+    ///
+    /// Threads that call `sync()` at once share fsyncs.
+    ///
+    /// # Errors
+    /// `Io` if writing or fsyncing the log fails; the index then refuses
+    /// writes until it is reopened.
+    pub fn sync(&self) -> Result<Serial> {
+        self.inner.check_open()?;
+        self.inner.sync_to(self.inner.last.load(Ordering::SeqCst))
+    }
+
+    /// Makes every earlier operation Searchable; returns the searchable
+    /// watermark.
+    pub fn refresh(&self) -> Result<Serial> {
+        let synced = self.sync()?;
+        // Segments and search slot in here: until they exist, everything
+        // synced is as searchable as it will get.
+        self.inner.searchable.fetch_max(synced.0, Ordering::SeqCst);
+        Ok(Serial(self.inner.searchable.load(Ordering::SeqCst)))
+    }
+
+    /// The three watermarks, `searchable <= synced <= last`.
+    pub fn watermarks(&self) -> Watermarks {
+        self.inner.watermarks()
+    }
+
+    /// The state of the operation with this serial: `Initial` for
+    /// `Serial(0)` and for serials not handed out yet.
+    pub fn state_of(&self, serial: Serial) -> State {
+        self.inner.watermarks().state_of(serial)
+    }
+
+    // ---- reads -----------------------------------------------------------
+
+    /// The status of the newest operation on `uri`.
+    pub fn status(&self, uri: &str) -> Result<DocumentStatus> {
+        check_uri(uri)?;
+        let shared = self.inner.read_lock()?;
+        Ok(match shared.tables.mem.get(uri.as_bytes()) {
+            Some(entry) => self.inner.status_of(uri.to_string(), entry),
+            None => DocumentStatus::absent(uri),
+        })
+    }
+
+    /// The newest version of the document, `None` if the index does not hold it.
+    pub fn get(&self, uri: &str) -> Result<Option<Document>> {
+        check_uri(uri)?;
+        let shared = self.inner.read_lock()?;
+        shared.tables.document(uri, self.path())
+    }
+
+    /// Lists what is under `root`, in byte order (see [`EnumerationMode`]).
+    /// The iterator streams in chunks: it may see writes made while it runs,
+    /// but yields each entry at most once, in order.
+    pub fn enumerate(&self, root: &str, mode: EnumerationMode) -> Result<Enumeration> {
+        check_root(root)?;
+        self.inner.check_open()?;
+        Ok(Enumeration::new(self.clone(), root, mode, false))
+    }
+
+    /// [`Index::enumerate`] filtered to documents whose newest operation is
+    /// Synced or Searchable, and to the folders holding one.
+    pub fn enumerate_synced(&self, root: &str, mode: EnumerationMode) -> Result<Enumeration> {
+        check_root(root)?;
+        self.inner.check_open()?;
+        Ok(Enumeration::new(self.clone(), root, mode, true))
+    }
+
+    /// How many entries [`Index::enumerate`] would yield.
+    pub fn count(&self, root: &str, mode: EnumerationMode) -> Result<u64> {
+        check_root(root)?;
+        if mode == EnumerationMode::RecursiveDocuments {
+            let shared = self.inner.read_lock()?;
+            return Ok(shared.tables.mem.count_prefix(folder_prefix(root).as_bytes()) as u64);
+        }
+        let mut n = 0;
+        for entry in self.enumerate(root, mode)? {
+            entry?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The newest value of checkpoint `name`, with its serial and state.
+    pub fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>> {
+        check_name("checkpoint name", name)?;
+        let shared = self.inner.read_lock()?;
+        let marks = self.inner.watermarks();
+        Ok(shared.tables.checkpoints.get(name).map(|c| checkpoint(name, c, &marks)))
+    }
+
+    /// Every checkpoint, sorted by name (pushdex's own `pushdex.` names are
+    /// not listed).
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let shared = self.inner.read_lock()?;
+        let marks = self.inner.watermarks();
+        Ok(shared
+            .tables
+            .checkpoints
+            .iter()
+            .filter(|(name, _)| !name.starts_with(RESERVED_CHECKPOINT_PREFIX))
+            .map(|(name, c)| checkpoint(name, c, &marks))
+            .collect())
+    }
+
+    // ---- sessions --------------------------------------------------------
+
+    /// The id drawn by this open of the index.
+    pub fn session_id(&self) -> SessionId {
+        self.inner.session
+    }
+
+    /// `SessionMismatch` unless `id` is this open's session.
+    pub fn check_session(&self, id: SessionId) -> Result<()> {
+        self.inner.check_open()?;
+        if id != self.inner.session {
+            return Err(Error::SessionMismatch { expected: self.inner.session, actual: id });
+        }
+        Ok(())
+    }
+
+    /// Starts a push session under this open's id.
+    pub fn start_push_session(&self) -> PushSession {
+        PushSession::new(self.clone(), self.inner.session)
+    }
+
+    /// Resumes the session `id`: `SessionMismatch` if the index was
+    /// reopened since it was started.
+    pub fn resume_push_session(&self, id: SessionId) -> Result<PushSession> {
+        self.check_session(id)?;
+        Ok(PushSession::new(self.clone(), id))
+    }
+
+    /// The index's directory.
+    pub fn path(&self) -> &Path {
+        self.inner.storage.root()
+    }
+
+    /// The options the index was opened with.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+}
+
+impl fmt::Debug for Index {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Index")
+            .field("path", &self.inner.storage.root())
+            .field("session", &self.inner.session)
+            .field("watermarks", &self.inner.watermarks())
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+fn checkpoint(name: &str, c: &CheckpointEntry, marks: &Watermarks) -> Checkpoint {
+    Checkpoint {
+        name: name.to_string(),
+        value: c.value.clone(),
+        serial: Serial(c.serial),
+        state: marks.state_of(Serial(c.serial)),
+    }
+}
+
+fn new_session_id() -> Result<u64> {
+    loop {
+        let id = getrandom::u64().map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+        if id != 0 {
+            return Ok(id);
+        }
+    }
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn write_lock(&self) -> RwLockWriteGuard<'_, Shared> {
+        // A panic while holding the lock cannot leave the memtable half
+        // changed in a way later reads would misread (each change is one trie
+        // call); keep serving rather than poisoning every handle.
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read_lock(&self) -> Result<RwLockReadGuard<'_, Shared>> {
+        self.check_open()?;
+        Ok(self.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn lock_guard(&self) -> std::sync::MutexGuard<'_, Option<LockGuard>> {
+        self.dir_lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn watermarks(&self) -> Watermarks {
+        // Loaded in this order so that the snapshot keeps
+        // searchable <= synced <= last although each moves on its own.
+        let searchable = self.searchable.load(Ordering::SeqCst);
+        let synced = self.synced.load(Ordering::SeqCst);
+        let last = self.last.load(Ordering::SeqCst);
+        Watermarks { last: Serial(last), synced: Serial(synced), searchable: Serial(searchable) }
+    }
+
+    fn status_of(&self, uri: String, entry: &MemEntry) -> DocumentStatus {
+        DocumentStatus {
+            uri,
+            stamp: entry.stamp.to_string(),
+            state: self.watermarks().state_of(Serial(entry.serial)),
+            serial: Serial(entry.serial),
+        }
+    }
+
+    /// The write path for an operation known before the lock is taken.
+    fn write(&self, op: Op<'_>) -> Result<Serial> {
+        self.write_with(|shared, serial| shared.log_and_apply(serial, op))
+    }
+
+    /// The write path: takes the writer lock, hands `op` the next serial,
+    /// and returns the last serial it used. `op` validates whatever needs the
+    /// current state (update) before it logs and applies anything.
+    fn write_with(&self, op: impl FnOnce(&mut Shared, u64) -> Result<u64>) -> Result<Serial> {
+        let mut shared = self.write_lock();
+        // Checked under the lock: close() takes the lock after setting the
+        // flag, so no operation slips in after its final sync.
+        self.check_open()?;
+        if shared.wal.buffer_len() >= WRITE_OUT_BYTES {
+            // Done before the operation, so that an I/O error here refuses
+            // it with nothing changed.
+            shared.wal.write_out()?;
+        }
+        if shared.wal.is_poisoned() {
+            return Err(poisoned());
+        }
+        let last = op(&mut shared, self.last.load(Ordering::SeqCst) + 1)?;
+        self.last.store(last, Ordering::SeqCst);
+        Ok(Serial(last))
+    }
+
+    /// Group commit: returns once every operation up to `target` is fsynced.
+    /// One thread at a time leads a round (writes the buffer out, fsyncs);
+    /// the others wait and usually find themselves covered by its fsync.
+    fn sync_to(&self, target: u64) -> Result<Serial> {
+        let mut round = self.round.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let synced = self.synced.load(Ordering::SeqCst);
+            if synced >= target {
+                return Ok(Serial(synced));
+            }
+            if let Some(why) = &round.failed {
+                return Err(Error::Io(std::io::Error::other(why.clone())));
+            }
+            if round.leader {
+                round = self.round_done.wait(round).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            round.leader = true;
+            drop(round);
+            let result = self.lead_sync_round();
+            round = self.round.lock().unwrap_or_else(|e| e.into_inner());
+            round.leader = false;
+            match result {
+                Ok(covered) => {
+                    self.synced.fetch_max(covered, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    // Never retry an fsync and report success: the kernel
+                    // may have dropped the dirty pages it failed to write.
+                    round.failed = Some(format!("the log could not be made durable: {e}"));
+                    self.write_lock().wal.poison(&e.to_string());
+                    self.round_done.notify_all();
+                    return Err(e);
+                }
+            }
+            self.round_done.notify_all();
+        }
+    }
+
+    /// One fsync round: writes the buffer out under the writer lock (so the
+    /// file holds exactly the operations 1..covered), fsyncs outside it.
+    fn lead_sync_round(&self) -> Result<u64> {
+        let (file, covered) = {
+            let mut shared = self.write_lock();
+            if shared.wal.is_poisoned() {
+                return Err(poisoned());
+            }
+            shared.wal.write_out()?;
+            (shared.wal.file(), self.last.load(Ordering::SeqCst))
+        };
+        file.sync()?;
+        Ok(covered)
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Io(std::io::Error::other("the log failed an earlier write or fsync; reopen the index"))
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.closed.load(Ordering::SeqCst) {
+            // Best effort: nobody is left to hear about a failure.
+            let _ = self.sync_to(self.last.load(Ordering::SeqCst));
+        }
+    }
+}
+
+impl Shared {
+    /// Logs `op` as one frame, then applies it; returns its last serial.
+    fn log_and_apply(&mut self, serial: u64, op: Op<'_>) -> Result<u64> {
+        self.wal.append(serial, op.kind(), |buf| op.encode(buf));
+        Ok(self.tables.apply(serial, op))
+    }
+}
+
+impl Tables {
+    /// Applies one operation whose first serial is `serial`; returns its last.
+    fn apply(&mut self, serial: u64, op: Op<'_>) -> u64 {
+        let last = serial + op.serials() - 1;
+        match op {
+            Op::Add(doc) => self.put(serial, &doc),
+            Op::Batch(docs) => {
+                for (serial, doc) in (serial..).zip(&docs) {
+                    self.put(serial, doc);
+                }
+            }
+            Op::Delete(uri) => {
+                self.mem.remove(uri.as_bytes());
+            }
+            Op::DeleteRootPath(root, recursive) => {
+                let prefix = folder_prefix(root);
+                if recursive {
+                    self.mem.remove_prefix(prefix.as_bytes());
+                } else {
+                    self.mem.remove_children(prefix.as_bytes());
+                }
+            }
+            Op::DeletePrefix(prefix) => {
+                self.mem.remove_prefix(prefix.as_bytes());
+            }
+            Op::SetCheckpoint(name, value) => {
+                self.checkpoints.insert(name.to_string(), CheckpointEntry { value: value.to_string(), serial });
+            }
+            Op::DeleteCheckpoint(name) => {
+                self.checkpoints.remove(name);
+            }
+            Op::ClearCheckpoints => self.checkpoints.retain(|name, _| name.starts_with(RESERVED_CHECKPOINT_PREFIX)),
+        }
+        self.last = last;
+        last
+    }
+
+    fn put(&mut self, serial: u64, doc: &DocRecord<'_>) {
+        self.mem_bytes += doc.uri.len() + doc.stamp.len() + doc.body.len() + std::mem::size_of::<MemEntry>();
+        let entry = MemEntry { serial, stamp: doc.stamp.into(), body: doc.body.into() };
+        self.mem.insert(doc.uri.as_bytes(), entry);
+    }
+
+    fn document(&self, uri: &str, path: &Path) -> Result<Option<Document>> {
+        let Some(entry) = self.mem.get(uri.as_bytes()) else { return Ok(None) };
+        let body = Body::decode(&entry.body)
+            .ok_or_else(|| Error::corrupt(path, format!("the stored body of {uri:?} does not decode")))?;
+        Ok(Some(Document::from_parts(uri.to_string(), entry.stamp.to_string(), body)))
+    }
+}

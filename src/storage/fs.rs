@@ -1,0 +1,130 @@
+//! The real storage: a directory of the file system.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{LockGuard, Mapped, Storage, StorageFile};
+
+/// Files in a directory of the file system, mapped with `memmap2`.
+#[derive(Debug)]
+pub struct FsStorage {
+    root: PathBuf,
+}
+
+impl FsStorage {
+    /// Storage in `root`, creating the directory (and its parents) if missing.
+    pub fn new(root: impl AsRef<Path>) -> io::Result<FsStorage> {
+        let root = root.as_ref().to_path_buf();
+        fs::create_dir_all(&root)?;
+        Ok(FsStorage { root })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+}
+
+#[derive(Debug)]
+struct FsFile {
+    file: File,
+}
+
+impl StorageFile for FsFile {
+    fn append(&self, bytes: &[u8]) -> io::Result<()> {
+        // The file is opened in append mode: every write lands at the end.
+        (&self.file).write_all(bytes)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+struct MappedFile(memmap2::Mmap);
+
+impl AsRef<[u8]> for MappedFile {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Storage for FsStorage {
+    fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn create(&self, name: &str) -> io::Result<Arc<dyn StorageFile>> {
+        let file = OpenOptions::new().read(true).append(true).create(true).truncate(false).open(self.path(name))?;
+        file.set_len(0)?;
+        Ok(Arc::new(FsFile { file }))
+    }
+
+    fn open(&self, name: &str) -> io::Result<Arc<dyn StorageFile>> {
+        let file = OpenOptions::new().read(true).append(true).open(self.path(name))?;
+        Ok(Arc::new(FsFile { file }))
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                if let Ok(name) = entry.file_name().into_string() {
+                    names.push(name);
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        fs::rename(self.path(from), self.path(to))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        fs::remove_file(self.path(name))
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        File::open(&self.root)?.sync_all()
+    }
+
+    fn map(&self, name: &str) -> io::Result<Mapped> {
+        let file = File::open(self.path(name))?;
+        if file.metadata()?.len() == 0 {
+            // Mapping an empty file fails on some systems; nothing to map anyway.
+            return Ok(Arc::new(Vec::<u8>::new()));
+        }
+        // SAFETY: pushdex never modifies a file after it has been written,
+        // fsynced and mapped (segments are immutable; the log is read, not
+        // mapped), and the directory lock keeps other pushdex processes out.
+        // A user editing index files by hand while the index is open is
+        // outside what any memory-mapped engine can defend against.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(Arc::new(MappedFile(map)))
+    }
+
+    fn try_lock(&self) -> io::Result<Option<LockGuard>> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(self.path("LOCK"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Box::new(file))),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
