@@ -83,10 +83,10 @@ fn enumeration_streams_across_chunks_under_concurrent_writes() {
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 index.add(Document::new(format!("s/{:06}x", (i * 7919) % N))).unwrap();
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     index.delete(&format!("s/{:06}x", (i * 104_729) % N)).unwrap();
                 }
-                if i % 1000 == 0 {
+                if i.is_multiple_of(1000) {
                     // The first 1000 stable documents come and go.
                     index.delete_with_prefix("s/000").unwrap();
                     index.add_all((0..1000).map(|k| Document::new(format!("s/000{k:03}")))).unwrap();
