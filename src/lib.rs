@@ -56,7 +56,11 @@
 mod document;
 mod error;
 mod index;
+#[doc(hidden)]
+pub mod manifest;
 mod record;
+#[doc(hidden)]
+pub mod segment;
 mod status;
 #[doc(hidden)]
 pub mod storage;

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 
 use crate::error::Result;
+use crate::index::merge::Merged;
 use crate::index::Index;
 use crate::status::{DocumentStatus, Entry, EnumerationMode, Serial};
 use crate::uri::{folder_prefix, place, prefix_successor, Place};
@@ -42,19 +43,20 @@ impl Enumeration {
         let Some(start) = self.resume.take() else { return Ok(()) };
         let inner = &self.index.inner;
         let shared = inner.read_lock()?;
+        let tables = &shared.tables;
         let limit = if self.synced_only { inner.synced.load(std::sync::atomic::Ordering::SeqCst) } else { u64::MAX };
         let marks = inner.watermarks();
         let mode = self.mode;
-        let mem = &shared.tables.mem;
-        let mut keys = mem.range(&self.prefix, &start);
+        let mut keys = Merged::new(tables, &self.prefix, &start)?;
         let mut looked = 0;
-        while let Some((key, entry)) = keys.next_entry() {
+        while let Some((key, item)) = keys.next_entry()? {
             looked += 1;
             // The end of the folder whose keys are to be skipped, if any.
             let mut skip = None;
             match place(&self.prefix, key) {
                 Place::InFolder(end) if !mode.recursive() => {
-                    if mode.folders() && entry.serial <= limit {
+                    let serial = if self.synced_only { item.serial(tables)? } else { 0 };
+                    if mode.folders() && serial <= limit {
                         let folder = String::from_utf8_lossy(&key[..end]).into_owned();
                         self.ready.push_back(Entry::Folder(folder));
                     }
@@ -62,20 +64,22 @@ impl Enumeration {
                     // folders are not wanted). A synced-only folder whose
                     // first document is not synced yet is not skipped: its
                     // next document may be.
-                    if !mode.folders() || entry.serial <= limit {
+                    if !mode.folders() || serial <= limit {
                         skip = Some(end);
                     }
                 }
-                _ => {
-                    if mode.documents() && entry.serial <= limit {
+                _ if mode.documents() => {
+                    let (serial, stamp) = item.status(tables)?;
+                    if serial <= limit {
                         self.ready.push_back(Entry::Document(DocumentStatus {
                             uri: String::from_utf8_lossy(key).into_owned(),
-                            stamp: entry.stamp.to_string(),
-                            state: marks.state_of(Serial(entry.serial)),
-                            serial: Serial(entry.serial),
+                            stamp,
+                            state: marks.state_of(Serial(serial)),
+                            serial: Serial(serial),
                         }));
                     }
                 }
+                _ => {}
             }
             let full = self.ready.len() >= CHUNK_ENTRIES || looked >= CHUNK_KEYS;
             if let Some(end) = skip {
@@ -84,7 +88,7 @@ impl Enumeration {
                     self.resume = Some(next);
                     return Ok(());
                 }
-                keys = mem.range(&self.prefix, &next);
+                keys.seek(&next)?;
             } else if full {
                 self.resume = Some(key_successor(key));
                 return Ok(());

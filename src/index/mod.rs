@@ -8,28 +8,32 @@
 //! every thread waiting (group commit, [`Inner::sync_to`]).
 
 mod enumerate;
+mod flush;
+mod merge;
 mod session;
+mod tables;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 pub use enumerate::Enumeration;
 pub use session::PushSession;
 
-use crate::document::{check_name, check_value, Body, Document, Update, MAX_BATCH_BYTES, MAX_BATCH_DOCUMENTS};
+use crate::document::{check_name, check_value, Document, Update, MAX_BATCH_BYTES, MAX_BATCH_DOCUMENTS};
 use crate::error::{Error, Result};
+use crate::manifest;
 use crate::record::{DocRecord, Op};
+use crate::segment::Segment;
 use crate::status::{Checkpoint, DocumentStatus, EnumerationMode, Serial, SessionId, State, Watermarks};
 use crate::storage::{FsStorage, LockGuard, Storage};
-use crate::trie::Trie;
 use crate::uri::{check_prefix, check_root, check_uri, folder_prefix};
 use crate::wal::{self, WalWriter};
-
-/// Checkpoint names starting with this belong to pushdex's own layers.
-pub const RESERVED_CHECKPOINT_PREFIX: &str = "pushdex.";
+use flush::{Maintenance, Signal};
+pub use tables::RESERVED_CHECKPOINT_PREFIX;
+use tables::{CheckpointEntry, LiveSegment, Tables};
 
 /// The log buffer is written to the file (not fsynced) once it holds this much.
 const WRITE_OUT_BYTES: usize = 1 << 20;
@@ -76,41 +80,27 @@ impl Options {
 #[derive(Clone)]
 pub struct Index {
     inner: Arc<Inner>,
+    /// Shared by the user's handles only (not by background work): when the
+    /// last one goes, the index shuts down and releases its directory.
+    _handles: Arc<LastHandle>,
 }
 
-/// A memtable entry: the newest version of one URI.
-#[derive(Debug)]
-pub(crate) struct MemEntry {
-    serial: u64,
-    stamp: Box<str>,
-    /// [`Body::encode`] of the document's metas and parts.
-    body: Box<[u8]>,
+/// Shuts the index down when the last user handle is dropped.
+struct LastHandle {
+    inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
-struct CheckpointEntry {
-    value: String,
-    serial: u64,
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        // Best effort: nobody is left to hear about a failure.
+        let _ = self.inner.shut_down(false);
+    }
 }
 
 /// What the writer lock protects: the tables, and the log they are ahead of.
 struct Shared {
     tables: Tables,
     wal: WalWriter,
-}
-
-/// The in-memory state that every operation changes: rebuilt by replaying
-/// the log at open, changed by the live write path through the same
-/// [`Tables::apply`], so that both can never disagree.
-#[derive(Default)]
-struct Tables {
-    mem: Trie<MemEntry>,
-    /// Bytes pushed into the memtable since it was last empty (an estimate
-    /// of its size: the flush threshold compares against it).
-    mem_bytes: usize,
-    checkpoints: BTreeMap<String, CheckpointEntry>,
-    /// The serial of the last operation applied.
-    last: u64,
 }
 
 /// The group-commit round: at most one thread fsyncs at a time, the others
@@ -134,6 +124,12 @@ pub(crate) struct Inner {
     round: Mutex<SyncRound>,
     round_done: Condvar,
     dir_lock: Mutex<Option<LockGuard>>,
+    maintenance: Mutex<Maintenance>,
+    /// Wakes the background maintenance thread.
+    signal: Arc<Signal>,
+    /// Writers stalled behind a full memtable wait here for a flush.
+    stall: Mutex<()>,
+    flushed: Condvar,
 }
 
 impl Index {
@@ -158,9 +154,10 @@ impl Index {
     pub fn open_with_storage(storage: Arc<dyn Storage>, options: Options) -> Result<Index> {
         options.check()?;
         let dir_lock = storage.try_lock()?.ok_or_else(|| Error::Locked { path: storage.root().to_path_buf() })?;
-        let mut tables = Tables::default();
+        let manifest = manifest::read_manifest(storage.as_ref())?.unwrap_or_default();
+        let mut tables = load_committed(storage.as_ref(), &manifest)?;
         let log_path = storage.root().to_path_buf();
-        let recovery = wal::recover(storage.as_ref(), 1, |frame| {
+        let recovery = wal::recover(storage.as_ref(), manifest.log_gen.max(1), |frame| {
             let op = Op::decode(frame.kind, frame.payload, &log_path)?;
             if frame.serial != tables.last + 1 || op.serials() == 0 {
                 return Err(Error::corrupt(
@@ -168,11 +165,13 @@ impl Index {
                     format!("log frame with serial {} follows serial {}", frame.serial, tables.last),
                 ));
             }
-            tables.apply(frame.serial, op);
+            tables.apply(frame.serial, op)?;
             Ok(())
         })?;
         let last = tables.last;
-        let inner = Inner {
+        let next_gen = next_free_gen(storage.as_ref(), &manifest)?;
+        let signal = Arc::new(Signal::default());
+        let inner = Arc::new(Inner {
             storage,
             session: SessionId(new_session_id()?),
             options,
@@ -180,31 +179,41 @@ impl Index {
             last: AtomicU64::new(last),
             // Recovery fsynced everything it kept.
             synced: AtomicU64::new(last),
-            // Until segments exist there is nothing between "on disk" and
-            // "searchable": what was recovered counts as refreshed.
-            searchable: AtomicU64::new(last),
+            // What the manifest holds was committed by a flush; what the log
+            // replayed on top of it is in the memtable, not yet searchable.
+            searchable: AtomicU64::new(manifest.serial),
             state: RwLock::new(Shared { tables, wal: recovery.writer }),
             round: Mutex::new(SyncRound::default()),
             round_done: Condvar::new(),
             dir_lock: Mutex::new(Some(dir_lock)),
-        };
-        Ok(Index { inner: Arc::new(inner) })
+            maintenance: Mutex::new(Maintenance {
+                next_gen,
+                committed: manifest.serial,
+                pending: None,
+                manifest: manifest.clone(),
+            }),
+            signal: signal.clone(),
+            stall: Mutex::new(()),
+            flushed: Condvar::new(),
+        });
+        // Leftovers of a flush or merge that died before its commit, and
+        // logs the manifest covers.
+        inner.remove_obsolete(&manifest)?;
+        flush::spawn_background(Arc::downgrade(&inner), signal)?;
+        Ok(Index { _handles: Arc::new(LastHandle { inner: inner.clone() }), inner })
     }
 
-    /// Syncs, then releases the directory. Every other clone of this index
-    /// then gets [`Error::Closed`] from every call.
+    /// Flushes the memtable and syncs, then releases the directory. Every
+    /// other clone of this index then gets [`Error::Closed`] from every call.
     pub fn close(self) -> Result<()> {
-        let inner = &self.inner;
-        if inner.closed.swap(true, Ordering::SeqCst) {
-            return Err(Error::Closed);
-        }
-        // A writer that saw the index open before the flag was set may still
-        // be applying its operation: wait for it, so that the sync below
-        // covers every operation that returned a serial.
-        drop(inner.write_lock());
-        let result = inner.sync_to(inner.last.load(Ordering::SeqCst));
-        inner.lock_guard().take();
-        result.map(|_| ())
+        self.inner.shut_down(true)
+    }
+
+    /// Merges every segment into one, dropping deleted and replaced rows.
+    /// What reads return does not change.
+    pub fn compact(&self) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.compact()
     }
 
     // ---- writes ----------------------------------------------------------
@@ -325,10 +334,8 @@ impl Index {
     /// Makes every earlier operation Searchable; returns the searchable
     /// watermark.
     pub fn refresh(&self) -> Result<Serial> {
-        let synced = self.sync()?;
-        // Segments and search slot in here: until they exist, everything
-        // synced is as searchable as it will get.
-        self.inner.searchable.fetch_max(synced.0, Ordering::SeqCst);
+        self.inner.check_open()?;
+        self.inner.flush(true)?;
         Ok(Serial(self.inner.searchable.load(Ordering::SeqCst)))
     }
 
@@ -349,8 +356,13 @@ impl Index {
     pub fn status(&self, uri: &str) -> Result<DocumentStatus> {
         check_uri(uri)?;
         let shared = self.inner.read_lock()?;
-        Ok(match shared.tables.mem.get(uri.as_bytes()) {
-            Some(entry) => self.inner.status_of(uri.to_string(), entry),
+        Ok(match shared.tables.status(uri.as_bytes())? {
+            Some((serial, stamp)) => DocumentStatus {
+                uri: uri.to_string(),
+                stamp,
+                state: self.inner.watermarks().state_of(Serial(serial)),
+                serial: Serial(serial),
+            },
             None => DocumentStatus::absent(uri),
         })
     }
@@ -384,7 +396,9 @@ impl Index {
         check_root(root)?;
         if mode == EnumerationMode::RecursiveDocuments {
             let shared = self.inner.read_lock()?;
-            return Ok(shared.tables.mem.count_prefix(folder_prefix(root).as_bytes()) as u64);
+            if let Some(n) = shared.tables.count_under(folder_prefix(root).as_bytes())? {
+                return Ok(n);
+            }
         }
         let mut n = 0;
         for entry in self.enumerate(root, mode)? {
@@ -517,15 +531,6 @@ impl Inner {
         Watermarks { last: Serial(last), synced: Serial(synced), searchable: Serial(searchable) }
     }
 
-    fn status_of(&self, uri: String, entry: &MemEntry) -> DocumentStatus {
-        DocumentStatus {
-            uri,
-            stamp: entry.stamp.to_string(),
-            state: self.watermarks().state_of(Serial(entry.serial)),
-            serial: Serial(entry.serial),
-        }
-    }
-
     /// The write path for an operation known before the lock is taken.
     fn write(&self, op: Op<'_>) -> Result<Serial> {
         self.write_with(|shared, serial| shared.log_and_apply(serial, op))
@@ -536,6 +541,16 @@ impl Inner {
     /// current state (update) before it logs and applies anything.
     fn write_with(&self, op: impl FnOnce(&mut Shared, u64) -> Result<u64>) -> Result<Serial> {
         let mut shared = self.write_lock();
+        // Backpressure: while one memtable is being flushed, the next may
+        // grow to the threshold again, not beyond.
+        while shared.tables.frozen.is_some() && shared.tables.mem_bytes >= self.options.memtable_bytes {
+            drop(shared);
+            self.signal.notify();
+            let stall = self.stall.lock().unwrap_or_else(|e| e.into_inner());
+            drop(self.flushed.wait_timeout(stall, Duration::from_millis(20)).unwrap_or_else(|e| e.into_inner()));
+            self.check_open()?;
+            shared = self.write_lock();
+        }
         // Checked under the lock: close() takes the lock after setting the
         // flag, so no operation slips in after its final sync.
         self.check_open()?;
@@ -549,6 +564,9 @@ impl Inner {
         }
         let last = op(&mut shared, self.last.load(Ordering::SeqCst) + 1)?;
         self.last.store(last, Ordering::SeqCst);
+        if shared.tables.mem_bytes >= self.options.memtable_bytes && shared.tables.frozen.is_none() {
+            self.signal.notify();
+        }
         Ok(Serial(last))
     }
 
@@ -611,70 +629,72 @@ fn poisoned() -> Error {
     Error::Io(std::io::Error::other("the log failed an earlier write or fsync; reopen the index"))
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if !self.closed.load(Ordering::SeqCst) {
-            // Best effort: nobody is left to hear about a failure.
-            let _ = self.sync_to(self.last.load(Ordering::SeqCst));
+impl Inner {
+    /// Closes the index: no call gets through afterwards. With `flush`
+    /// (an explicit `close()`) the memtable is committed so that the next
+    /// open replays nothing; else (the last handle dropped) the log is synced.
+    /// The directory is released either way.
+    fn shut_down(&self, flush: bool) -> Result<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Err(Error::Closed);
         }
+        self.signal.notify();
+        // Wait for a flush or merge in progress, and for a writer that saw
+        // the index open before the flag was set: the final sync covers
+        // every operation that returned a serial.
+        let mut m = self.lock_maintenance();
+        drop(self.write_lock());
+        let result = if flush {
+            self.flush_locked(&mut m, false).and_then(|_| self.sync_to(self.last.load(Ordering::SeqCst)))
+        } else {
+            self.sync_to(self.last.load(Ordering::SeqCst))
+        };
+        self.lock_guard().take();
+        result.map(|_| ())
     }
 }
 
 impl Shared {
-    /// Logs `op` as one frame, then applies it; returns its last serial.
+    /// Logs `op` as one frame, then applies it; returns its last serial. If
+    /// applying fails (a damaged segment), the frame is taken back out.
     fn log_and_apply(&mut self, serial: u64, op: Op<'_>) -> Result<u64> {
+        let mark = self.wal.buffer_len();
         self.wal.append(serial, op.kind(), |buf| op.encode(buf));
-        Ok(self.tables.apply(serial, op))
+        self.tables.apply(serial, op).inspect_err(|_| self.wal.truncate_buffer(mark))
     }
 }
 
-impl Tables {
-    /// Applies one operation whose first serial is `serial`; returns its last.
-    fn apply(&mut self, serial: u64, op: Op<'_>) -> u64 {
-        let last = serial + op.serials() - 1;
-        match op {
-            Op::Add(doc) => self.put(serial, &doc),
-            Op::Batch(docs) => {
-                for (serial, doc) in (serial..).zip(&docs) {
-                    self.put(serial, doc);
-                }
-            }
-            Op::Delete(uri) => {
-                self.mem.remove(uri.as_bytes());
-            }
-            Op::DeleteRootPath(root, recursive) => {
-                let prefix = folder_prefix(root);
-                if recursive {
-                    self.mem.remove_prefix(prefix.as_bytes());
-                } else {
-                    self.mem.remove_children(prefix.as_bytes());
-                }
-            }
-            Op::DeletePrefix(prefix) => {
-                self.mem.remove_prefix(prefix.as_bytes());
-            }
-            Op::SetCheckpoint(name, value) => {
-                self.checkpoints.insert(name.to_string(), CheckpointEntry { value: value.to_string(), serial });
-            }
-            Op::DeleteCheckpoint(name) => {
-                self.checkpoints.remove(name);
-            }
-            Op::ClearCheckpoints => self.checkpoints.retain(|name, _| name.starts_with(RESERVED_CHECKPOINT_PREFIX)),
+/// The state the manifest committed: its segments, bitmaps and checkpoints.
+fn load_committed(storage: &dyn Storage, manifest: &manifest::Manifest) -> Result<Tables> {
+    let mut tables = Tables { last: manifest.serial, ..Tables::default() };
+    for seg_ref in &manifest.segments {
+        let seg = Segment::open(storage, &seg_ref.name)?;
+        if seg.rows() != seg_ref.rows {
+            return Err(Error::corrupt(
+                seg.path(),
+                format!("the manifest says {} rows, the segment holds {}", seg_ref.rows, seg.rows()),
+            ));
         }
-        self.last = last;
-        last
+        let deleted = match &seg_ref.deletions {
+            Some(name) => manifest::read_bitmap(storage, name, seg.rows())?,
+            None => roaring::RoaringBitmap::new(),
+        };
+        tables.segments.push(LiveSegment::new(Arc::new(seg), deleted, seg_ref.deletions.clone()));
     }
+    for (name, value, serial) in &manifest.checkpoints {
+        tables.checkpoints.insert(name.clone(), CheckpointEntry { value: value.clone(), serial: *serial });
+    }
+    Ok(tables)
+}
 
-    fn put(&mut self, serial: u64, doc: &DocRecord<'_>) {
-        self.mem_bytes += doc.uri.len() + doc.stamp.len() + doc.body.len() + std::mem::size_of::<MemEntry>();
-        let entry = MemEntry { serial, stamp: doc.stamp.into(), body: doc.body.into() };
-        self.mem.insert(doc.uri.as_bytes(), entry);
+/// One past the highest file generation in the directory or the manifest.
+fn next_free_gen(storage: &dyn Storage, manifest: &manifest::Manifest) -> Result<u64> {
+    let mut next = manifest.next_gen.max(1);
+    for name in storage.list()? {
+        let gen = wal::parse_log_name(&name).or_else(|| flush::parse_gen(&name));
+        if let Some(gen) = gen {
+            next = next.max(gen + 1);
+        }
     }
-
-    fn document(&self, uri: &str, path: &Path) -> Result<Option<Document>> {
-        let Some(entry) = self.mem.get(uri.as_bytes()) else { return Ok(None) };
-        let body = Body::decode(&entry.body)
-            .ok_or_else(|| Error::corrupt(path, format!("the stored body of {uri:?} does not decode")))?;
-        Ok(Some(Document::from_parts(uri.to_string(), entry.stamp.to_string(), body)))
-    }
+    Ok(next)
 }

@@ -1,0 +1,188 @@
+//! Segments: deletions over documents spread across several segments and
+//! the memtable, surviving reopen and merge; damaged segment and manifest
+//! files give `Error::Corrupt`, never a panic or a wrong answer.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use pushdex::{Document, EnumerationMode, Error, Index, Options, State};
+
+fn all(index: &Index) -> BTreeSet<String> {
+    index.enumerate("", EnumerationMode::RecursiveDocuments).unwrap().map(|e| e.unwrap().key().to_string()).collect()
+}
+
+fn files(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Four waves, each refreshed into its own segment, then a fifth left in
+/// the memtable; wave k rewrites some URIs of wave k-1.
+fn spread(index: &Index) -> BTreeSet<String> {
+    let mut want = BTreeSet::new();
+    for wave in 0..5 {
+        let docs: Vec<Document> = (0..200)
+            .map(|i| {
+                let uri = format!("eno:bo:{}{}/{}", ["master", "masterpart", "other"][i % 3], i % 7, i + wave * 150);
+                want.insert(uri.clone());
+                Document::new(uri).with_stamp(format!("w{wave}"))
+            })
+            .collect();
+        index.add_all(docs).unwrap();
+        if wave < 4 {
+            index.refresh().unwrap();
+        }
+    }
+    want
+}
+
+#[test]
+fn prefix_deletion_across_segments_and_memtable_survives_reopen_and_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    let mut want = spread(&index);
+    assert!(files(dir.path(), "pdx").len() >= 2, "the waves are in several segments");
+    assert_eq!(all(&index), want);
+
+    index.delete_with_prefix("eno:bo:master").unwrap();
+    want.retain(|u| !u.starts_with("eno:bo:master"));
+    index.delete_root_path("eno:bo:other3", true).unwrap();
+    want.retain(|u| !u.starts_with("eno:bo:other3/"));
+    index.delete_root_path("eno:bo:other4", false).unwrap();
+    want.retain(|u| !u.starts_with("eno:bo:other4/") || u["eno:bo:other4/".len()..].contains('/'));
+    assert_eq!(all(&index), want);
+    assert_eq!(index.count("", EnumerationMode::RecursiveDocuments).unwrap(), want.len() as u64);
+    for uri in &want {
+        assert!(index.status(uri).unwrap().exists(), "{uri}");
+    }
+    assert!(!index.status("eno:bo:master0/0").unwrap().exists());
+
+    // Dropped without close: the deletions come back from the log.
+    drop(index);
+    let index = Index::open(dir.path()).unwrap();
+    assert_eq!(all(&index), want);
+    index.refresh().unwrap();
+    index.compact().unwrap();
+    assert_eq!(all(&index), want);
+    assert_eq!(index.count("", EnumerationMode::RecursiveDocuments).unwrap(), want.len() as u64);
+    index.close().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    assert_eq!(all(&index), want);
+    for uri in &want {
+        assert_eq!(index.status(uri).unwrap().state, State::Searchable);
+    }
+}
+
+#[test]
+fn a_rewritten_or_deleted_document_never_resurfaces_from_an_older_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open_with(dir.path(), Options::default().memtable_bytes(4096)).unwrap();
+    for round in 0..20 {
+        index.add(Document::new("doc/a").with_stamp(format!("r{round}"))).unwrap();
+        index.add(Document::new("doc/b").with_stamp(format!("r{round}"))).unwrap();
+        index.refresh().unwrap();
+    }
+    index.delete("doc/b").unwrap();
+    index.refresh().unwrap();
+    assert_eq!(index.status("doc/a").unwrap().stamp, "r19");
+    assert!(!index.status("doc/b").unwrap().exists());
+    assert_eq!(all(&index), BTreeSet::from(["doc/a".to_string()]));
+    index.close().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    assert_eq!(index.status("doc/a").unwrap().stamp, "r19");
+    assert_eq!(all(&index), BTreeSet::from(["doc/a".to_string()]));
+    index.compact().unwrap();
+    assert_eq!(all(&index), BTreeSet::from(["doc/a".to_string()]));
+}
+
+#[test]
+fn a_closed_index_replays_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    index.add_all((0..1000).map(|i| Document::new(format!("x/{i}")))).unwrap();
+    index.set_checkpoint("c", "1").unwrap();
+    index.close().unwrap();
+    for log in files(dir.path(), "log") {
+        assert_eq!(fs::metadata(&log).unwrap().len(), 16, "{log:?} holds frames after close");
+    }
+    let index = Index::open(dir.path()).unwrap();
+    assert_eq!(index.count("x", EnumerationMode::RecursiveDocuments).unwrap(), 1000);
+    assert_eq!(index.checkpoint("c").unwrap().unwrap().value, "1");
+}
+
+fn expect_corrupt_or_correct(dir: &Path, want: &BTreeSet<String>) {
+    match Index::open(dir) {
+        Err(Error::Corrupt { .. }) => {}
+        Err(e) => panic!("expected Corrupt, got {e:?}"),
+        Ok(index) => {
+            let got: Result<BTreeSet<String>, Error> = index
+                .enumerate("", EnumerationMode::RecursiveDocuments)
+                .unwrap()
+                .map(|e| e.map(|e| e.key().to_string()))
+                .collect();
+            match got {
+                Ok(got) => assert_eq!(&got, want, "a damaged file gave a wrong answer"),
+                Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e:?}"),
+            }
+            for uri in want {
+                match index.get(uri) {
+                    Ok(Some(d)) => assert_eq!(d.uri(), uri),
+                    Ok(None) => panic!("{uri} vanished without an error"),
+                    Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn damaged_segments_and_manifests_are_corrupt() {
+    let original = tempfile::tempdir().unwrap();
+    let want: BTreeSet<String> = (0..3000).map(|i| format!("d/{}/{i:05}", i % 9)).collect();
+    {
+        let index = Index::open(original.path()).unwrap();
+        index
+            .add_all(want.iter().map(|u| Document::new(u.as_str()).with_stamp("s").with_text("t", u.as_str())))
+            .unwrap();
+        index.close().unwrap();
+    }
+    let seg = files(original.path(), "pdx").pop().unwrap();
+    let len = fs::metadata(&seg).unwrap().len() as usize;
+    let manifest_len = fs::metadata(original.path().join("MANIFEST")).unwrap().len() as usize;
+    let targets: Vec<(&str, usize)> = (0..150)
+        .map(|k| ("seg", k * len / 150))
+        .chain((len - 140..len).map(|at| ("seg", at)))
+        .chain((0..manifest_len).map(|at| ("MANIFEST", at)))
+        .collect();
+    for (file, at) in targets {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in fs::read_dir(original.path()).unwrap() {
+            let entry = entry.unwrap();
+            fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        let path = if file == "seg" { dir.path().join(seg.file_name().unwrap()) } else { dir.path().join("MANIFEST") };
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[at] ^= 0x5a;
+        fs::write(&path, &bytes).unwrap();
+        if file == "MANIFEST" {
+            assert!(matches!(Index::open(dir.path()), Err(Error::Corrupt { .. })), "MANIFEST flip at {at}");
+        } else {
+            expect_corrupt_or_correct(dir.path(), &want);
+        }
+    }
+    // A manifest naming a missing segment.
+    let dir = tempfile::tempdir().unwrap();
+    for entry in fs::read_dir(original.path()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path() != seg {
+            fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+    }
+    assert!(matches!(Index::open(dir.path()), Err(Error::Corrupt { .. })));
+}
