@@ -113,8 +113,15 @@ impl Inner {
     /// Freezes the memtable, writes it as a segment and commits a manifest
     /// covering every operation so far. Returns the covered serial. With
     /// `publish`, that serial also becomes Searchable.
+    ///
+    /// `Closed` once the index is shut down: a flush that was waiting for
+    /// the maintenance lock while `close` (or the last drop) ran must not
+    /// write after the directory lock was released.
     pub(crate) fn flush(&self, publish: bool) -> Result<u64> {
         let mut m = self.lock_maintenance();
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
         self.flush_locked(&mut m, publish)
     }
 
@@ -137,6 +144,8 @@ impl Inner {
                 return Err(e);
             }
             self.flushed.notify_all();
+            // A new segment may complete a tier: let the background merge.
+            self.signal.notify();
         }
         if publish {
             self.searchable.fetch_max(m.committed, Ordering::SeqCst);
@@ -284,6 +293,9 @@ impl Inner {
     /// Merges every segment into one.
     pub(crate) fn compact(&self) -> Result<()> {
         let mut m = self.lock_maintenance();
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
         if m.pending.is_some() {
             self.flush_locked(&mut m, false)?;
         }
