@@ -44,9 +44,22 @@ pub struct Options {
     memtable_bytes: usize,
 }
 
+/// The default flush threshold: two memtables (the active one and the one
+/// being flushed) fit a few-GiB, 2-core machine with room to spare.
+const DEFAULT_MEMTABLE_BYTES: usize = 64 << 20;
+
+/// Overrides the default flush threshold, for tests that run unchanged
+/// programs (such as the API contract) across many flushes and merges.
+pub(crate) const MEMTABLE_BYTES_ENV: &str = "PUSHDEX_MEMTABLE_BYTES";
+
 impl Default for Options {
+    /// 64 MiB of memtable, unless the environment variable
+    /// `PUSHDEX_MEMTABLE_BYTES` holds a number of bytes (a testing aid: CI
+    /// runs the API contract with a 4 KiB memtable this way). An explicit
+    /// [`Options::memtable_bytes`] always wins.
     fn default() -> Options {
-        Options { memtable_bytes: 64 << 20 }
+        let from_env = std::env::var(MEMTABLE_BYTES_ENV).ok().and_then(|v| v.trim().parse().ok());
+        Options { memtable_bytes: from_env.unwrap_or(DEFAULT_MEMTABLE_BYTES) }
     }
 }
 
