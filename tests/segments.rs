@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use pushdex::{Document, EnumerationMode, Error, Index, Options, State};
+use pushdex::{Document, Entry, EnumerationMode, Error, Index, Options, State};
 
 fn all(index: &Index) -> BTreeSet<String> {
     index.enumerate("", EnumerationMode::RecursiveDocuments).unwrap().map(|e| e.unwrap().key().to_string()).collect()
@@ -99,6 +99,69 @@ fn a_rewritten_or_deleted_document_never_resurfaces_from_an_older_segment() {
     assert_eq!(all(&index), BTreeSet::from(["doc/a".to_string()]));
     index.compact().unwrap();
     assert_eq!(all(&index), BTreeSet::from(["doc/a".to_string()]));
+}
+
+fn stamped(entry: Entry) -> (String, String) {
+    match entry {
+        Entry::Document(status) => (status.uri, status.stamp),
+        Entry::Folder(folder) => panic!("a folder {folder} in a documents enumeration"),
+    }
+}
+
+/// Merges run beside flushes: a thread compacts in a loop while writers
+/// rewrite and delete documents through a tiny memtable (so flushes commit
+/// while merges are being written). Nothing a merge does may change what a
+/// read returns, then or after a reopen.
+#[test]
+fn merges_racing_flushes_rewrites_and_deletions_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open_with(dir.path(), Options::default().memtable_bytes(4096)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let compactor = {
+        let (index, stop) = (index.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut merges = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                index.compact().unwrap();
+                merges += 1;
+            }
+            merges
+        })
+    };
+    let mut want = std::collections::BTreeMap::new();
+    for round in 0..60u32 {
+        for i in 0..40u32 {
+            let uri = format!("r/{}/{}", i % 5, (i * 7 + round) % 97);
+            index.add(Document::new(uri.clone()).with_stamp(format!("{round}.{i}"))).unwrap();
+            want.insert(uri, format!("{round}.{i}"));
+        }
+        let folder = format!("r/{}/", round % 5);
+        if round % 7 == 3 {
+            index.delete_root_path(&folder, true).unwrap();
+            want.retain(|u, _| !u.starts_with(&folder));
+        } else if round % 7 == 5 {
+            let prefix = format!("r/{}/{}", round % 5, round % 9);
+            index.delete_with_prefix(&prefix).unwrap();
+            want.retain(|u, _| !u.starts_with(&prefix));
+        }
+        if round % 10 == 9 {
+            index.refresh().unwrap();
+        }
+        let got: Vec<(String, String)> =
+            index.enumerate("", EnumerationMode::RecursiveDocuments).unwrap().map(|e| stamped(e.unwrap())).collect();
+        let expected: Vec<(String, String)> = want.iter().map(|(u, s)| (u.clone(), s.clone())).collect();
+        assert_eq!(got, expected, "round {round}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(compactor.join().unwrap() > 0);
+    for (uri, stamp) in &want {
+        assert_eq!(&index.status(uri).unwrap().stamp, stamp);
+    }
+    drop(index);
+    let index = Index::open(dir.path()).unwrap();
+    let got: std::collections::BTreeMap<String, String> =
+        index.enumerate("", EnumerationMode::RecursiveDocuments).unwrap().map(|e| stamped(e.unwrap())).collect();
+    assert_eq!(got, want);
 }
 
 #[test]

@@ -1,15 +1,19 @@
 //! Flushes, commits and merges: how the memtable becomes a segment and the
 //! manifest moves forward.
 //!
-//! One maintenance cycle runs at a time (the `maintenance` mutex): a flush
-//! (on `refresh()`, `close()`, or in the background when the memtable is
-//! full) or a merge. Writers are held only for the short steps that change
-//! shared state: the freeze and the install. The prefix rule of DESIGN.md
-//! section 5 holds because a commit's state is snapshotted at the freeze,
-//! after the log is fsynced through it: the manifest covering serial F holds
-//! exactly the effects of operations 1..F (the frozen memtable, the deletion
-//! bitmaps and checkpoints as they were at F). Deletions made after F live
-//! only in memory and in the newer log, which open replays.
+//! Commits are serialized by the `maintenance` mutex: a flush (on
+//! `refresh()`, `close()`, or on the flush thread when the memtable is full)
+//! holds it throughout; a merge (on the merge thread, or `compact()`) holds
+//! it only to pick its inputs and to commit, and writes the merged segment
+//! without it, so that flushes never wait for a merge. Writers are held only
+//! for the short steps that change shared state: the freeze and the
+//! installs. The prefix rule of DESIGN.md section 5 holds because a commit's
+//! state is snapshotted at the freeze, after the log is fsynced through it:
+//! the manifest covering serial F holds exactly the effects of operations
+//! 1..F (the frozen memtable, the deletion bitmaps and checkpoints as they
+//! were at F). Deletions made after F live only in memory and in the newer
+//! log, which open replays. `docs/FORMAT.md` has the crash argument step by
+//! step.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -36,6 +40,8 @@ pub(crate) struct Maintenance {
     pub(crate) pending: Option<Base>,
     /// The last manifest written (or read at open).
     pub manifest: Manifest,
+    /// The segment a merge is writing, not yet in any manifest.
+    pub merge_output: Option<String>,
 }
 
 /// What the background thread is asked to do.
@@ -61,11 +67,30 @@ impl Signal {
     }
 }
 
-/// Starts the background maintenance thread. It holds only a `Weak`
-/// reference, so it never keeps an index open.
-pub(crate) fn spawn_background(inner: Weak<Inner>, signal: Arc<Signal>) -> Result<()> {
+/// Starts the background threads: one flushes full memtables, the other
+/// merges segments, so that a long merge never holds up a flush (and the
+/// writers waiting for it). They hold only a `Weak` reference, so they never
+/// keep an index open.
+pub(crate) fn spawn_background(inner: &Arc<Inner>) -> Result<()> {
+    let flusher = Arc::downgrade(inner);
+    let signal = inner.signal.clone();
+    spawn("pushdex-flush", signal, flusher, |inner| {
+        // Errors are not lost: a failed log fsync poisons the writer, and
+        // anything else is retried on the next signal; the caller of
+        // refresh() or close() sees its own errors.
+        if inner.memtable_full() {
+            let _ = inner.flush(false);
+        }
+    })?;
+    let merger = Arc::downgrade(inner);
+    spawn("pushdex-merge", inner.merge_signal.clone(), merger, |inner| {
+        let _ = inner.merge_if_needed();
+    })
+}
+
+fn spawn(name: &str, signal: Arc<Signal>, inner: Weak<Inner>, work: fn(&Inner)) -> Result<()> {
     std::thread::Builder::new()
-        .name("pushdex-maintenance".into())
+        .name(name.into())
         .spawn(move || loop {
             let notified = signal.wait(Duration::from_millis(200));
             let Some(inner) = inner.upgrade() else { return };
@@ -73,17 +98,24 @@ pub(crate) fn spawn_background(inner: Weak<Inner>, signal: Arc<Signal>) -> Resul
                 return;
             }
             if notified {
-                // Errors are not lost: a failed log fsync poisons the writer,
-                // and anything else is retried on the next signal; the
-                // caller of refresh() or close() sees its own errors.
-                if inner.memtable_full() {
-                    let _ = inner.flush(false);
-                }
-                let _ = inner.merge_if_needed();
+                work(&inner);
             }
         })
         .map_err(Error::Io)?;
     Ok(())
+}
+
+/// Hands the heap's free memory back to the operating system. glibc keeps
+/// freed small allocations (a dropped memtable is millions of them) in its
+/// arenas, and the process would sit at its peak size for good; other
+/// allocators return memory on their own.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it takes the
+    // allocator's own locks and is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The state at the freeze: what the commit will hold.
@@ -144,8 +176,12 @@ impl Inner {
                 return Err(e);
             }
             self.flushed.notify_all();
-            // A new segment may complete a tier: let the background merge.
-            self.signal.notify();
+            // A new segment may complete a tier.
+            self.merge_signal.notify();
+            // The frozen memtable goes with the base (unless a reader still
+            // holds it): tens of MiB of small allocations.
+            drop(base);
+            release_free_memory();
         }
         if publish {
             self.searchable.fetch_max(m.committed, Ordering::SeqCst);
@@ -256,12 +292,13 @@ impl Inner {
             install(tables, base, new_seg, rewrites, committed)?;
         }
         // 6. Remove what the commit made obsolete.
-        self.remove_obsolete(&manifest)?;
+        self.remove_obsolete(&manifest, m.merge_output.as_deref())?;
         Ok(base.serial)
     }
 
-    /// Removes log files older than the manifest's and files it does not name.
-    pub(crate) fn remove_obsolete(&self, manifest: &Manifest) -> Result<()> {
+    /// Removes log files older than the manifest's and files it does not
+    /// name, except `keep` (a merge's output while it is being written).
+    pub(crate) fn remove_obsolete(&self, manifest: &Manifest, keep: Option<&str>) -> Result<()> {
         let storage = self.storage.as_ref();
         let mut removed = false;
         for name in storage.list()? {
@@ -273,65 +310,158 @@ impl Inner {
         if removed {
             storage.sync_dir()?;
         }
-        manifest::remove_orphans(storage, manifest, |_| false)?;
+        manifest::remove_orphans(storage, manifest, |name| Some(name) == keep)?;
         Ok(())
     }
 
-    /// Merges segments when the tiered policy asks for it.
+    /// Merges segments when the tiered policy asks for it. Runs on the merge
+    /// thread; does nothing while `compact()` merges.
     pub(crate) fn merge_if_needed(&self) -> Result<()> {
-        let mut m = self.lock_maintenance();
-        if self.closed.load(Ordering::SeqCst) || m.pending.is_some() {
-            return Ok(());
-        }
-        let sizes: Vec<u64> = self.read_tables().tables.segments.iter().map(|l| l.seg.file_bytes()).collect();
-        match pick_merge(&sizes) {
-            Some(picked) => self.merge(&mut m, &picked),
-            None => Ok(()),
-        }
+        let Ok(_merging) = self.merging.try_lock() else { return Ok(()) };
+        self.merge(|segments| pick_merge(&segments.iter().map(|l| l.seg.file_bytes()).collect::<Vec<_>>())).map(|_| ())
     }
 
     /// Merges every segment into one.
     pub(crate) fn compact(&self) -> Result<()> {
-        let mut m = self.lock_maintenance();
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(Error::Closed);
+        let _merging = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let mut m = self.lock_maintenance();
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(Error::Closed);
+            }
+            if m.pending.is_some() {
+                self.flush_locked(&mut m, false)?;
+            }
         }
-        if m.pending.is_some() {
-            self.flush_locked(&mut m, false)?;
-        }
-        let count = self.read_tables().tables.segments.len();
-        let has_deletions = self.read_tables().tables.segments.iter().any(|l| !l.committed.is_empty());
-        if count > 1 || has_deletions {
-            self.merge(&mut m, &(0..count).collect::<Vec<_>>())?;
+        let all = |segments: &[LiveSegment]| {
+            let has_deletions = segments.iter().any(|l| !l.committed.is_empty());
+            (segments.len() > 1 || has_deletions).then(|| (0..segments.len()).collect())
+        };
+        if self.merge(all)? == Merged::Abandoned {
+            return Err(if self.closed.load(Ordering::SeqCst) {
+                Error::Closed
+            } else {
+                Error::Io(std::io::Error::other("a flush failed during the merge; retry after it succeeds"))
+            });
         }
         Ok(())
     }
 
-    /// Merges the segments at positions `picked` (ascending) into one.
+    /// Merges the segments at the positions `choose` picks (given the live
+    /// segments) into one; the caller holds `merging`.
     ///
-    /// The inputs are read as the last commit left them (their committed
-    /// bitmaps, as of serial `m.committed`), so that the merged segment holds
-    /// exactly the committed state and the new manifest still covers exactly
-    /// 1..committed. Deletions made since are carried over to the merged
-    /// segment's live bitmap through the ordinal mapping, under the lock.
-    fn merge(&self, m: &mut Maintenance, picked: &[usize]) -> Result<()> {
-        let storage = self.storage.as_ref();
-        let inputs: Vec<LiveSegment> = {
+    /// The merged segment is written without the maintenance lock, so that
+    /// flushes (and the writers behind a full memtable) never wait for a
+    /// merge. It holds the inputs as the last commit before the merge left
+    /// them (their committed bitmaps); the lock is taken to snapshot the
+    /// inputs and again to commit and install, where the deletions committed
+    /// or made in the meantime move to the merged segment through the
+    /// ordinal mapping. So the new manifest covers exactly what the manifest
+    /// it replaces covered.
+    fn merge(&self, choose: impl FnOnce(&[LiveSegment]) -> Option<Vec<usize>>) -> Result<Merged> {
+        let (inputs, name) = {
+            let mut m = self.lock_maintenance();
+            if self.closed.load(Ordering::SeqCst) || m.pending.is_some() {
+                return Ok(Merged::Abandoned);
+            }
             let shared = self.read_tables();
-            picked.iter().map(|&i| shared.tables.segments[i].clone()).collect()
+            let segments = &shared.tables.segments;
+            let Some(picked) = choose(segments) else { return Ok(Merged::Nothing) };
+            let inputs: Vec<LiveSegment> = picked.iter().map(|&i| segments[i].clone()).collect();
+            let name = segment_name(m.next_gen);
+            m.next_gen += 1;
+            // A commit in the meantime must not take it for an orphan.
+            m.merge_output = Some(name.clone());
+            (inputs, name)
         };
-        let name = segment_name(m.next_gen);
-        m.next_gen += 1;
-        // remap[i][old ordinal] = new ordinal, or u32::MAX when dropped.
+        let written = self.write_merged(&inputs, &name);
+        let mut m = self.lock_maintenance();
+        m.merge_output = None;
+        let committed = match written {
+            Ok((merged, remap)) => self.commit_merge(&mut m, &inputs, merged, &remap),
+            Err(e) => Err(e),
+        };
+        match committed {
+            Ok(true) => Ok(Merged::Done),
+            // Still under the directory lock: close waits for `merging`.
+            Ok(false) | Err(Error::Closed) => self.remove_unused(&name).map(|()| Merged::Abandoned),
+            Err(e) => {
+                let _ = self.remove_unused(&name);
+                Err(e)
+            }
+        }
+    }
+
+    fn remove_unused(&self, name: &str) -> Result<()> {
+        match self.storage.remove(name) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes the live rows of `inputs` (as of their last commit) as segment
+    /// `name`; returns it with the ordinal mapping, `remap[i][old ordinal]` =
+    /// new ordinal, or `u32::MAX` for a row left out. Gives up with `Closed`
+    /// when the index closes, so that close never waits for a long merge.
+    fn write_merged(&self, inputs: &[LiveSegment], name: &str) -> Result<(Arc<Segment>, Vec<Vec<u32>>)> {
+        let storage = self.storage.as_ref();
         let remap = std::cell::RefCell::new(Vec::new());
-        segment::write_segment(storage, &name, &|visit| {
+        segment::write_segment(storage, name, &|visit| {
             let mut remap = remap.borrow_mut();
             *remap = inputs.iter().map(|l| vec![u32::MAX; l.seg.rows() as usize]).collect();
-            merge_rows(&inputs, &mut remap, visit)
+            let mut rows = 0u32;
+            merge_rows(inputs, &mut remap, &mut |entry| {
+                rows = rows.wrapping_add(1);
+                if rows.is_multiple_of(4096) && self.closed.load(Ordering::SeqCst) {
+                    return Err(Error::Closed);
+                }
+                visit(entry)
+            })
         })?;
         storage.sync_dir()?;
-        let merged = Arc::new(Segment::open(storage, &name)?);
-        let remap = remap.into_inner();
+        let merged = Arc::new(Segment::open(storage, name)?);
+        Ok((merged, remap.into_inner()))
+    }
+
+    /// Commits the merged segment in place of its inputs and installs it.
+    /// Returns false (nothing changed) when the merge must be abandoned.
+    fn commit_merge(
+        &self,
+        m: &mut Maintenance,
+        inputs: &[LiveSegment],
+        merged: Arc<Segment>,
+        remap: &[Vec<u32>],
+    ) -> Result<bool> {
+        if self.closed.load(Ordering::SeqCst) || m.pending.is_some() {
+            // A pending flush's base names the inputs: it must install first.
+            return Ok(false);
+        }
+        let storage = self.storage.as_ref();
+        // The rows of `inputs` that a bitmap of the current segment list
+        // deletes and the merge did not already leave out, renumbered.
+        let carried = |tables: &Tables, pick: fn(&LiveSegment) -> &RoaringBitmap| -> Result<RoaringBitmap> {
+            let mut out = RoaringBitmap::new();
+            for (input, map) in inputs.iter().zip(remap) {
+                let current = tables.segments.iter().find(|l| Arc::ptr_eq(&l.seg, &input.seg)).ok_or_else(|| {
+                    Error::corrupt(input.seg.path(), "a merged segment vanished during the merge (a bug)")
+                })?;
+                let since = pick(current) - input.committed.as_ref();
+                out.extend(since.iter().filter_map(|ord| map.get(ord as usize).copied().filter(|&n| n != u32::MAX)));
+            }
+            Ok(out)
+        };
+        // Commits cannot move while `m` is held: the committed bitmaps are
+        // final; live deletions are taken again at the install.
+        let committed = carried(&self.read_tables().tables, |l| l.committed.as_ref())?;
+        let bitmap_file = if committed.is_empty() {
+            None
+        } else {
+            let name = bitmap_name(m.next_gen);
+            m.next_gen += 1;
+            manifest::write_bitmap(storage, &name, &committed)?;
+            storage.sync_dir()?;
+            Some(name)
+        };
 
         // The commit: the last manifest with the inputs replaced.
         let input_names: Vec<&str> = inputs.iter().map(|l| l.seg.name()).collect();
@@ -339,37 +469,37 @@ impl Inner {
         let at = manifest.segments.iter().position(|r| input_names.contains(&r.name.as_str())).unwrap_or(0);
         manifest.segments.retain(|r| !input_names.contains(&r.name.as_str()));
         let at = at.min(manifest.segments.len());
-        manifest.segments.insert(at, SegmentRef { name: name.clone(), rows: merged.rows(), deletions: None });
+        let merged_ref =
+            SegmentRef { name: merged.name().to_string(), rows: merged.rows(), deletions: bitmap_file.clone() };
+        manifest.segments.insert(at, merged_ref);
         manifest.next_gen = m.next_gen;
         manifest::write_manifest(storage, &manifest)?;
         m.manifest = manifest.clone();
 
-        // Install: deletions since the commit move to the merged segment.
+        // Install.
         {
             let mut shared = self.write_lock();
+            let deleted = carried(&shared.tables, |l| l.deleted.as_ref())?;
             let segments = &mut shared.tables.segments;
-            let mut deleted = RoaringBitmap::new();
-            for (input, map) in inputs.iter().zip(&remap) {
-                let current = segments.iter().find(|l| Arc::ptr_eq(&l.seg, &input.seg)).ok_or_else(|| {
-                    Error::corrupt(input.seg.path(), "a merged segment vanished during the merge (a bug)")
-                })?;
-                for ord in current.deleted.iter() {
-                    if !input.committed.contains(ord) {
-                        if let Some(&new) = map.get(ord as usize).filter(|&&new| new != u32::MAX) {
-                            deleted.insert(new);
-                        }
-                    }
-                }
-            }
             let first = segments.iter().position(|l| inputs.iter().any(|i| Arc::ptr_eq(&l.seg, &i.seg))).unwrap_or(0);
             segments.retain(|l| !inputs.iter().any(|i| Arc::ptr_eq(&l.seg, &i.seg)));
-            let mut live = LiveSegment::new(merged, RoaringBitmap::new(), None);
+            let mut live = LiveSegment::new(merged, committed, bitmap_file);
             live.deleted = Arc::new(deleted);
             segments.insert(first.min(segments.len()), live);
         }
-        self.remove_obsolete(&manifest)?;
-        Ok(())
+        self.remove_obsolete(&manifest, None)?;
+        Ok(true)
     }
+}
+
+/// How a merge ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Merged {
+    Done,
+    /// Nothing to merge.
+    Nothing,
+    /// Given up: the index closed, or a failed flush waits to be committed.
+    Abandoned,
 }
 
 /// Swaps the new segment in and the frozen memtable out. The segment list

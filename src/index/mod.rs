@@ -139,7 +139,12 @@ pub(crate) struct Inner {
     dir_lock: Mutex<Option<LockGuard>>,
     maintenance: Mutex<Maintenance>,
     /// Wakes the background maintenance thread.
+    /// Wakes the flush thread.
     signal: Arc<Signal>,
+    /// Wakes the merge thread.
+    merge_signal: Arc<Signal>,
+    /// Held through a merge: one at a time, and close waits for it.
+    merging: Mutex<()>,
     /// Writers stalled behind a full memtable wait here for a flush.
     stall: Mutex<()>,
     flushed: Condvar,
@@ -183,7 +188,6 @@ impl Index {
         })?;
         let last = tables.last;
         let next_gen = next_free_gen(storage.as_ref(), &manifest)?;
-        let signal = Arc::new(Signal::default());
         let inner = Arc::new(Inner {
             storage,
             session: SessionId(new_session_id()?),
@@ -204,15 +208,18 @@ impl Index {
                 committed: manifest.serial,
                 pending: None,
                 manifest: manifest.clone(),
+                merge_output: None,
             }),
-            signal: signal.clone(),
+            signal: Arc::new(Signal::default()),
+            merge_signal: Arc::new(Signal::default()),
+            merging: Mutex::new(()),
             stall: Mutex::new(()),
             flushed: Condvar::new(),
         });
         // Leftovers of a flush or merge that died before its commit, and
         // logs the manifest covers.
-        inner.remove_obsolete(&manifest)?;
-        flush::spawn_background(Arc::downgrade(&inner), signal)?;
+        inner.remove_obsolete(&manifest, None)?;
+        flush::spawn_background(&inner)?;
         Ok(Index { _handles: Arc::new(LastHandle { inner: inner.clone() }), inner })
     }
 
@@ -652,9 +659,12 @@ impl Inner {
             return Err(Error::Closed);
         }
         self.signal.notify();
-        // Wait for a flush or merge in progress, and for a writer that saw
-        // the index open before the flag was set: the final sync covers
-        // every operation that returned a serial.
+        self.merge_signal.notify();
+        // Wait for a merge (it gives up at the flag), a flush in progress,
+        // and a writer that saw the index open before the flag was set: the
+        // final sync covers every operation that returned a serial, and
+        // nothing writes once the directory is released.
+        let _merging = self.merging.lock().unwrap_or_else(|e| e.into_inner());
         let mut m = self.lock_maintenance();
         drop(self.write_lock());
         let result = if flush {
