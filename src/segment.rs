@@ -293,6 +293,20 @@ fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(a)
 }
 
+/// The crc32c of bytes `range` of `file`, read in chunks.
+fn file_crc(file: &dyn StorageFile, range: Range<usize>) -> Result<u32> {
+    const CHUNK: usize = 1 << 20;
+    let mut buf = vec![0u8; CHUNK.min(range.len())];
+    let (mut crc, mut at) = (0u32, range.start);
+    while at < range.end {
+        let n = CHUNK.min(range.end - at);
+        file.read_at(at as u64, &mut buf[..n])?;
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        at += n;
+    }
+    Ok(crc)
+}
+
 impl Segment {
     /// Maps segment `name` and checks its footer, its block-checksum table
     /// and its `uris` section. A missing file is `Corrupt` (a manifest names it).
@@ -350,9 +364,13 @@ impl Segment {
             )));
         }
         // Verified in full before fst (which trusts its input) walks it.
+        // Read through the file, not the map: the pages stay in the page
+        // cache without counting in this process's resident memory until
+        // lookups touch them.
+        let file = storage.open(name)?;
         for (section, at, what) in [(URIS, FOOTER_BYTES - 12, "uris"), (CRCS, FOOTER_BYTES - 8, "crcs")] {
             let want = le_u32(footer, at);
-            let got = crc32c::crc32c(&bytes[sections[section].clone()]);
+            let got = file_crc(file.as_ref(), sections[section].clone())?;
             if want != got {
                 return Err(corrupt(format!("{what} section crc32c is {got:#010x}, expected {want:#010x}")));
             }
