@@ -195,7 +195,9 @@ fn expect_corrupt_or_correct(dir: &Path, want: &BTreeSet<String>) {
             }
             for uri in want {
                 match index.get(uri) {
-                    Ok(Some(d)) => assert_eq!(d.uri(), uri),
+                    Ok(Some(d)) => {
+                        assert_eq!((d.uri(), d.stamp(), d.text("t")), (uri.as_str(), "s", Some(uri.as_str())))
+                    }
                     Ok(None) => panic!("{uri} vanished without an error"),
                     Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e:?}"),
                 }
@@ -216,13 +218,22 @@ fn damaged_segments_and_manifests_are_corrupt() {
         index.close().unwrap();
     }
     let seg = files(original.path(), "pdx").pop().unwrap();
-    let len = fs::metadata(&seg).unwrap().len() as usize;
+    let bytes = fs::read(&seg).unwrap();
+    let len = bytes.len();
     let manifest_len = fs::metadata(original.path().join("MANIFEST")).unwrap().len() as usize;
-    let targets: Vec<(&str, usize)> = (0..150)
-        .map(|k| ("seg", k * len / 150))
-        .chain((len - 140..len).map(|at| ("seg", at)))
-        .chain((0..manifest_len).map(|at| ("MANIFEST", at)))
-        .collect();
+    // The five sections (bodies, stamps, rows, uris, block crcs) from the
+    // footer's table (docs/FORMAT.md): their first, last and 40 spread bytes.
+    let footer = &bytes[len - 132..];
+    let u64_at = |at: usize| u64::from_le_bytes(footer[at..at + 8].try_into().unwrap()) as usize;
+    let mut targets: Vec<(&str, usize)> = Vec::new();
+    for section in 0..5 {
+        let (off, section_len) = (u64_at(40 + 16 * section), u64_at(48 + 16 * section));
+        assert!(section_len > 0, "section {section} is empty");
+        targets.extend((0..40).map(|k| ("seg", off + k * section_len / 40)));
+        targets.push(("seg", off + section_len - 1));
+    }
+    targets.extend((len - 132..len).map(|at| ("seg", at)));
+    targets.extend((0..manifest_len).map(|at| ("MANIFEST", at)));
     for (file, at) in targets {
         let dir = tempfile::tempdir().unwrap();
         for entry in fs::read_dir(original.path()).unwrap() {
