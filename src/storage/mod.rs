@@ -10,6 +10,7 @@
 //! `MANIFEST`, …); the storage decides where that directory is.
 
 mod fs;
+mod sim;
 
 use std::any::Any;
 use std::fmt;
@@ -18,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use fs::FsStorage;
+pub use sim::SimStorage;
 
 /// Read-only bytes of a whole file: a memory map on the real storage.
 pub type Mapped = Arc<dyn AsRef<[u8]> + Send + Sync>;
