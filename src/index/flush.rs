@@ -173,6 +173,9 @@ impl Inner {
                 // The frozen memtable stays readable; the newer log keeps
                 // the operations after it.
                 m.pending = Some(base);
+                *self.last_flush_failure.lock().unwrap_or_else(|e| e.into_inner()) = e.to_string();
+                self.flush_failures.fetch_add(1, Ordering::SeqCst);
+                self.flushed.notify_all();
                 return Err(e);
             }
             self.flushed.notify_all();
@@ -291,8 +294,10 @@ impl Inner {
             let tables = &mut shared.tables;
             install(tables, base, new_seg, rewrites, committed)?;
         }
-        // 6. Remove what the commit made obsolete.
-        self.remove_obsolete(&manifest, m.merge_output.as_deref())?;
+        // 6. Remove what the commit made obsolete. The flush is done: a
+        // failure here only leaves orphans, which the next commit or open
+        // removes.
+        let _ = self.remove_obsolete(&manifest, m.merge_output.as_deref());
         Ok(base.serial)
     }
 
@@ -377,16 +382,23 @@ impl Inner {
         let written = self.write_merged(&inputs, &name);
         let mut m = self.lock_maintenance();
         m.merge_output = None;
+        // Set once the manifest naming the output may have reached the disk
+        // (a failed rename or directory fsync leaves that unknown): from then
+        // on the output is never removed, only replaced by a later commit.
+        let mut committing = false;
         let committed = match written {
-            Ok((merged, remap)) => self.commit_merge(&mut m, &inputs, merged, &remap),
+            Ok((merged, remap)) => self.commit_merge(&mut m, &inputs, merged, &remap, &mut committing),
             Err(e) => Err(e),
         };
         match committed {
             Ok(true) => Ok(Merged::Done),
             // Still under the directory lock: close waits for `merging`.
-            Ok(false) | Err(Error::Closed) => self.remove_unused(&name).map(|()| Merged::Abandoned),
+            Ok(false) | Err(Error::Closed) if !committing => self.remove_unused(&name).map(|()| Merged::Abandoned),
+            Ok(false) => Ok(Merged::Abandoned),
             Err(e) => {
-                let _ = self.remove_unused(&name);
+                if !committing {
+                    let _ = self.remove_unused(&name);
+                }
                 Err(e)
             }
         }
@@ -431,6 +443,7 @@ impl Inner {
         inputs: &[LiveSegment],
         merged: Arc<Segment>,
         remap: &[Vec<u32>],
+        committing: &mut bool,
     ) -> Result<bool> {
         if self.closed.load(Ordering::SeqCst) || m.pending.is_some() {
             // A pending flush's base names the inputs: it must install first.
@@ -473,6 +486,7 @@ impl Inner {
             SegmentRef { name: merged.name().to_string(), rows: merged.rows(), deletions: bitmap_file.clone() };
         manifest.segments.insert(at, merged_ref);
         manifest.next_gen = m.next_gen;
+        *committing = true;
         manifest::write_manifest(storage, &manifest)?;
         m.manifest = manifest.clone();
 
@@ -487,7 +501,8 @@ impl Inner {
             live.deleted = Arc::new(deleted);
             segments.insert(first.min(segments.len()), live);
         }
-        self.remove_obsolete(&manifest, None)?;
+        // Done: a failure here only leaves orphans for a later cleanup.
+        let _ = self.remove_obsolete(&manifest, None);
         Ok(true)
     }
 }

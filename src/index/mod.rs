@@ -148,6 +148,10 @@ pub(crate) struct Inner {
     /// Writers stalled behind a full memtable wait here for a flush.
     stall: Mutex<()>,
     flushed: Condvar,
+    /// Flushes that failed so far, and the last failure: a writer stalled
+    /// behind a full memtable gives up when the flush it waits for fails.
+    flush_failures: AtomicU64,
+    last_flush_failure: Mutex<String>,
 }
 
 impl Index {
@@ -215,6 +219,8 @@ impl Index {
             merging: Mutex::new(()),
             stall: Mutex::new(()),
             flushed: Condvar::new(),
+            flush_failures: AtomicU64::new(0),
+            last_flush_failure: Mutex::new(String::new()),
         });
         // Leftovers of a flush or merge that died before its commit, and
         // logs the manifest covers.
@@ -562,13 +568,22 @@ impl Inner {
     fn write_with(&self, op: impl FnOnce(&mut Shared, u64) -> Result<u64>) -> Result<Serial> {
         let mut shared = self.write_lock();
         // Backpressure: while one memtable is being flushed, the next may
-        // grow to the threshold again, not beyond.
+        // grow to the threshold again, not beyond. If that flush fails, the
+        // operation is refused rather than left waiting for good (a storage
+        // that has failed may never let a flush through).
+        let failures = self.flush_failures.load(Ordering::SeqCst);
         while shared.tables.frozen.is_some() && shared.tables.mem_bytes >= self.options.memtable_bytes {
             drop(shared);
             self.signal.notify();
             let stall = self.stall.lock().unwrap_or_else(|e| e.into_inner());
             drop(self.flushed.wait_timeout(stall, Duration::from_millis(20)).unwrap_or_else(|e| e.into_inner()));
             self.check_open()?;
+            if self.flush_failures.load(Ordering::SeqCst) != failures {
+                let why = self.last_flush_failure.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                return Err(Error::Io(std::io::Error::other(format!(
+                    "the memtable is full and its flush failed: {why}"
+                ))));
+            }
             shared = self.write_lock();
         }
         // Checked under the lock: close() takes the lock after setting the
@@ -594,6 +609,12 @@ impl Inner {
     /// One thread at a time leads a round (writes the buffer out, fsyncs);
     /// the others wait and usually find themselves covered by its fsync.
     fn sync_to(&self, target: u64) -> Result<Serial> {
+        // A log that failed a write or an fsync fails every sync until
+        // reopen, even one with nothing new to make durable: the index is
+        // broken and must say so.
+        if self.state.read().unwrap_or_else(|e| e.into_inner()).wal.is_poisoned() {
+            return Err(poisoned());
+        }
         let mut round = self.round.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let synced = self.synced.load(Ordering::SeqCst);

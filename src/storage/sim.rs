@@ -74,6 +74,8 @@ struct State {
     crashed: bool,
     fail_op: Option<(u64, i32)>,
     fail_syncs_from: Option<u64>,
+    /// The injected failures that fired: operation and file.
+    fired: Vec<String>,
     locked: bool,
 }
 
@@ -93,8 +95,9 @@ fn crashed() -> io::Error {
 }
 
 impl State {
-    /// Counts one operation; the error it must fail with, if any.
-    fn begin(&mut self, kind: Kind) -> io::Result<()> {
+    /// Counts one operation (`what`, for the record of failures); the error
+    /// it must fail with, if any.
+    fn begin(&mut self, kind: Kind, what: &str) -> io::Result<()> {
         if self.crashed {
             return Err(crashed());
         }
@@ -108,10 +111,12 @@ impl State {
         }
         if let Some((n, errno)) = self.fail_op {
             if n == self.ops {
+                self.fired.push(what.to_string());
                 return Err(io::Error::from_raw_os_error(errno));
             }
         }
         if kind == Kind::Sync && self.fail_syncs_from.is_some_and(|n| self.ops >= n) {
+            self.fired.push(what.to_string());
             return Err(io::Error::from_raw_os_error(EIO));
         }
         Ok(())
@@ -166,6 +171,12 @@ impl SimStorage {
     /// Crashes now: every later operation fails.
     pub fn crash(&self) {
         self.state().crashed = true;
+    }
+
+    /// The injected failures that fired so far, each as the operation and
+    /// its file (`"sync wal-2.log"`, `"sync_dir"`, ...).
+    pub fn fired(&self) -> Vec<String> {
+        self.state().fired.clone()
     }
 
     /// Whether the storage has crashed.
@@ -279,22 +290,23 @@ impl fmt::Debug for SimFile {
 }
 
 impl SimFile {
-    fn begin(&self, kind: Kind) -> io::Result<MutexGuard<'_, Data>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).begin(kind)?;
+    fn begin(&self, kind: Kind, op: &str) -> io::Result<MutexGuard<'_, Data>> {
+        let what = format!("{op} {}", self.name);
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).begin(kind, &what)?;
         Ok(self.node.data.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
 impl StorageFile for SimFile {
     fn append(&self, bytes: &[u8]) -> io::Result<()> {
-        let mut data = self.begin(Kind::Write)?;
+        let mut data = self.begin(Kind::Write, "append")?;
         data.dirty_from = data.dirty_from.min(data.bytes.len());
         data.bytes.extend_from_slice(bytes);
         Ok(())
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let data = self.begin(Kind::Read)?;
+        let data = self.begin(Kind::Read, "read_at")?;
         let start = usize::try_from(offset).ok().filter(|&s| s <= data.bytes.len());
         let range = start.and_then(|s| Some(s..s.checked_add(buf.len())?)).filter(|r| r.end <= data.bytes.len());
         let Some(range) = range else {
@@ -305,11 +317,11 @@ impl StorageFile for SimFile {
     }
 
     fn len(&self) -> io::Result<u64> {
-        Ok(self.begin(Kind::Read)?.bytes.len() as u64)
+        Ok(self.begin(Kind::Read, "len")?.bytes.len() as u64)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        let mut data = self.begin(Kind::Write)?;
+        let mut data = self.begin(Kind::Write, "set_len")?;
         let len = usize::try_from(len).map_err(|_| io::Error::other("length too large"))?;
         data.dirty_from = data.dirty_from.min(len).min(data.bytes.len());
         data.bytes.resize(len, 0);
@@ -317,7 +329,7 @@ impl StorageFile for SimFile {
     }
 
     fn sync(&self) -> io::Result<()> {
-        let mut data = self.begin(Kind::Sync)?;
+        let mut data = self.begin(Kind::Sync, "sync")?;
         let from = data.dirty_from.min(data.durable.len());
         let len = data.bytes.len();
         let Data { bytes, durable, .. } = &mut *data;
@@ -344,7 +356,7 @@ impl Storage for SimStorage {
 
     fn create(&self, name: &str) -> io::Result<Arc<dyn StorageFile>> {
         let mut state = self.state();
-        state.begin(Kind::Write)?;
+        state.begin(Kind::Write, &format!("create {name}"))?;
         let node = Arc::new(Node::default());
         state.put(name, node.clone());
         Ok(Arc::new(SimFile { name: name.to_string(), node, state: self.state.clone() }))
@@ -352,20 +364,20 @@ impl Storage for SimStorage {
 
     fn open(&self, name: &str) -> io::Result<Arc<dyn StorageFile>> {
         let mut state = self.state();
-        state.begin(Kind::Read)?;
+        state.begin(Kind::Read, &format!("open {name}"))?;
         let node = state.live.get(name).ok_or_else(|| not_found(name))?.clone();
         Ok(Arc::new(SimFile { name: name.to_string(), node, state: self.state.clone() }))
     }
 
     fn list(&self) -> io::Result<Vec<String>> {
         let mut state = self.state();
-        state.begin(Kind::Read)?;
+        state.begin(Kind::Read, "list")?;
         Ok(state.live.keys().cloned().collect())
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let mut state = self.state();
-        state.begin(Kind::Write)?;
+        state.begin(Kind::Write, &format!("rename {from} {to}"))?;
         let node = state.remove(from)?;
         state.put(to, node);
         Ok(())
@@ -373,13 +385,13 @@ impl Storage for SimStorage {
 
     fn remove(&self, name: &str) -> io::Result<()> {
         let mut state = self.state();
-        state.begin(Kind::Write)?;
+        state.begin(Kind::Write, &format!("remove {name}"))?;
         state.remove(name).map(|_| ())
     }
 
     fn sync_dir(&self) -> io::Result<()> {
         let mut state = self.state();
-        state.begin(Kind::Sync)?;
+        state.begin(Kind::Sync, "sync_dir")?;
         state.durable = state.live.clone();
         state.journal.clear();
         Ok(())
@@ -387,7 +399,7 @@ impl Storage for SimStorage {
 
     fn map(&self, name: &str) -> io::Result<Mapped> {
         let mut state = self.state();
-        state.begin(Kind::Read)?;
+        state.begin(Kind::Read, &format!("map {name}"))?;
         let node = state.live.get(name).ok_or_else(|| not_found(name))?;
         let bytes = node.data.lock().unwrap_or_else(|e| e.into_inner()).bytes.clone();
         Ok(Arc::new(bytes))
@@ -395,7 +407,7 @@ impl Storage for SimStorage {
 
     fn try_lock(&self) -> io::Result<Option<LockGuard>> {
         let mut state = self.state();
-        state.begin(Kind::Read)?;
+        state.begin(Kind::Read, "try_lock")?;
         if state.locked {
             return Ok(None);
         }
@@ -502,6 +514,7 @@ mod tests {
         assert_eq!(f.sync().unwrap_err().raw_os_error(), Some(EIO));
         assert!(s.sync_dir().is_err());
         assert_eq!(s.ops(), 7);
+        assert_eq!(s.fired(), ["append a", "sync a", "sync_dir"]);
     }
 
     #[test]

@@ -1,0 +1,94 @@
+//! One test per bug the crash, fault and model tests found, named for it.
+
+mod common;
+
+use common::{open, read_state, run_step, Step};
+use pushdex::storage::SimStorage;
+use pushdex::{Document, Error, Options};
+
+/// Found by the crash test: after a crash, the background flush failed for
+/// good, and a writer waiting for it behind a full memtable waited forever.
+/// Now the flush's failure reaches the writer as an error.
+#[test]
+fn a_writer_behind_a_full_memtable_whose_flush_fails_gets_an_error() {
+    let storage = SimStorage::new("/sim");
+    let index = open(&storage, &Options::default().memtable_bytes(4096)).unwrap();
+    index.add(Document::new("before")).unwrap();
+    index.sync().unwrap();
+    storage.crash();
+    let mut refused = None;
+    for i in 0..10_000 {
+        if let Err(e) = index.add(Document::new(format!("doc/{i}")).with_text("t", "x".repeat(100))) {
+            refused = Some(e);
+            break;
+        }
+    }
+    assert!(matches!(refused, Some(Error::Io(_))), "{refused:?}");
+}
+
+/// Found by the fault test: a merge committed, then failed to remove the
+/// files it made obsolete, and took the failure for its own: it removed its
+/// output, which the new manifest named, and the next open found a segment
+/// missing. Now nothing a manifest may name is removed.
+#[test]
+fn a_failed_cleanup_after_a_merge_commit_keeps_the_merged_segment() {
+    let options = Options::default();
+    let mut steps = Vec::new();
+    // Three segments: below the tier a background merge would take.
+    for wave in 0..3 {
+        steps.push(Step::AddAll((0..20).map(|i| (format!("w{wave}/{i}"), format!("s{wave}"))).collect()));
+        steps.push(Step::Delete(format!("w{wave}/3")));
+        steps.push(Step::Refresh);
+    }
+    let prepare = |storage: &SimStorage| {
+        let mut index = open(storage, &options).unwrap();
+        for step in &steps {
+            run_step(&mut index, storage, &options, step).unwrap();
+        }
+        index
+    };
+    // Where the compaction's operations start and end.
+    let dry = SimStorage::new("/sim");
+    let index = prepare(&dry);
+    let (start, want) = (dry.ops(), read_state(&index).unwrap());
+    index.compact().unwrap();
+    let end = dry.ops();
+    drop(index);
+
+    let mut removals = 0;
+    for n in start + 1..=end {
+        let storage = SimStorage::new("/sim");
+        let index = prepare(&storage);
+        storage.fail_op(n, 5);
+        let _ = index.compact();
+        let fired = storage.fired();
+        if !fired.iter().any(|f| f.starts_with("remove ")) {
+            continue;
+        }
+        removals += 1;
+        assert_eq!(read_state(&index).unwrap(), want, "failing {fired:?}");
+        index.close().unwrap();
+        let index = open(&storage, &options).unwrap_or_else(|e| panic!("failing {fired:?}: reopen: {e}"));
+        assert_eq!(read_state(&index).unwrap(), want, "failing {fired:?}");
+    }
+    assert!(removals > 0, "the compaction removes files");
+}
+
+/// Found by the fault test: once the log's fsync had failed (here in a
+/// flush, with every operation already synced), a `sync()` with nothing new
+/// to make durable still reported success. A poisoned log now fails every
+/// sync until reopen.
+#[test]
+fn a_sync_after_a_failed_log_fsync_fails_even_with_nothing_new() {
+    let storage = SimStorage::new("/sim");
+    let index = open(&storage, &Options::default()).unwrap();
+    index.add(Document::new("a")).unwrap();
+    index.sync().unwrap();
+    storage.fail_syncs_from(storage.ops() + 1);
+    assert!(index.refresh().is_err());
+    assert!(storage.fired().iter().any(|f| f.starts_with("sync wal-")), "{:?}", storage.fired());
+    let w = index.watermarks();
+    assert_eq!(w.synced, w.last, "nothing new to sync");
+    assert!(index.sync().is_err(), "no sync reports success after a failed fsync");
+    assert!(index.add(Document::new("b")).is_err(), "the writer is poisoned");
+}
