@@ -63,6 +63,20 @@ impl Model {
         self.history.len() as u64 - 1
     }
 
+    /// Whether the engine must accept `step` (an update needs its document).
+    pub fn accepts(&self, step: &Step) -> bool {
+        match step {
+            Step::Update(uri, _) => self.state.docs.contains_key(uri),
+            _ => true,
+        }
+    }
+
+    /// The model after a crash that kept operations 1..j.
+    pub fn rewind(&mut self, j: u64) {
+        self.history.truncate(j as usize + 1);
+        self.state = self.history[j as usize].clone().expect("a recovered serial is not inside a batch");
+    }
+
     fn push(&mut self) {
         self.history.push(Some(self.state.clone()));
     }
@@ -235,7 +249,7 @@ pub fn check_recovered(storage: &SimStorage, options: &Options, model: &Model, s
     let got = read_state(&index).unwrap_or_else(|e| panic!("{what}: reading the recovered index: {e}"));
     assert_eq!(&got, want, "{what}: the recovered index is not the state after serial {j}");
     assert_eq!(index.watermarks().synced.0, j, "{what}: what open recovered is synced");
-    let next = index.add(Document::new("after/crash")).unwrap_or_else(|e| panic!("{what}: add after reopen: {e}"));
+    let next = index.add(document("after/crash", "")).unwrap_or_else(|e| panic!("{what}: add after reopen: {e}"));
     assert_eq!(next.0, j + 1, "{what}: serials continue");
     index.close().unwrap_or_else(|e| panic!("{what}: close after reopen: {e}"));
     j
