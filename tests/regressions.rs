@@ -92,3 +92,56 @@ fn a_sync_after_a_failed_log_fsync_fails_even_with_nothing_new() {
     assert!(index.sync().is_err(), "no sync reports success after a failed fsync");
     assert!(index.add(Document::new("b")).is_err(), "the writer is poisoned");
 }
+
+/// Found by the `ops` fuzz target: a log rotation failed half-way (its new
+/// log file created, the header's fsync failed), the writer went on in the
+/// old log, and a crash tore that log's tail: open refused the index with
+/// `Corrupt` ("a bad frame in a log file that is not the last"), losing
+/// synced documents. Now a failed rotation removes its file (or, if it
+/// cannot, poisons the writer).
+#[test]
+fn a_failed_log_rotation_then_a_torn_crash_still_opens() {
+    let mut rotations_failed = 0;
+    for step in 1..=30 {
+        for seed in 0..8u64 {
+            let storage = SimStorage::new("/sim");
+            let index = open(&storage, &Options::default()).unwrap();
+            index.add(Document::new("a")).unwrap();
+            index.sync().unwrap();
+            storage.fail_op(storage.ops() + step, 5);
+            if index.refresh().is_ok() {
+                continue;
+            }
+            rotations_failed += u64::from(storage.fired().iter().any(|f| f.contains("wal-2.log")));
+            let b = index.add(Document::new("b")).and_then(|_| index.sync());
+            index.add(Document::new("c").with_text("t", "x".repeat(100))).ok();
+            storage.fail_syncs_from(storage.ops() + 1);
+            assert!(index.sync().is_err(), "the fsync of the tail fails");
+            storage.crash();
+            drop(index);
+            let after = storage.recover(Some(seed));
+            let index = open(&after, &Options::default())
+                .unwrap_or_else(|e| panic!("failing {:?}, torn seed {seed}: {e}", storage.fired()));
+            assert!(index.get("a").unwrap().is_some());
+            assert_eq!(index.get("b").unwrap().is_some(), b.is_ok() || index.watermarks().last.0 >= 2);
+        }
+    }
+    assert!(rotations_failed > 0, "some failures hit the rotation");
+}
+
+/// Found by the `log_frames` and `manifest` fuzz targets: a log file named
+/// at generation u64::MAX (or a manifest naming it) overflowed the next
+/// free generation: a panic in a debug build, a generation counted from 0
+/// again in a release build. Now such a generation is damage.
+#[test]
+fn a_file_at_the_last_generation_is_corrupt_not_an_overflow() {
+    let storage = SimStorage::new("/sim");
+    storage.write(&pushdex::wal::log_name(u64::MAX), b"PDXWAL\r\n\x01\x00\x00\x00\x00\x00\x00\x00");
+    match open(&storage, &Options::default()) {
+        Err(Error::Corrupt { path, detail }) => {
+            assert!(path.ends_with(pushdex::wal::log_name(u64::MAX)), "{path:?}");
+            assert!(detail.contains("generation"), "{detail}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}

@@ -211,7 +211,20 @@ impl Inner {
         }
         self.synced.fetch_max(last, Ordering::SeqCst);
         let log_gen = m.next_gen;
-        let new_wal = WalWriter::create(self.storage.as_ref(), log_gen)?;
+        let new_wal = match WalWriter::create(self.storage.as_ref(), log_gen) {
+            Ok(wal) => wal,
+            Err(e) => {
+                // The writer stays on the current log. A half-made newer log
+                // must not outlive this: recovery only forgives a torn tail
+                // in the last log, and the current one would no longer be
+                // last. If it cannot be removed for sure, nothing more may be
+                // appended to the current log.
+                if let Err(why) = self.remove_log(log_gen) {
+                    shared.wal.poison(&format!("a failed log rotation left {}: {why}", wal::log_name(log_gen)));
+                }
+                return Err(e);
+            }
+        };
         m.next_gen += 1;
         shared.wal = new_wal;
         let tables = &mut shared.tables;
@@ -402,6 +415,12 @@ impl Inner {
                 Err(e)
             }
         }
+    }
+
+    /// Removes log `gen` durably (gone already is fine).
+    fn remove_log(&self, gen: u64) -> Result<()> {
+        self.remove_unused(&wal::log_name(gen))?;
+        self.storage.sync_dir().map_err(Error::Io)
     }
 
     fn remove_unused(&self, name: &str) -> Result<()> {

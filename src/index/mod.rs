@@ -178,6 +178,8 @@ impl Index {
         let dir_lock = storage.try_lock()?.ok_or_else(|| Error::Locked { path: storage.root().to_path_buf() })?;
         let manifest = manifest::read_manifest(storage.as_ref())?.unwrap_or_default();
         let mut tables = load_committed(storage.as_ref(), &manifest)?;
+        // Checked before recovery creates a log at the manifest's generation.
+        let mut next_gen = next_free_gen(storage.as_ref(), &manifest)?;
         let log_path = storage.root().to_path_buf();
         let recovery = wal::recover(storage.as_ref(), manifest.log_gen.max(1), |frame| {
             let op = Op::decode(frame.kind, frame.payload, &log_path)?;
@@ -191,7 +193,8 @@ impl Index {
             Ok(())
         })?;
         let last = tables.last;
-        let next_gen = next_free_gen(storage.as_ref(), &manifest)?;
+        // Recovery may have created the first log.
+        next_gen = next_gen.max(recovery.writer.gen() + 1);
         let inner = Arc::new(Inner {
             storage,
             session: SessionId(new_session_id()?),
@@ -732,11 +735,25 @@ fn load_committed(storage: &dyn Storage, manifest: &manifest::Manifest) -> Resul
 }
 
 /// One past the highest file generation in the directory or the manifest.
+/// Far more file generations than any index will use (one per flush, merge
+/// or log rotation); a number beyond it is damage, and counting on from it
+/// would overflow.
+const MAX_GEN: u64 = 1 << 62;
+
 fn next_free_gen(storage: &dyn Storage, manifest: &manifest::Manifest) -> Result<u64> {
+    let too_far = |name: &str, gen: u64| {
+        Error::corrupt(storage.root().join(name), format!("file generation {gen} is beyond the last one, {MAX_GEN}"))
+    };
+    if manifest.next_gen > MAX_GEN || manifest.log_gen > MAX_GEN {
+        return Err(too_far(manifest::MANIFEST, manifest.next_gen.max(manifest.log_gen)));
+    }
     let mut next = manifest.next_gen.max(1);
     for name in storage.list()? {
         let gen = wal::parse_log_name(&name).or_else(|| flush::parse_gen(&name));
         if let Some(gen) = gen {
+            if gen >= MAX_GEN {
+                return Err(too_far(&name, gen));
+            }
             next = next.max(gen + 1);
         }
     }
