@@ -1,0 +1,4 @@
+#![no_main]
+
+// See pushdex_fuzz::ops for the input format and the properties checked.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pushdex_fuzz::ops(data));
