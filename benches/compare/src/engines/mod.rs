@@ -1,0 +1,100 @@
+//! One adapter per engine, each using its engine the way the engine's own
+//! documentation recommends. The workloads only see this trait.
+
+use std::path::Path;
+
+use crate::data::Doc;
+use crate::Res;
+
+pub mod fjall;
+pub mod lmdb;
+pub mod pushdex;
+pub mod redb;
+pub mod sqlite;
+
+/// A store of `URI → (stamp, metas)`.
+///
+/// "Durable" means: when the call returns, what it wrote and everything
+/// written before survives a power loss. Non-durable writes are the engine's
+/// cheapest commit that is still atomic and visible to readers.
+pub trait Engine: Sized {
+    /// A handle for another thread (the group-commit workload).
+    type Writer: Writer + Send + 'static;
+
+    /// Opens the store in `dir` (an existing directory), creating it if empty.
+    fn open(dir: &Path) -> Res<Self>;
+
+    /// Adds or replaces the batch in one atomic step. The batch is the
+    /// engine's to consume: a connector builds documents to hand them over.
+    fn put_batch(&mut self, docs: Vec<Doc>, durable: bool) -> Res<()>;
+
+    /// The stamps of the batch's URIs (`None`: absent), into `out`.
+    fn stamps(&mut self, uris: &[String], out: &mut Vec<Option<String>>) -> Res<()>;
+
+    /// Calls `f(uri, stamp)` for every document whose URI starts with
+    /// `prefix`, in byte order of URIs; returns how many.
+    fn scan(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &str)) -> Res<u64>;
+
+    /// Deletes every document under the folder `root` (see API.md), durably.
+    fn delete_under(&mut self, root: &str) -> Res<()>;
+
+    /// Deletes every URI that starts with the string `prefix`, durably.
+    fn delete_prefix(&mut self, prefix: &str) -> Res<()>;
+
+    /// A writer that another thread can use while this handle stays open.
+    fn writer(&mut self) -> Res<Self::Writer>;
+
+    /// Closes cleanly (everything durable, files released).
+    fn close(self) -> Res<()>;
+}
+
+/// One thread's handle in the group-commit workload.
+pub trait Writer {
+    /// Adds one document and makes it durable before returning.
+    fn put_durable(&mut self, doc: Doc) -> Res<()>;
+}
+
+/// The engines, in table order, with how each is configured.
+pub const ENGINES: [(&str, &str); 5] = [
+    (
+        "pushdex",
+        "Index::open, default Options (64 MiB memtable). Non-durable: add_all returns with the batch Pushed \
+         (in the log buffer / page cache). Durable: sync() = write the log and fdatasync it; concurrent sync() \
+         calls share one fdatasync (group commit). Deletes: delete_root_path(root, true) / delete_with_prefix, \
+         one log record each, then sync().",
+    ),
+    (
+        "sqlite",
+        "rusqlite (bundled SQLite), one table `docs(uri TEXT PRIMARY KEY, stamp TEXT, metas BLOB)` (a rowid \
+         table: rows are ~300 bytes, over the ~1/20 page that SQLite's docs give for WITHOUT ROWID), \
+         journal_mode=WAL, default page and cache sizes. Non-durable commit: PRAGMA synchronous=NORMAL (WAL \
+         written, no fsync; the WAL is fsynced only at checkpoints). Durable commit: PRAGMA synchronous=FULL \
+         (the WAL is fsynced at every commit: the same point as pushdex's sync()). Upsert with \
+         INSERT .. ON CONFLICT DO UPDATE in one transaction per batch; lookups and scans through cached \
+         prepared statements; range delete: DELETE WHERE uri >= ? AND uri < ?. Threads: one connection each, \
+         BEGIN IMMEDIATE, busy_timeout 60 s.",
+    ),
+    (
+        "redb",
+        "Database::create (defaults: 1 GiB cache), TableDefinition<&str, &[u8]>, one write transaction per \
+         batch. Non-durable: Durability::None. Durable: Durability::Immediate (the default). Lookups: one read \
+         transaction per batch of 1,000; range delete: Table::retain_in(range, |_, _| false). Threads: \
+         shared Database, begin_write blocks until the writer is free.",
+    ),
+    (
+        "fjall",
+        "Database::builder(dir).open() (defaults), one keyspace, one WriteBatch per batch. Non-durable: the \
+         batch's default durability (PersistMode::Buffer: journal flushed to the OS). Durable: \
+         PersistMode::SyncData (fdatasync of the journal). No range delete in fjall 3: the range is read and \
+         removed key by key in one WriteBatch committed with SyncData. Threads: shared Database, one \
+         WriteBatch(SyncData) per document.",
+    ),
+    (
+        "lmdb",
+        "heed (LMDB mdb.master), map_size 64 GiB, default flags, one write transaction per batch. \
+         Non-durable: MDB_NOSYNC set on the environment for that commit. Durable: MDB_NOSYNC cleared, so \
+         the commit fdatasyncs the data file and the meta page (LMDB's default). Lookups: one read \
+         transaction per batch of 1,000; range delete: Database::delete_range. Threads: shared Env, \
+         write_txn blocks until the writer is free.",
+    ),
+];

@@ -1,0 +1,95 @@
+//! pushdex itself, through its public API only.
+
+use std::path::Path;
+
+use pushdex::{Document, Entry, EnumerationMode, Index};
+
+use super::{Engine, Writer};
+use crate::data::Doc;
+use crate::Res;
+
+pub struct Pushdex {
+    index: Index,
+}
+
+fn document(doc: Doc) -> Document {
+    let mut d = Document::new(doc.uri).with_stamp(doc.stamp);
+    for (name, value) in doc.metas {
+        d = d.with_meta(name, value);
+    }
+    d
+}
+
+impl Engine for Pushdex {
+    type Writer = PushdexWriter;
+
+    fn open(dir: &Path) -> Res<Self> {
+        Ok(Pushdex { index: Index::open(dir)? })
+    }
+
+    fn put_batch(&mut self, docs: Vec<Doc>, durable: bool) -> Res<()> {
+        self.index.add_all(docs.into_iter().map(document))?;
+        if durable {
+            self.index.sync()?;
+        }
+        Ok(())
+    }
+
+    fn stamps(&mut self, uris: &[String], out: &mut Vec<Option<String>>) -> Res<()> {
+        out.clear();
+        for uri in uris {
+            let status = self.index.status(uri)?;
+            out.push(status.exists().then_some(status.stamp));
+        }
+        Ok(())
+    }
+
+    fn scan(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &str)) -> Res<u64> {
+        // A folder prefix ("…/dept03/") is a root as it is. pushdex enumerates
+        // folders, not raw prefixes: a raw one (only the checks after a
+        // delete_with_prefix ask for it) enumerates its folder and filters.
+        let root = &prefix[..prefix.rfind('/').map_or(0, |i| i + 1)];
+        let mut n = 0;
+        for entry in self.index.enumerate(root, EnumerationMode::RecursiveDocuments)? {
+            if let Entry::Document(status) = entry? {
+                if root.len() == prefix.len() || status.uri.starts_with(prefix) {
+                    f(&status.uri, &status.stamp);
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    fn delete_under(&mut self, root: &str) -> Res<()> {
+        self.index.delete_root_path(root, true)?;
+        self.index.sync()?;
+        Ok(())
+    }
+
+    fn delete_prefix(&mut self, prefix: &str) -> Res<()> {
+        self.index.delete_with_prefix(prefix)?;
+        self.index.sync()?;
+        Ok(())
+    }
+
+    fn writer(&mut self) -> Res<PushdexWriter> {
+        Ok(PushdexWriter { index: self.index.clone() })
+    }
+
+    fn close(self) -> Res<()> {
+        Ok(self.index.close()?)
+    }
+}
+
+pub struct PushdexWriter {
+    index: Index,
+}
+
+impl Writer for PushdexWriter {
+    fn put_durable(&mut self, doc: Doc) -> Res<()> {
+        self.index.add(document(doc))?;
+        self.index.sync()?;
+        Ok(())
+    }
+}
