@@ -67,12 +67,12 @@ const SPREAD: usize = 300;
 /// Files up to this size get every byte flipped with every mask.
 const SMALL_FILE: usize = 1024;
 
-/// From docs/FORMAT.md.
-const LOG_HEADER: usize = 16;
-const FRAME_HEADER: usize = 17;
-const SEGMENT_FOOTER: usize = 132;
+/// The layouts of docs/FORMAT.md, as the crate exports them.
+const LOG_HEADER: usize = pushdex::wal::FILE_HEADER_BYTES;
+const FRAME_HEADER: usize = pushdex::wal::FRAME_HEADER_BYTES;
+const SEGMENT_FOOTER: usize = pushdex::segment::FOOTER_BYTES;
 const SEGMENT_SECTIONS: usize = 5;
-const SEGMENT_BLOCK: usize = 64 << 10;
+const SEGMENT_BLOCK: usize = pushdex::segment::BLOCK;
 /// The header of `MANIFEST` and of deletion bitmaps.
 const FILE_HEADER: usize = 20;
 

@@ -15,8 +15,6 @@ use pushdex::{Document, Options};
 
 const EIO: i32 = 5;
 const ENOSPC: i32 = 28;
-/// A log file's header (docs/FORMAT.md): a log no longer than this holds no frame.
-const LOG_HEADER_BYTES: usize = 16;
 
 /// Fails operation `n` with `errno`; returns whether it fired.
 fn fail_at(n: u64, errno: i32, steps: &[common::Step], options: &Options, seed: u64) -> bool {
@@ -56,10 +54,10 @@ fn fail_at(n: u64, errno: i32, steps: &[common::Step], options: &Options, seed: 
     }
     // The fsync of a log holding frames failed (not that of a new log's
     // header, which never became the writer's): poisoned until reopen.
-    let log_fsync_failed = fired
-        .iter()
-        .filter_map(|f| f.strip_prefix("sync "))
-        .any(|name| name.starts_with("wal-") && storage.read(name).is_some_and(|bytes| bytes.len() > LOG_HEADER_BYTES));
+    let log_fsync_failed = fired.iter().filter_map(|f| f.strip_prefix("sync ")).any(|name| {
+        name.starts_with("wal-")
+            && storage.read(name).is_some_and(|bytes| bytes.len() > pushdex::wal::FILE_HEADER_BYTES)
+    });
     if log_fsync_failed {
         assert!(index.add(Document::new("poisoned")).is_err(), "{what}: a write after a failed log fsync {fired:?}");
         assert!(index.sync().is_err(), "{what}: a sync after a failed log fsync reported success");

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
+use pushdex::segment::FOOTER_BYTES;
 use pushdex::{Document, Entry, EnumerationMode, Error, Index, Options, State};
 
 fn all(index: &Index) -> BTreeSet<String> {
@@ -223,7 +224,7 @@ fn damaged_segments_and_manifests_are_corrupt() {
     let manifest_len = fs::metadata(original.path().join("MANIFEST")).unwrap().len() as usize;
     // The five sections (bodies, stamps, rows, uris, block crcs) from the
     // footer's table (docs/FORMAT.md): their first, last and 40 spread bytes.
-    let footer = &bytes[len - 132..];
+    let footer = &bytes[len - FOOTER_BYTES..];
     let u64_at = |at: usize| u64::from_le_bytes(footer[at..at + 8].try_into().unwrap()) as usize;
     let mut targets: Vec<(&str, usize)> = Vec::new();
     for section in 0..5 {
@@ -232,7 +233,7 @@ fn damaged_segments_and_manifests_are_corrupt() {
         targets.extend((0..40).map(|k| ("seg", off + k * section_len / 40)));
         targets.push(("seg", off + section_len - 1));
     }
-    targets.extend((len - 132..len).map(|at| ("seg", at)));
+    targets.extend((len - FOOTER_BYTES..len).map(|at| ("seg", at)));
     targets.extend((0..manifest_len).map(|at| ("MANIFEST", at)));
     for (file, at) in targets {
         let dir = tempfile::tempdir().unwrap();

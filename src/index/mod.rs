@@ -138,7 +138,6 @@ pub(crate) struct Inner {
     round_done: Condvar,
     dir_lock: Mutex<Option<LockGuard>>,
     maintenance: Mutex<Maintenance>,
-    /// Wakes the background maintenance thread.
     /// Wakes the flush thread.
     signal: Arc<Signal>,
     /// Wakes the merge thread.
@@ -734,12 +733,13 @@ fn load_committed(storage: &dyn Storage, manifest: &manifest::Manifest) -> Resul
     Ok(tables)
 }
 
-/// One past the highest file generation in the directory or the manifest.
 /// Far more file generations than any index will use (one per flush, merge
 /// or log rotation); a number beyond it is damage, and counting on from it
 /// would overflow.
 const MAX_GEN: u64 = 1 << 62;
 
+/// One past the highest file generation in the directory or the manifest;
+/// `Corrupt` for a generation beyond [`MAX_GEN`].
 fn next_free_gen(storage: &dyn Storage, manifest: &manifest::Manifest) -> Result<u64> {
     let too_far = |name: &str, gen: u64| {
         Error::corrupt(storage.root().join(name), format!("file generation {gen} is beyond the last one, {MAX_GEN}"))
