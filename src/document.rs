@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::record::{put_bytes, put_varint, varint_len};
 use crate::uri::check_uri;
 
 /// The longest stamp accepted, in bytes.
@@ -156,6 +157,11 @@ impl Document {
     pub(crate) fn body(&self) -> &Body {
         &self.body
     }
+
+    /// The URI and the stamp, taken apart without copying.
+    pub(crate) fn into_uri_and_stamp(self) -> (String, String) {
+        (self.uri, self.stamp)
+    }
 }
 
 impl Body {
@@ -166,9 +172,32 @@ impl Body {
         }
     }
 
-    /// The body's stored form (postcard).
+    /// The body's stored form: postcard's encoding of [`Body`], written
+    /// directly into a buffer of exactly its size (the write path moves it
+    /// into the memtable as it is; a test checks it against postcard).
     pub(crate) fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("encoding into a Vec cannot fail")
+        let mut out = Vec::with_capacity(self.encoded_len());
+        put_varint(&mut out, self.metas.len());
+        for (name, value) in &self.metas {
+            put_bytes(&mut out, name.as_bytes());
+            put_bytes(&mut out, value.as_bytes());
+        }
+        put_varint(&mut out, self.parts.len());
+        for part in &self.parts {
+            put_bytes(&mut out, part.name.as_bytes());
+            out.push(u8::from(part.text));
+            put_bytes(&mut out, &part.bytes);
+        }
+        debug_assert_eq!(out.len(), out.capacity(), "Body::encoded_len disagrees with Body::encode");
+        out
+    }
+
+    /// The length of [`Body::encode`]'s output.
+    fn encoded_len(&self) -> usize {
+        let bytes = |b: &[u8]| varint_len(b.len()) + b.len();
+        let metas: usize = self.metas.iter().map(|(n, v)| bytes(n.as_bytes()) + bytes(v.as_bytes())).sum();
+        let parts: usize = self.parts.iter().map(|p| bytes(p.name.as_bytes()) + 1 + bytes(&p.bytes)).sum();
+        varint_len(self.metas.len()) + metas + varint_len(self.parts.len()) + parts
     }
 
     /// Decodes [`Body::encode`]'s output; `None` when the bytes are not a body.
@@ -378,5 +407,19 @@ mod tests {
         let d = Document::new("u").with_meta("a", "b").with_part("bin", vec![0, 255]).with_text("t", "héllo");
         let back = Body::decode(&d.body().encode()).unwrap();
         assert_eq!(Document::from_parts(d.uri().to_string(), d.stamp().to_string(), back), d);
+    }
+
+    #[test]
+    fn encoded_len_is_exact_across_varint_widths() {
+        for n in [0, 1, 127, 128, 16_383, 16_384, 70_000] {
+            let mut d = Document::new("u");
+            for i in 0..n.min(200) {
+                d = d.with_meta(format!("m{i}"), "v");
+            }
+            let d = d.with_meta("x".repeat(n.min(255)), "y".repeat(n)).with_part("p", vec![7; n]).with_text("", "");
+            let body = d.body();
+            assert_eq!(body.encode(), postcard::to_stdvec(body).unwrap(), "n = {n}");
+            assert_eq!(body.encode().capacity(), body.encode().len());
+        }
     }
 }

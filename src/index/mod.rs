@@ -25,7 +25,7 @@ pub use session::PushSession;
 use crate::document::{check_name, check_value, Document, Update, MAX_BATCH_BYTES, MAX_BATCH_DOCUMENTS};
 use crate::error::{Error, Result};
 use crate::manifest;
-use crate::record::{DocRecord, Op};
+use crate::record::{kind, DocRecord, Op};
 use crate::segment::Segment;
 use crate::status::{Checkpoint, DocumentStatus, EnumerationMode, Serial, SessionId, State, Watermarks};
 use crate::storage::{FsStorage, LockGuard, Storage};
@@ -253,8 +253,8 @@ impl Index {
     pub fn add(&self, doc: Document) -> Result<Serial> {
         doc.check()?;
         let body = doc.body().encode();
-        let record = DocRecord { uri: doc.uri(), stamp: doc.stamp(), body: &body };
-        self.inner.write(Op::Add(record))
+        let (uri, stamp) = doc.into_uri_and_stamp();
+        self.inner.write_with(|shared, serial| Ok(shared.log_and_put(serial, vec![OwnedDoc { uri, stamp, body }])))
     }
 
     /// Adds every document of the batch, one serial each, consecutive and in
@@ -265,7 +265,8 @@ impl Index {
     /// `InvalidInput` for an empty batch or one over 100,000 documents /
     /// 256 MiB; any bad document refuses the whole batch.
     pub fn add_all(&self, docs: impl IntoIterator<Item = Document>) -> Result<Serial> {
-        let mut batch = Vec::new();
+        let docs = docs.into_iter();
+        let mut batch = Vec::with_capacity(docs.size_hint().0.min(MAX_BATCH_DOCUMENTS));
         let mut bytes = 0usize;
         for doc in docs {
             if batch.len() == MAX_BATCH_DOCUMENTS {
@@ -276,13 +277,13 @@ impl Index {
                 return Err(Error::invalid_input(format!("a batch holds at most {MAX_BATCH_BYTES} bytes")));
             }
             let body = doc.body().encode();
-            batch.push((doc, body));
+            let (uri, stamp) = doc.into_uri_and_stamp();
+            batch.push(OwnedDoc { uri, stamp, body });
         }
         if batch.is_empty() {
             return Err(Error::invalid_input("an add_all batch must hold at least one document"));
         }
-        let records = batch.iter().map(|(doc, body)| DocRecord { uri: doc.uri(), stamp: doc.stamp(), body }).collect();
-        self.inner.write(Op::Batch(records))
+        self.inner.write_with(|shared, serial| Ok(shared.log_and_put(serial, batch)))
     }
 
     /// Changes part of a document: stamp, metas, parts.
@@ -700,7 +701,35 @@ impl Inner {
     }
 }
 
+/// A checked document on its way into the log and the memtable: what the
+/// memtable keeps is moved here, not copied.
+struct OwnedDoc {
+    uri: String,
+    stamp: String,
+    body: Vec<u8>,
+}
+
 impl Shared {
+    /// The write path of `add` and `add_all`: logs the documents as one
+    /// frame (`ADD` for one, `BATCH` for several), then moves their stamps
+    /// and bodies into the memtable. Returns the last serial used.
+    fn log_and_put(&mut self, serial: u64, docs: Vec<OwnedDoc>) -> u64 {
+        fn record(d: &OwnedDoc) -> DocRecord<'_> {
+            DocRecord { uri: &d.uri, stamp: &d.stamp, body: &d.body }
+        }
+        match docs.as_slice() {
+            [doc] => self.wal.append(serial, kind::ADD, |buf| Op::Add(record(doc)).encode(buf)),
+            _ => self.wal.append(serial, kind::BATCH, |buf| Op::Batch(docs.iter().map(record).collect()).encode(buf)),
+        }
+        let mut last = serial;
+        for (serial, doc) in (serial..).zip(docs) {
+            self.tables.put(serial, &doc.uri, doc.stamp, doc.body);
+            last = serial;
+        }
+        self.tables.last = last;
+        last
+    }
+
     /// Logs `op` as one frame, then applies it; returns its last serial. If
     /// applying fails (a damaged segment), the frame is taken back out.
     fn log_and_apply(&mut self, serial: u64, op: Op<'_>) -> Result<u64> {

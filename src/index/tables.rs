@@ -16,7 +16,7 @@ use roaring::RoaringBitmap;
 
 use crate::document::{Body, Document};
 use crate::error::{Error, Result};
-use crate::record::{DocRecord, Op};
+use crate::record::Op;
 use crate::segment::Segment;
 use crate::trie::Trie;
 use crate::uri::{folder_prefix, place, prefix_successor, Place};
@@ -182,10 +182,10 @@ impl Tables {
     pub fn apply(&mut self, serial: u64, op: Op<'_>) -> Result<u64> {
         let last = serial + op.serials() - 1;
         match op {
-            Op::Add(doc) => self.put(serial, &doc),
+            Op::Add(doc) => self.put(serial, doc.uri, doc.stamp.into(), doc.body.into()),
             Op::Batch(docs) => {
                 for (serial, doc) in (serial..).zip(&docs) {
-                    self.put(serial, doc);
+                    self.put(serial, doc.uri, doc.stamp.into(), doc.body.into());
                 }
             }
             Op::Delete(uri) => {
@@ -218,10 +218,13 @@ impl Tables {
         Ok(last)
     }
 
-    fn put(&mut self, serial: u64, doc: &DocRecord<'_>) {
-        self.mem_bytes += mem_cost(doc.uri.len(), doc.stamp.len(), doc.body.len());
-        let entry = MemEntry { serial, stamp: doc.stamp.into(), body: doc.body.into() };
-        self.mem.insert(doc.uri.as_bytes(), entry);
+    /// Puts the newest version of `uri` into the active memtable. The stamp
+    /// and body are moved in (`into_boxed_*` reallocates only a buffer
+    /// with spare capacity).
+    pub fn put(&mut self, serial: u64, uri: &str, stamp: String, body: Vec<u8>) {
+        self.mem_bytes += mem_cost(uri.len(), stamp.len(), body.len());
+        let entry = MemEntry { serial, stamp: stamp.into_boxed_str(), body: body.into_boxed_slice() };
+        self.mem.insert(uri.as_bytes(), entry);
     }
 
     /// Applies a deletion to what is older than the active memtable: the
