@@ -55,6 +55,11 @@ pub enum Error {
     },
     /// An operating-system I/O error.
     Io(std::io::Error),
+    /// No connector has this id (it was never created, or was deleted).
+    ConnectorNotFound {
+        /// The id asked for.
+        id: String,
+    },
 }
 
 /// `std::result::Result` with pushdex's [`Error`].
@@ -104,6 +109,7 @@ impl fmt::Display for Error {
                 write!(f, "index file {} is damaged: {detail}", path.display())
             }
             Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::ConnectorNotFound { id } => write!(f, "no connector with id {id:?}"),
         }
     }
 }

@@ -18,7 +18,7 @@ impl fmt::Display for Serial {
 /// How far an operation (or a document's newest operation) has travelled.
 ///
 /// States are ordered: `Initial < Pushed < Synced < Searchable`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum State {
     /// Not held by the index (never pushed, deleted, or a serial not handed out).
     Initial,

@@ -459,6 +459,21 @@ impl Index {
             .collect())
     }
 
+    /// Every checkpoint whose name starts with `prefix`, sorted by name,
+    /// pushdex's own `pushdex.` names included: how the connector layer
+    /// reads its registry.
+    pub fn checkpoints_with_prefix(&self, prefix: &str) -> Result<Vec<Checkpoint>> {
+        let shared = self.inner.read_lock()?;
+        let marks = self.inner.watermarks();
+        Ok(shared
+            .tables
+            .checkpoints
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .map(|(name, c)| checkpoint(name, c, &marks))
+            .collect())
+    }
+
     // ---- sessions --------------------------------------------------------
 
     /// The id drawn by this open of the index.

@@ -1,0 +1,36 @@
+//! What a connector reads: the [`Source`] trait users implement.
+
+use crate::document::Document;
+use crate::error::Result;
+
+/// One item of a source as listed: its URI and its stamp (the version
+/// marker compared with what the index holds to decide whether to push).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceItem {
+    /// The document's URI; it must lie under the connector's root.
+    pub uri: String,
+    /// The version marker: equal stamps mean an unchanged document.
+    pub stamp: String,
+}
+
+/// A source of documents: a file share, a database, a web site.
+///
+/// An import lists the source once, compares every item's stamp with the
+/// stamp the index holds for its URI, and fetches only the new and changed
+/// items. Implementations must be cheap to list (no document contents) and
+/// may be called from the connector's job thread.
+pub trait Source: Send + Sync {
+    /// A one-line description shown in the registry (`"directory /srv/share"`).
+    fn description(&self) -> String;
+
+    /// Calls `visit` for every item of the source, in any order. An error
+    /// returned by `visit` must be passed on (it is how an import is
+    /// aborted); an error of the source's own fails the import.
+    fn list(&self, visit: &mut dyn FnMut(SourceItem) -> Result<()>) -> Result<()>;
+
+    /// Fetches one listed item as a document with the item's URI (and
+    /// normally its stamp). `Ok(None)`: the item is gone since it was
+    /// listed, and the index's copy is deleted. An error counts the item as
+    /// failed and the import goes on.
+    fn fetch(&self, item: &SourceItem) -> Result<Option<Document>>;
+}

@@ -1,0 +1,482 @@
+//! The `pushdex` command line: import a directory tree through a managed
+//! connector, and look at (or clean up) what an index holds.
+//!
+//! ```text
+//! pushdex [--index DIR] import [DIR]
+//! pushdex connectors | job ID [--json] | docs ID [--rows N] [--start N] | rm-connector ID
+//! pushdex status URI | ls ROOT [--mode MODE]
+//! pushdex rm URI | rm --root-path ROOT [--non-recursive] | rm --prefix PREFIX
+//! pushdex checkpoint get NAME | checkpoint set NAME VALUE | checkpoint ls
+//! ```
+//!
+//! The index directory is `--index`, else `$PUSHDEX_INDEX`, else
+//! `./pushdex-data`. Results go to stdout; a failure is one line
+//! `error: ...` on stderr and exit code 1 (usage errors are clap's, code 2).
+//! Every command opens the index, does its work and closes it. An index is
+//! open in one process at a time: a second `pushdex` on the same directory
+//! fails with "already open" while the first one runs, rather than waiting.
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pushdex::connector::{ConnectorInfo, Connectors, JobStatus, RunMode};
+use pushdex::{Checkpoint, Entry, EnumerationMode, Index, State};
+
+/// The index directory when neither `--index` nor `$PUSHDEX_INDEX` names one.
+const DEFAULT_INDEX_DIR: &str = "./pushdex-data";
+
+/// How often `import` polls the job status for its progress bar.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Any failure of a command: pushdex's own errors keep their `Display`.
+type CliResult<T> = Result<T, Box<dyn StdError>>;
+
+#[derive(Parser)]
+#[command(name = "pushdex", version, about = "An embedded document index engine")]
+struct Cli {
+    /// The index directory [default: $PUSHDEX_INDEX, else ./pushdex-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    index: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import a directory tree through its connector (created on first use)
+    Import {
+        /// The directory to import
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// List the connectors with their job status
+    Connectors,
+    /// Show a connector's job status
+    Job {
+        /// The connector id (c1, c2, ...)
+        id: String,
+        /// Print the status as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Page through a connector's documents in URI order
+    Docs {
+        /// The connector id
+        id: String,
+        /// How many documents to show
+        #[arg(long, default_value_t = 20)]
+        rows: usize,
+        /// The position of the first one (0-based)
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+    },
+    /// Delete a connector and every document under its root, for good
+    RmConnector {
+        /// The connector id
+        id: String,
+    },
+    /// Show what the index holds for one URI
+    Status {
+        /// The document's URI
+        uri: String,
+    },
+    /// List the documents and folders under a root
+    Ls {
+        /// The root ("" for everything)
+        root: String,
+        /// What to list
+        #[arg(long, value_enum, default_value_t = LsMode::All)]
+        mode: LsMode,
+    },
+    /// Delete a document, a root path or every URI with a prefix, then sync
+    Rm(RmArgs),
+    /// Read and write checkpoints
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LsMode {
+    /// Every document under the root
+    Recursive,
+    /// The root's direct children
+    Documents,
+    /// The root's folders
+    Folders,
+    /// Direct children and folders
+    All,
+}
+
+impl From<LsMode> for EnumerationMode {
+    fn from(mode: LsMode) -> EnumerationMode {
+        match mode {
+            LsMode::Recursive => EnumerationMode::RecursiveDocuments,
+            LsMode::Documents => EnumerationMode::NotRecursiveDocuments,
+            LsMode::Folders => EnumerationMode::NotRecursiveFolders,
+            LsMode::All => EnumerationMode::NotRecursiveAll,
+        }
+    }
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["uri", "root_path", "prefix"])))]
+struct RmArgs {
+    /// The URI of the document to delete
+    uri: Option<String>,
+    /// Delete every document under this root
+    #[arg(long, value_name = "ROOT")]
+    root_path: Option<String>,
+    /// With --root-path: only the root's direct children
+    // Not `requires = "root_path"`: clap let `rm URI --non-recursive`
+    // through with it. Ruling out the other two members of the required
+    // group leaves --root-path as the only way to satisfy it.
+    #[arg(long, conflicts_with_all = ["uri", "prefix"])]
+    non_recursive: bool,
+    /// Delete every URI starting with this string
+    #[arg(long)]
+    prefix: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum CheckpointCommand {
+    /// Print a checkpoint's value
+    Get {
+        /// The checkpoint's name
+        name: String,
+    },
+    /// Set a checkpoint and sync
+    Set {
+        /// The checkpoint's name
+        name: String,
+        /// Its new value
+        value: String,
+    },
+    /// List the checkpoints
+    Ls,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut out = io::stdout().lock();
+    match run(cli, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Flush what was printed before the error so the two streams
+            // read in order on a terminal.
+            let _ = out.flush();
+            eprintln!("error: {}", one_line(&e.to_string()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error contract is one line on stderr, whatever the message holds.
+fn one_line(message: &str) -> String {
+    message.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+fn index_dir(cli: &Cli) -> PathBuf {
+    if let Some(dir) = &cli.index {
+        return dir.clone();
+    }
+    match std::env::var_os("PUSHDEX_INDEX") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(DEFAULT_INDEX_DIR),
+    }
+}
+
+fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
+    let dir = index_dir(&cli);
+    let index = Index::open(&dir).map_err(|e| format!("cannot open index {}: {e}", dir.display()))?;
+    match cli.command {
+        Command::Import { dir } => import(&index, &dir, out)?,
+        Command::Connectors => list_connectors(&index, out)?,
+        Command::Job { id, json } => job(&index, &id, json, out)?,
+        Command::Docs { id, rows, start } => docs(&index, &id, rows, start, out)?,
+        Command::RmConnector { id } => rm_connector(&index, &id, out)?,
+        Command::Status { uri } => status(&index, &uri, out)?,
+        Command::Ls { root, mode } => ls(&index, &root, mode.into(), out)?,
+        Command::Rm(args) => rm(&index, &args, out)?,
+        Command::Checkpoint(command) => checkpoint(&index, command, out)?,
+    }
+    index.close()?;
+    Ok(())
+}
+
+fn import(index: &Index, dir: &Path, out: &mut dyn Write) -> CliResult<()> {
+    // Canonical, so that `.`, `./` and the absolute path all find the same
+    // connector; this also turns a missing directory into a clear error.
+    let dir = std::fs::canonicalize(dir).map_err(|e| format!("cannot import {}: {e}", dir.display()))?;
+    if !dir.is_dir() {
+        return Err(format!("cannot import {}: not a directory", dir.display()).into());
+    }
+    let connectors = Connectors::open(index)?;
+    let (info, new) = match connectors.find_directory(&dir)? {
+        Some(info) => (info, false),
+        None => (connectors.create_directory(&dir, RunMode::Once)?, true),
+    };
+    let started = Instant::now();
+    connectors.start_import(&info.id)?;
+    let (job, elapsed) = follow_job(&connectors, &info.id, started)?;
+
+    let age = if new { "new" } else { "existing" };
+    writeln!(out, "connector {} ({age}): {}, root {}", info.id, info.source, info.root)?;
+    writeln!(out, "job {}: {} in {}", job.job_id, job.status, format_elapsed(elapsed))?;
+    write_counts(&job, out)?;
+    let by_state = count_by_state(index, &info.root)?;
+    if by_state.is_empty() {
+        writeln!(out, "documents: none")?;
+    } else {
+        let counts: Vec<String> = by_state.iter().map(|(state, n)| format!("{state:?} {n}")).collect();
+        writeln!(out, "documents: {}", counts.join(", "))?;
+    }
+    if job.status == pushdex::connector::JobState::Error {
+        let reason = job.last_error.as_deref().unwrap_or("unknown error");
+        return Err(format!("import job {} failed: {reason}", job.job_id).into());
+    }
+    Ok(())
+}
+
+/// Polls the job until it is no longer active, drawing a progress bar on
+/// stderr (indicatif hides it when stderr is not a terminal); returns the
+/// final status and the time since `started`.
+///
+/// A helper thread blocks in [`Connectors::wait`] and wakes the poll loop
+/// as soon as the scan ends, so the reported duration is not rounded up to
+/// the poll interval.
+fn follow_job(connectors: &Connectors, id: &str, started: Instant) -> CliResult<(JobStatus, Duration)> {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] [{wide_bar}] {pos}/{len} {msg}")?
+            .progress_chars("=> "),
+    );
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let waiter = {
+        let connectors = connectors.clone();
+        let id = id.to_string();
+        thread::spawn(move || {
+            // Its result is not needed: job_status below is the record.
+            let _ = connectors.wait(&id);
+            drop(done_tx);
+        })
+    };
+    let job = loop {
+        let job = connectors.job_status(id)?;
+        if job.listed == 0 {
+            // Still listing: no length yet, and 0/0 would draw a full bar.
+            bar.set_message("listing the source");
+        } else {
+            bar.set_length(job.listed);
+            bar.set_position(job.documents_processed);
+            bar.set_message(format!("{} added, {} updated, {} deleted", job.added, job.updated, job.deleted));
+        }
+        if !job.status.is_active() {
+            break job;
+        }
+        bar.tick();
+        // Disconnected: the waiter is done (a continuous connector's scan
+        // ended but the job stays active); plain polling from here on.
+        if let Err(RecvTimeoutError::Disconnected) = done_rx.recv_timeout(POLL_INTERVAL) {
+            thread::sleep(POLL_INTERVAL);
+        }
+    };
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    // The job is over, so the waiter returns (or has returned) at once.
+    let _ = waiter.join();
+    Ok((job, elapsed))
+}
+
+fn format_elapsed(elapsed: Duration) -> String {
+    let millis = Duration::from_millis(elapsed.as_millis().try_into().unwrap_or(u64::MAX));
+    humantime::format_duration(millis).to_string()
+}
+
+fn write_counts(job: &JobStatus, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "listed: {}", job.listed)?;
+    writeln!(out, "added: {}", job.added)?;
+    writeln!(out, "updated: {}", job.updated)?;
+    writeln!(out, "unchanged: {}", job.unchanged)?;
+    writeln!(out, "deleted: {}", job.deleted)?;
+    writeln!(out, "failed: {}", job.failed)?;
+    if let Some(error) = &job.last_error {
+        writeln!(out, "last_error: {error}")?;
+    }
+    Ok(())
+}
+
+/// How many documents under `root` are in each state (only states present).
+fn count_by_state(index: &Index, root: &str) -> CliResult<BTreeMap<State, u64>> {
+    let mut counts = BTreeMap::new();
+    for entry in index.enumerate(root, EnumerationMode::RecursiveDocuments)? {
+        if let Entry::Document(status) = entry? {
+            *counts.entry(status.state).or_insert(0) += 1;
+        }
+    }
+    Ok(counts)
+}
+
+fn format_mode(mode: RunMode) -> String {
+    match mode {
+        RunMode::Once => "once".to_string(),
+        RunMode::Continuous { interval } => format!("continuous every {}", humantime::format_duration(interval)),
+    }
+}
+
+fn list_connectors(index: &Index, out: &mut dyn Write) -> CliResult<()> {
+    let connectors = Connectors::open(index)?;
+    for ConnectorInfo { id, name, root, mode, .. } in connectors.list() {
+        let job = connectors.job_status(&id)?;
+        writeln!(out, "{id}\t{name}\t{root}\t{}\t{}", format_mode(mode), job.status)?;
+    }
+    Ok(())
+}
+
+fn job(index: &Index, id: &str, json: bool, out: &mut dyn Write) -> CliResult<()> {
+    let connectors = Connectors::open(index)?;
+    let job = connectors.job_status(id)?;
+    let import = job.import_status();
+    if json {
+        let mut value = serde_json::to_value(&job)?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("message".to_string(), import.message.into());
+            object.insert("percent_complete".to_string(), import.percent_complete.into());
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        return Ok(());
+    }
+    // Destructured in full so that a field added to JobStatus fails to
+    // compile here until it is printed too.
+    let JobStatus {
+        job_id,
+        status,
+        start_time,
+        end_time,
+        documents_in_queue,
+        documents_outstanding,
+        documents_processed,
+        listed,
+        added,
+        updated,
+        unchanged,
+        deleted,
+        failed,
+        last_error,
+    } = job;
+    let none = || "-".to_string();
+    let lines = [
+        ("job_id", if job_id.is_empty() { none() } else { job_id }),
+        ("status", status.to_string()),
+        ("start_time", start_time.unwrap_or_else(none)),
+        ("end_time", end_time.unwrap_or_else(none)),
+        ("documents_in_queue", documents_in_queue.to_string()),
+        ("documents_outstanding", documents_outstanding.to_string()),
+        ("documents_processed", documents_processed.to_string()),
+        ("listed", listed.to_string()),
+        ("added", added.to_string()),
+        ("updated", updated.to_string()),
+        ("unchanged", unchanged.to_string()),
+        ("deleted", deleted.to_string()),
+        ("failed", failed.to_string()),
+        ("last_error", last_error.unwrap_or_else(none)),
+        ("message", import.message),
+        ("percent_complete", import.percent_complete.to_string()),
+    ];
+    for (key, value) in lines {
+        writeln!(out, "{key}: {value}")?;
+    }
+    Ok(())
+}
+
+fn docs(index: &Index, id: &str, rows: usize, start: u64, out: &mut dyn Write) -> CliResult<()> {
+    let connectors = Connectors::open(index)?;
+    let page = connectors.source_documents(id, rows, start)?;
+    writeln!(out, "total: {} start: {} shown: {}", page.total, page.start, page.documents.len())?;
+    for doc in &page.documents {
+        let metas: Vec<String> = doc.metas.iter().map(|(name, value)| format!("{name}={value}")).collect();
+        writeln!(out, "{}\t{}\t{:?}\t{}", doc.uri, or_dash(&doc.stamp), doc.state, metas.join(","))?;
+    }
+    Ok(())
+}
+
+fn rm_connector(index: &Index, id: &str, out: &mut dyn Write) -> CliResult<()> {
+    let connectors = Connectors::open(index)?;
+    let info = connectors.get(id)?;
+    let documents = index.count(&info.root, EnumerationMode::RecursiveDocuments)?;
+    connectors.delete(id)?;
+    writeln!(out, "removed connector {} ({}, root {}) and its {documents} documents", info.id, info.name, info.root)?;
+    Ok(())
+}
+
+fn status(index: &Index, uri: &str, out: &mut dyn Write) -> CliResult<()> {
+    let status = index.status(uri)?;
+    writeln!(out, "uri: {}", status.uri)?;
+    writeln!(out, "stamp: {}", or_dash(&status.stamp))?;
+    writeln!(out, "state: {:?}", status.state)?;
+    writeln!(out, "serial: {}", status.serial)?;
+    Ok(())
+}
+
+fn ls(index: &Index, root: &str, mode: EnumerationMode, out: &mut dyn Write) -> CliResult<()> {
+    for entry in index.enumerate(root, mode)? {
+        match entry? {
+            Entry::Document(doc) => writeln!(out, "doc\t{}\t{}\t{:?}", doc.uri, or_dash(&doc.stamp), doc.state)?,
+            Entry::Folder(folder) => writeln!(out, "dir\t{folder}")?,
+        }
+    }
+    Ok(())
+}
+
+fn rm(index: &Index, args: &RmArgs, out: &mut dyn Write) -> CliResult<()> {
+    // clap's ArgGroup guarantees exactly one of the three.
+    let (what, serial) = match (&args.uri, &args.root_path, &args.prefix) {
+        (Some(uri), None, None) => (format!("document {uri}"), index.delete(uri)?),
+        (None, Some(root), None) => {
+            let which = if args.non_recursive { "direct children of" } else { "documents under" };
+            (format!("{which} root {root:?}"), index.delete_root_path(root, !args.non_recursive)?)
+        }
+        (None, None, Some(prefix)) => (format!("URIs with prefix {prefix:?}"), index.delete_with_prefix(prefix)?),
+        _ => return Err("give exactly one of URI, --root-path and --prefix".into()),
+    };
+    index.sync()?;
+    writeln!(out, "deleted {what}: serial {serial} (synced)")?;
+    Ok(())
+}
+
+fn checkpoint(index: &Index, command: CheckpointCommand, out: &mut dyn Write) -> CliResult<()> {
+    match command {
+        CheckpointCommand::Get { name } => match index.checkpoint(&name)? {
+            Some(checkpoint) => writeln!(out, "{}", checkpoint.value)?,
+            None => return Err(format!("no checkpoint named {name:?}").into()),
+        },
+        CheckpointCommand::Set { name, value } => {
+            let serial = index.set_checkpoint(&name, &value)?;
+            index.sync()?;
+            writeln!(out, "checkpoint {name}: serial {serial} (synced)")?;
+        }
+        CheckpointCommand::Ls => {
+            for Checkpoint { name, value, serial, state } in index.checkpoints()? {
+                writeln!(out, "{name}\t{value}\t{serial}\t{state:?}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Empty stamps would make a column vanish.
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "-"
+    } else {
+        s
+    }
+}

@@ -1,0 +1,314 @@
+//! The `pushdex` binary end to end: a directory tree imported, re-imported,
+//! changed and shrunk through one connector, looked at with every command,
+//! and every kind of bad input refused with the right exit code and one
+//! line on stderr.
+
+#![cfg(feature = "cli")]
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// One run of the binary.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Asserts exit code 0 and returns stdout.
+    fn ok(self) -> String {
+        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self.stdout
+    }
+
+    /// Asserts `code` and that stderr is exactly one `error: ...` line;
+    /// returns that line.
+    fn fails(self, code: i32) -> String {
+        assert_eq!(self.code, code, "wrong exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        if code == 1 {
+            let lines: Vec<&str> = self.stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "stderr should be one line, got:\n{}", self.stderr);
+            assert!(lines[0].starts_with("error: "), "stderr line: {}", lines[0]);
+            assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        }
+        self.stderr
+    }
+}
+
+fn pushdex(index: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_pushdex"))
+        .arg("--index")
+        .arg(index)
+        .args(args)
+        .env_remove("PUSHDEX_INDEX")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("the pushdex binary runs");
+    Run {
+        // None means killed by a signal: not an exit code any test expects.
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// The number after `key: ` on its own line of `out`.
+fn count(out: &str, key: &str) -> u64 {
+    let prefix = format!("{key}: ");
+    let line = out.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no `{key}:` line in:\n{out}"));
+    line[prefix.len()..].trim().parse().unwrap_or_else(|e| panic!("`{line}`: {e}"))
+}
+
+/// Writes `files` files spread over nested directories; returns their
+/// paths relative to `root`, sorted.
+fn make_tree(root: &Path, files: usize) -> Vec<String> {
+    let mut made = Vec::new();
+    for i in 0..files {
+        let rel = match i % 3 {
+            0 => format!("top{i:02}.txt"),
+            1 => format!("a/mid{i:02}.txt"),
+            _ => format!("a/b/c/deep{i:02}.txt"),
+        };
+        let path = root.join(&rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, format!("document number {i}\n")).unwrap();
+        made.push(rel);
+    }
+    made.sort();
+    made
+}
+
+fn tree_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    let tree = fs::canonicalize(tree).unwrap();
+    (tmp, tree)
+}
+
+/// Every URI of connector `id`, paging `rows` at a time; asserts the
+/// header's total and that no URI comes twice.
+fn all_docs(index: &Path, id: &str, rows: usize) -> Vec<String> {
+    let mut uris = Vec::new();
+    let mut start = 0;
+    loop {
+        let out = pushdex(index, &["docs", id, "--rows", &rows.to_string(), "--start", &start.to_string()]).ok();
+        let mut lines = out.lines();
+        let header = lines.next().expect("a header line");
+        assert!(header.contains(&format!("start: {start}")), "header: {header}");
+        let page: Vec<String> = lines.map(|l| l.split('\t').next().unwrap().to_string()).collect();
+        assert!(page.len() <= rows, "{} rows on a page of {rows}", page.len());
+        if page.is_empty() {
+            let total: u64 = header.split_whitespace().nth(1).unwrap().parse().unwrap();
+            assert_eq!(total, uris.len() as u64, "header total vs documents paged");
+            break;
+        }
+        start += page.len();
+        uris.extend(page);
+    }
+    let distinct: BTreeSet<&String> = uris.iter().collect();
+    assert_eq!(distinct.len(), uris.len(), "a URI came twice: {uris:?}");
+    uris
+}
+
+#[test]
+fn import_reimport_change_and_inspect_a_tree() {
+    let index_dir = tempfile::tempdir().unwrap();
+    let index = index_dir.path();
+    let (_tmp, tree) = tree_dir();
+    let files = make_tree(&tree, 30);
+    let tree_arg = tree.to_str().unwrap();
+
+    // First import: everything is new.
+    let out = pushdex(index, &["import", tree_arg]).ok();
+    assert!(out.lines().next().unwrap().starts_with("connector c1 (new)"), "{out}");
+    assert!(out.contains("job c1-"), "{out}");
+    assert_eq!((count(&out, "listed"), count(&out, "added")), (30, 30), "{out}");
+    assert_eq!((count(&out, "updated"), count(&out, "unchanged")), (0, 0), "{out}");
+    assert_eq!((count(&out, "deleted"), count(&out, "failed")), (0, 0), "{out}");
+    assert!(out.lines().any(|l| l == "documents: Searchable 30"), "{out}");
+
+    // Second import: same connector, nothing to push.
+    let out = pushdex(index, &["import", tree_arg]).ok();
+    assert!(out.lines().next().unwrap().starts_with("connector c1 (existing)"), "{out}");
+    assert_eq!((count(&out, "added"), count(&out, "updated"), count(&out, "unchanged")), (0, 0, 30), "{out}");
+
+    // One file changed: new content and an explicitly different mtime.
+    let changed = tree.join(&files[0]);
+    let before = fs::metadata(&changed).unwrap().modified().unwrap();
+    fs::write(&changed, "changed content, longer than before\n").unwrap();
+    File::options().write(true).open(&changed).unwrap().set_modified(before + Duration::from_secs(3600)).unwrap();
+    let out = pushdex(index, &["import", tree_arg]).ok();
+    assert_eq!((count(&out, "added"), count(&out, "updated"), count(&out, "unchanged")), (0, 1, 29), "{out}");
+
+    // One file removed.
+    fs::remove_file(tree.join(&files[1])).unwrap();
+    let out = pushdex(index, &["import", tree_arg]).ok();
+    assert_eq!((count(&out, "listed"), count(&out, "deleted"), count(&out, "unchanged")), (29, 1, 29), "{out}");
+    assert!(out.lines().any(|l| l == "documents: Searchable 29"), "{out}");
+
+    // `import` with no DIR imports the current directory: the same connector.
+    let out = Command::new(env!("CARGO_BIN_EXE_pushdex"))
+        .args(["--index", index.to_str().unwrap(), "import"])
+        .current_dir(&tree)
+        .output()
+        .unwrap();
+    let out = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+    .ok();
+    assert!(out.starts_with("connector c1 (existing)"), "{out}");
+
+    // connectors
+    let out = pushdex(index, &["connectors"]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    let fields: Vec<&str> = lines[0].split('\t').collect();
+    assert_eq!(fields[0], "c1", "{out}");
+    assert!(fields[2].starts_with("file://") && fields[2].ends_with("tree"), "{out}");
+    assert_eq!(fields[3], "once", "{out}");
+    assert_eq!(fields[4], "done", "{out}");
+    let root = fields[2].to_string();
+
+    // job, as lines and as JSON
+    let out = pushdex(index, &["job", "c1"]).ok();
+    assert!(out.lines().any(|l| l == "status: done"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("job_id: c1-")), "{out}");
+    assert!(out.lines().any(|l| l == "percent_complete: 100"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("message: ")), "{out}");
+    assert_eq!(count(&out, "listed"), 29, "{out}");
+    let out = pushdex(index, &["job", "c1", "--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(json["status"], "done", "{out}");
+    assert_eq!(json["listed"], 29, "{out}");
+    assert_eq!(json["percent_complete"], 100, "{out}");
+    assert!(json["job_id"].as_str().unwrap().starts_with("c1-"), "{out}");
+
+    // docs: paging by 7 yields every file exactly once, in URI order.
+    let uris = all_docs(index, "c1", 7);
+    let mut expected: Vec<String> = files.iter().filter(|f| **f != files[1]).map(|f| format!("{root}/{f}")).collect();
+    expected.sort();
+    assert_eq!(uris, expected);
+
+    // status of one file
+    let uri = &expected[0];
+    let out = pushdex(index, &["status", uri]).ok();
+    assert!(out.lines().any(|l| l == format!("uri: {uri}")), "{out}");
+    assert!(out.lines().any(|l| l == "state: Searchable" || l == "state: Synced"), "{out}");
+    assert!(count(&out, "serial") > 0, "{out}");
+
+    // ls: the root's direct children and folders; recursive: every document.
+    let out = pushdex(index, &["ls", &root]).ok();
+    assert!(out.lines().any(|l| l == format!("dir\t{root}/a/")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with(&format!("doc\t{root}/top"))), "{out}");
+    assert!(!out.contains("/a/b/"), "not recursive: {out}");
+    let out = pushdex(index, &["ls", &root, "--mode", "folders"]).ok();
+    assert_eq!(out, format!("dir\t{root}/a/\n"));
+    let out = pushdex(index, &["ls", &root, "--mode", "recursive"]).ok();
+    assert_eq!(out.lines().filter(|l| l.starts_with("doc\t")).count(), 29, "{out}");
+
+    // rm one URI: its status is Initial at once.
+    let out = pushdex(index, &["rm", uri]).ok();
+    assert!(out.contains("serial"), "{out}");
+    let out = pushdex(index, &["status", uri]).ok();
+    assert!(out.lines().any(|l| l == "state: Initial"), "{out}");
+    // rm --root-path --non-recursive: the top-level files go, the folders stay.
+    pushdex(index, &["rm", "--root-path", &root, "--non-recursive"]).ok();
+    let out = pushdex(index, &["ls", &root, "--mode", "documents"]).ok();
+    assert_eq!(out, "", "direct children left");
+    assert_ne!(pushdex(index, &["ls", &root, "--mode", "recursive"]).ok(), "");
+
+    // checkpoints
+    let out = pushdex(index, &["checkpoint", "set", "crawl", "page 7"]).ok();
+    assert!(out.contains("serial"), "{out}");
+    assert_eq!(pushdex(index, &["checkpoint", "get", "crawl"]).ok(), "page 7\n");
+    let out = pushdex(index, &["checkpoint", "ls"]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "the connector's own checkpoints are hidden: {out}");
+    assert!(lines[0].starts_with("crawl\tpage 7\t"), "{out}");
+    let err = pushdex(index, &["checkpoint", "get", "nope"]).fails(1);
+    assert!(err.contains("nope"), "{err}");
+
+    // rm-connector: the connector and its documents are gone.
+    let out = pushdex(index, &["rm-connector", "c1"]).ok();
+    assert!(out.contains("c1"), "{out}");
+    let err = pushdex(index, &["job", "c1"]).fails(1);
+    assert!(err.contains("c1"), "{err}");
+    assert_eq!(pushdex(index, &["connectors"]).ok(), "");
+    assert_eq!(pushdex(index, &["ls", &root, "--mode", "recursive"]).ok(), "");
+    // The user's checkpoint is not the connector's.
+    assert_eq!(pushdex(index, &["checkpoint", "get", "crawl"]).ok(), "page 7\n");
+}
+
+#[test]
+fn rm_by_prefix_and_the_index_from_the_environment() {
+    let index_dir = tempfile::tempdir().unwrap();
+    let index = index_dir.path();
+    let (_tmp, tree) = tree_dir();
+    make_tree(&tree, 6);
+    pushdex(index, &["import", tree.to_str().unwrap()]).ok();
+    let root = format!("file://{}", tree.display());
+    let out = pushdex(index, &["rm", "--prefix", &format!("{root}/a/mid")]).ok();
+    assert!(out.contains("serial"), "{out}");
+    let out = pushdex(index, &["ls", &root, "--mode", "recursive"]).ok();
+    assert_eq!(out.lines().count(), 4, "two a/mid files deleted: {out}");
+    assert!(!out.contains("/a/mid"), "{out}");
+
+    // Without --index, $PUSHDEX_INDEX names the directory.
+    let out = Command::new(env!("CARGO_BIN_EXE_pushdex"))
+        .args(["checkpoint", "set", "from-env", "yes"])
+        .env("PUSHDEX_INDEX", index)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(pushdex(index, &["checkpoint", "get", "from-env"]).ok(), "yes\n");
+}
+
+#[test]
+fn bad_input_is_refused_with_one_line_and_the_right_exit_code() {
+    let index_dir = tempfile::tempdir().unwrap();
+    let index = index_dir.path();
+    let (_tmp, tree) = tree_dir();
+    make_tree(&tree, 3);
+    pushdex(index, &["import", tree.to_str().unwrap()]).ok();
+
+    // Usage errors are clap's: exit 2.
+    pushdex(index, &["frobnicate"]).fails(2);
+    pushdex(index, &[]).fails(2);
+    pushdex(index, &["rm"]).fails(2);
+    pushdex(index, &["rm", "some-uri", "--prefix", "p"]).fails(2);
+    pushdex(index, &["rm", "--root-path", "r", "--prefix", "p"]).fails(2);
+    pushdex(index, &["rm", "some-uri", "--root-path", "r"]).fails(2);
+    pushdex(index, &["rm", "some-uri", "--non-recursive"]).fails(2);
+    pushdex(index, &["docs", "c1", "--rows", "-3"]).fails(2);
+    pushdex(index, &["ls", "", "--mode", "sideways"]).fails(2);
+
+    // Errors of the library and of the system: exit 1, one line.
+    let err = pushdex(index, &["docs", "c1", "--rows", "0"]).fails(1);
+    assert!(err.contains("invalid input"), "{err}");
+    pushdex(index, &["docs", "c1", "--rows", "1000000"]).fails(1);
+    let err = pushdex(index, &["import", "/no/such/dir"]).fails(1);
+    assert!(err.contains("/no/such/dir"), "{err}");
+    let file = tree.join("top00.txt");
+    pushdex(index, &["import", file.to_str().unwrap()]).fails(1);
+    let err = pushdex(index, &["job", "c9"]).fails(1);
+    assert!(err.contains("c9"), "{err}");
+    pushdex(index, &["rm-connector", "c9"]).fails(1);
+    pushdex(index, &["status", ""]).fails(1);
+    pushdex(index, &["rm", "--prefix", ""]).fails(1);
+    pushdex(index, &["checkpoint", "set", "", "v"]).fails(1);
+
+    // The index directory is a file.
+    let err = pushdex(&file, &["connectors"]).fails(1);
+    assert!(err.contains(file.to_str().unwrap()), "{err}");
+
+    // Nothing above changed the connector.
+    let out = pushdex(index, &["docs", "c1"]).ok();
+    assert!(out.starts_with("total: 3 "), "{out}");
+}
