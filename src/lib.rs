@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+mod bloom;
 pub mod connector;
 mod document;
 mod error;

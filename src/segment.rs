@@ -6,8 +6,11 @@
 //! every prefix is one contiguous ordinal range, which is what makes subtree
 //! deletion one bitmap range per segment. `docs/FORMAT.md` has the layout.
 //!
-//! Checksums at the right grain: the footer, the `uris` section and the
-//! block-checksum table are verified in full at open (fst trusts its input);
+//! A blocked Bloom filter over the URIs (`bloom`) lets a lookup skip a
+//! segment that cannot hold the URI without walking its fst.
+//!
+//! Checksums at the right grain: the footer, the `uris` and `bloom` sections
+//! and the block-checksum table are verified in full at open (fst trusts its input);
 //! rows and heaps carry a crc32c per 64 KiB block, checked when a block is
 //! first read.
 
@@ -19,6 +22,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use fst::{IntoStreamer, Streamer};
 
+use crate::bloom::{self, BloomBuilder};
 use crate::error::{Error, Result};
 use crate::storage::{Mapped, Storage, StorageFile};
 use crate::uri::prefix_successor;
@@ -26,20 +30,23 @@ use crate::uri::prefix_successor;
 /// Magic number at the start of the footer.
 pub const MAGIC: &[u8; 8] = b"PDXSEG\r\n";
 /// The format version this code writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Rows and heaps are checksummed in blocks of this many bytes.
 pub const BLOCK: usize = 64 * 1024;
 /// Bytes per row: serial, stamp offset, body offset (u64 each), stamp and body length (u32 each).
 pub const ROW_BYTES: usize = 32;
 /// Bytes of the footer.
-pub const FOOTER_BYTES: usize = 132;
+pub const FOOTER_BYTES: usize = 152;
 
-const SECTIONS: usize = 5;
+/// Sections in a segment file, in file order: bodies, stamps, rows, uris,
+/// bloom, crcs.
+pub const SECTIONS: usize = 6;
 const BODIES: usize = 0;
 const STAMPS: usize = 1;
 const ROWS: usize = 2;
 const URIS: usize = 3;
-const CRCS: usize = 4;
+const BLOOM: usize = 4;
+const CRCS: usize = 5;
 
 /// One row to write.
 #[derive(Clone, Copy, Debug)]
@@ -181,18 +188,26 @@ pub fn write_segment(storage: &dyn Storage, name: &str, entries: &Entries<'_>) -
     block_crcs.extend(crcs);
     at += len;
 
-    // Pass 4: the fst.
+    // Pass 4: the fst, and the URI filter.
     let w = SectionWriter::new(file, at);
     let mut builder = fst::MapBuilder::new(w).map_err(fst_io)?;
+    let mut bloom = BloomBuilder::new(rows);
     let mut ordinal = 0u64;
     entries(&mut |e| {
         builder.insert(e.uri, ordinal).map_err(fst_io)?;
+        bloom.insert(e.uri);
         ordinal += 1;
         Ok(())
     })?;
     let w = builder.into_inner().map_err(fst_io)?;
     let (off, len, _, uris_crc) = w.finish()?;
     sections[URIS] = (off, len);
+    at += len;
+
+    let mut w = SectionWriter::new(file, at);
+    w.put(bloom.bytes())?;
+    let (off, len, _, bloom_crc) = w.finish()?;
+    sections[BLOOM] = (off, len);
     at += len;
 
     // The block-checksum table.
@@ -215,6 +230,7 @@ pub fn write_segment(storage: &dyn Storage, name: &str, entries: &Entries<'_>) -
         footer.extend_from_slice(&len.to_le_bytes());
     }
     footer.extend_from_slice(&uris_crc.to_le_bytes());
+    footer.extend_from_slice(&bloom_crc.to_le_bytes());
     footer.extend_from_slice(&crcs_crc.to_le_bytes());
     let crc = crc32c::crc32c(&footer);
     footer.extend_from_slice(&crc.to_le_bytes());
@@ -355,6 +371,13 @@ impl Segment {
         if rows.checked_mul(ROW_BYTES as u64) != Some(sections[ROWS].len() as u64) || rows > u64::from(u32::MAX) {
             return Err(corrupt(format!("{rows} rows do not fit a rows section of {} bytes", sections[ROWS].len())));
         }
+        if sections[BLOOM].len() != bloom::blocks_for(rows) * bloom::BLOCK_BYTES {
+            return Err(corrupt(format!(
+                "a URI filter of {} bytes for {rows} rows, expected {}",
+                sections[BLOOM].len(),
+                bloom::blocks_for(rows) * bloom::BLOCK_BYTES
+            )));
+        }
         let blocks = |i: usize| sections[i].len().div_ceil(BLOCK);
         let total_blocks = blocks(BODIES) + blocks(STAMPS) + blocks(ROWS);
         if sections[CRCS].len() != 4 * total_blocks {
@@ -368,7 +391,9 @@ impl Segment {
         // cache without counting in this process's resident memory until
         // lookups touch them.
         let file = storage.open(name)?;
-        for (section, at, what) in [(URIS, FOOTER_BYTES - 12, "uris"), (CRCS, FOOTER_BYTES - 8, "crcs")] {
+        let crc_fields =
+            [(URIS, FOOTER_BYTES - 16, "uris"), (BLOOM, FOOTER_BYTES - 12, "bloom"), (CRCS, FOOTER_BYTES - 8, "crcs")];
+        for (section, at, what) in crc_fields {
             let want = le_u32(footer, at);
             let got = file_crc(file.as_ref(), sections[section].clone())?;
             if want != got {
@@ -432,9 +457,19 @@ impl Segment {
         Ok(value as u32)
     }
 
-    /// The ordinal of `uri`, if the segment holds it.
+    /// The ordinal of `uri`, if the segment holds it. The URI filter
+    /// answers most misses without walking the fst.
     pub fn ordinal(&self, uri: &[u8]) -> Result<Option<u32>> {
+        if !self.may_contain(uri) {
+            return Ok(None);
+        }
         self.uris.get(uri).map(|v| self.ordinal_checked(v)).transpose()
+    }
+
+    /// False if the segment certainly does not hold `uri` (its filter,
+    /// verified at open, says so); true if it may.
+    pub fn may_contain(&self, uri: &[u8]) -> bool {
+        bloom::may_contain(&(*self.map).as_ref()[self.sections[BLOOM].clone()], uri)
     }
 
     /// The first ordinal whose URI is `>= key` (`rows()` if none).

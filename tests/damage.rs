@@ -71,7 +71,7 @@ const SMALL_FILE: usize = 1024;
 const LOG_HEADER: usize = pushdex::wal::FILE_HEADER_BYTES;
 const FRAME_HEADER: usize = pushdex::wal::FRAME_HEADER_BYTES;
 const SEGMENT_FOOTER: usize = pushdex::segment::FOOTER_BYTES;
-const SEGMENT_SECTIONS: usize = 5;
+const SEGMENT_SECTIONS: usize = pushdex::segment::SECTIONS;
 const SEGMENT_BLOCK: usize = pushdex::segment::BLOCK;
 /// The header of `MANIFEST` and of deletion bitmaps.
 const FILE_HEADER: usize = 20;

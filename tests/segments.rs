@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use pushdex::segment::FOOTER_BYTES;
+use pushdex::segment::{FOOTER_BYTES, SECTIONS};
 use pushdex::{Document, Entry, EnumerationMode, Error, Index, Options, State};
 
 fn all(index: &Index) -> BTreeSet<String> {
@@ -222,12 +222,12 @@ fn damaged_segments_and_manifests_are_corrupt() {
     let bytes = fs::read(&seg).unwrap();
     let len = bytes.len();
     let manifest_len = fs::metadata(original.path().join("MANIFEST")).unwrap().len() as usize;
-    // The five sections (bodies, stamps, rows, uris, block crcs) from the
+    // The sections (bodies, stamps, rows, uris, bloom, block crcs) from the
     // footer's table (docs/FORMAT.md): their first, last and 40 spread bytes.
     let footer = &bytes[len - FOOTER_BYTES..];
     let u64_at = |at: usize| u64::from_le_bytes(footer[at..at + 8].try_into().unwrap()) as usize;
     let mut targets: Vec<(&str, usize)> = Vec::new();
-    for section in 0..5 {
+    for section in 0..SECTIONS {
         let (off, section_len) = (u64_at(40 + 16 * section), u64_at(48 + 16 * section));
         assert!(section_len > 0, "section {section} is empty");
         targets.extend((0..40).map(|k| ("seg", off + k * section_len / 40)));
