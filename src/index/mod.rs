@@ -16,7 +16,7 @@ mod tables;
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 pub use enumerate::Enumeration;
@@ -123,7 +123,17 @@ struct SyncRound {
     leader: bool,
     /// Set when an fsync failed: the log can no longer be trusted.
     failed: Option<String>,
+    /// Threads waiting for the round under way.
+    waiting: usize,
+    /// How many waiting threads the last round released, and how long its
+    /// fsync took: the next leader gathers that many operations, for at
+    /// most that long, before it writes out (see [`Inner::gather`]).
+    released: usize,
+    last_fsync: Duration,
 }
+
+/// The longest a leader waits for the writers its last round released.
+const MAX_GATHER: Duration = Duration::from_millis(2);
 
 pub(crate) struct Inner {
     storage: Arc<dyn Storage>,
@@ -136,6 +146,9 @@ pub(crate) struct Inner {
     state: RwLock<Shared>,
     round: Mutex<SyncRound>,
     round_done: Condvar,
+    /// Set while a leader gathers; writers and new waiters then wake it.
+    gathering: AtomicBool,
+    gathered: Condvar,
     dir_lock: Mutex<Option<LockGuard>>,
     maintenance: Mutex<Maintenance>,
     /// Wakes the flush thread.
@@ -208,6 +221,8 @@ impl Index {
             state: RwLock::new(Shared { tables, wal: recovery.writer }),
             round: Mutex::new(SyncRound::default()),
             round_done: Condvar::new(),
+            gathering: AtomicBool::new(false),
+            gathered: Condvar::new(),
             dir_lock: Mutex::new(Some(dir_lock)),
             maintenance: Mutex::new(Maintenance {
                 next_gen,
@@ -620,6 +635,8 @@ impl Inner {
         if shared.tables.mem_bytes >= self.options.memtable_bytes && shared.tables.frozen.is_none() {
             self.signal.notify();
         }
+        drop(shared);
+        self.wake_gatherer();
         Ok(Serial(last))
     }
 
@@ -643,14 +660,23 @@ impl Inner {
                 return Err(Error::Io(std::io::Error::other(why.clone())));
             }
             if round.leader {
+                round.waiting += 1;
+                if self.gathering.load(Ordering::SeqCst) {
+                    self.gathered.notify_all();
+                }
                 round = self.round_done.wait(round).unwrap_or_else(|e| e.into_inner());
+                round.waiting -= 1;
                 continue;
             }
             round.leader = true;
+            round = self.gather(round, synced);
             drop(round);
+            let started = std::time::Instant::now();
             let result = self.lead_sync_round();
             round = self.round.lock().unwrap_or_else(|e| e.into_inner());
             round.leader = false;
+            round.last_fsync = started.elapsed();
+            round.released = round.waiting;
             match result {
                 Ok(covered) => {
                     self.synced.fetch_max(covered, Ordering::SeqCst);
@@ -665,6 +691,43 @@ impl Inner {
                 }
             }
             self.round_done.notify_all();
+        }
+    }
+
+    /// Before a round: the threads the last round released usually come
+    /// straight back, each with one more operation and a `sync()`. On two
+    /// cores they are still waking when the first of them becomes leader,
+    /// and a round that wrote out at once would cover only that one, leaving
+    /// the rest a whole fsync behind. So the leader waits until as many
+    /// operations as the last round released are pending (or as many
+    /// threads wait for it), for at most the last fsync's duration. A lone
+    /// writer (no one released) never waits.
+    fn gather<'a>(&self, mut round: MutexGuard<'a, SyncRound>, synced: u64) -> MutexGuard<'a, SyncRound> {
+        let expect = round.released;
+        if expect == 0 {
+            return round;
+        }
+        let deadline = std::time::Instant::now() + round.last_fsync.min(MAX_GATHER);
+        self.gathering.store(true, Ordering::SeqCst);
+        loop {
+            let pending = self.last.load(Ordering::SeqCst).saturating_sub(synced);
+            let now = std::time::Instant::now();
+            if pending as usize > expect || round.waiting >= expect || now >= deadline {
+                break;
+            }
+            round = self.gathered.wait_timeout(round, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        self.gathering.store(false, Ordering::SeqCst);
+        round
+    }
+
+    /// Wakes a gathering leader after an operation was applied.
+    fn wake_gatherer(&self) {
+        if self.gathering.load(Ordering::SeqCst) {
+            // Taken and released so that the leader is either before its
+            // check (and sees the new operation) or waiting (and is woken).
+            drop(self.round.lock().unwrap_or_else(|e| e.into_inner()));
+            self.gathered.notify_all();
         }
     }
 
