@@ -61,6 +61,7 @@ mod index;
 #[doc(hidden)]
 pub mod manifest;
 mod record;
+mod search;
 #[doc(hidden)]
 pub mod segment;
 mod status;
@@ -78,5 +79,6 @@ pub use document::{
 };
 pub use error::{Error, Result};
 pub use index::{Enumeration, Index, Options, PushSession};
+pub use search::{Hit, Query};
 pub use status::{Checkpoint, DocumentStatus, Entry, EnumerationMode, Serial, SessionId, State, Watermarks};
 pub use uri::{folder_prefix, MAX_URI_BYTES};

@@ -1,0 +1,676 @@
+//! [`Query`], its text syntax ([`Query::parse`] and `Display`), and [`Hit`].
+
+use std::fmt;
+use std::iter::Peekable;
+use std::vec;
+
+use crate::error::{Error, Result};
+
+/// What a search asks for: a tree of conditions on documents.
+///
+/// Only Searchable documents are considered (as they were at the last
+/// `refresh()`). Build one directly, or from text with [`Query::parse`];
+/// `to_string()` writes it back in that syntax.
+///
+/// ```
+/// use pushdex::Query;
+///
+/// let q = Query::parse(r#"report OR title:"annual plan" @lang:en"#)?;
+/// assert_eq!(
+///     q,
+///     Query::Or(vec![
+///         Query::Text { field: None, text: "report".into() },
+///         Query::And(vec![
+///             Query::Text { field: Some("title".into()), text: "annual plan".into() },
+///             Query::Meta { name: "lang".into(), value: "en".into() },
+///         ]),
+///     ])
+/// );
+/// assert_eq!(Query::parse(&q.to_string())?, q);
+/// # Ok::<(), pushdex::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub enum Query {
+    /// Every searchable document.
+    All,
+    /// Documents in which every word of `text` occurs in the text part named
+    /// `field`, or, when `field` is `None`, in some text part (each word in
+    /// any of them). `text` is split into words and lower-cased the same way
+    /// as text parts (UAX #29 word boundaries; a word has at least one letter
+    /// or digit), so the order of the words does not matter and case is
+    /// ignored. Binary parts are not searched.
+    Text {
+        /// The text part to search; `None` searches every text part.
+        field: Option<String>,
+        /// The words to find, as written.
+        text: String,
+    },
+    /// Documents with a value of meta `name` equal to `value`, exactly (case
+    /// included; one value of a multi-valued meta is enough).
+    Meta {
+        /// The meta's name.
+        name: String,
+        /// The value to find, compared byte for byte.
+        value: String,
+    },
+    /// Documents under the folder `root`, by the folder rules of
+    /// [`Index::enumerate`](crate::Index::enumerate) (`"a/b"` and `"a/b/"` are
+    /// the same folder, `""` holds every document): all of them when
+    /// `recursive`, else only its direct children.
+    Under {
+        /// The folder; see [`folder_prefix`](crate::folder_prefix).
+        root: String,
+        /// Whether documents of sub-folders count too.
+        recursive: bool,
+    },
+    /// Documents whose URI starts with this string, whatever follows (no
+    /// folder rule: `Prefix("a/b")` matches `a/bc`).
+    Prefix(String),
+    /// Documents matched by every query of the list; `And(vec![])` matches
+    /// every searchable document.
+    And(Vec<Query>),
+    /// Documents matched by at least one query of the list; `Or(vec![])`
+    /// matches nothing.
+    Or(Vec<Query>),
+    /// Every searchable document that the inner query does not match.
+    Not(Box<Query>),
+}
+
+/// One document found by a search.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// The document's URI.
+    pub uri: String,
+    /// The document's stamp (`""` when it has none), as it was when it became
+    /// Searchable.
+    pub stamp: String,
+    /// Its relevance: the BM25 score summed over the query's matched words;
+    /// `0.0` for a document found only by conditions without words (metas,
+    /// folders, prefixes, `All`). Higher is better.
+    pub score: f32,
+}
+
+/// How deeply parentheses and `NOT`s may nest in a parsed query. The parser
+/// recurses once per level: the limit keeps a hostile query (a server passes
+/// user input here) from overflowing the stack.
+const MAX_DEPTH: usize = 256;
+
+impl Query {
+    /// Parses a query written in pushdex's query syntax.
+    ///
+    /// | text | query |
+    /// |---|---|
+    /// | `word` | `Text { field: None, text: "word" }`: the word in any text part |
+    /// | `"some words"` | `Text { field: None, text: "some words" }`: all the words, in any order (the text is kept whole, spaces included) |
+    /// | `part:word`, `part:"some words"` | `Text { field: Some("part"), .. }`: in text part `part` |
+    /// | `@name:value`, `@name:"a value"` | `Meta { name, value }`: exact value, case kept |
+    /// | `under:ROOT`, `under:"ROOT"` | `Under { root, recursive: true }` |
+    /// | `prefix:P`, `prefix:"P"` | `Prefix(P)` |
+    /// | `*` | `All` |
+    /// | `a b`, `a AND b` | `And([a, b])` |
+    /// | `a OR b` | `Or([a, b])` |
+    /// | `NOT a` | `Not(a)` |
+    /// | `( ... )` | grouping |
+    ///
+    /// **Precedence**: `NOT` binds tighter than `AND` (or juxtaposition),
+    /// which binds tighter than `OR`: `a OR NOT b c` is
+    /// `Or([a, And([Not(b), c])])`. The operators are upper case only: `and`,
+    /// `or` and `not` are words. A chain of one operator gives one flat list,
+    /// and parentheses around the same operator are flattened too (`a (b c)`
+    /// and `a b c` are both `And([a, b, c])`); a lone operand is never wrapped
+    /// in `And` or `Or`.
+    ///
+    /// **Terms.** Whitespace, `(` and `)` separate terms. A term is:
+    /// * a quoted string `"..."`, in which `\"` stands for `"` and `\\` for
+    ///   `\` (a backslash before any other character is itself). The closing
+    ///   quote must be followed by whitespace, a parenthesis or the end.
+    /// * `NAME:VALUE`, when `NAME` is a *simple name* (letters, digits, `_`,
+    ///   `-`, `.`). `under` and `prefix` (lower case) are the folder and URI
+    ///   prefix conditions; any other name is a text part. An unquoted value
+    ///   runs to the next whitespace or parenthesis, colons and quotes
+    ///   included, so `under:file:///share/a` is the folder
+    ///   `file:///share/a`.
+    /// * `@NAME:VALUE`, a meta: `NAME` is a simple name and the value follows
+    ///   the same rules.
+    /// * otherwise a word: the characters up to the next whitespace or
+    ///   parenthesis, quotes included (a quote only opens a quoted string at
+    ///   the start of a term or of a value). `*` alone is `All`; `*` within a
+    ///   word is no wildcard.
+    ///
+    /// **Colons in words.** A word whose part before its first `:` is not a
+    /// simple name (`a+b:c`, `¿qué?:x`) is a plain word, and so is a text
+    /// part value that begins with `//`: `http://example.com/a` and
+    /// `file:///share` are words, not searches of a part named `http` or
+    /// `file`. Any other `name:...` is a field; quote a word to search it
+    /// as words (`"mailto:joe"`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] whose reason begins with `at byte N:` (`N`
+    /// counted in bytes from 0) for: an empty or blank query; an unclosed
+    /// quote (at the quote); an unclosed `(` (at it) or an unmatched `)`;
+    /// empty parentheses `()`; an operator without its operand (`a AND`,
+    /// `OR b`, `NOT`); an empty name or value (`:x`, `body:`, `@:x`, `@a:`,
+    /// `under:`, `prefix:`, `""`, `body:""`); `@name` without `:value`; text
+    /// right after a closing quote; nesting deeper than 256 parentheses or
+    /// `NOT`s.
+    ///
+    /// ```
+    /// use pushdex::{Error, Query};
+    ///
+    /// let Err(Error::InvalidInput { reason }) = Query::parse(r#"body:"open"#) else { panic!() };
+    /// assert_eq!(reason, "at byte 5: unclosed quote");
+    /// ```
+    pub fn parse(text: &str) -> Result<Query> {
+        let tokens = Lexer { text, at: 0 }.tokens()?;
+        let mut parser = Parser { tokens: tokens.into_iter().peekable(), last: None, len: text.len(), depth: 0 };
+        let query = parser.or()?;
+        match parser.tokens.next() {
+            None => Ok(query),
+            Some(token) => Err(syntax(token.at, "unmatched ')'")),
+        }
+    }
+}
+
+fn syntax(at: usize, what: impl fmt::Display) -> Error {
+    Error::invalid_input(format!("at byte {at}: {what}"))
+}
+
+/// A character of a simple name: the names of `part:`, `@meta:`, `under:`
+/// and `prefix:`.
+fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+fn is_simple_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(is_name_char)
+}
+
+/// Where an unquoted term or value ends.
+fn ends_term(c: char) -> bool {
+    c.is_whitespace() || c == '(' || c == ')'
+}
+
+#[derive(Debug)]
+enum Tok {
+    Open,
+    Close,
+    And,
+    Or,
+    Not,
+    Term(Query),
+}
+
+impl Tok {
+    fn operator(&self) -> Option<&'static str> {
+        match self {
+            Tok::And => Some("AND"),
+            Tok::Or => Some("OR"),
+            Tok::Not => Some("NOT"),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Token {
+    tok: Tok,
+    /// Byte offset of the token's first character.
+    at: usize,
+}
+
+struct Lexer<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Lexer<'a> {
+    fn peek(&self) -> Option<char> {
+        self.text[self.at..].chars().next()
+    }
+
+    fn tokens(mut self) -> Result<Vec<Token>> {
+        let mut tokens = Vec::new();
+        while let Some(c) = self.peek() {
+            let at = self.at;
+            if c.is_whitespace() {
+                self.at += c.len_utf8();
+                continue;
+            }
+            let tok = match c {
+                '(' => {
+                    self.at += 1;
+                    Tok::Open
+                }
+                ')' => {
+                    self.at += 1;
+                    Tok::Close
+                }
+                '"' => {
+                    let text = self.quoted("empty quoted phrase \"\"")?;
+                    Tok::Term(Query::Text { field: None, text })
+                }
+                '@' => self.meta()?,
+                _ => self.word_or_field()?,
+            };
+            tokens.push(Token { tok, at });
+        }
+        Ok(tokens)
+    }
+
+    /// Reads a simple name; returns it (maybe empty).
+    fn name(&mut self) -> &'a str {
+        let start = self.at;
+        let len = self.text[start..].find(|c| !is_name_char(c)).unwrap_or(self.text.len() - start);
+        self.at += len;
+        &self.text[start..self.at]
+    }
+
+    /// Reads the rest of the term from the current position: an unquoted run.
+    fn unquoted(&mut self) -> &'a str {
+        let start = self.at;
+        let len = self.text[start..].find(ends_term).unwrap_or(self.text.len() - start);
+        self.at += len;
+        &self.text[start..self.at]
+    }
+
+    /// Reads a quoted string starting at the current `"`.
+    fn quoted(&mut self, if_empty: &str) -> Result<String> {
+        let open = self.at;
+        let mut out = String::new();
+        let mut chars = self.text[open + 1..].char_indices();
+        let close = loop {
+            match chars.next() {
+                None => return Err(syntax(open, "unclosed quote")),
+                Some((i, '"')) => break open + 1 + i,
+                Some((_, '\\')) => match chars.clone().next() {
+                    Some((_, c @ ('"' | '\\'))) => {
+                        chars.next();
+                        out.push(c);
+                    }
+                    _ => out.push('\\'),
+                },
+                Some((_, c)) => out.push(c),
+            }
+        };
+        self.at = close + 1;
+        if let Some(c) = self.peek() {
+            if !ends_term(c) {
+                return Err(syntax(
+                    self.at,
+                    format_args!("unexpected {c:?} right after a closing quote (a space or a parenthesis must follow)"),
+                ));
+            }
+        }
+        if out.is_empty() {
+            return Err(syntax(open, if_empty));
+        }
+        Ok(out)
+    }
+
+    /// Reads the value after `name:`, quoted or not. `what` names the term in
+    /// messages (`body:`, `@lang:`).
+    fn value(&mut self, what: &str) -> Result<String> {
+        let at = self.at;
+        match self.peek() {
+            Some('"') => self.quoted(&format!("empty value after {what}")),
+            Some(c) if !ends_term(c) => Ok(self.unquoted().to_string()),
+            _ => Err(syntax(at, format_args!("{what} needs a value"))),
+        }
+    }
+
+    fn meta(&mut self) -> Result<Tok> {
+        self.at += 1; // '@'
+        let at = self.at;
+        let name = self.name().to_string();
+        if name.is_empty() {
+            return Err(syntax(at, "empty meta name after '@'"));
+        }
+        match self.peek() {
+            Some(':') => self.at += 1,
+            Some(c) if !ends_term(c) => {
+                return Err(syntax(
+                    self.at,
+                    format_args!("unexpected {c:?} in a meta name (letters, digits, '_', '-', '.')"),
+                ))
+            }
+            _ => return Err(syntax(self.at, format_args!("@{name} needs ':value'"))),
+        }
+        let value = self.value(&format!("@{name}:"))?;
+        Ok(Tok::Term(Query::Meta { name, value }))
+    }
+
+    fn word_or_field(&mut self) -> Result<Tok> {
+        let start = self.at;
+        let name = self.name();
+        if self.peek() == Some(':') {
+            if name.is_empty() {
+                return Err(syntax(start, "empty field name before ':'"));
+            }
+            let name = name.to_string();
+            let value_at = self.at + 1;
+            let rest = &self.text[value_at..];
+            match name.as_str() {
+                "under" | "prefix" => {
+                    self.at = value_at;
+                    let value = self.value(&format!("{name}:"))?;
+                    return Ok(Tok::Term(if name == "under" {
+                        Query::Under { root: value, recursive: true }
+                    } else {
+                        Query::Prefix(value)
+                    }));
+                }
+                // `http://x`, `file:///a`: a URL, read as a word.
+                _ if rest.starts_with("//") => {}
+                _ => {
+                    self.at = value_at;
+                    let text = self.value(&format!("{name}:"))?;
+                    return Ok(Tok::Term(Query::Text { field: Some(name), text }));
+                }
+            }
+        }
+        self.at = start;
+        Ok(match self.unquoted() {
+            "AND" => Tok::And,
+            "OR" => Tok::Or,
+            "NOT" => Tok::Not,
+            "*" => Tok::Term(Query::All),
+            word => Tok::Term(Query::Text { field: None, text: word.to_string() }),
+        })
+    }
+}
+
+/// What the parser last consumed, for error messages.
+#[derive(Clone, Copy)]
+enum Last {
+    Open(usize),
+    Operator(&'static str),
+}
+
+/// Recursive descent, one function per precedence level:
+///
+/// ```text
+/// or    = and { "OR" and }
+/// and   = unary { ["AND"] unary }
+/// unary = "NOT" unary | "(" or ")" | term
+/// ```
+struct Parser {
+    tokens: Peekable<vec::IntoIter<Token>>,
+    last: Option<Last>,
+    /// The length of the text, where "end of input" is.
+    len: usize,
+    depth: usize,
+}
+
+impl Parser {
+    fn or(&mut self) -> Result<Query> {
+        let mut operands = Vec::new();
+        push_flat(&mut operands, self.and()?, Kind::Or);
+        while let Some(Token { tok: Tok::Or, .. }) = self.tokens.peek() {
+            self.tokens.next();
+            self.last = Some(Last::Operator("OR"));
+            push_flat(&mut operands, self.and()?, Kind::Or);
+        }
+        Ok(build(operands, Query::Or))
+    }
+
+    fn and(&mut self) -> Result<Query> {
+        let mut operands = Vec::new();
+        push_flat(&mut operands, self.unary()?, Kind::And);
+        loop {
+            match self.tokens.peek() {
+                Some(Token { tok: Tok::And, .. }) => {
+                    self.tokens.next();
+                    self.last = Some(Last::Operator("AND"));
+                }
+                Some(Token { tok: Tok::Term(_) | Tok::Open | Tok::Not, .. }) => {}
+                _ => break,
+            }
+            push_flat(&mut operands, self.unary()?, Kind::And);
+        }
+        Ok(build(operands, Query::And))
+    }
+
+    fn unary(&mut self) -> Result<Query> {
+        let Some(token) = self.tokens.next() else { return Err(self.missing_term(None)) };
+        match token.tok {
+            Tok::Term(query) => Ok(query),
+            Tok::Not => {
+                self.enter(token.at)?;
+                self.last = Some(Last::Operator("NOT"));
+                let inner = self.unary()?;
+                self.depth -= 1;
+                Ok(Query::Not(Box::new(inner)))
+            }
+            Tok::Open => {
+                if let Some(Token { tok: Tok::Close, .. }) = self.tokens.peek() {
+                    return Err(syntax(token.at, "empty parentheses"));
+                }
+                self.enter(token.at)?;
+                self.last = Some(Last::Open(token.at));
+                let inner = self.or()?;
+                self.depth -= 1;
+                match self.tokens.next() {
+                    Some(Token { tok: Tok::Close, .. }) => Ok(inner),
+                    // `or` stops only at `)` or at the end.
+                    _ => Err(syntax(token.at, "unclosed parenthesis")),
+                }
+            }
+            Tok::Close | Tok::And | Tok::Or => Err(self.missing_term(Some(token))),
+        }
+    }
+
+    fn enter(&mut self, at: usize) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(syntax(at, format_args!("nested deeper than {MAX_DEPTH} parentheses or NOTs")));
+        }
+        Ok(())
+    }
+
+    /// The error for a term expected where `found` is (`None`: the end).
+    fn missing_term(&self, found: Option<Token>) -> Error {
+        match (self.last, found) {
+            (None, None) => syntax(0, "empty query"),
+            (Some(Last::Open(at)), None) => syntax(at, "unclosed parenthesis"),
+            (Some(Last::Operator(op)), None) => syntax(self.len, format_args!("{op} needs a term after it")),
+            (Some(Last::Operator(op)), Some(found)) => {
+                let found_text = found.tok.operator().unwrap_or("')'");
+                syntax(found.at, format_args!("{op} needs a term after it, found {found_text}"))
+            }
+            (_, Some(found)) => match found.tok.operator() {
+                Some(op) => syntax(found.at, format_args!("{op} needs a term before it")),
+                None => syntax(found.at, "unmatched ')'"),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    And,
+    Or,
+}
+
+/// Appends `query` to the operands of a `kind` list, splicing in the operands
+/// of a parenthesised list of the same kind (`a (b c)` is `a b c`).
+fn push_flat(operands: &mut Vec<Query>, query: Query, kind: Kind) {
+    match (query, kind) {
+        (Query::And(inner), Kind::And) | (Query::Or(inner), Kind::Or) => operands.extend(inner),
+        (query, _) => operands.push(query),
+    }
+}
+
+/// `list(operands)`, or the operand itself when there is one.
+fn build(mut operands: Vec<Query>, list: fn(Vec<Query>) -> Query) -> Query {
+    if operands.len() == 1 {
+        operands.remove(0)
+    } else {
+        list(operands)
+    }
+}
+
+/// Writes the query in [`Query::parse`]'s syntax.
+///
+/// For every query that `parse` can return, `Query::parse(&q.to_string())`
+/// gives `q` back. A query built by hand comes back *normalized*, the way
+/// `parse` builds trees: an `And` or `Or` of one operand is that operand, an
+/// `And` (`Or`) inside an `And` (`Or`) is spliced into it, `And(vec![])` is
+/// written `*` (and so reads back as `All`) and `Or(vec![])` `NOT *` (reads
+/// back as `Not(All)`), both matching the same documents.
+///
+/// Some conditions have no syntax: an empty text, name or value, a name that
+/// is not simple, a text part named `under` or `prefix`, and a non-recursive
+/// `Under`. Such a condition is written in its `Debug` form
+/// (`Under { root: "a", recursive: false }`), which `parse` refuses rather
+/// than read as a different query.
+impl fmt::Display for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_query(f, self, Level::Or)
+    }
+}
+
+/// The precedence of a context: an operand of `OR`, of `AND`, or of `NOT`.
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+enum Level {
+    Or,
+    And,
+    Not,
+}
+
+fn write_query(f: &mut fmt::Formatter<'_>, query: &Query, level: Level) -> fmt::Result {
+    match query {
+        Query::And(operands) | Query::Or(operands) if operands.len() == 1 => write_query(f, &operands[0], level),
+        Query::And(operands) if operands.is_empty() => f.write_str("*"),
+        Query::Or(operands) if operands.is_empty() => f.write_str("NOT *"),
+        Query::And(operands) => write_list(f, operands, " ", Level::And, level > Level::And),
+        Query::Or(operands) => write_list(f, operands, " OR ", Level::Or, level > Level::Or),
+        Query::Not(inner) => {
+            f.write_str("NOT ")?;
+            write_query(f, inner, Level::Not)
+        }
+        Query::All => f.write_str("*"),
+        Query::Text { field: None, text } if !text.is_empty() => {
+            if is_plain_word(text) {
+                f.write_str(text)
+            } else {
+                write_quoted(f, text)
+            }
+        }
+        Query::Text { field: Some(name), text }
+            if is_simple_name(name) && name != "under" && name != "prefix" && !text.is_empty() =>
+        {
+            write!(f, "{name}:")?;
+            write_value(f, text, text.starts_with("//"))
+        }
+        Query::Meta { name, value } if is_simple_name(name) && !value.is_empty() => {
+            write!(f, "@{name}:")?;
+            write_value(f, value, false)
+        }
+        Query::Under { root, recursive: true } if !root.is_empty() => {
+            f.write_str("under:")?;
+            write_value(f, root, false)
+        }
+        Query::Prefix(prefix) if !prefix.is_empty() => {
+            f.write_str("prefix:")?;
+            write_value(f, prefix, false)
+        }
+        // No syntax for it: the Debug form, which parse refuses (see above).
+        other => write!(f, "{other:?}"),
+    }
+}
+
+fn write_list(
+    f: &mut fmt::Formatter<'_>,
+    operands: &[Query],
+    separator: &str,
+    inner: Level,
+    parens: bool,
+) -> fmt::Result {
+    if parens {
+        f.write_str("(")?;
+    }
+    for (i, operand) in operands.iter().enumerate() {
+        if i > 0 {
+            f.write_str(separator)?;
+        }
+        write_query(f, operand, inner)?;
+    }
+    if parens {
+        f.write_str(")")?;
+    }
+    Ok(())
+}
+
+/// Whether `text`, unquoted, reads back as the word `text`: not an operator,
+/// `*`, a meta, a field (or anything else with a colon), nor a value that
+/// needs quotes anyway.
+fn is_plain_word(text: &str) -> bool {
+    !(needs_quotes(text) || text.contains(':') || text.starts_with('@') || matches!(text, "AND" | "OR" | "NOT" | "*"))
+}
+
+/// Whether an unquoted value would not read back as itself.
+fn needs_quotes(value: &str) -> bool {
+    value.starts_with('"') || value.contains(|c: char| ends_term(c) || c == '"' || c == '\\')
+}
+
+fn write_value(f: &mut fmt::Formatter<'_>, value: &str, force_quotes: bool) -> fmt::Result {
+    if force_quotes || needs_quotes(value) {
+        write_quoted(f, value)
+    } else {
+        f.write_str(value)
+    }
+}
+
+fn write_quoted(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    f.write_str("\"")?;
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            f.write_str("\\")?;
+        }
+        write!(f, "{c}")?;
+    }
+    f.write_str("\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn word(text: &str) -> Query {
+        Query::Text { field: None, text: text.into() }
+    }
+
+    #[test]
+    fn display_quotes_only_when_needed() {
+        let q = Query::And(vec![
+            word("plain"),
+            word("two words"),
+            word("AND"),
+            word("a:b"),
+            word(r#"say "hi" \o/"#),
+            Query::Under { root: "file:///share/a".into(), recursive: true },
+            Query::Text { field: Some("url".into()), text: "//host".into() },
+        ]);
+        assert_eq!(
+            q.to_string(),
+            r#"plain "two words" "AND" "a:b" "say \"hi\" \\o/" under:file:///share/a url:"//host""#
+        );
+    }
+
+    #[test]
+    fn display_parenthesises_by_precedence() {
+        let (a, b, c) = (word("a"), word("b"), word("c"));
+        let q = Query::And(vec![Query::Or(vec![a.clone(), b.clone()]), Query::Not(Box::new(c.clone()))]);
+        assert_eq!(q.to_string(), "(a OR b) NOT c");
+        let q = Query::Not(Box::new(Query::And(vec![a.clone(), b.clone()])));
+        assert_eq!(q.to_string(), "NOT (a b)");
+        let q = Query::Or(vec![Query::And(vec![a, b]), c]);
+        assert_eq!(q.to_string(), "a b OR c");
+    }
+
+    #[test]
+    fn backslash_before_another_character_is_kept() {
+        assert_eq!(Query::parse(r#""C:\dir\n""#).unwrap(), word(r"C:\dir\n"));
+    }
+}
