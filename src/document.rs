@@ -109,6 +109,11 @@ impl Document {
         self.body.metas.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
+    /// Every text part as `(name, text)`, in order (what search indexes).
+    pub(crate) fn text_parts(&self) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
+        self.body.parts.iter().filter(|p| p.text).map(|p| (p.name.as_str(), String::from_utf8_lossy(&p.bytes)))
+    }
+
     /// The bytes of part `name` (a text part's UTF-8 bytes too).
     pub fn part(&self, name: &str) -> Option<&[u8]> {
         self.body.parts.iter().find(|p| p.name == name).map(|p| p.bytes.as_slice())

@@ -187,6 +187,7 @@ impl Inner {
             release_free_memory();
         }
         if publish {
+            self.publish()?;
             self.searchable.fetch_max(m.committed, Ordering::SeqCst);
         }
         Ok(m.committed)

@@ -26,6 +26,8 @@ use crate::document::{check_name, check_value, Document, Update, MAX_BATCH_BYTES
 use crate::error::{Error, Result};
 use crate::manifest;
 use crate::record::{kind, DocRecord, Op};
+use crate::search::eval::{IndexCache, Snapshot};
+use crate::search::{Hit, Query};
 use crate::segment::Segment;
 use crate::status::{Checkpoint, DocumentStatus, EnumerationMode, Serial, SessionId, State, Watermarks};
 use crate::storage::{FsStorage, LockGuard, Storage};
@@ -144,6 +146,10 @@ pub(crate) struct Inner {
     synced: AtomicU64,
     searchable: AtomicU64,
     state: RwLock<Shared>,
+    /// What search sees: the committed segments as of the last refresh
+    /// (or open).
+    published: RwLock<Arc<Snapshot>>,
+    search_cache: Arc<IndexCache>,
     round: Mutex<SyncRound>,
     round_done: Condvar,
     /// Set while a leader gathers; writers and new waiters then wake it.
@@ -205,6 +211,8 @@ impl Index {
             Ok(())
         })?;
         let last = tables.last;
+        let search_cache = Arc::new(IndexCache::default());
+        let published = RwLock::new(Arc::new(Snapshot::new(tables.committed_segments(), search_cache.clone())));
         // Recovery may have created the first log.
         next_gen = next_gen.max(recovery.writer.gen() + 1);
         let inner = Arc::new(Inner {
@@ -219,6 +227,8 @@ impl Index {
             // replayed on top of it is in the memtable, not yet searchable.
             searchable: AtomicU64::new(manifest.serial),
             state: RwLock::new(Shared { tables, wal: recovery.writer }),
+            published,
+            search_cache,
             round: Mutex::new(SyncRound::default()),
             round_done: Condvar::new(),
             gathering: AtomicBool::new(false),
@@ -381,6 +391,24 @@ impl Index {
         self.inner.check_open()?;
         self.inner.flush(true)?;
         Ok(Serial(self.inner.searchable.load(Ordering::SeqCst)))
+    }
+
+    /// The best `limit` Searchable documents matching `query`: BM25 score
+    /// descending, then URI in byte order. Search sees the documents as
+    /// they were at the last `refresh()`.
+    ///
+    /// # Errors
+    /// `InvalidInput` unless `1 <= limit <= 10_000`; `Corrupt` for a
+    /// damaged segment.
+    pub fn search(&self, query: &Query, limit: usize) -> Result<Vec<Hit>> {
+        self.inner.check_open()?;
+        self.inner.snapshot().search(query, limit)
+    }
+
+    /// How many Searchable documents match `query`.
+    pub fn search_count(&self, query: &Query) -> Result<u64> {
+        self.inner.check_open()?;
+        self.inner.snapshot().count(query)
     }
 
     /// The three watermarks, `searchable <= synced <= last`.
@@ -558,6 +586,21 @@ fn new_session_id() -> Result<u64> {
 }
 
 impl Inner {
+    /// The snapshot search reads.
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.published.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Publishes the committed segments as what search sees, and drops the
+    /// search indexes of segments no longer in it.
+    pub(crate) fn publish(&self) -> Result<()> {
+        let segments = self.read_lock()?.tables.committed_segments();
+        let snapshot = Arc::new(Snapshot::new(segments, self.search_cache.clone()));
+        self.search_cache.retain(&snapshot.names());
+        *self.published.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        Ok(())
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);

@@ -177,6 +177,12 @@ pub(crate) struct Tables {
 }
 
 impl Tables {
+    /// Every segment with its deletions as of the last commit: what a
+    /// search snapshot holds.
+    pub fn committed_segments(&self) -> Vec<(Arc<Segment>, Arc<RoaringBitmap>)> {
+        self.segments.iter().map(|live| (live.seg.clone(), live.committed.clone())).collect()
+    }
+
     /// Applies one operation whose first serial is `serial`; returns its
     /// last serial. Fails (with nothing changed) only if a segment read fails.
     pub fn apply(&mut self, serial: u64, op: Op<'_>) -> Result<u64> {

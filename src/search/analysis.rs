@@ -22,7 +22,6 @@ use unicode_segmentation::UnicodeSegmentation;
 /// becomes `é`, and a word changes neither its boundaries nor whether it is a
 /// word, because case mapping keeps letters letters.
 // Until evaluation lands, only the tests call this.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.unicode_words().map(str::to_lowercase)
 }

@@ -5,10 +5,11 @@
 //! In DESIGN.md's layers, `search` sits beside the memtable and the log,
 //! above `segment`: it reads the segments of the snapshot published by the
 //! last `refresh()`, and segments know nothing of queries. This module holds
-//! the model and the parser; evaluation over a snapshot's segments (BM25
-//! ranking, posting lists) comes next and will live here too.
+//! the model and the parser (`query`) and evaluation over a snapshot's
+//! segments (`eval`: bitmap algebra, BM25, top-k).
 
 pub(crate) mod analysis;
+pub(crate) mod eval;
 mod query;
 
 pub use query::{Hit, Query};

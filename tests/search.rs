@@ -1,0 +1,123 @@
+//! Search: refresh visibility, ranking, limits, and the query forms.
+
+use pushdex::{Document, Error, Index, Options, Query, Update};
+
+fn text(t: &str) -> Query {
+    Query::Text { field: None, text: t.to_string() }
+}
+
+fn uris(hits: &[pushdex::Hit]) -> Vec<&str> {
+    hits.iter().map(|h| h.uri.as_str()).collect()
+}
+
+#[test]
+fn search_sees_the_last_refresh_and_status_sees_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    index.add(Document::new("s://a").with_stamp("1").with_text("body", "Quarterly report for March")).unwrap();
+    assert_eq!(index.search_count(&text("report")).unwrap(), 0, "not searchable before refresh");
+    index.refresh().unwrap();
+    let hits = index.search(&text("quarterly REPORT"), 10).unwrap();
+    assert_eq!(uris(&hits), ["s://a"]);
+    assert_eq!(hits[0].stamp, "1");
+    assert!(hits[0].score > 0.0);
+    // Words in any order, case folded; all of them required.
+    assert_eq!(index.search_count(&text("report quarterly")).unwrap(), 1);
+    assert_eq!(index.search_count(&text("report april")).unwrap(), 0);
+
+    // Changes after the refresh are not seen until the next one.
+    index.update("s://a", Update::new().stamp("2").text("body", "annual summary")).unwrap();
+    index.add(Document::new("s://b").with_text("body", "another report")).unwrap();
+    assert_eq!(uris(&index.search(&text("report"), 10).unwrap()), ["s://a"]);
+    assert_eq!(index.search(&text("report"), 10).unwrap()[0].stamp, "1");
+    assert_eq!(index.status("s://a").unwrap().stamp, "2");
+    index.refresh().unwrap();
+    assert_eq!(uris(&index.search(&text("report"), 10).unwrap()), ["s://b"]);
+    assert_eq!(uris(&index.search(&text("annual"), 10).unwrap()), ["s://a"]);
+
+    index.delete("s://b").unwrap();
+    assert_eq!(index.search_count(&text("report")).unwrap(), 1);
+    index.refresh().unwrap();
+    assert_eq!(index.search_count(&text("report")).unwrap(), 0);
+
+    // After a reopen, search sees what was committed.
+    index.close().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    assert_eq!(uris(&index.search(&text("summary"), 10).unwrap()), ["s://a"]);
+}
+
+#[test]
+fn ranking_follows_bm25() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    // Equal lengths: more occurrences rank higher.
+    index.add(Document::new("s://one").with_text("body", "apple pear plum fig")).unwrap();
+    index.add(Document::new("s://two").with_text("body", "apple apple plum fig")).unwrap();
+    index.add(Document::new("s://three").with_text("body", "apple apple apple fig")).unwrap();
+    // One occurrence: the shorter part ranks higher.
+    index.add(Document::new("s://short").with_text("body", "kiwi fig")).unwrap();
+    index.add(Document::new("s://long").with_text("body", "kiwi fig fig fig fig fig fig fig")).unwrap();
+    // No text part, or the word only in a binary part: not found.
+    index.add(Document::new("s://bin").with_part("body", b"apple kiwi".to_vec())).unwrap();
+    index.refresh().unwrap();
+    assert_eq!(uris(&index.search(&text("apple"), 10).unwrap()), ["s://three", "s://two", "s://one"]);
+    assert_eq!(uris(&index.search(&text("kiwi"), 10).unwrap()), ["s://short", "s://long"]);
+    // Score-0 filters come in URI byte order.
+    let all = index.search(&Query::All, 10).unwrap();
+    assert_eq!(uris(&all), ["s://bin", "s://long", "s://one", "s://short", "s://three", "s://two"]);
+    assert!(all.iter().all(|h| h.score == 0.0));
+    // Limits.
+    assert_eq!(uris(&index.search(&text("apple"), 1).unwrap()), ["s://three"]);
+    for limit in [0, 10_001] {
+        assert!(matches!(index.search(&Query::All, limit), Err(Error::InvalidInput { .. })), "limit {limit}");
+    }
+    assert_eq!(index.search(&Query::All, 10_000).unwrap().len(), 6);
+}
+
+#[test]
+fn fields_metas_folders_and_boolean_algebra() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open_with(dir.path(), Options::default().memtable_bytes(4096)).unwrap();
+    for i in 0..300 {
+        let doc = Document::new(format!("s://share/{}/{}/doc{i:03}", ["x", "y"][i % 2], i % 3))
+            .with_stamp(format!("v{i}"))
+            .with_meta("author", ["ann", "bob", "Ann"][i % 3])
+            .with_meta("tag", "all")
+            .with_text("title", if i % 5 == 0 { "Budget plan" } else { "meeting notes" })
+            .with_text("body", format!("number {i} of the series"));
+        index.add(doc).unwrap();
+    }
+    // Direct children of s://share/x/ (no folder below): none.
+    index.add(Document::new("s://share/x/top").with_text("body", "budget")).unwrap();
+    index.refresh().unwrap();
+    let count = |q: &str| index.search_count(&Query::parse(q).unwrap()).unwrap();
+    assert_eq!(count("*"), 301);
+    assert_eq!(count("budget"), 61);
+    assert_eq!(count("title:budget"), 60);
+    assert_eq!(count("body:budget"), 1);
+    assert_eq!(count("@author:ann"), 100);
+    assert_eq!(count("@author:Ann"), 100, "metas match exactly, case included");
+    assert_eq!(count("@author:ann OR @author:bob"), 200);
+    assert_eq!(count("NOT @author:ann"), 201);
+    assert_eq!(count("under:s://share/x"), 151);
+    assert_eq!(count("under:s://share/x/0"), 50);
+    assert_eq!(count("prefix:s://share/y/1/doc0"), 17);
+    assert_eq!(count("budget under:s://share/y"), 30);
+    assert_eq!(count("title:budget AND NOT @author:bob"), 40);
+    let non_recursive = Query::Under { root: "s://share/x".into(), recursive: false };
+    assert_eq!(index.search_count(&non_recursive).unwrap(), 1);
+    assert_eq!(index.search_count(&Query::And(vec![])).unwrap(), 301);
+    assert_eq!(index.search_count(&Query::Or(vec![])).unwrap(), 0);
+    // Deleting a folder takes its documents out at the next refresh; the
+    // segments, merged or not, answer the same.
+    index.delete_root_path("s://share/y", true).unwrap();
+    index.refresh().unwrap();
+    assert_eq!(count("*"), 151);
+    index.compact().unwrap();
+    index.refresh().unwrap();
+    assert_eq!(count("*"), 151);
+    assert_eq!(count("budget"), 31);
+    let hits = index.search(&Query::parse("budget").unwrap(), 5).unwrap();
+    assert_eq!(hits.len(), 5);
+    assert!(hits.windows(2).all(|w| w[0].score > w[1].score || (w[0].score == w[1].score && w[0].uri < w[1].uri)));
+}
