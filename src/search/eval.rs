@@ -58,6 +58,16 @@ pub(crate) struct SegmentIndex {
     lens: Vec<Vec<(u32, u32)>>,
     /// `(name, value)` → rows holding that meta value.
     metas: HashMap<(String, String), RoaringBitmap>,
+    /// Per part id: its statistics over every row (deleted ones too).
+    totals: Vec<PartStats>,
+}
+
+/// Per text part, over a set of documents: how many have it, and their
+/// total length in words.
+#[derive(Clone, Copy, Default)]
+struct PartStats {
+    docs: u64,
+    total_len: u64,
 }
 
 impl SegmentIndex {
@@ -97,6 +107,11 @@ impl SegmentIndex {
                 }
             }
         }
+        index.totals = index
+            .lens
+            .iter()
+            .map(|lens| PartStats { docs: lens.len() as u64, total_len: lens.iter().map(|&(_, l)| u64::from(l)).sum() })
+            .collect();
         Ok(index)
     }
 
@@ -147,9 +162,17 @@ impl SegmentIndex {
 /// A searchable state: the segments (and deletions) as of one refresh.
 pub(crate) struct Snapshot {
     segments: Vec<(Arc<Segment>, Arc<RoaringBitmap>)>,
-    /// The segments' indexes, built on first use.
-    built: Mutex<Vec<Option<Arc<SegmentIndex>>>>,
+    /// What every search of this snapshot needs, made by the first one.
+    prepared: Mutex<Option<Arc<Prepared>>>,
     cache: Arc<IndexCache>,
+}
+
+/// A snapshot made ready for queries: the segments' indexes, their live
+/// rows, and the text-part statistics over all of them.
+struct Prepared {
+    indexes: Vec<Arc<SegmentIndex>>,
+    live: Vec<RoaringBitmap>,
+    parts: HashMap<String, PartStats>,
 }
 
 /// Segment indexes shared by successive snapshots, by segment name.
@@ -165,23 +188,15 @@ impl IndexCache {
     }
 }
 
-/// A query's statistics over the snapshot, per text part.
-#[derive(Default)]
-struct PartStats {
-    docs: u64,
-    total_len: u64,
-}
-
 /// Evaluation state for one segment.
 struct Seg<'a> {
     index: &'a SegmentIndex,
-    live: RoaringBitmap,
+    live: &'a RoaringBitmap,
 }
 
 impl Snapshot {
     pub fn new(segments: Vec<(Arc<Segment>, Arc<RoaringBitmap>)>, cache: Arc<IndexCache>) -> Snapshot {
-        let built = Mutex::new(vec![None; segments.len()]);
-        Snapshot { segments, built, cache }
+        Snapshot { segments, prepared: Mutex::new(None), cache }
     }
 
     /// The segment names, for [`IndexCache::retain`].
@@ -189,31 +204,56 @@ impl Snapshot {
         self.segments.iter().map(|(seg, _)| seg.name()).collect()
     }
 
-    fn indexes(&self) -> Result<Vec<Arc<SegmentIndex>>> {
-        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        for (slot, (seg, _)) in built.iter_mut().zip(&self.segments) {
-            if slot.is_none() {
-                let cached = self.cache.by_name.lock().unwrap_or_else(|e| e.into_inner()).get(seg.name()).cloned();
-                let index = match cached {
-                    Some(index) => index,
-                    None => {
-                        let index = Arc::new(SegmentIndex::build(seg)?);
-                        let mut by_name = self.cache.by_name.lock().unwrap_or_else(|e| e.into_inner());
-                        by_name.insert(seg.name().to_string(), index.clone());
-                        index
-                    }
-                };
-                *slot = Some(index);
-            }
+    /// The prepared snapshot: each segment's index (from the cache, or
+    /// built now), its live rows, and the part statistics, which cost one
+    /// look per deleted row: each index knows its totals over all its rows.
+    fn prepared(&self) -> Result<Arc<Prepared>> {
+        let mut slot = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(prepared) = slot.as_ref() {
+            return Ok(prepared.clone());
         }
-        Ok(built.iter().map(|i| i.clone().expect("built above")).collect())
+        let mut prepared = Prepared { indexes: Vec::new(), live: Vec::new(), parts: HashMap::new() };
+        for (seg, deleted) in &self.segments {
+            let cached = self.cache.by_name.lock().unwrap_or_else(|e| e.into_inner()).get(seg.name()).cloned();
+            let index = match cached {
+                Some(index) => index,
+                None => {
+                    let index = Arc::new(SegmentIndex::build(seg)?);
+                    self.cache
+                        .by_name
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(seg.name().to_string(), index.clone());
+                    index
+                }
+            };
+            let mut live = index.all();
+            live -= deleted.as_ref();
+            for (id, name) in index.parts.iter().enumerate() {
+                let lens = &index.lens[id];
+                let mut stats = index.totals[id];
+                for ord in deleted.iter() {
+                    if let Ok(at) = lens.binary_search_by_key(&ord, |&(o, _)| o) {
+                        stats.docs -= 1;
+                        stats.total_len -= u64::from(lens[at].1);
+                    }
+                }
+                let total = prepared.parts.entry(name.clone()).or_default();
+                total.docs += stats.docs;
+                total.total_len += stats.total_len;
+            }
+            prepared.indexes.push(index);
+            prepared.live.push(live);
+        }
+        let prepared = Arc::new(prepared);
+        *slot = Some(prepared.clone());
+        Ok(prepared)
     }
 
     /// How many searchable documents `query` matches.
     pub fn count(&self, query: &Query) -> Result<u64> {
-        let indexes = self.indexes()?;
-        let segs = self.segs(&indexes);
-        Ok(segs.iter().map(|s| evaluate(s, query).rows.len()).sum())
+        let prepared = self.prepared()?;
+        Ok(prepared.segs().iter().map(|s| evaluate(s, query).rows.len()).sum())
     }
 
     /// The best `limit` hits: score descending, then URI in byte order.
@@ -221,17 +261,17 @@ impl Snapshot {
         if limit == 0 || limit > MAX_LIMIT {
             return Err(Error::invalid_input(format!("limit must be 1 to {MAX_LIMIT}, not {limit}")));
         }
-        let indexes = self.indexes()?;
-        let segs = self.segs(&indexes);
+        let prepared = self.prepared()?;
+        let segs = prepared.segs();
         let mut texts = Vec::new();
         scored_texts(query, &mut texts);
-        let scorer = Scorer::new(&segs, &texts);
+        let scorer = Scorer::new(&segs, &texts, &prepared.parts);
         // A bounded heap of the best so far; its top is the worst kept.
         let mut heap: BinaryHeap<Ranked<'_>> = BinaryHeap::with_capacity(limit + 1);
         for (s, seg) in segs.iter().enumerate() {
             let node = evaluate(seg, query);
             for ord in &node.rows {
-                let score = scorer.score(seg, ord, query, &node) as f32;
+                let score = scorer.score(s, ord, query, &node) as f32;
                 let ranked = Ranked { score, uri: &seg.index.uris[ord as usize], seg: s, ord };
                 if heap.len() < limit {
                     heap.push(ranked);
@@ -248,17 +288,11 @@ impl Snapshot {
         }
         Ok(hits)
     }
+}
 
-    fn segs<'a>(&self, indexes: &'a [Arc<SegmentIndex>]) -> Vec<Seg<'a>> {
-        indexes
-            .iter()
-            .zip(&self.segments)
-            .map(|(index, (_, deleted))| {
-                let mut live = index.all();
-                live -= deleted.as_ref();
-                Seg { index, live }
-            })
-            .collect()
+impl Prepared {
+    fn segs(&self) -> Vec<Seg<'_>> {
+        self.indexes.iter().zip(&self.live).map(|(index, live)| Seg { index, live }).collect()
     }
 }
 
@@ -304,14 +338,19 @@ fn evaluate(seg: &Seg<'_>, query: &Query) -> Node {
     let mut rows = match query {
         Query::All => seg.live.clone(),
         Query::Text { field, text } => {
-            let mut rows = seg.live.clone();
+            let mut rows: Option<RoaringBitmap> = None;
             for word in distinct_words(text) {
-                rows &= index.rows_with(&word, field.as_deref());
-                if rows.is_empty() {
+                let with = index.rows_with(&word, field.as_deref());
+                rows = Some(match rows {
+                    Some(rows) => rows & with,
+                    None => with,
+                });
+                if rows.as_ref().is_some_and(RoaringBitmap::is_empty) {
                     break;
                 }
             }
-            rows
+            // No word at all: every document (vacuously).
+            rows.unwrap_or_else(|| seg.live.clone())
         }
         Query::Meta { name, value } => index.metas.get(&(name.clone(), value.clone())).cloned().unwrap_or_default(),
         Query::Under { root, recursive } => {
@@ -333,13 +372,16 @@ fn evaluate(seg: &Seg<'_>, query: &Query) -> Node {
             rows
         }
         Query::And(queries) => {
-            let mut rows = seg.live.clone();
+            let mut rows: Option<RoaringBitmap> = None;
             for q in queries {
                 let kid = evaluate(seg, q);
-                rows &= &kid.rows;
+                rows = Some(match rows {
+                    Some(rows) => rows & &kid.rows,
+                    None => kid.rows.clone(),
+                });
                 kids.push(kid);
             }
-            rows
+            rows.unwrap_or_else(|| seg.live.clone())
         }
         Query::Or(queries) => {
             let mut rows = RoaringBitmap::new();
@@ -352,12 +394,12 @@ fn evaluate(seg: &Seg<'_>, query: &Query) -> Node {
         }
         Query::Not(q) => {
             let kid = evaluate(seg, q);
-            let rows = &seg.live - &kid.rows;
+            let rows = seg.live - &kid.rows;
             kids.push(kid);
             rows
         }
     };
-    rows &= &seg.live;
+    rows &= seg.live;
     Node { rows, kids }
 }
 
@@ -372,89 +414,108 @@ fn distinct_words(text: &str) -> Vec<String> {
     seen
 }
 
-/// The `Text` queries that can score: those not under a `Not`.
-fn scored_texts<'q>(query: &'q Query, out: &mut Vec<(&'q Option<String>, Vec<String>)>) {
+/// The `Text` queries that can score (those not under a `Not`), with their
+/// distinct words.
+fn scored_texts<'q>(query: &'q Query, out: &mut Vec<(&'q Query, Vec<String>)>) {
     match query {
-        Query::Text { field, text } => out.push((field, distinct_words(text))),
+        Query::Text { text, .. } => out.push((query, distinct_words(text))),
         Query::And(qs) | Query::Or(qs) => qs.iter().for_each(|q| scored_texts(q, out)),
         _ => {}
     }
 }
 
-/// BM25 statistics over the snapshot, for the words and parts a query scores.
-struct Scorer {
-    /// Part name → documents having it and their total length.
-    parts: HashMap<String, PartStats>,
-    /// (part name, word) → documents holding the word in that part.
-    df: HashMap<(String, String), u64>,
+/// One word of a scoring `Text` query in one text part of one segment:
+/// its postings, the part's lengths, and the snapshot-wide weights.
+struct Term<'a> {
+    postings: &'a [(u32, u32)],
+    lens: &'a [(u32, u32)],
+    idf: f64,
+    avg_len: f64,
 }
 
-impl Scorer {
-    fn new(segs: &[Seg<'_>], texts: &[(&Option<String>, Vec<String>)]) -> Scorer {
-        let mut scorer = Scorer { parts: HashMap::new(), df: HashMap::new() };
+impl Term<'_> {
+    /// The BM25 score of row `ord` for this word and part (0 if absent).
+    fn score(&self, ord: u32) -> f64 {
+        let Ok(at) = self.postings.binary_search_by_key(&ord, |&(o, _)| o) else { return 0.0 };
+        let tf = f64::from(self.postings[at].1);
+        let len = self.lens.binary_search_by_key(&ord, |&(o, _)| o).map_or(0, |at| self.lens[at].1);
+        let norm = if self.avg_len > 0.0 { f64::from(len) / self.avg_len } else { 0.0 };
+        self.idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * norm))
+    }
+}
+
+/// BM25 for one query: per scoring `Text` query (by address) and segment,
+/// its terms with their weights, resolved once.
+struct Scorer<'a> {
+    /// Per segment: `Text` query address → its terms there.
+    terms: Vec<HashMap<usize, Vec<Term<'a>>>>,
+}
+
+impl<'a> Scorer<'a> {
+    fn new(segs: &[Seg<'a>], texts: &[(&Query, Vec<String>)], parts: &HashMap<String, PartStats>) -> Scorer<'a> {
+        // Snapshot-wide document frequencies of each (part, word) scored.
+        let mut df: HashMap<(&str, &str), u64> = HashMap::new();
         for seg in segs {
-            for (field, words) in texts {
+            // A (part, word) is counted once per segment, however many
+            // `Text` queries hold the word.
+            let mut counted = std::collections::HashSet::new();
+            for (query, words) in texts {
+                let Query::Text { field, .. } = query else { continue };
                 for word in words {
                     for (part, list) in seg.index.postings(word, field.as_deref()) {
-                        let name = &seg.index.parts[part as usize];
+                        if !counted.insert((part, word.as_str())) {
+                            continue;
+                        }
+                        let name = seg.index.parts[part as usize].as_str();
                         let live = list.iter().filter(|(ord, _)| seg.live.contains(*ord)).count() as u64;
-                        *scorer.df.entry((name.clone(), word.clone())).or_default() += live;
-                        scorer.parts.entry(name.clone()).or_default();
+                        *df.entry((name, word.as_str())).or_default() += live;
                     }
                 }
             }
         }
-        // Part statistics only for the parts a query word occurs in.
-        for seg in segs {
-            for (name, stats) in scorer.parts.iter_mut() {
-                if let Some(&id) = seg.index.part_ids.get(name) {
-                    for &(ord, len) in &seg.index.lens[id as usize] {
-                        if seg.live.contains(ord) {
-                            stats.docs += 1;
-                            stats.total_len += u64::from(len);
+        let weights = |name: &str, word: &str| {
+            let stats = parts.get(name).copied().unwrap_or_default();
+            let n = stats.docs as f64;
+            let df = df.get(&(name, word)).copied().unwrap_or(0) as f64;
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            let avg_len = if stats.docs == 0 { 0.0 } else { stats.total_len as f64 / n };
+            (idf, avg_len)
+        };
+        let terms = segs
+            .iter()
+            .map(|seg| {
+                let mut by_query = HashMap::new();
+                for (query, words) in texts {
+                    let Query::Text { field, .. } = query else { continue };
+                    let mut terms = Vec::new();
+                    for word in words {
+                        for (part, postings) in seg.index.postings(word, field.as_deref()) {
+                            let (idf, avg_len) = weights(&seg.index.parts[part as usize], word);
+                            terms.push(Term { postings, lens: &seg.index.lens[part as usize], idf, avg_len });
                         }
                     }
+                    by_query.insert(*query as *const Query as usize, terms);
                 }
-            }
-        }
-        scorer
+                by_query
+            })
+            .collect();
+        Scorer { terms }
     }
 
-    /// The score of row `ord` of `seg`, which `node` (`query` evaluated
-    /// on `seg`) says matches.
-    fn score(&self, seg: &Seg<'_>, ord: u32, query: &Query, node: &Node) -> f64 {
+    /// The score of row `ord` of segment `s`, which `node` (`query`
+    /// evaluated on that segment) says matches.
+    fn score(&self, s: usize, ord: u32, query: &Query, node: &Node) -> f64 {
         match query {
-            Query::Text { field, text } => {
-                let mut score = 0.0;
-                for word in distinct_words(text) {
-                    for (part, list) in seg.index.postings(&word, field.as_deref()) {
-                        let Ok(at) = list.binary_search_by_key(&ord, |&(o, _)| o) else { continue };
-                        let name = &seg.index.parts[part as usize];
-                        score += self.bm25(seg, part, name, &word, ord, list[at].1);
-                    }
-                }
-                score
-            }
+            Query::Text { .. } => self.terms[s]
+                .get(&(query as *const Query as usize))
+                .map_or(0.0, |terms| terms.iter().fold(0.0, |sum, t| sum + t.score(ord))),
             Query::And(qs) | Query::Or(qs) => qs
                 .iter()
                 .zip(&node.kids)
                 .filter(|(_, kid)| kid.rows.contains(ord))
-                .map(|(q, kid)| self.score(seg, ord, q, kid))
-                .sum(),
+                // Not `sum()`: it starts from -0.0, which ranks below 0.0.
+                .fold(0.0, |sum, (q, kid)| sum + self.score(s, ord, q, kid)),
             _ => 0.0,
         }
-    }
-
-    fn bm25(&self, seg: &Seg<'_>, part: u32, name: &str, word: &str, ord: u32, tf: u32) -> f64 {
-        let Some(stats) = self.parts.get(name) else { return 0.0 };
-        let df = self.df.get(&(name.to_string(), word.to_string())).copied().unwrap_or(0) as f64;
-        let n = stats.docs as f64;
-        let avg = if stats.docs == 0 { 0.0 } else { stats.total_len as f64 / n };
-        let lens = &seg.index.lens[part as usize];
-        let len = lens.binary_search_by_key(&ord, |&(o, _)| o).map(|at| lens[at].1).unwrap_or(0) as f64;
-        let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-        let norm = if avg > 0.0 { len / avg } else { 0.0 };
-        let tf = f64::from(tf);
-        idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * norm))
     }
 }
