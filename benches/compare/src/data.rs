@@ -54,6 +54,36 @@ impl Share {
     /// level's children are visited in an order scrambled by their parent, so
     /// batches have folder locality without arriving sorted.
     pub fn doc(&self, k: u64) -> Doc {
+        let (uri, serial, [dept, team, project, _, category]) = self.place(k);
+        let (cat, _, mime) = CATEGORIES[category as usize];
+        let h = mix(serial);
+        let stamp = stamp_of(h);
+        let metas = vec![
+            ("title", format!("{} {serial} of project {project}, team {team}", capitalized(cat))),
+            ("author", format!("user{:04}@corp.example.com", h % 10_000)),
+            ("mimetype", mime.to_string()),
+            ("size", format!("{}", (h >> 16) % 50_000_000)),
+            ("modified", stamp.clone()),
+            ("department", format!("dept{dept:02}")),
+            ("sha1", format!("{:016x}{:016x}{:08x}", mix(h), mix(h ^ 1), mix(h ^ 2) as u32)),
+            ("acl", format!("group:dept{dept:02}-team{team:02};user:u{:04}", (h >> 20) % 10_000)),
+        ];
+        Doc { uri, stamp, metas }
+    }
+
+    /// The `k`-th document of the search workload: the URI and stamp of
+    /// [`Share::doc`]'s `k`-th document, and a body of [`BODY_WORDS`] words
+    /// drawn from `vocabulary` (their ranks go to `ranks`, for the checks).
+    pub fn text_doc(&self, k: u64, vocabulary: &Vocabulary, ranks: &mut Vec<usize>) -> TextDoc {
+        let (uri, serial, _) = self.place(k);
+        let stamp = stamp_of(mix(serial));
+        let body = vocabulary.text(mix(serial ^ 0x0b0d_7e47), BODY_WORDS, ranks);
+        TextDoc { uri, stamp, body }
+    }
+
+    /// The URI of the `k`-th document, its serial (the number in its name)
+    /// and its folder digits (department, team, project, year, category).
+    fn place(&self, k: u64) -> (String, u64, [u64; 5]) {
         let radices = [RADICES[0], RADICES[1], RADICES[2], RADICES[3], RADICES[4], self.files_per_leaf];
         let mut digits = [0u64; 6];
         let mut rest = k;
@@ -70,22 +100,10 @@ impl Share {
             serial = serial * r + digits[level];
         }
         let [dept, team, project, year, category, _] = digits;
-        let (cat, ext, mime) = CATEGORIES[category as usize];
+        let (cat, ext, _) = CATEGORIES[category as usize];
         let uri =
             format!("{SHARE}dept{dept:02}/team{team:02}/project{project}/{}/{cat}/doc{serial:07}.{ext}", 2023 + year);
-        let h = mix(serial);
-        let stamp = stamp_of(h);
-        let metas = vec![
-            ("title", format!("{} {serial} of project {project}, team {team}", capitalized(cat))),
-            ("author", format!("user{:04}@corp.example.com", h % 10_000)),
-            ("mimetype", mime.to_string()),
-            ("size", format!("{}", (h >> 16) % 50_000_000)),
-            ("modified", stamp.clone()),
-            ("department", format!("dept{dept:02}")),
-            ("sha1", format!("{:016x}{:016x}{:08x}", mix(h), mix(h ^ 1), mix(h ^ 2) as u32)),
-            ("acl", format!("group:dept{dept:02}-team{team:02};user:u{:04}", (h >> 20) % 10_000)),
-        ];
-        Doc { uri, stamp, metas }
+        (uri, serial, [dept, team, project, year, category])
     }
 
     /// A URI in a real folder of the share that no document has.
@@ -120,6 +138,128 @@ pub fn live_doc(thread: usize, i: u64) -> Doc {
         ],
         stamp,
     }
+}
+
+/// A document of the search workload: URI, stamp and one text part, `body`.
+#[derive(Clone, Debug)]
+pub struct TextDoc {
+    pub uri: String,
+    pub stamp: String,
+    pub body: String,
+}
+
+/// Words in the body of every document of the search workload.
+pub const BODY_WORDS: usize = 20;
+
+/// A document outside the share for the "one new document searchable"
+/// workload: its body starts with a word no other document has
+/// ([`fresh_word`]), then 19 words of the vocabulary.
+pub fn fresh_text_doc(i: u64, vocabulary: &Vocabulary) -> TextDoc {
+    let h = mix(0xf4e5_0000 ^ i);
+    let mut ranks = Vec::new();
+    let rest = vocabulary.text(h, BODY_WORDS - 1, &mut ranks);
+    TextDoc {
+        uri: format!("file:///srv/share/live/search/doc{i:07}.txt"),
+        stamp: stamp_of(h),
+        body: format!("{} {rest}", fresh_word(i)),
+    }
+}
+
+/// A word that no vocabulary word equals: vocabulary words alternate a
+/// consonant and a vowel, this one starts with two consonants.
+pub fn fresh_word(i: u64) -> String {
+    format!("zzfresh{}", syllables(i + 1))
+}
+
+/// The search workload's vocabulary: [`Vocabulary::SIZE`] plain lower-case
+/// ASCII words (so that every tokenizer splits and folds them alike),
+/// drawn with a Zipf distribution: the word of rank `r` (0 the most common)
+/// with probability ∝ 1 / (r + 1). The most common word is ~9% of all words
+/// and in ~84% of the documents; rank 1,000 is in ~0.2%.
+pub struct Vocabulary {
+    words: Vec<String>,
+    /// `cdf[r]`: the probability of a rank ≤ r.
+    cdf: Vec<f64>,
+}
+
+impl Vocabulary {
+    pub const SIZE: usize = 50_000;
+
+    pub fn new() -> Vocabulary {
+        let words = (0..Self::SIZE as u64).map(|r| syllables(mix(r ^ 0x70c4) % 729_000 + 8_191)).collect::<Vec<_>>();
+        let words = dedup_words(words);
+        let total: f64 = (1..=Self::SIZE).map(|r| 1.0 / r as f64).sum();
+        let mut acc = 0.0;
+        let cdf = (1..=Self::SIZE)
+            .map(|r| {
+                acc += 1.0 / r as f64 / total;
+                acc
+            })
+            .collect();
+        Vocabulary { words, cdf }
+    }
+
+    /// The word of rank `rank` (0: the most common).
+    pub fn word(&self, rank: usize) -> &str {
+        &self.words[rank]
+    }
+
+    /// The probability that one drawn word has rank `rank`.
+    pub fn probability(&self, rank: usize) -> f64 {
+        self.cdf[rank] - if rank == 0 { 0.0 } else { self.cdf[rank - 1] }
+    }
+
+    /// A rank drawn from the distribution with the hash `h`.
+    pub fn draw(&self, h: u64) -> usize {
+        let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+        self.cdf.partition_point(|&c| c <= u).min(Self::SIZE - 1)
+    }
+
+    /// `count` words drawn from the seed `seed`, joined by spaces; their
+    /// ranks replace the contents of `ranks`.
+    pub fn text(&self, seed: u64, count: usize, ranks: &mut Vec<usize>) -> String {
+        ranks.clear();
+        let mut text = String::with_capacity(count * 7);
+        for j in 0..count as u64 {
+            let rank = self.draw(mix(seed.wrapping_add(j.wrapping_mul(0x9e37_79b9))));
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(&self.words[rank]);
+            ranks.push(rank);
+        }
+        text
+    }
+}
+
+/// Consonant-vowel syllables for a number in bijective base 90 (1 → "ba"):
+/// distinct numbers give distinct words, every word a plain ASCII word.
+fn syllables(mut n: u64) -> String {
+    const CONSONANTS: &[u8; 18] = b"bcdfghjklmnprstvwz";
+    const VOWELS: &[u8; 5] = b"aeiou";
+    let mut out = Vec::new();
+    while n > 0 {
+        n -= 1;
+        let s = (n % 90) as usize;
+        out.push([CONSONANTS[s / 5], VOWELS[s % 5]]);
+        n /= 90;
+    }
+    out.reverse();
+    String::from_utf8(out.concat()).expect("ASCII")
+}
+
+/// Replaces the later copies of a word by fresh ones, keeping the ranks.
+fn dedup_words(mut words: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut next = 1u64;
+    for w in words.iter_mut() {
+        while !seen.insert(w.clone()) {
+            // Numbers below 8,191 are 1- and 2-syllable words, never drawn above.
+            *w = syllables(next);
+            next += 1;
+        }
+    }
+    words
 }
 
 /// A document for a real file, from a line of the tree list.
@@ -319,6 +459,26 @@ mod tests {
         let project = folder_prefix(&share.project(7, 3, 5));
         assert_eq!(uris.iter().filter(|u| u.starts_with(&project)).count() as u64, share.len() / 1000);
         assert!(!uris.contains(&share.missing(17)));
+    }
+
+    #[test]
+    fn the_vocabulary_is_zipf_over_distinct_ascii_words() {
+        let v = Vocabulary::new();
+        let words: HashSet<&str> = (0..Vocabulary::SIZE).map(|r| v.word(r)).collect();
+        assert_eq!(words.len(), Vocabulary::SIZE);
+        assert!(words.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase())));
+        assert!(!words.contains(fresh_word(0).as_str()));
+        let mut ranks = Vec::new();
+        let mut first = 0;
+        for k in 0..10_000 {
+            v.text(k, BODY_WORDS, &mut ranks);
+            assert_eq!(ranks.len(), BODY_WORDS);
+            first += u32::from(ranks.contains(&0));
+        }
+        assert!((7_500..9_200).contains(&first), "the commonest word in {first} of 10,000 bodies");
+        let doc = Share::with_about(10_000).text_doc(7, &v, &mut ranks);
+        assert_eq!(doc.uri, Share::with_about(10_000).doc(7).uri);
+        assert_eq!(doc.body.split(' ').count(), BODY_WORDS);
     }
 
     #[test]

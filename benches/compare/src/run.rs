@@ -77,30 +77,30 @@ impl Row {
 }
 
 /// A workload's result: the number, its unit, and a remark for the table.
-struct Outcome {
-    value: f64,
-    unit: &'static str,
-    higher_is_better: bool,
-    note: String,
+pub(crate) struct Outcome {
+    pub value: f64,
+    pub unit: &'static str,
+    pub higher_is_better: bool,
+    pub note: String,
 }
 
-fn rate(count: u64, took: Duration, unit: &'static str) -> Outcome {
+pub(crate) fn rate(count: u64, took: Duration, unit: &'static str) -> Outcome {
     Outcome { value: count as f64 / took.as_secs_f64(), unit, higher_is_better: true, note: String::new() }
 }
 
-fn millis(took: Duration) -> Outcome {
+pub(crate) fn millis(took: Duration) -> Outcome {
     Outcome { value: took.as_secs_f64() * 1e3, unit: "ms", higher_is_better: false, note: String::new() }
 }
 
 /// Runs workloads and reports each with the peak RSS, the bytes written
 /// while it ran, and the size of its store after it.
-struct Meter {
-    peak: u64,
-    anon: u64,
+pub(crate) struct Meter {
+    pub peak: u64,
+    pub anon: u64,
 }
 
 impl Meter {
-    fn run(&mut self, key: &str, label: &str, store: &Path, f: impl FnOnce() -> Res<Outcome>) -> Res<()> {
+    pub fn run(&mut self, key: &str, label: &str, store: &Path, f: impl FnOnce() -> Res<Outcome>) -> Res<()> {
         eprintln!("  {key} {label} ...");
         reset_peak_rss();
         let written = write_bytes();
@@ -125,13 +125,13 @@ impl Meter {
     }
 }
 
-fn emit(row: &Row) {
+pub(crate) fn emit(row: &Row) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", row.to_line());
     let _ = out.flush();
 }
 
-fn check(ok: bool, what: impl FnOnce() -> String) -> Res<()> {
+pub(crate) fn check(ok: bool, what: impl FnOnce() -> String) -> Res<()> {
     if ok {
         Ok(())
     } else {

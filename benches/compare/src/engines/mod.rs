@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::data::Doc;
+use crate::data::{Doc, TextDoc};
 use crate::Res;
 
 pub mod fjall;
@@ -11,6 +11,7 @@ pub mod lmdb;
 pub mod pushdex;
 pub mod redb;
 pub mod sqlite;
+pub mod tantivy;
 
 /// A store of `URI → (stamp, metas)`.
 ///
@@ -53,6 +54,66 @@ pub trait Writer {
     /// Adds one document and makes it durable before returning.
     fn put_durable(&mut self, doc: Doc) -> Res<()>;
 }
+
+/// A full-text index of [`TextDoc`]s: the search workload (`--search`)
+/// only sees this trait.
+pub trait SearchEngine: Sized {
+    /// Opens a new index in `dir` (an existing, empty directory).
+    fn open(dir: &Path) -> Res<Self>;
+
+    /// Adds the batch; it need not be searchable yet.
+    fn add_batch(&mut self, docs: Vec<TextDoc>) -> Res<()>;
+
+    /// Adds one document; it need not be searchable yet.
+    fn add_one(&mut self, doc: TextDoc) -> Res<()> {
+        self.add_batch(vec![doc])
+    }
+
+    /// Makes every document added so far searchable.
+    fn make_searchable(&mut self) -> Res<()>;
+
+    /// The best `limit` documents (BM25) whose body holds every word of
+    /// `words`, as `(uri, stamp)`, into `out`.
+    fn top(&mut self, words: &[&str], limit: usize, out: &mut Vec<(String, String)>) -> Res<()>;
+
+    /// How many documents' bodies hold every word of `words`.
+    fn count(&mut self, words: &[&str]) -> Res<u64>;
+
+    /// A remark for the table about the index as searched now (segments).
+    fn describe(&mut self) -> String {
+        String::new()
+    }
+
+    /// Closes cleanly (everything durable, files released).
+    fn close(self) -> Res<()>;
+}
+
+/// The engines of the search workload, in table order, with how each is
+/// configured.
+pub const SEARCH_ENGINES: [(&str, &str); 2] = [
+    (
+        "pushdex",
+        "Index::open, default Options. Each document is Document::new(uri).with_stamp(stamp).with_text(\"body\", \
+         text), pushed with add_all per 1,000, then refresh() makes them searchable. Top 10: \
+         search(&Query::Text { field: Some(\"body\"), text: word }, 10) for one word, search(&Query::And([Text a, \
+         Text b]), 10) for two; hits carry the URI and the stamp. Count: search_count of the same queries. One new \
+         document: add + refresh(). pushdex builds each segment's postings in memory on the first search that \
+         reads the segment (row S2).",
+    ),
+    (
+        "tantivy",
+        "tantivy 0.27 (default features), schema uri: STRING | STORED, stamp: STORED, body: TEXT (the default \
+         tokenizer: split on non-alphanumerics, lower-case, drop tokens over 40 bytes), Index::create_in_dir (mmap \
+         directory) in the store directory, index.writer(100 MB) (its default thread count: min(cores, 8)), \
+         add_document per document, one commit() at the end, a reader with ReloadPolicy::Manual then \
+         reader.reload(). Top 10: TermQuery(body, word, WithFreqs), or a BooleanQuery of two Must TermQuerys, \
+         collected with TopDocs::with_limit(10).order_by_score(), then searcher.doc() of each hit for its uri and \
+         stamp (so that hits carry what pushdex's do). Count: the Count collector (which, for a single term in a \
+         segment without deletions, reads the term's document frequency from the dictionary instead of its \
+         postings). One new document: \
+         add_document + commit() + reader.reload(). A searcher from reader.searcher() per query.",
+    ),
+];
 
 /// The engines, in table order, with how each is configured.
 pub const ENGINES: [(&str, &str); 5] = [

@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use pushdex::{Document, Entry, EnumerationMode, Index};
+use pushdex::{Document, Entry, EnumerationMode, Index, Query};
 
-use super::{Engine, Writer};
-use crate::data::Doc;
+use super::{Engine, SearchEngine, Writer};
+use crate::data::{Doc, TextDoc};
 use crate::Res;
 
 pub struct Pushdex {
@@ -91,5 +91,60 @@ impl Writer for PushdexWriter {
         self.index.add(document(doc))?;
         self.index.sync()?;
         Ok(())
+    }
+}
+
+/// pushdex as a full-text index (the search workload).
+pub struct PushdexSearch {
+    index: Index,
+}
+
+fn text_document(doc: TextDoc) -> Document {
+    Document::new(doc.uri).with_stamp(doc.stamp).with_text("body", doc.body)
+}
+
+/// Every word in the `body` text part: `Text` for one word, `And` of
+/// `Text`s for more.
+fn words_query(words: &[&str]) -> Query {
+    let text = |w: &str| Query::Text { field: Some("body".to_string()), text: w.to_string() };
+    match words {
+        [one] => text(one),
+        _ => Query::And(words.iter().map(|w| text(w)).collect()),
+    }
+}
+
+impl SearchEngine for PushdexSearch {
+    fn open(dir: &Path) -> Res<Self> {
+        Ok(PushdexSearch { index: Index::open(dir)? })
+    }
+
+    fn add_batch(&mut self, docs: Vec<TextDoc>) -> Res<()> {
+        self.index.add_all(docs.into_iter().map(text_document))?;
+        Ok(())
+    }
+
+    fn add_one(&mut self, doc: TextDoc) -> Res<()> {
+        self.index.add(text_document(doc))?;
+        Ok(())
+    }
+
+    fn make_searchable(&mut self) -> Res<()> {
+        self.index.refresh()?;
+        Ok(())
+    }
+
+    fn top(&mut self, words: &[&str], limit: usize, out: &mut Vec<(String, String)>) -> Res<()> {
+        out.clear();
+        let hits = self.index.search(&words_query(words), limit)?;
+        out.extend(hits.into_iter().map(|h| (h.uri, h.stamp)));
+        Ok(())
+    }
+
+    fn count(&mut self, words: &[&str]) -> Res<u64> {
+        Ok(self.index.search_count(&words_query(words))?)
+    }
+
+    fn close(self) -> Res<()> {
+        Ok(self.index.close()?)
     }
 }
