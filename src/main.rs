@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pushdex::connector::{ConnectorInfo, Connectors, JobStatus, RunMode};
-use pushdex::{Checkpoint, Entry, EnumerationMode, Index, State};
+use pushdex::{Checkpoint, Entry, EnumerationMode, Index, Query, State};
 
 /// The index directory when neither `--index` nor `$PUSHDEX_INDEX` names one.
 const DEFAULT_INDEX_DIR: &str = "./pushdex-data";
@@ -102,6 +102,17 @@ enum Command {
     /// Read and write checkpoints
     #[command(subcommand)]
     Checkpoint(CheckpointCommand),
+    /// Search what the last refresh made searchable (query syntax: API.md)
+    Search {
+        /// The query, e.g. 'body:"quarterly report" @author:ann NOT draft'
+        query: String,
+        /// How many hits to show (1 to 10000)
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print only how many documents match
+        #[arg(long)]
+        count: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -207,6 +218,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
         Command::Ls { root, mode } => ls(&index, &root, mode.into(), out)?,
         Command::Rm(args) => rm(&index, &args, out)?,
         Command::Checkpoint(command) => checkpoint(&index, command, out)?,
+        Command::Search { query, limit, count } => search(&index, &query, limit, count, out)?,
     }
     index.close()?;
     Ok(())
@@ -423,6 +435,18 @@ fn status(index: &Index, uri: &str, out: &mut dyn Write) -> CliResult<()> {
     writeln!(out, "stamp: {}", or_dash(&status.stamp))?;
     writeln!(out, "state: {:?}", status.state)?;
     writeln!(out, "serial: {}", status.serial)?;
+    Ok(())
+}
+
+fn search(index: &Index, query: &str, limit: usize, count: bool, out: &mut dyn Write) -> CliResult<()> {
+    let query = Query::parse(query)?;
+    if count {
+        writeln!(out, "{}", index.search_count(&query)?)?;
+        return Ok(());
+    }
+    for hit in index.search(&query, limit)? {
+        writeln!(out, "{:.4}\t{}\t{}", hit.score, hit.uri, or_dash(&hit.stamp))?;
+    }
     Ok(())
 }
 

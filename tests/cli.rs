@@ -312,3 +312,24 @@ fn bad_input_is_refused_with_one_line_and_the_right_exit_code() {
     let out = pushdex(index, &["docs", "c1"]).ok();
     assert!(out.starts_with("total: 3 "), "{out}");
 }
+
+#[test]
+fn search_finds_imported_files_by_words_metas_and_folders() {
+    let tree = tempfile::tempdir().unwrap();
+    let index = tempfile::tempdir().unwrap();
+    make_tree(tree.path(), 12);
+    fs::write(tree.path().join("a/special.txt"), "a quarterly REPORT, at last").unwrap();
+    pushdex(index.path(), &["import", tree.path().to_str().unwrap()]).ok();
+    let out = pushdex(index.path(), &["search", "quarterly report"]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(lines[0].ends_with("special.txt") || lines[0].contains("special.txt\t"), "{out}");
+    assert_eq!(pushdex(index.path(), &["search", "--count", "document"]).ok().trim(), "12");
+    assert_eq!(pushdex(index.path(), &["search", "--count", "@file_name:top00.txt"]).ok().trim(), "1");
+    let root = format!("file://{}/a/b", tree.path().canonicalize().unwrap().display());
+    assert_eq!(pushdex(index.path(), &["search", "--count", &format!("document under:\"{root}\"")]).ok().trim(), "4");
+    assert_eq!(pushdex(index.path(), &["search", "--limit", "3", "*"]).ok().lines().count(), 3);
+    let line = pushdex(index.path(), &["search", "body:\"open"]).fails(1);
+    assert!(line.contains("at byte 5"), "{line}");
+    pushdex(index.path(), &["search", "--limit", "0", "*"]).fails(1);
+}
