@@ -180,6 +180,10 @@ fn main() -> ExitCode {
     let mut out = io::stdout().lock();
     match run(cli, &mut out) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`pushdex ls ... | head`): not an error.
+        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // Flush what was printed before the error so the two streams
             // read in order on a terminal.

@@ -482,3 +482,103 @@ fn directory_imports_converge_on_a_temp_tree() {
     assert_eq!(index.count(&info.root, EnumerationMode::RecursiveDocuments).unwrap(), 0);
     assert!(matches!(connectors.job_status(&info.id), Err(Error::ConnectorNotFound { .. })));
 }
+
+/// Review findings: a delete racing imports leaves nothing behind; a job
+/// does not outlive its `Connectors`; a panicking source ends in `error`.
+#[test]
+fn delete_racing_start_import_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    let connectors = Connectors::open(&index).unwrap();
+    let mut source = MapSource::with(ROOT, 3000);
+    source.fetch_delay = Some(Duration::from_micros(200));
+    connectors.create("map", ROOT, Arc::new(source), RunMode::Once).unwrap();
+    connectors.start_import("c1").unwrap();
+    while connectors.job_status("c1").unwrap().documents_processed == 0 {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let racer = {
+        let connectors = connectors.clone();
+        std::thread::spawn(move || {
+            // Keeps trying to start imports until the connector is gone.
+            loop {
+                match connectors.start_import("c1") {
+                    Err(Error::ConnectorNotFound { .. }) => return,
+                    _ => std::thread::sleep(Duration::from_micros(100)),
+                }
+            }
+        })
+    };
+    connectors.delete("c1").unwrap();
+    racer.join().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(index.count(ROOT, EnumerationMode::RecursiveDocuments).unwrap(), 0);
+    assert!(index.checkpoints_with_prefix("pushdex.").unwrap().iter().all(|c| c.name == "pushdex.connectors.next"));
+}
+
+#[test]
+fn a_job_stops_with_its_connectors_and_releases_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let index = Index::open(dir.path()).unwrap();
+        let connectors = Connectors::open(&index).unwrap();
+        let mode = RunMode::Continuous { interval: Duration::from_secs(3600) };
+        connectors.create("map", ROOT, Arc::new(MapSource::with(ROOT, 20)), mode).unwrap();
+        connectors.start_import("c1").unwrap();
+        assert_eq!(connectors.wait("c1").unwrap().status, JobState::Waiting);
+    }
+    // Every handle is gone: the directory is free again.
+    let index = Index::open(dir.path()).unwrap();
+    assert_eq!(index.count(ROOT, EnumerationMode::RecursiveDocuments).unwrap(), 20);
+}
+
+#[test]
+fn a_panicking_source_ends_the_job_in_error() {
+    struct Panics;
+    impl Source for Panics {
+        fn description(&self) -> String {
+            "panics".into()
+        }
+        fn list(&self, visit: &mut dyn FnMut(SourceItem) -> pushdex::Result<()>) -> pushdex::Result<()> {
+            visit(SourceItem { uri: format!("{ROOT}/a"), stamp: "1".into() })
+        }
+        fn fetch(&self, _: &SourceItem) -> pushdex::Result<Option<Document>> {
+            panic!("the source broke")
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    let connectors = Connectors::open(&index).unwrap();
+    connectors.create("panics", ROOT, Arc::new(Panics), RunMode::Once).unwrap();
+    let job = connectors.run_import("c1").unwrap();
+    assert_eq!(job.status, JobState::Error);
+    assert!(job.last_error.as_deref().unwrap_or("").contains("the source broke"), "{job:?}");
+}
+
+#[test]
+fn directory_connectors_skip_indexes_and_take_long_paths() {
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::write(tree.path().join("a.txt"), "a").unwrap();
+    // The index lives inside the tree it imports.
+    let index = Index::open(tree.path().join("pushdex-data")).unwrap();
+    let connectors = Connectors::open(&index).unwrap();
+    let info = connectors.create_directory(tree.path(), RunMode::Once).unwrap();
+    let job = connectors.run_import(&info.id).unwrap();
+    assert_eq!((job.listed, job.added), (1, 1), "{job:?}");
+    assert_eq!(connectors.run_import(&info.id).unwrap().unchanged, 1);
+
+    let mut deep = tree.path().join("other");
+    while deep.as_os_str().len() < 300 {
+        deep = deep.join("a-rather-long-directory-name");
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("f.txt"), "deep").unwrap();
+    let other = connectors.create_directory(&deep, RunMode::Once);
+    // Its root is inside the first connector's: refused for that reason,
+    // not for the length of its name.
+    assert!(matches!(&other, Err(Error::InvalidInput { reason }) if reason.contains("overlaps")), "{other:?}");
+    connectors.delete(&info.id).unwrap();
+    let info = connectors.create_directory(&deep, RunMode::Once).unwrap();
+    assert_eq!(info.name, "a-rather-long-directory-name");
+    assert_eq!(connectors.run_import(&info.id).unwrap().added, 1);
+}

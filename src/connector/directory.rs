@@ -19,6 +19,11 @@
 //!   the binary part `content`. A larger file gets the metas only, plus the
 //!   meta `content_omitted` = `"larger than 1048576 bytes"`.
 //!
+//! A subdirectory that holds a pushdex index (a `LOCK` file and a
+//! `MANIFEST` or `wal-<n>.log`) is skipped: an index never imports an index,
+//! its own least of all (the default index directory of the command line
+//! lies inside the default tree).
+//!
 //! The walk does not follow symbolic links (a link is neither listed nor
 //! descended into), and lists only regular files: no FIFOs, sockets or
 //! devices. Files whose path is not UTF-8, or whose URI would be refused
@@ -46,6 +51,20 @@ use crate::uri::{check_root, check_uri, folder_prefix};
 /// is valid UTF-8, else the binary part `content`. A larger file has no part
 /// and carries the meta `content_omitted` = `"larger than 1048576 bytes"`.
 pub const MAX_CONTENT_BYTES: u64 = 1 << 20;
+
+/// Whether `dir` holds a pushdex index: its `LOCK` file, and a `MANIFEST`
+/// or an operation log (`wal-<n>.log`).
+fn is_index_dir(dir: &Path) -> bool {
+    if !dir.join("LOCK").is_file() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name == "MANIFEST" || (name.starts_with("wal-") && name.ends_with(".log"))
+    })
+}
 
 /// The URI scheme prefix of every directory-source URI.
 const SCHEME: &str = "file://";
@@ -179,7 +198,11 @@ impl Source for DirectorySource {
     /// directory, or cannot be read; any error `visit` returns. Unreadable
     /// subdirectories and files are skipped.
     fn list(&self, visit: &mut dyn FnMut(SourceItem) -> Result<()>) -> Result<()> {
-        for entry in WalkDir::new(&self.dir).follow_links(false) {
+        let walk = WalkDir::new(&self.dir).follow_links(false).into_iter();
+        // An index never imports an index (its own, when it lies inside
+        // the tree, changes with every run).
+        let walk = walk.filter_entry(|e| e.depth() == 0 || !e.file_type().is_dir() || !is_index_dir(e.path()));
+        for entry in walk {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(err) if Self::is_root_error(&err) => {

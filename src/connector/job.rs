@@ -106,20 +106,28 @@ impl JobHandle {
         true
     }
 
-    /// Asks the job to stop and waits for its thread.
-    pub fn stop(&mut self) -> JobStatus {
+    /// Asks the job to stop at its next batch boundary; returns its thread
+    /// (if it has not been joined yet) for the caller to join.
+    pub fn request_stop(&mut self) -> Option<JoinHandle<()>> {
         self.shared.abort.store(true, Ordering::SeqCst);
         self.shared.update(|s| {
             if s.status.is_active() {
                 s.status = JobState::Aborting;
             }
         });
-        if let Some(thread) = self.thread.take() {
-            // A panic in the job thread was already reported in its status
-            // (or is a bug); the join itself cannot fail otherwise.
+        self.thread.take()
+    }
+}
+
+impl Drop for JobHandle {
+    /// A job does not outlive the [`Connectors`](super::Connectors) that
+    /// started it: it would keep the index (and its directory lock) alive
+    /// with no one left to stop it.
+    fn drop(&mut self) {
+        if let Some(thread) = self.request_stop() {
+            // Panics in the job are caught and reported in its status.
             let _ = thread.join();
         }
-        self.shared.status()
     }
 }
 
@@ -135,7 +143,17 @@ fn fresh_status(id: &str, run: u64) -> JobStatus {
 /// The job thread: one scan, or scans every interval until stopped.
 fn run_job(index: &Index, info: &ConnectorInfo, source: &dyn Source, shared: &Shared, mut run: u64) {
     loop {
-        let outcome = scan(index, info, source, shared);
+        // A panicking source must not leave the job `running` for ever
+        // (waiters would wait for good): it ends the scan with an error.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan(index, info, source, shared)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_string());
+                Err(Error::Io(std::io::Error::other(format!("the source panicked: {what}"))))
+            });
         let mut last = shared.status();
         last.end_time = Some(now_rfc3339());
         last.documents_in_queue = 0;

@@ -375,7 +375,8 @@ impl Connectors {
     }
 
     /// Creates a connector for the directory tree at `dir` (made absolute):
-    /// root `file://` + the directory's path, named after the directory.
+    /// root `file://` + the directory's path, named after the directory's
+    /// last component.
     ///
     /// # Errors
     /// `InvalidInput` if `dir` is not a directory, and as
@@ -384,7 +385,10 @@ impl Connectors {
         let source = DirectorySource::new(dir)?;
         let path = source.dir().to_string_lossy().into_owned();
         let root = source.root();
-        self.create_with_kind(&path, &root, Arc::new(source), mode, SourceKind::Directory { path: path.clone() })
+        // Named after the directory itself (the whole path is in the kind,
+        // and may be longer than a name may be).
+        let name = directory_name(source.dir());
+        self.create_with_kind(&name, &root, Arc::new(source), mode, SourceKind::Directory { path: path.clone() })
     }
 
     /// The directory connector whose directory is `dir` (made absolute), if any.
@@ -481,16 +485,19 @@ impl Connectors {
     /// waits for it (`aborted`); a continuous connector stops scanning. At
     /// once when nothing runs.
     pub fn stop(&self, id: &str) -> Result<JobStatus> {
-        self.registry().get(id)?;
-        let job = self.jobs().remove(id);
-        match job {
-            Some(mut job) => {
-                let status = job.stop();
-                self.jobs().insert(id.to_string(), job);
-                Ok(status)
-            }
-            None => self.job_status(id),
+        // The registry lock is held until the job has ended, so that no
+        // import of this connector starts meanwhile (start_import takes it
+        // first too); the job thread itself takes neither lock.
+        let registry = self.registry();
+        let recorded = registry.get(id)?.recorded.clone();
+        let stopping = self.jobs().get_mut(id).map(|job| (job.shared.clone(), job.request_stop()));
+        let Some((shared, thread)) = stopping else { return Ok(recorded) };
+        if let Some(thread) = thread {
+            // Panics in the job are caught and reported in its status.
+            let _ = thread.join();
         }
+        drop(registry);
+        Ok(shared.status())
     }
 
     /// The connector's job status: of the job this process ran last, else
@@ -548,13 +555,16 @@ impl Connectors {
     /// connector is then still listed (with fewer or no documents) and
     /// `delete` can be called again.
     pub fn delete(&self, id: &str) -> Result<()> {
-        let root = self.get(id)?.root;
-        if let Some(mut job) = self.jobs().remove(id) {
-            job.stop();
-        }
+        // Under the registry lock from start to end: no import of this
+        // connector can start while it is being deleted.
         let mut registry = self.registry();
-        // Checked again under the lock: another delete may have won.
-        registry.get(id)?;
+        let root = registry.get(id)?.info.root.clone();
+        let thread = self.jobs().get_mut(id).and_then(JobHandle::request_stop);
+        if let Some(thread) = thread {
+            // Panics in the job are caught and reported in its status.
+            let _ = thread.join();
+        }
+        self.jobs().remove(id);
         self.index.delete_root_path(&root, true)?;
         self.index.delete_checkpoint(&registry::job_key(id))?;
         self.index.delete_checkpoint(&registry::connector_key(id))?;
@@ -562,6 +572,17 @@ impl Connectors {
         registry.remove(id);
         Ok(())
     }
+}
+
+/// A directory connector's name: the directory's last component ("/" for
+/// the root), cut to [`crate::MAX_NAME_BYTES`] at a character boundary.
+fn directory_name(dir: &Path) -> String {
+    let name = dir.file_name().map_or_else(|| dir.to_string_lossy(), |n| n.to_string_lossy()).into_owned();
+    let mut end = name.len().min(crate::MAX_NAME_BYTES);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_string()
 }
 
 /// The source a registry entry is rebuilt with after a restart.
