@@ -166,9 +166,8 @@ fn run_job(index: &Index, info: &ConnectorInfo, source: &dyn Source, shared: &Sh
                 JobState::Error
             }
         };
-        // The final record is durable before pollers see the end (best
-        // effort when the index itself failed).
-        let _ = record_job(index, &info.id, &last).and_then(|()| index.sync().map(drop));
+        // The final record is durable before pollers see the end.
+        record_final(index, &info.id, &last);
         shared.update(|s| *s = last);
         let RunMode::Continuous { interval } = info.mode else { return };
         if outcome.is_err() {
@@ -177,13 +176,19 @@ fn run_job(index: &Index, info: &ConnectorInfo, source: &dyn Source, shared: &Sh
         if !sleep_unless_aborted(shared, interval) {
             last = shared.status();
             last.status = JobState::Aborted;
-            let _ = record_job(index, &info.id, &last).and_then(|()| index.sync().map(drop));
+            record_final(index, &info.id, &last);
             shared.update(|s| *s = last);
             return;
         }
         run += 1;
         shared.update(|s| *s = fresh_status(&info.id, run));
     }
+}
+
+/// Records a job's final status and syncs it: best effort, since the index
+/// itself may be what failed.
+fn record_final(index: &Index, id: &str, status: &JobStatus) {
+    let _ = record_job(index, id, status).and_then(|()| index.sync().map(drop));
 }
 
 /// Sleeps `interval`; false if the job was stopped meanwhile.

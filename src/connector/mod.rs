@@ -490,14 +490,21 @@ impl Connectors {
         // first too); the job thread itself takes neither lock.
         let registry = self.registry();
         let recorded = registry.get(id)?.recorded.clone();
-        let stopping = self.jobs().get_mut(id).map(|job| (job.shared.clone(), job.request_stop()));
-        let Some((shared, thread)) = stopping else { return Ok(recorded) };
+        let Some(shared) = self.end_job(id) else { return Ok(recorded) };
+        drop(registry);
+        Ok(shared.status())
+    }
+
+    /// Asks the job of `id` (if this value started one) to stop, and waits
+    /// for its thread outside the jobs lock; returns its shared status.
+    /// Callers hold the registry lock, so no import starts meanwhile.
+    fn end_job(&self, id: &str) -> Option<Arc<job::Shared>> {
+        let (shared, thread) = self.jobs().get_mut(id).map(|job| (job.shared.clone(), job.request_stop()))?;
         if let Some(thread) = thread {
             // Panics in the job are caught and reported in its status.
             let _ = thread.join();
         }
-        drop(registry);
-        Ok(shared.status())
+        Some(shared)
     }
 
     /// The connector's job status: of the job this process ran last, else
@@ -559,11 +566,7 @@ impl Connectors {
         // connector can start while it is being deleted.
         let mut registry = self.registry();
         let root = registry.get(id)?.info.root.clone();
-        let thread = self.jobs().get_mut(id).and_then(JobHandle::request_stop);
-        if let Some(thread) = thread {
-            // Panics in the job are caught and reported in its status.
-            let _ = thread.join();
-        }
+        self.end_job(id);
         self.jobs().remove(id);
         self.index.delete_root_path(&root, true)?;
         self.index.delete_checkpoint(&registry::job_key(id))?;
