@@ -109,11 +109,6 @@ impl Document {
         self.body.metas.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
-    /// Every text part as `(name, text)`, in order (what search indexes).
-    pub(crate) fn text_parts(&self) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
-        self.body.parts.iter().filter(|p| p.text).map(|p| (p.name.as_str(), String::from_utf8_lossy(&p.bytes)))
-    }
-
     /// The bytes of part `name` (a text part's UTF-8 bytes too).
     pub fn part(&self, name: &str) -> Option<&[u8]> {
         self.body.parts.iter().find(|p| p.name == name).map(|p| p.bytes.as_slice())
@@ -169,6 +164,13 @@ impl Document {
     }
 }
 
+/// What [`Body::visit_encoded`] finds: a meta `(name, value)`, or a text
+/// part `(name, text)`.
+pub(crate) enum BodyItem<'a> {
+    Meta(&'a str, &'a str),
+    Text(&'a str, &'a str),
+}
+
 impl Body {
     fn set_part(&mut self, part: Part) {
         match self.parts.iter_mut().find(|p| p.name == part.name) {
@@ -203,6 +205,50 @@ impl Body {
         let metas: usize = self.metas.iter().map(|(n, v)| bytes(n.as_bytes()) + bytes(v.as_bytes())).sum();
         let parts: usize = self.parts.iter().map(|p| bytes(p.name.as_bytes()) + 1 + bytes(&p.bytes)).sum();
         varint_len(self.metas.len()) + metas + varint_len(self.parts.len()) + parts
+    }
+
+    /// Walks an encoded body without decoding it into owned strings: every
+    /// meta, then every text part (binary parts are skipped). `None` when
+    /// the bytes are not a body.
+    pub(crate) fn visit_encoded(mut bytes: &[u8], visit: &mut dyn FnMut(BodyItem<'_>)) -> Option<()> {
+        fn varint(bytes: &mut &[u8]) -> Option<usize> {
+            let mut n = 0usize;
+            for shift in (0..64).step_by(7) {
+                let (&b, rest) = bytes.split_first()?;
+                *bytes = rest;
+                n |= usize::from(b & 0x7f).checked_shl(shift)?;
+                if b & 0x80 == 0 {
+                    return Some(n);
+                }
+            }
+            None
+        }
+        fn take<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+            let len = varint(bytes)?;
+            let (head, rest) = (bytes.get(..len)?, bytes.get(len..)?);
+            *bytes = rest;
+            Some(head)
+        }
+        fn str_of(b: &[u8]) -> Option<&str> {
+            std::str::from_utf8(b).ok()
+        }
+        for _ in 0..varint(&mut bytes)? {
+            let name = str_of(take(&mut bytes)?)?;
+            let value = str_of(take(&mut bytes)?)?;
+            visit(BodyItem::Meta(name, value));
+        }
+        for _ in 0..varint(&mut bytes)? {
+            let name = str_of(take(&mut bytes)?)?;
+            let (&kind, rest) = bytes.split_first()?;
+            bytes = rest;
+            let part = take(&mut bytes)?;
+            match kind {
+                0 => {}
+                1 => visit(BodyItem::Text(name, &String::from_utf8_lossy(part))),
+                _ => return None,
+            }
+        }
+        bytes.is_empty().then_some(())
     }
 
     /// Decodes [`Body::encode`]'s output; `None` when the bytes are not a body.

@@ -58,6 +58,7 @@ pub mod connector;
 mod document;
 mod error;
 mod index;
+mod inverted;
 #[doc(hidden)]
 pub mod manifest;
 mod record;

@@ -24,29 +24,45 @@ use fst::{IntoStreamer, Streamer};
 
 use crate::bloom::{self, BloomBuilder};
 use crate::error::{Error, Result};
+use crate::inverted::{PartInfo, Postings};
 use crate::storage::{Mapped, Storage, StorageFile};
 use crate::uri::prefix_successor;
 
 /// Magic number at the start of the footer.
 pub const MAGIC: &[u8; 8] = b"PDXSEG\r\n";
 /// The format version this code writes and reads.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Rows and heaps are checksummed in blocks of this many bytes.
 pub const BLOCK: usize = 64 * 1024;
 /// Bytes per row: serial, stamp offset, body offset (u64 each), stamp and body length (u32 each).
 pub const ROW_BYTES: usize = 32;
 /// Bytes of the footer.
-pub const FOOTER_BYTES: usize = 152;
+pub const FOOTER_BYTES: usize = 224;
 
 /// Sections in a segment file, in file order: bodies, stamps, rows, uris,
-/// bloom, crcs.
-pub const SECTIONS: usize = 6;
+/// bloom, norms, postings, terms, parts, crcs.
+pub const SECTIONS: usize = 10;
 const BODIES: usize = 0;
 const STAMPS: usize = 1;
 const ROWS: usize = 2;
 const URIS: usize = 3;
 const BLOOM: usize = 4;
-const CRCS: usize = 5;
+const NORMS: usize = 5;
+const POSTINGS: usize = 6;
+const TERMS: usize = 7;
+const PARTS: usize = 8;
+const CRCS: usize = 9;
+/// The sections checked per 64 KiB block, in the order of the block-checksum
+/// table; the others are checked whole at open.
+const BLOCKED: [usize; 5] = [BODIES, STAMPS, ROWS, NORMS, POSTINGS];
+/// The whole-section checksums in the footer, in footer order.
+const WHOLE: [(usize, &str); 5] =
+    [(URIS, "uris"), (BLOOM, "bloom"), (TERMS, "terms"), (PARTS, "parts"), (CRCS, "crcs")];
+
+/// Where section `s`'s block checksums are among [`BLOCKED`].
+fn blocked(s: usize) -> usize {
+    BLOCKED.iter().position(|&b| b == s).expect("a block-checked section")
+}
 
 /// One row to write.
 #[derive(Clone, Copy, Debug)]
@@ -68,7 +84,7 @@ pub type Entries<'s> = dyn Fn(&mut dyn FnMut(SegmentEntry<'_>) -> Result<()>) ->
 
 /// Appends one section to the file through a buffer, keeping its
 /// per-block checksums and its whole checksum.
-struct SectionWriter<'f> {
+pub(crate) struct SectionWriter<'f> {
     file: &'f dyn StorageFile,
     buf: Vec<u8>,
     start: u64,
@@ -79,7 +95,7 @@ struct SectionWriter<'f> {
 }
 
 impl<'f> SectionWriter<'f> {
-    fn new(file: &'f dyn StorageFile, start: u64) -> SectionWriter<'f> {
+    pub(crate) fn new(file: &'f dyn StorageFile, start: u64) -> SectionWriter<'f> {
         SectionWriter {
             file,
             buf: Vec::with_capacity(1 << 20),
@@ -91,7 +107,12 @@ impl<'f> SectionWriter<'f> {
         }
     }
 
-    fn put(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+    /// The bytes put so far.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub(crate) fn put(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         self.whole_crc = crc32c::crc32c_append(self.whole_crc, bytes);
         while !bytes.is_empty() {
             let in_block = (self.len % BLOCK as u64) as usize;
@@ -112,7 +133,7 @@ impl<'f> SectionWriter<'f> {
     }
 
     /// Writes out the rest; returns (offset, length, block crcs, whole crc).
-    fn finish(mut self) -> io::Result<(u64, u64, Vec<u32>, u32)> {
+    pub(crate) fn finish(mut self) -> io::Result<(u64, u64, Vec<u32>, u32)> {
         if !self.len.is_multiple_of(BLOCK as u64) {
             self.blocks.push(self.block_crc);
         }
@@ -132,10 +153,30 @@ impl Write for SectionWriter<'_> {
     }
 }
 
+/// Where a new segment's inverted index comes from.
+pub(crate) enum Terms<'a> {
+    /// Analysing each entry's body.
+    Analyze,
+    /// The merged `inputs`' own, renumbered by `remap` (`remap[i][row]`: the
+    /// new ordinal of row `row` of `inputs[i]`, or `u32::MAX`), which the
+    /// entries fill in as they are visited.
+    Merge { inputs: Vec<&'a Segment>, remap: &'a std::cell::RefCell<Vec<Vec<u32>>> },
+}
+
 /// Writes segment file `name` from `entries` (strictly increasing URIs),
 /// fsyncs the file, and returns its row count. The caller fsyncs the
 /// directory.
 pub fn write_segment(storage: &dyn Storage, name: &str, entries: &Entries<'_>) -> Result<u64> {
+    write_segment_with(storage, name, entries, Terms::Analyze)
+}
+
+/// [`write_segment`], with the inverted index from `terms`.
+pub(crate) fn write_segment_with(
+    storage: &dyn Storage,
+    name: &str,
+    entries: &Entries<'_>,
+    terms: Terms<'_>,
+) -> Result<u64> {
     let file = storage.create(name)?;
     let file = file.as_ref();
     let mut at = 0u64;
@@ -143,14 +184,21 @@ pub fn write_segment(storage: &dyn Storage, name: &str, entries: &Entries<'_>) -
     let mut block_crcs = Vec::new();
     let (mut rows, mut min_serial, mut max_serial) = (0u64, u64::MAX, 0u64);
 
-    // Pass 1: bodies; also checks the order and counts the rows.
+    // Pass 1: bodies; also checks the order, counts the rows and, at a
+    // flush, analyses the bodies.
     let mut w = SectionWriter::new(file, at);
     let mut prev: Option<Vec<u8>> = None;
+    let mut analyzer = matches!(terms, Terms::Analyze).then(crate::inverted::Analyzer::default);
     entries(&mut |e| {
         if prev.as_deref().is_some_and(|p| p >= e.uri) {
             return Err(Error::invalid_input("segment entries must come in strictly increasing URI order"));
         }
         prev = Some(e.uri.to_vec());
+        if let Some(analyzer) = analyzer.as_mut() {
+            // Bytes that are not an encoded body (only the low-level tests
+            // and benches write such) hold no words and no metas.
+            analyzer.add(rows as u32, e.body);
+        }
         rows += 1;
         min_serial = min_serial.min(e.serial);
         max_serial = max_serial.max(e.serial);
@@ -210,6 +258,23 @@ pub fn write_segment(storage: &dyn Storage, name: &str, entries: &Entries<'_>) -
     sections[BLOOM] = (off, len);
     at += len;
 
+    // The inverted index: norms, postings, terms, parts.
+    let written = match (analyzer, terms) {
+        (Some(analyzer), _) => analyzer.write(file, at)?,
+        (None, Terms::Merge { inputs, remap }) => crate::inverted::write_merged(&inputs, &remap.borrow(), file, at)?,
+        (None, Terms::Analyze) => unreachable!("an analyzer is made for Terms::Analyze"),
+    };
+    let mut whole_crcs = vec![uris_crc, bloom_crc];
+    for (section, (off, len, crcs, crc)) in [NORMS, POSTINGS, TERMS, PARTS].into_iter().zip(written) {
+        sections[section] = (off, len);
+        at += len;
+        if BLOCKED.contains(&section) {
+            block_crcs.extend(crcs);
+        } else {
+            whole_crcs.push(crc);
+        }
+    }
+
     // The block-checksum table.
     let mut w = SectionWriter::new(file, at);
     for crc in &block_crcs {
@@ -229,9 +294,10 @@ pub fn write_segment(storage: &dyn Storage, name: &str, entries: &Entries<'_>) -
         footer.extend_from_slice(&off.to_le_bytes());
         footer.extend_from_slice(&len.to_le_bytes());
     }
-    footer.extend_from_slice(&uris_crc.to_le_bytes());
-    footer.extend_from_slice(&bloom_crc.to_le_bytes());
-    footer.extend_from_slice(&crcs_crc.to_le_bytes());
+    whole_crcs.push(crcs_crc);
+    for crc in whole_crcs {
+        footer.extend_from_slice(&crc.to_le_bytes());
+    }
     let crc = crc32c::crc32c(&footer);
     footer.extend_from_slice(&crc.to_le_bytes());
     debug_assert_eq!(footer.len(), FOOTER_BYTES);
@@ -253,7 +319,7 @@ fn fst_io(e: fst::Error) -> Error {
 
 /// A section of the mapped file, as fst wants its bytes.
 #[derive(Clone)]
-struct Slice {
+pub(crate) struct Slice {
     map: Mapped,
     range: Range<usize>,
 }
@@ -270,14 +336,16 @@ pub struct Segment {
     path: PathBuf,
     map: Mapped,
     uris: fst::Map<Slice>,
+    terms: fst::Map<Slice>,
+    parts: Vec<PartInfo>,
     rows: u64,
     min_serial: u64,
     max_serial: u64,
     sections: [Range<usize>; SECTIONS],
-    /// Block crcs of bodies, stamps and rows, and whether each was verified
-    /// (0 = not yet, 1 = good).
-    crcs: [Vec<u32>; 3],
-    verified: [Vec<AtomicU8>; 3],
+    /// Block crcs of the [`BLOCKED`] sections, and whether each was
+    /// verified (0 = not yet, 1 = good).
+    crcs: [Vec<u32>; BLOCKED.len()],
+    verified: [Vec<AtomicU8>; BLOCKED.len()],
 }
 
 impl fmt::Debug for Segment {
@@ -379,7 +447,7 @@ impl Segment {
             )));
         }
         let blocks = |i: usize| sections[i].len().div_ceil(BLOCK);
-        let total_blocks = blocks(BODIES) + blocks(STAMPS) + blocks(ROWS);
+        let total_blocks: usize = BLOCKED.iter().map(|&s| blocks(s)).sum();
         if sections[CRCS].len() != 4 * total_blocks {
             return Err(corrupt(format!(
                 "{} bytes of block checksums for {total_blocks} blocks",
@@ -391,10 +459,9 @@ impl Segment {
         // cache without counting in this process's resident memory until
         // lookups touch them.
         let file = storage.open(name)?;
-        let crc_fields =
-            [(URIS, FOOTER_BYTES - 16, "uris"), (BLOOM, FOOTER_BYTES - 12, "bloom"), (CRCS, FOOTER_BYTES - 8, "crcs")];
-        for (section, at, what) in crc_fields {
-            let want = le_u32(footer, at);
+        let first_crc = FOOTER_BYTES - 4 - 4 * WHOLE.len();
+        for (k, (section, what)) in WHOLE.into_iter().enumerate() {
+            let want = le_u32(footer, first_crc + 4 * k);
             let got = file_crc(file.as_ref(), sections[section].clone())?;
             if want != got {
                 return Err(corrupt(format!("{what} section crc32c is {got:#010x}, expected {want:#010x}")));
@@ -402,22 +469,31 @@ impl Segment {
         }
         let table = &bytes[sections[CRCS].clone()];
         let mut all = (0..total_blocks).map(|b| le_u32(table, 4 * b));
-        let crcs = [
-            all.by_ref().take(blocks(BODIES)).collect(),
-            all.by_ref().take(blocks(STAMPS)).collect(),
-            all.by_ref().take(blocks(ROWS)).collect(),
-        ];
-        let verified = [
-            (0..blocks(BODIES)).map(|_| AtomicU8::new(0)).collect(),
-            (0..blocks(STAMPS)).map(|_| AtomicU8::new(0)).collect(),
-            (0..blocks(ROWS)).map(|_| AtomicU8::new(0)).collect(),
-        ];
+        let crcs = BLOCKED.map(|s| all.by_ref().take(blocks(s)).collect());
+        let verified = BLOCKED.map(|s| (0..blocks(s)).map(|_| AtomicU8::new(0)).collect());
         let uris = fst::Map::new(Slice { map: map.clone(), range: sections[URIS].clone() })
             .map_err(|e| corrupt(format!("the uris section is not an fst: {e}")))?;
         if uris.len() as u64 != rows {
             return Err(corrupt(format!("the uris section holds {} URIs for {rows} rows", uris.len())));
         }
-        Ok(Segment { name: name.to_string(), path, map, uris, rows, min_serial, max_serial, sections, crcs, verified })
+        let terms = fst::Map::new(Slice { map: map.clone(), range: sections[TERMS].clone() })
+            .map_err(|e| corrupt(format!("the terms section is not an fst: {e}")))?;
+        let parts = crate::inverted::parse_parts(&bytes[sections[PARTS].clone()], rows, sections[NORMS].len() as u64)
+            .map_err(corrupt)?;
+        Ok(Segment {
+            name: name.to_string(),
+            path,
+            map,
+            uris,
+            terms,
+            parts,
+            rows,
+            min_serial,
+            max_serial,
+            sections,
+            crcs,
+            verified,
+        })
     }
 
     /// The file name.
@@ -503,7 +579,7 @@ impl Segment {
         SegmentIter { stream, seg: self }
     }
 
-    /// The bytes `range` of section `s` (bodies, stamps or rows), verifying
+    /// The bytes `range` of section `s` (one of [`BLOCKED`]), verifying
     /// every block it touches on first use.
     fn read(&self, s: usize, range: Range<u64>) -> Result<&[u8]> {
         let section = &self.sections[s];
@@ -521,22 +597,23 @@ impl Segment {
     }
 
     fn verify(&self, s: usize, block: usize) -> Result<()> {
-        if self.verified[s][block].load(Ordering::Relaxed) == 1 {
+        let b = blocked(s);
+        if self.verified[b][block].load(Ordering::Relaxed) == 1 {
             return Ok(());
         }
         let section = &self.sections[s];
         let from = section.start + block * BLOCK;
         let to = (from + BLOCK).min(section.end);
         let got = crc32c::crc32c(&(*self.map).as_ref()[from..to]);
-        let want = self.crcs[s][block];
+        let want = self.crcs[b][block];
         if got != want {
-            let what = ["bodies", "stamps", "rows"][s];
+            let what = ["bodies", "stamps", "rows", "norms", "postings"][b];
             return Err(Error::corrupt(
                 &self.path,
                 format!("{what} block {block} has crc32c {got:#010x}, expected {want:#010x}"),
             ));
         }
-        self.verified[s][block].store(1, Ordering::Relaxed);
+        self.verified[b][block].store(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -562,6 +639,94 @@ impl Segment {
         let stamp = std::str::from_utf8(stamp)
             .map_err(|_| Error::corrupt(&self.path, format!("the stamp of row {ordinal} is not UTF-8")))?;
         Ok(Row { serial, stamp, body })
+    }
+}
+
+/// The inverted index (see [`crate::inverted`]).
+impl Segment {
+    /// The text parts, by name.
+    pub(crate) fn parts(&self) -> &[PartInfo] {
+        &self.parts
+    }
+
+    /// The norms of `part` (one of [`Segment::parts`]): its rows and their
+    /// lengths in words.
+    pub(crate) fn norms(&self, part: &PartInfo) -> Result<Postings<'_>> {
+        let bytes = self.read(NORMS, part.norms.clone())?;
+        crate::inverted::parse_column(bytes, self.rows).map_err(|e| Error::corrupt(&self.path, e))
+    }
+
+    /// The terms fst: term key → offset of its postings.
+    pub(crate) fn terms(&self) -> &fst::Map<Slice> {
+        &self.terms
+    }
+
+    /// The postings at `offset` in the postings section.
+    pub(crate) fn postings_at(&self, offset: u64) -> Result<Postings<'_>> {
+        let end = self.sections[POSTINGS].len() as u64;
+        let bad = || Error::corrupt(&self.path, format!("postings at {offset} are out of place"));
+        if offset >= end {
+            return Err(bad());
+        }
+        let head = self.read(POSTINGS, offset..end.min(offset + 32))?;
+        let len = crate::inverted::column_len(head).ok_or_else(bad)? as u64;
+        let to = offset.checked_add(len).filter(|&to| to <= end).ok_or_else(bad)?;
+        let bytes = self.read(POSTINGS, offset..to)?;
+        crate::inverted::parse_column(bytes, self.rows).map_err(|e| Error::corrupt(&self.path, e))
+    }
+
+    /// The postings of the term with key `key` (see
+    /// [`crate::inverted::term_key`]), if the segment holds it.
+    pub(crate) fn postings(&self, key: &[u8]) -> Result<Option<Postings<'_>>> {
+        self.terms.get(key).map(|offset| self.postings_at(offset)).transpose()
+    }
+
+    /// Reads the whole inverted index: every part's norms and every term's
+    /// postings, checking each as a search would. Returns how many
+    /// (term, row) postings there are. For tests and fuzzing.
+    #[doc(hidden)]
+    pub fn check_search_index(&self) -> Result<u64> {
+        for part in &self.parts {
+            self.norms(part)?;
+        }
+        let mut total = 0;
+        let mut stream = self.terms.stream();
+        while let Some((_, offset)) = stream.next() {
+            total += self.postings_at(offset)?.rows.len();
+        }
+        Ok(total)
+    }
+
+    /// The URI of row `ordinal`, found by walking the URI fst down the
+    /// outputs (ordinals are ranks, so they grow with the keys).
+    pub fn uri_at(&self, ordinal: u32) -> Result<Vec<u8>> {
+        let bad = || Error::corrupt(&self.path, format!("no URI has ordinal {ordinal}"));
+        if u64::from(ordinal) >= self.rows {
+            return Err(bad());
+        }
+        let fst = self.uris.as_fst();
+        let (target, mut sum) = (u64::from(ordinal), 0u64);
+        let mut node = fst.root();
+        let mut uri = Vec::new();
+        loop {
+            if node.is_final() && sum + node.final_output().value() == target {
+                return Ok(uri);
+            }
+            let mut next = None;
+            for t in node.transitions() {
+                if sum + t.out.value() > target {
+                    break;
+                }
+                next = Some(t);
+            }
+            let t = next.ok_or_else(bad)?;
+            sum += t.out.value();
+            uri.push(t.inp);
+            node = fst.node(t.addr);
+            if uri.len() > fst.size() {
+                return Err(bad());
+            }
+        }
     }
 }
 
@@ -644,5 +809,115 @@ mod tests {
         })
         .unwrap_err();
         assert!(matches!(err, Error::InvalidInput { .. }));
+    }
+
+    /// Everything a segment's inverted index holds, readable.
+    type Dump = (Vec<(String, u64, u64, Vec<(u32, u32)>)>, Vec<(Vec<u8>, Vec<(u32, u32)>)>);
+
+    fn dump(seg: &Segment) -> Dump {
+        let column = |p: Postings<'_>| p.rows.iter().enumerate().map(|(r, row)| (row, p.value(r))).collect::<Vec<_>>();
+        let parts =
+            seg.parts().iter().map(|p| (p.name.clone(), p.docs, p.total_len, column(seg.norms(p).unwrap()))).collect();
+        let mut terms = Vec::new();
+        let mut stream = seg.terms().stream();
+        while let Some((key, offset)) = stream.next() {
+            terms.push((key.to_vec(), column(seg.postings_at(offset).unwrap())));
+        }
+        (parts, terms)
+    }
+
+    fn body(i: u64) -> Vec<u8> {
+        let words = ["alpha", "Beta", "gamma", "delta", "ÉTÉ", "x"];
+        let mut doc = crate::document::Document::new("u");
+        let text: Vec<&str> = (0..(i % 9)).map(|k| words[((i * 7 + k * k) % 6) as usize]).collect();
+        doc = doc.with_text("body", text.join(" "));
+        if i.is_multiple_of(3) {
+            doc = doc.with_text("title", format!("Title {i} alpha"));
+        }
+        if i.is_multiple_of(4) {
+            doc = doc.with_meta("tag", format!("t{}", i % 5)).with_meta("tag", "all");
+        }
+        if i.is_multiple_of(5) {
+            doc = doc.with_part("blob", b"alpha beta".to_vec());
+        }
+        doc.body().encode()
+    }
+
+    #[test]
+    fn uri_at_walks_back_from_ordinals() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path()).unwrap();
+        let mut entries = BTreeMap::new();
+        for i in 0..3000u64 {
+            let uri = format!("s://h/{}/{}{}", i % 13, "x".repeat((i % 5) as usize), i * 7919 % 3001).into_bytes();
+            entries.insert(uri, (i, String::new(), body(i)));
+        }
+        entries.insert(b"s://h".to_vec(), (0, String::new(), body(0)));
+        entries.insert(b"s://h/".to_vec(), (0, String::new(), body(0)));
+        let seg = write(&storage, "seg-1.pdx", &entries);
+        for (ord, uri) in entries.keys().enumerate() {
+            assert_eq!(&seg.uri_at(ord as u32).unwrap(), uri);
+        }
+        assert!(matches!(seg.uri_at(entries.len() as u32), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn merged_postings_equal_a_fresh_analysis() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path()).unwrap();
+        let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+        for i in 0..2000u64 {
+            let uri = format!("u/{:05}", i * 37 % 2011).into_bytes();
+            if i % 3 == 0 {
+                b.insert(uri, (i, String::new(), body(i)));
+            } else {
+                a.insert(uri, (i, String::new(), body(i)));
+            }
+        }
+        // Some URIs in both: b's version wins; and rows of a left out.
+        for i in 0..300u64 {
+            let uri = format!("u/{:05}", i * 37 % 2011).into_bytes();
+            a.insert(uri, (i, String::new(), body(i + 5000)));
+        }
+        let (seg_a, seg_b) = (write(&storage, "a.pdx", &a), write(&storage, "b.pdx", &b));
+        let mut merged = BTreeMap::new();
+        let mut remap = vec![vec![u32::MAX; a.len()], vec![u32::MAX; b.len()]];
+        let mut keep = Vec::new();
+        for (ord, (uri, e)) in a.iter().enumerate() {
+            if ord % 11 != 0 && !b.contains_key(uri) {
+                merged.insert(uri.clone(), e.clone());
+                keep.push((0, ord, uri.clone()));
+            }
+        }
+        for (ord, (uri, e)) in b.iter().enumerate() {
+            merged.insert(uri.clone(), e.clone());
+            keep.push((1, ord, uri.clone()));
+        }
+        for (input, ord, uri) in keep {
+            remap[input][ord] = merged.keys().position(|k| *k == uri).unwrap() as u32;
+        }
+        let remap = std::cell::RefCell::new(remap);
+        let entries = |visit: &mut dyn FnMut(SegmentEntry<'_>) -> Result<()>| {
+            for (uri, (serial, stamp, body)) in &merged {
+                visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
+            }
+            Ok(())
+        };
+        let terms = Terms::Merge { inputs: vec![&seg_a, &seg_b], remap: &remap };
+        write_segment_with(&storage, "m.pdx", &entries, terms).unwrap();
+        write_segment(&storage, "f.pdx", &entries).unwrap();
+        let (m, f) = (Segment::open(&storage, "m.pdx").unwrap(), Segment::open(&storage, "f.pdx").unwrap());
+        let want = dump(&f);
+        assert!(want.0.len() == 2 && want.1.len() > 20, "the fixture has parts and terms");
+        assert!(want.1.iter().any(|(k, _)| k.starts_with(b"wbody\0\xc3\xa9t\xc3\xa9")), "words are lower-cased");
+        assert!(!want.1.iter().any(|(k, _)| k.starts_with(b"wblob")), "binary parts are not indexed");
+        assert_eq!(dump(&m), want);
+        // Lookups by key, and a term the segment does not hold.
+        let mut key = Vec::new();
+        crate::inverted::term_key(&mut key, crate::inverted::META, "tag", "all");
+        let all = f.postings(&key).unwrap().unwrap();
+        assert_eq!(all.rows.len(), merged.values().filter(|e| e.0 % 4 == 0).count() as u64);
+        crate::inverted::term_key(&mut key, crate::inverted::WORD, "body", "nope");
+        assert!(f.postings(&key).unwrap().is_none());
     }
 }

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use pushdex::segment::{FOOTER_BYTES, SECTIONS};
-use pushdex::{Document, Entry, EnumerationMode, Error, Index, Options, State};
+use pushdex::{Document, Entry, EnumerationMode, Error, Index, Options, Query, State};
 
 fn all(index: &Index) -> BTreeSet<String> {
     index.enumerate("", EnumerationMode::RecursiveDocuments).unwrap().map(|e| e.unwrap().key().to_string()).collect()
@@ -203,6 +203,26 @@ fn expect_corrupt_or_correct(dir: &Path, want: &BTreeSet<String>) {
                     Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e:?}"),
                 }
             }
+            // Search reads the postings, part lengths and URI fst: right
+            // answers or Corrupt.
+            match index.search_count(&Query::parse("t:d").unwrap()) {
+                Ok(n) => assert_eq!(n, want.len() as u64, "a damaged file gave a wrong count"),
+                Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e:?}"),
+            }
+            for uri in want.iter().step_by(97) {
+                let number = uri.rsplit('/').next().unwrap();
+                match index.search(&Query::parse(&format!("t:{number}")).unwrap(), 10) {
+                    Ok(hits) => assert_eq!(hits.iter().map(|h| h.uri.as_str()).collect::<Vec<_>>(), [uri.as_str()]),
+                    Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e:?}"),
+                }
+            }
+            match index.search(&Query::All, 5) {
+                Ok(hits) => {
+                    let first: Vec<&str> = want.iter().take(5).map(String::as_str).collect();
+                    assert_eq!(hits.iter().map(|h| h.uri.as_str()).collect::<Vec<_>>(), first);
+                }
+                Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e:?}"),
+            }
         }
     }
 }
@@ -222,8 +242,8 @@ fn damaged_segments_and_manifests_are_corrupt() {
     let bytes = fs::read(&seg).unwrap();
     let len = bytes.len();
     let manifest_len = fs::metadata(original.path().join("MANIFEST")).unwrap().len() as usize;
-    // The sections (bodies, stamps, rows, uris, bloom, block crcs) from the
-    // footer's table (docs/FORMAT.md): their first, last and 40 spread bytes.
+    // The sections (bodies, stamps, rows, uris, bloom, norms, postings,
+    // terms, parts, block crcs) from the footer's table (docs/FORMAT.md): their first, last and 40 spread bytes.
     let footer = &bytes[len - FOOTER_BYTES..];
     let u64_at = |at: usize| u64::from_le_bytes(footer[at..at + 8].try_into().unwrap()) as usize;
     let mut targets: Vec<(&str, usize)> = Vec::new();

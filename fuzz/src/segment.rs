@@ -53,6 +53,21 @@ pub enum Body {
     Pattern { seed: u8, len: u16, long: bool },
     /// These bytes.
     Bytes(Vec<u8>),
+    /// An encoded document body (docs/FORMAT.md, "Payloads"), so that the
+    /// search sections hold terms: a `tag` meta per byte of `tags` and a
+    /// text part `body` of words picked by `words`.
+    Doc { tags: Vec<u8>, words: Vec<u8> },
+}
+
+/// Appends a postcard length-prefixed byte string.
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut n = bytes.len();
+    while n >= 0x80 {
+        out.push(n as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(bytes);
 }
 
 impl Body {
@@ -63,6 +78,21 @@ impl Body {
                 (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(*seed)).collect()
             }
             Body::Bytes(b) => b.clone(),
+            Body::Doc { tags, words } => {
+                const VOCABULARY: [&str; 8] = ["a", "b", "ab", "Word", "é", "x1", "3.14", "don't"];
+                let tags: Vec<u8> = tags.iter().take(8).copied().collect();
+                let mut out = vec![tags.len() as u8];
+                for tag in &tags {
+                    put_bytes(&mut out, b"tag");
+                    put_bytes(&mut out, &[b'a' + tag % 4]);
+                }
+                out.push(1);
+                put_bytes(&mut out, b"body");
+                out.push(1);
+                let text: Vec<&str> = words.iter().take(64).map(|&w| VOCABULARY[usize::from(w % 8)]).collect();
+                put_bytes(&mut out, text.join(" ").as_bytes());
+                out
+            }
         }
     }
 }
@@ -177,7 +207,14 @@ fn structured(spec: SegSpec) {
         let row = seg.row(i).map(|row| (row.serial, row.stamp.to_string(), row.body.to_vec()));
         check(row, (r.serial, r.stamp.clone(), r.body.clone()), damaged, "row");
     }
+    for (i, r) in rows.iter().enumerate() {
+        check(seg.uri_at(i as u32), r.uri.clone(), damaged, "uri_at");
+    }
+    if !damaged {
+        seg.check_search_index().expect("the search index of an undamaged segment");
+    }
     let n = rows.len() as u32;
+    assert!(seg.uri_at(n).is_err(), "uri_at past the last row succeeded");
     assert!(seg.row(n).is_err() && seg.serial(u32::MAX).is_err(), "a read past the last row succeeded");
 
     let mut keys: Vec<Vec<u8>> = spec.probes.iter().map(|k| k.0.clone()).collect();
@@ -247,7 +284,9 @@ fn raw(seg: &Segment, input: &[u8]) {
     for ord in (0..rows.min(MAX_READS as u64) as u32).chain([rows as u32, u32::MAX]) {
         let _ = seg.serial(ord);
         let _ = seg.row(ord);
+        let _ = seg.uri_at(ord);
     }
+    let _ = seg.check_search_index();
     for key in &keys {
         if let Ok(Some(ord)) = seg.ordinal(key) {
             let _ = seg.row(ord);

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::index::tables::{CheckpointEntry, Frozen, LiveSegment, Tables};
 use crate::index::Inner;
 use crate::manifest::{self, Manifest, SegmentRef};
-use crate::segment::{self, Segment, SegmentEntry};
+use crate::segment::{self, Segment, SegmentEntry, Terms};
 use crate::trie::Trie;
 use crate::wal::{self, WalWriter};
 
@@ -438,18 +438,24 @@ impl Inner {
     fn write_merged(&self, inputs: &[LiveSegment], name: &str) -> Result<(Arc<Segment>, Vec<Vec<u32>>)> {
         let storage = self.storage.as_ref();
         let remap = std::cell::RefCell::new(Vec::new());
-        segment::write_segment(storage, name, &|visit| {
-            let mut remap = remap.borrow_mut();
-            *remap = inputs.iter().map(|l| vec![u32::MAX; l.seg.rows() as usize]).collect();
-            let mut rows = 0u32;
-            merge_rows(inputs, &mut remap, &mut |entry| {
-                rows = rows.wrapping_add(1);
-                if rows.is_multiple_of(4096) && self.closed.load(Ordering::SeqCst) {
-                    return Err(Error::Closed);
-                }
-                visit(entry)
-            })
-        })?;
+        let terms = Terms::Merge { inputs: inputs.iter().map(|l| l.seg.as_ref()).collect(), remap: &remap };
+        segment::write_segment_with(
+            storage,
+            name,
+            &|visit| {
+                let mut remap = remap.borrow_mut();
+                *remap = inputs.iter().map(|l| vec![u32::MAX; l.seg.rows() as usize]).collect();
+                let mut rows = 0u32;
+                merge_rows(inputs, &mut remap, &mut |entry| {
+                    rows = rows.wrapping_add(1);
+                    if rows.is_multiple_of(4096) && self.closed.load(Ordering::SeqCst) {
+                        return Err(Error::Closed);
+                    }
+                    visit(entry)
+                })
+            },
+            terms,
+        )?;
         storage.sync_dir()?;
         let merged = Arc::new(Segment::open(storage, name)?);
         Ok((merged, remap.into_inner()))

@@ -21,9 +21,28 @@ use unicode_segmentation::UnicodeSegmentation;
 /// Lower-casing is `str::to_lowercase` (full Unicode mapping, no locale): `É`
 /// becomes `é`, and a word changes neither its boundaries nor whether it is a
 /// word, because case mapping keeps letters letters.
-// Until evaluation lands, only the tests call this.
 pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.unicode_words().map(str::to_lowercase)
+}
+
+/// Calls `visit` with each of [`words`]'s words, without allocating one
+/// string per word: what indexing a text part uses.
+pub(crate) fn for_each_word(text: &str, visit: &mut dyn FnMut(&str)) {
+    let mut lower = String::new();
+    for word in text.unicode_words() {
+        if word.is_ascii() {
+            if word.bytes().any(|b| b.is_ascii_uppercase()) {
+                lower.clear();
+                lower.push_str(word);
+                lower.make_ascii_lowercase();
+                visit(&lower);
+            } else {
+                visit(word);
+            }
+        } else {
+            visit(&word.to_lowercase());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -39,6 +58,16 @@ mod tests {
         assert_eq!(split("Quarterly REPORT, 2024: final!"), ["quarterly", "report", "2024", "final"]);
         assert_eq!(split("  hello\tworld\n"), ["hello", "world"]);
         assert_eq!(split("MiXeD CaSe"), ["mixed", "case"]);
+    }
+
+    #[test]
+    fn for_each_word_sees_what_words_returns() {
+        for text in ["Quarterly REPORT, 2024: final!", "ΣΊΣΥΦΟΣ ÉTÉ Straße", "don't U.S.A 3.14 日本語", ""]
+        {
+            let mut seen = Vec::new();
+            super::for_each_word(text, &mut |w| seen.push(w.to_string()));
+            assert_eq!(seen, split(text), "{text:?}");
+        }
     }
 
     #[test]

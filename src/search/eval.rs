@@ -1,12 +1,18 @@
 //! Query evaluation over a published snapshot: bitmap algebra per segment,
 //! BM25 with statistics over the whole snapshot, top-k by score then URI.
 //!
-//! Each segment's inverted index ([`SegmentIndex`]: words per text part with
-//! their frequencies, part lengths, meta values, URIs by ordinal) is built
-//! from the segment's rows the first time a search reads the segment, and
-//! cached for as long as the segment lives: segments are immutable, so the
-//! cache never goes stale. Deletions are the snapshot's bitmaps, applied at
-//! query time.
+//! Each segment carries its inverted index (`crate::inverted`: postings per
+//! term, part lengths, meta values), written at flush and merge. What every
+//! query of a segment needs from it (the text parts with their decoded
+//! lengths and totals) is read once and cached for as long as the segment
+//! lives ([`IndexCache`]); postings are read from the mapped file by each
+//! query. Deletions are the snapshot's bitmaps, applied at query time.
+//!
+//! A search scores only what it must: the rows each scoring word adds to
+//! (the rows of its `Text` query that count at the top, found top-down),
+//! then per segment the best `limit` rows by score then ordinal (ordinals
+//! are in URI order), then across segments by score, resolving URIs only
+//! to break ties at the cut and for the hits returned.
 //!
 //! Scoring (API.md, "Ranking"): for a word `w` of a `Text` query matched in
 //! text part `p` of document `d`,
@@ -21,14 +27,16 @@
 //! the operands a document matches; `Not`, `Meta`, `Under`, `Prefix` and
 //! `All` score 0.
 
-use std::cmp::Ordering;
+use std::borrow::Cow;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use roaring::RoaringBitmap;
 
-use crate::document::Body;
 use crate::error::{Error, Result};
+use crate::inverted::{term_key, value_at, Postings, META, WORD};
 use crate::search::analysis::words;
 use crate::search::{Hit, Query};
 use crate::segment::Segment;
@@ -40,28 +48,6 @@ const B: f64 = 0.75;
 /// The most hits one search returns.
 pub const MAX_LIMIT: usize = 10_000;
 
-/// `(ordinal, term frequency)` by ordinal: the rows of one word in one part.
-type Postings = Vec<(u32, u32)>;
-
-/// One segment's postings, built from its rows.
-#[derive(Default)]
-pub(crate) struct SegmentIndex {
-    /// URIs by ordinal (sorted: ordinal = rank).
-    uris: Vec<Box<str>>,
-    /// Text part names, by id.
-    parts: Vec<String>,
-    part_ids: HashMap<String, u32>,
-    /// Word → (part id, postings of `(ordinal, tf)` by ordinal).
-    words: HashMap<String, Vec<(u32, Postings)>>,
-    /// Per part id: `(ordinal, length in words)` by ordinal, for every row
-    /// that has the part.
-    lens: Vec<Vec<(u32, u32)>>,
-    /// `(name, value)` → rows holding that meta value.
-    metas: HashMap<(String, String), RoaringBitmap>,
-    /// Per part id: its statistics over every row (deleted ones too).
-    totals: Vec<PartStats>,
-}
-
 /// Per text part, over a set of documents: how many have it, and their
 /// total length in words.
 #[derive(Clone, Copy, Default)]
@@ -70,92 +56,59 @@ struct PartStats {
     total_len: u64,
 }
 
+/// One text part of one segment, read once: the rows that have it and
+/// their lengths.
+struct Part {
+    name: String,
+    rows: RoaringBitmap,
+    /// Every row has the part, so lengths are by ordinal.
+    full: bool,
+    width: u8,
+    lens: Vec<u8>,
+    /// Over every row of the segment (deleted ones too).
+    totals: PartStats,
+}
+
+impl Part {
+    /// The length in words of row `row`'s part (which the row has).
+    fn len(&self, row: u32) -> u32 {
+        let rank = if self.full { row as usize } else { (self.rows.rank(row) - 1) as usize };
+        value_at(self.width, &self.lens, rank)
+    }
+}
+
+/// What every query of one segment needs, read once per segment: its text
+/// parts.
+pub(crate) struct SegmentIndex {
+    parts: Vec<Part>,
+}
+
 impl SegmentIndex {
-    /// Reads every row of `seg` (deleted ones too: deletions belong to
-    /// snapshots, not segments).
-    pub fn build(seg: &Segment) -> Result<SegmentIndex> {
-        let mut index = SegmentIndex::default();
-        let mut iter = seg.range(b"", b"");
-        while let Some(entry) = iter.next_entry() {
-            let (uri, ord) = entry?;
-            let uri = std::str::from_utf8(uri)
-                .map_err(|_| Error::corrupt(seg.path(), format!("the URI of row {ord} is not UTF-8")))?;
-            debug_assert_eq!(ord as usize, index.uris.len());
-            index.uris.push(uri.into());
-            let row = seg.row(ord)?;
-            let body = Body::decode(row.body)
-                .ok_or_else(|| Error::corrupt(seg.path(), format!("the stored body of {uri:?} does not decode")))?;
-            let doc = crate::document::Document::from_parts(String::new(), String::new(), body);
-            for (name, value) in doc.all_metas() {
-                index.metas.entry((name.to_string(), value.to_string())).or_default().insert(ord);
+    fn read(seg: &Segment) -> Result<SegmentIndex> {
+        let mut parts = Vec::with_capacity(seg.parts().len());
+        for info in seg.parts() {
+            let norms = seg.norms(info)?;
+            if norms.rows.len() != info.docs {
+                return Err(Error::corrupt(
+                    seg.path(),
+                    format!("part {:?} has {} documents and norms for {}", info.name, info.docs, norms.rows.len()),
+                ));
             }
-            for (name, text) in doc.text_parts() {
-                let part = index.part_id(name);
-                let mut tfs: HashMap<String, u32> = HashMap::new();
-                let mut len = 0u32;
-                for word in words(&text) {
-                    *tfs.entry(word).or_default() += 1;
-                    len += 1;
-                }
-                index.lens[part as usize].push((ord, len));
-                for (word, tf) in tfs {
-                    let lists = index.words.entry(word).or_default();
-                    match lists.iter_mut().find(|(p, _)| *p == part) {
-                        Some((_, list)) => list.push((ord, tf)),
-                        None => lists.push((part, vec![(ord, tf)])),
-                    }
-                }
-            }
+            parts.push(Part {
+                name: info.name.clone(),
+                full: info.docs == seg.rows(),
+                width: norms.width(),
+                lens: norms.raw_values().to_vec(),
+                rows: norms.rows,
+                totals: PartStats { docs: info.docs, total_len: info.total_len },
+            });
         }
-        index.totals = index
-            .lens
-            .iter()
-            .map(|lens| PartStats { docs: lens.len() as u64, total_len: lens.iter().map(|&(_, l)| u64::from(l)).sum() })
-            .collect();
-        Ok(index)
+        Ok(SegmentIndex { parts })
     }
 
-    fn part_id(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.part_ids.get(name) {
-            return id;
-        }
-        let id = self.parts.len() as u32;
-        self.parts.push(name.to_string());
-        self.part_ids.insert(name.to_string(), id);
-        self.lens.push(Vec::new());
-        id
-    }
-
-    fn all(&self) -> RoaringBitmap {
-        let mut all = RoaringBitmap::new();
-        all.insert_range(0..self.uris.len() as u32);
-        all
-    }
-
-    /// The ordinals of the URIs starting with `prefix`.
-    fn prefix_range(&self, prefix: &str) -> std::ops::Range<u32> {
-        let start = self.uris.partition_point(|u| u.as_bytes() < prefix.as_bytes());
-        let len = self.uris[start..].partition_point(|u| u.as_bytes().starts_with(prefix.as_bytes()));
-        start as u32..(start + len) as u32
-    }
-
-    /// The postings of `word` in `part` (`None`: in every part).
-    fn postings<'a>(&'a self, word: &str, part: Option<&str>) -> impl Iterator<Item = (u32, &'a [(u32, u32)])> {
-        let part = part.map(|name| self.part_ids.get(name).copied());
-        self.words
-            .get(word)
-            .into_iter()
-            .flatten()
-            .filter(move |(p, _)| part.is_none_or(|want| want == Some(*p)))
-            .map(|(p, list)| (*p, list.as_slice()))
-    }
-
-    fn rows_with(&self, word: &str, part: Option<&str>) -> RoaringBitmap {
-        let mut rows = RoaringBitmap::new();
-        for (_, list) in self.postings(word, part) {
-            rows.extend(list.iter().map(|&(ord, _)| ord));
-        }
-        rows
+    /// The parts a `Text` query with `field` searches: that one, or all.
+    fn parts_for<'a>(&'a self, field: Option<&'a str>) -> impl Iterator<Item = (usize, &'a Part)> + 'a {
+        self.parts.iter().enumerate().filter(move |(_, p)| field.is_none_or(|f| f == p.name))
     }
 }
 
@@ -167,12 +120,20 @@ pub(crate) struct Snapshot {
     cache: Arc<IndexCache>,
 }
 
-/// A snapshot made ready for queries: the segments' indexes, their live
+/// A snapshot made ready for queries: each segment with its index and live
 /// rows, and the text-part statistics over all of them.
 struct Prepared {
-    indexes: Vec<Arc<SegmentIndex>>,
-    live: Vec<RoaringBitmap>,
+    segs: Vec<Seg>,
     parts: HashMap<String, PartStats>,
+}
+
+/// One segment of a prepared snapshot.
+struct Seg {
+    seg: Arc<Segment>,
+    index: Arc<SegmentIndex>,
+    live: RoaringBitmap,
+    /// No row is deleted: every bitmap read from the segment is live as is.
+    whole: bool,
 }
 
 /// Segment indexes shared by successive snapshots, by segment name.
@@ -186,12 +147,15 @@ impl IndexCache {
     pub fn retain(&self, names: &[&str]) {
         self.by_name.lock().unwrap_or_else(|e| e.into_inner()).retain(|name, _| names.contains(&name.as_str()));
     }
-}
 
-/// Evaluation state for one segment.
-struct Seg<'a> {
-    index: &'a SegmentIndex,
-    live: &'a RoaringBitmap,
+    fn get(&self, seg: &Segment) -> Result<Arc<SegmentIndex>> {
+        if let Some(index) = self.by_name.lock().unwrap_or_else(|e| e.into_inner()).get(seg.name()) {
+            return Ok(index.clone());
+        }
+        let index = Arc::new(SegmentIndex::read(seg)?);
+        self.by_name.lock().unwrap_or_else(|e| e.into_inner()).insert(seg.name().to_string(), index.clone());
+        Ok(index)
+    }
 }
 
 impl Snapshot {
@@ -204,46 +168,32 @@ impl Snapshot {
         self.segments.iter().map(|(seg, _)| seg.name()).collect()
     }
 
-    /// The prepared snapshot: each segment's index (from the cache, or
-    /// built now), its live rows, and the part statistics, which cost one
-    /// look per deleted row: each index knows its totals over all its rows.
+    /// The prepared snapshot: each segment's index (cached), its live rows,
+    /// and the part statistics, which cost one look per deleted row: each
+    /// segment knows its totals over all its rows.
     fn prepared(&self) -> Result<Arc<Prepared>> {
         let mut slot = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(prepared) = slot.as_ref() {
             return Ok(prepared.clone());
         }
-        let mut prepared = Prepared { indexes: Vec::new(), live: Vec::new(), parts: HashMap::new() };
+        let mut prepared = Prepared { segs: Vec::new(), parts: HashMap::new() };
         for (seg, deleted) in &self.segments {
-            let cached = self.cache.by_name.lock().unwrap_or_else(|e| e.into_inner()).get(seg.name()).cloned();
-            let index = match cached {
-                Some(index) => index,
-                None => {
-                    let index = Arc::new(SegmentIndex::build(seg)?);
-                    self.cache
-                        .by_name
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(seg.name().to_string(), index.clone());
-                    index
-                }
-            };
-            let mut live = index.all();
+            let index = self.cache.get(seg)?;
+            let mut live = RoaringBitmap::new();
+            live.insert_range(0..seg.rows() as u32);
             live -= deleted.as_ref();
-            for (id, name) in index.parts.iter().enumerate() {
-                let lens = &index.lens[id];
-                let mut stats = index.totals[id];
-                for ord in deleted.iter() {
-                    if let Ok(at) = lens.binary_search_by_key(&ord, |&(o, _)| o) {
-                        stats.docs -= 1;
-                        stats.total_len -= u64::from(lens[at].1);
-                    }
+            for part in &index.parts {
+                let mut stats = part.totals;
+                for row in deleted.iter().filter(|&row| part.rows.contains(row)) {
+                    stats.docs -= 1;
+                    stats.total_len -= u64::from(part.len(row));
                 }
-                let total = prepared.parts.entry(name.clone()).or_default();
+                let total = prepared.parts.entry(part.name.clone()).or_default();
                 total.docs += stats.docs;
                 total.total_len += stats.total_len;
             }
-            prepared.indexes.push(index);
-            prepared.live.push(live);
+            let whole = deleted.is_empty();
+            prepared.segs.push(Seg { seg: seg.clone(), index, live, whole });
         }
         let prepared = Arc::new(prepared);
         *slot = Some(prepared.clone());
@@ -253,7 +203,12 @@ impl Snapshot {
     /// How many searchable documents `query` matches.
     pub fn count(&self, query: &Query) -> Result<u64> {
         let prepared = self.prepared()?;
-        Ok(prepared.segs().iter().map(|s| evaluate(s, query).rows.len()).sum())
+        let mut reader = Reader::default();
+        let mut total = 0;
+        for (s, seg) in prepared.segs.iter().enumerate() {
+            total += evaluate(&mut reader, s, seg, query)?.rows.len();
+        }
+        Ok(total)
     }
 
     /// The best `limit` hits: score descending, then URI in byte order.
@@ -262,68 +217,133 @@ impl Snapshot {
             return Err(Error::invalid_input(format!("limit must be 1 to {MAX_LIMIT}, not {limit}")));
         }
         let prepared = self.prepared()?;
-        let segs = prepared.segs();
+        let segs = &prepared.segs;
+        let mut reader = Reader::default();
+        let nodes =
+            segs.iter().enumerate().map(|(s, seg)| evaluate(&mut reader, s, seg, query)).collect::<Result<Vec<_>>>()?;
         let mut texts = Vec::new();
         scored_texts(query, &mut texts);
-        let scorer = Scorer::new(&segs, &texts, &prepared.parts);
-        // A bounded heap of the best so far; its top is the worst kept.
-        let mut heap: BinaryHeap<Ranked<'_>> = BinaryHeap::with_capacity(limit + 1);
-        for (s, seg) in segs.iter().enumerate() {
-            let node = evaluate(seg, query);
-            for ord in &node.rows {
-                let score = scorer.score(s, ord, query, &node) as f32;
-                let ranked = Ranked { score, uri: &seg.index.uris[ord as usize], seg: s, ord };
-                if heap.len() < limit {
-                    heap.push(ranked);
-                } else if heap.peek().is_some_and(|worst| ranked < *worst) {
-                    heap.pop();
-                    heap.push(ranked);
-                }
+        let weights = Weights::new(&mut reader, segs, &texts, &prepared.parts)?;
+        let mut candidates = Vec::new();
+        for (s, (seg, node)) in segs.iter().zip(&nodes).enumerate() {
+            let scored = score_segment(&mut reader, &weights, s, seg, query, node)?;
+            best_of_segment(s, node, scored, limit, &mut candidates);
+        }
+        pick_hits(segs, candidates, limit)
+    }
+}
+
+/// A candidate hit: a segment's row and its score.
+#[derive(Clone, Copy)]
+struct Candidate {
+    score: f32,
+    seg: usize,
+    row: u32,
+}
+
+/// Better first: higher score, then (within a segment) smaller ordinal,
+/// which is the smaller URI.
+fn by_score_then_row(a: &Candidate, b: &Candidate) -> Ordering {
+    b.score.total_cmp(&a.score).then(a.row.cmp(&b.row))
+}
+
+/// The best `limit` rows of segment `s`: `scored` (by row; every one a
+/// match), then rows matched without a score, which all tie at 0 and rank
+/// by ordinal, so only the first few can make it.
+fn best_of_segment(s: usize, node: &Node, scored: Vec<(u32, f64)>, limit: usize, out: &mut Vec<Candidate>) {
+    let mut best: Vec<Candidate> =
+        scored.iter().map(|&(row, score)| Candidate { score: score as f32, seg: s, row }).collect();
+    if best.len() > limit {
+        best.select_nth_unstable_by(limit - 1, by_score_then_row);
+        best.truncate(limit);
+    }
+    let positive = best.iter().filter(|c| c.score > 0.0).count();
+    if positive < limit && (scored.len() as u64) < node.rows.len() {
+        let mut at = 0;
+        let mut zeros = Vec::new();
+        for row in &node.rows {
+            while at < scored.len() && scored[at].0 < row {
+                at += 1;
+            }
+            if at < scored.len() && scored[at].0 == row {
+                continue;
+            }
+            zeros.push(Candidate { score: 0.0, seg: s, row });
+            if zeros.len() == limit - positive {
+                break;
             }
         }
-        let mut hits = Vec::with_capacity(heap.len());
-        for ranked in heap.into_sorted_vec() {
-            let stamp = self.segments[ranked.seg].0.row(ranked.ord)?.stamp.to_string();
-            hits.push(Hit { uri: ranked.uri.to_string(), stamp, score: ranked.score });
+        best.extend(zeros);
+        if best.len() > limit {
+            best.select_nth_unstable_by(limit - 1, by_score_then_row);
+            best.truncate(limit);
         }
-        Ok(hits)
+    }
+    out.extend(best);
+}
+
+/// The best `limit` of every segment's best: by score, then URI, which is
+/// read only for the hits and for the ties at the cut (in a merge by URI
+/// that reads each segment's next URI only when it is needed).
+fn pick_hits(segs: &[Seg], mut candidates: Vec<Candidate>, limit: usize) -> Result<Vec<Hit>> {
+    candidates.sort_unstable_by(by_score_then_row);
+    let mut chosen: Vec<Candidate>;
+    if candidates.len() <= limit {
+        chosen = candidates;
+    } else {
+        let cut = candidates[limit - 1].score;
+        let above = candidates.iter().take_while(|c| c.score.total_cmp(&cut) == Ordering::Greater).count();
+        chosen = candidates[..above].to_vec();
+        // The tied, per segment in URI order (sorted by row within a score).
+        let mut tied: Vec<Vec<u32>> = vec![Vec::new(); segs.len()];
+        for c in candidates[above..].iter().take_while(|c| c.score.total_cmp(&cut) == Ordering::Equal) {
+            tied[c.seg].push(c.row);
+        }
+        let mut heads = BinaryHeap::new();
+        for (s, rows) in tied.iter().enumerate() {
+            if let Some(&row) = rows.first() {
+                heads.push(Reverse((segs[s].seg.uri_at(row)?, s, 0usize)));
+            }
+        }
+        while chosen.len() < limit {
+            let Some(Reverse((_, s, at))) = heads.pop() else { break };
+            chosen.push(Candidate { score: cut, seg: s, row: tied[s][at] });
+            if let Some(&row) = tied[s].get(at + 1) {
+                heads.push(Reverse((segs[s].seg.uri_at(row)?, s, at + 1)));
+            }
+        }
+    }
+    let mut hits = Vec::with_capacity(chosen.len());
+    for c in chosen {
+        let seg = &segs[c.seg].seg;
+        let uri = String::from_utf8(seg.uri_at(c.row)?)
+            .map_err(|_| Error::corrupt(seg.path(), format!("the URI of row {} is not UTF-8", c.row)))?;
+        let stamp = seg.row(c.row)?.stamp.to_string();
+        hits.push(Hit { uri, stamp, score: c.score });
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.uri.as_bytes().cmp(b.uri.as_bytes())));
+    Ok(hits)
+}
+
+/// Postings read by one query, each once: by segment, part and word.
+#[derive(Default)]
+struct Reader<'a> {
+    read: HashMap<(usize, usize, String), Option<Rc<Postings<'a>>>>,
+    key: Vec<u8>,
+}
+
+impl<'a> Reader<'a> {
+    /// The postings of `word` in part `part` of segment `s`.
+    fn word(&mut self, s: usize, seg: &'a Seg, part: usize, word: &str) -> Result<Option<Rc<Postings<'a>>>> {
+        if let Some(found) = self.read.get(&(s, part, word.to_string())) {
+            return Ok(found.clone());
+        }
+        term_key(&mut self.key, WORD, &seg.index.parts[part].name, word);
+        let found = seg.seg.postings(&self.key)?.map(Rc::new);
+        self.read.insert((s, part, word.to_string()), found.clone());
+        Ok(found)
     }
 }
-
-impl Prepared {
-    fn segs(&self) -> Vec<Seg<'_>> {
-        self.indexes.iter().zip(&self.live).map(|(index, live)| Seg { index, live }).collect()
-    }
-}
-
-/// A hit being ranked: better = higher score, then smaller URI. `Ord` puts
-/// the better first, so a max-heap's top is the worst kept.
-struct Ranked<'a> {
-    score: f32,
-    uri: &'a str,
-    seg: usize,
-    ord: u32,
-}
-
-impl Ord for Ranked<'_> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.score.total_cmp(&self.score).then_with(|| self.uri.as_bytes().cmp(other.uri.as_bytes()))
-    }
-}
-
-impl PartialOrd for Ranked<'_> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Ranked<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Ranked<'_> {}
 
 /// A query evaluated on one segment: the live rows each sub-query matches.
 struct Node {
@@ -331,16 +351,20 @@ struct Node {
     kids: Vec<Node>,
 }
 
-/// Evaluates `query` on `seg`: bitmap algebra over its live rows.
-fn evaluate(seg: &Seg<'_>, query: &Query) -> Node {
-    let index = seg.index;
+/// Evaluates `query` on segment `s`: bitmap algebra over its live rows.
+fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) -> Result<Node> {
     let mut kids = Vec::new();
     let mut rows = match query {
         Query::All => seg.live.clone(),
         Query::Text { field, text } => {
             let mut rows: Option<RoaringBitmap> = None;
             for word in distinct_words(text) {
-                let with = index.rows_with(&word, field.as_deref());
+                let mut with = RoaringBitmap::new();
+                for (part, _) in seg.index.parts_for(field.as_deref()) {
+                    if let Some(postings) = reader.word(s, seg, part, &word)? {
+                        with |= &postings.rows;
+                    }
+                }
                 rows = Some(match rows {
                     Some(rows) => rows & with,
                     None => with,
@@ -352,29 +376,35 @@ fn evaluate(seg: &Seg<'_>, query: &Query) -> Node {
             // No word at all: every document (vacuously).
             rows.unwrap_or_else(|| seg.live.clone())
         }
-        Query::Meta { name, value } => index.metas.get(&(name.clone(), value.clone())).cloned().unwrap_or_default(),
+        Query::Meta { name, value } => {
+            term_key(&mut reader.key, META, name, value);
+            seg.seg.postings(&reader.key)?.map(|p| p.rows).unwrap_or_default()
+        }
         Query::Under { root, recursive } => {
             let prefix = folder_prefix(root);
-            let range = index.prefix_range(&prefix);
             let mut rows = RoaringBitmap::new();
             if *recursive {
-                rows.insert_range(range);
+                rows.insert_range(seg.seg.prefix_range(prefix.as_bytes())?);
             } else {
-                rows.extend(
-                    range.filter(|&ord| place(prefix.as_bytes(), index.uris[ord as usize].as_bytes()) == Place::Child),
-                );
+                let mut it = seg.seg.range(prefix.as_bytes(), b"");
+                while let Some(entry) = it.next_entry() {
+                    let (uri, row) = entry?;
+                    if place(prefix.as_bytes(), uri) == Place::Child {
+                        rows.insert(row);
+                    }
+                }
             }
             rows
         }
         Query::Prefix(prefix) => {
             let mut rows = RoaringBitmap::new();
-            rows.insert_range(index.prefix_range(prefix));
+            rows.insert_range(seg.seg.prefix_range(prefix.as_bytes())?);
             rows
         }
         Query::And(queries) => {
             let mut rows: Option<RoaringBitmap> = None;
             for q in queries {
-                let kid = evaluate(seg, q);
+                let kid = evaluate(reader, s, seg, q)?;
                 rows = Some(match rows {
                     Some(rows) => rows & &kid.rows,
                     None => kid.rows.clone(),
@@ -386,21 +416,23 @@ fn evaluate(seg: &Seg<'_>, query: &Query) -> Node {
         Query::Or(queries) => {
             let mut rows = RoaringBitmap::new();
             for q in queries {
-                let kid = evaluate(seg, q);
+                let kid = evaluate(reader, s, seg, q)?;
                 rows |= &kid.rows;
                 kids.push(kid);
             }
             rows
         }
         Query::Not(q) => {
-            let kid = evaluate(seg, q);
-            let rows = seg.live - &kid.rows;
+            let kid = evaluate(reader, s, seg, q)?;
+            let rows = &seg.live - &kid.rows;
             kids.push(kid);
             rows
         }
     };
-    rows &= seg.live;
-    Node { rows, kids }
+    if !seg.whole {
+        rows &= &seg.live;
+    }
+    Ok(Node { rows, kids })
 }
 
 /// The distinct words of a `Text` query's text, in first-seen order.
@@ -424,98 +456,168 @@ fn scored_texts<'q>(query: &'q Query, out: &mut Vec<(&'q Query, Vec<String>)>) {
     }
 }
 
-/// One word of a scoring `Text` query in one text part of one segment:
-/// its postings, the part's lengths, and the snapshot-wide weights.
-struct Term<'a> {
-    postings: &'a [(u32, u32)],
-    lens: &'a [(u32, u32)],
-    idf: f64,
-    avg_len: f64,
+/// The snapshot-wide BM25 weights of each (part, word) a query scores.
+struct Weights {
+    /// (part, word) → (idf × (k1 + 1), the part's average length).
+    by_term: HashMap<(String, String), (f64, f64)>,
 }
 
-impl Term<'_> {
-    /// The BM25 score of row `ord` for this word and part (0 if absent).
-    fn score(&self, ord: u32) -> f64 {
-        let Ok(at) = self.postings.binary_search_by_key(&ord, |&(o, _)| o) else { return 0.0 };
-        let tf = f64::from(self.postings[at].1);
-        let len = self.lens.binary_search_by_key(&ord, |&(o, _)| o).map_or(0, |at| self.lens[at].1);
-        let norm = if self.avg_len > 0.0 { f64::from(len) / self.avg_len } else { 0.0 };
-        self.idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * norm))
-    }
-}
-
-/// BM25 for one query: per scoring `Text` query (by address) and segment,
-/// its terms with their weights, resolved once.
-struct Scorer<'a> {
-    /// Per segment: `Text` query address → its terms there.
-    terms: Vec<HashMap<usize, Vec<Term<'a>>>>,
-}
-
-impl<'a> Scorer<'a> {
-    fn new(segs: &[Seg<'a>], texts: &[(&Query, Vec<String>)], parts: &HashMap<String, PartStats>) -> Scorer<'a> {
-        // Snapshot-wide document frequencies of each (part, word) scored.
-        let mut df: HashMap<(&str, &str), u64> = HashMap::new();
-        for seg in segs {
-            // A (part, word) is counted once per segment, however many
-            // `Text` queries hold the word.
+impl Weights {
+    fn new<'a>(
+        reader: &mut Reader<'a>,
+        segs: &'a [Seg],
+        texts: &[(&Query, Vec<String>)],
+        parts: &HashMap<String, PartStats>,
+    ) -> Result<Weights> {
+        // Document frequencies over the live rows of the snapshot; a (part,
+        // word) counts once per segment, however many `Text`s hold it.
+        let mut df: HashMap<(String, String), u64> = HashMap::new();
+        for (s, seg) in segs.iter().enumerate() {
             let mut counted = std::collections::HashSet::new();
             for (query, words) in texts {
                 let Query::Text { field, .. } = query else { continue };
                 for word in words {
-                    for (part, list) in seg.index.postings(word, field.as_deref()) {
+                    for (part, info) in seg.index.parts_for(field.as_deref()) {
                         if !counted.insert((part, word.as_str())) {
                             continue;
                         }
-                        let name = seg.index.parts[part as usize].as_str();
-                        let live = list.iter().filter(|(ord, _)| seg.live.contains(*ord)).count() as u64;
-                        *df.entry((name, word.as_str())).or_default() += live;
+                        let Some(postings) = reader.word(s, seg, part, word)? else { continue };
+                        let live =
+                            if seg.whole { postings.rows.len() } else { postings.rows.intersection_len(&seg.live) };
+                        *df.entry((info.name.clone(), word.clone())).or_default() += live;
                     }
                 }
             }
         }
-        let weights = |name: &str, word: &str| {
-            let stats = parts.get(name).copied().unwrap_or_default();
-            let n = stats.docs as f64;
-            let df = df.get(&(name, word)).copied().unwrap_or(0) as f64;
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            let avg_len = if stats.docs == 0 { 0.0 } else { stats.total_len as f64 / n };
-            (idf, avg_len)
-        };
-        let terms = segs
-            .iter()
-            .map(|seg| {
-                let mut by_query = HashMap::new();
-                for (query, words) in texts {
-                    let Query::Text { field, .. } = query else { continue };
-                    let mut terms = Vec::new();
-                    for word in words {
-                        for (part, postings) in seg.index.postings(word, field.as_deref()) {
-                            let (idf, avg_len) = weights(&seg.index.parts[part as usize], word);
-                            terms.push(Term { postings, lens: &seg.index.lens[part as usize], idf, avg_len });
-                        }
-                    }
-                    by_query.insert(*query as *const Query as usize, terms);
-                }
-                by_query
+        let by_term = df
+            .into_iter()
+            .map(|((part, word), df)| {
+                let stats = parts.get(&part).copied().unwrap_or_default();
+                let (n, df) = (stats.docs as f64, df as f64);
+                let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+                let avg_len = if stats.docs == 0 { 0.0 } else { stats.total_len as f64 / n };
+                ((part, word), (idf * (K1 + 1.0), avg_len))
             })
             .collect();
-        Scorer { terms }
+        Ok(Weights { by_term })
+    }
+}
+
+/// BM25's length normalization `k1 × (1 − b + b × len / avglen)`, from a
+/// table for the common short lengths.
+struct Norm {
+    table: [f64; 256],
+    avg_len: f64,
+}
+
+impl Norm {
+    fn new(avg_len: f64) -> Norm {
+        let mut table = [0.0; 256];
+        for (len, slot) in table.iter_mut().enumerate() {
+            *slot = Norm::compute(len as u32, avg_len);
+        }
+        Norm { table, avg_len }
     }
 
-    /// The score of row `ord` of segment `s`, which `node` (`query`
-    /// evaluated on that segment) says matches.
-    fn score(&self, s: usize, ord: u32, query: &Query, node: &Node) -> f64 {
-        match query {
-            Query::Text { .. } => self.terms[s]
-                .get(&(query as *const Query as usize))
-                .map_or(0.0, |terms| terms.iter().fold(0.0, |sum, t| sum + t.score(ord))),
-            Query::And(qs) | Query::Or(qs) => qs
-                .iter()
-                .zip(&node.kids)
-                .filter(|(_, kid)| kid.rows.contains(ord))
-                // Not `sum()`: it starts from -0.0, which ranks below 0.0.
-                .fold(0.0, |sum, (q, kid)| sum + self.score(s, ord, q, kid)),
-            _ => 0.0,
+    fn compute(len: u32, avg_len: f64) -> f64 {
+        let norm = if avg_len > 0.0 { f64::from(len) / avg_len } else { 0.0 };
+        K1 * (1.0 - B + B * norm)
+    }
+
+    #[inline]
+    fn of(&self, len: u32) -> f64 {
+        match self.table.get(len as usize) {
+            Some(&norm) => norm,
+            None => Norm::compute(len, self.avg_len),
         }
+    }
+}
+
+/// The rows of segment `s` that scoring words add to, with their scores,
+/// by row. Each `Text` query adds to its rows that count at the top (an
+/// `Or`'s operand counts only for the rows it matches itself).
+fn score_segment<'a>(
+    reader: &mut Reader<'a>,
+    weights: &Weights,
+    s: usize,
+    seg: &'a Seg,
+    query: &Query,
+    node: &Node,
+) -> Result<Vec<(u32, f64)>> {
+    let mut counting = Vec::new();
+    counting_texts(query, node, Cow::Borrowed(&node.rows), &mut counting);
+    let mut lists: Vec<Vec<(u32, f64)>> = Vec::new();
+    for (text, rows) in counting {
+        let Query::Text { field, text } = text else { continue };
+        if rows.is_empty() {
+            continue;
+        }
+        for word in distinct_words(text) {
+            for (p, part) in seg.index.parts_for(field.as_deref()) {
+                let Some(postings) = reader.word(s, seg, p, &word)? else { continue };
+                let Some(&(weight, avg_len)) = weights.by_term.get(&(part.name.clone(), word.clone())) else {
+                    continue;
+                };
+                let norm = Norm::new(avg_len);
+                let score = |rank: usize, row: u32| {
+                    let tf = f64::from(postings.value(rank));
+                    weight * tf / (tf + norm.of(part.len(row)))
+                };
+                let mut list = Vec::new();
+                if rows.len().saturating_mul(8) < postings.rows.len() {
+                    for row in rows.iter() {
+                        if postings.rows.contains(row) {
+                            list.push((row, score((postings.rows.rank(row) - 1) as usize, row)));
+                        }
+                    }
+                } else {
+                    for (rank, row) in postings.rows.iter().enumerate() {
+                        if rows.contains(row) {
+                            list.push((row, score(rank, row)));
+                        }
+                    }
+                }
+                lists.push(list);
+            }
+        }
+    }
+    Ok(match lists.len() {
+        0 => Vec::new(),
+        1 => lists.pop().expect("one list"),
+        _ => {
+            // Summed in list order (a stable sort), so that equal documents
+            // get exactly equal scores.
+            let mut all: Vec<(u32, f64)> = lists.concat();
+            all.sort_by_key(|&(row, _)| row);
+            let mut summed: Vec<(u32, f64)> = Vec::with_capacity(all.len());
+            for (row, score) in all {
+                match summed.last_mut() {
+                    Some(last) if last.0 == row => last.1 += score,
+                    _ => summed.push((row, score)),
+                }
+            }
+            summed
+        }
+    })
+}
+
+/// The scoring `Text` queries under `query` with the rows where each
+/// counts: its own rows within those of every operator above it.
+fn counting_texts<'q, 'n>(
+    query: &'q Query,
+    node: &'n Node,
+    within: Cow<'n, RoaringBitmap>,
+    out: &mut Vec<(&'q Query, Cow<'n, RoaringBitmap>)>,
+) {
+    match query {
+        Query::Text { .. } => out.push((query, within)),
+        // An `And` matches only where each operand does.
+        Query::And(qs) => qs.iter().zip(&node.kids).for_each(|(q, kid)| counting_texts(q, kid, within.clone(), out)),
+        Query::Or(qs) => {
+            for (q, kid) in qs.iter().zip(&node.kids) {
+                counting_texts(q, kid, Cow::Owned(&kid.rows & within.as_ref()), out);
+            }
+        }
+        _ => {}
     }
 }

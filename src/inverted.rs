@@ -1,0 +1,471 @@
+//! A segment's inverted index: what search reads instead of the bodies.
+//!
+//! Written with the segment (at flush, by analysing each body; at merge, by
+//! carrying the inputs' postings over, renumbered), as four sections of the
+//! segment file (docs/FORMAT.md, "Search sections"):
+//!
+//! - `norms`: per text part, a *column*: the rows that have the part and
+//!   each one's length in words;
+//! - `postings`: per term, a column: the rows holding the term and, for a
+//!   word, its occurrences in each;
+//! - `terms`: an `fst::Map` from term key to the offset of its postings;
+//! - `parts`: the text parts, by name: documents, total length in words, and
+//!   where their norms are.
+//!
+//! A term key is a kind byte ([`WORD`]: a word of a text part, [`META`]: a
+//! meta value), the part's or meta's name, a NUL (names never hold one), and
+//! the word or value. A column is `count` (varint), a value width `w` (one
+//! byte: 0 means every value is 1, else 1, 2 or 4), the rows as a roaring
+//! bitmap (its byte length as a varint, then its portable serialization),
+//! then `count` values of `w` bytes, little-endian, in row order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+
+use roaring::RoaringBitmap;
+
+use crate::document::{Body, BodyItem};
+use crate::error::{Error, Result};
+use crate::record::put_varint;
+use crate::search::analysis::for_each_word;
+use crate::segment::{SectionWriter, Segment};
+
+/// Kind byte of a term key: a word of a text part.
+pub(crate) const WORD: u8 = b'w';
+/// Kind byte of a term key: a meta value.
+pub(crate) const META: u8 = b'm';
+
+/// Writes the key of `term` of kind `kind` under `name` into `out`.
+pub(crate) fn term_key(out: &mut Vec<u8>, kind: u8, name: &str, term: &str) {
+    out.clear();
+    out.push(kind);
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    out.extend_from_slice(term.as_bytes());
+}
+
+/// Rows in increasing order, each with a value (a length or a frequency).
+#[derive(Default)]
+struct Column {
+    rows: Vec<u32>,
+    values: Vec<u32>,
+}
+
+impl Column {
+    /// Counts one more of `row` (which is the last row or after it).
+    fn bump(&mut self, row: u32) {
+        if self.rows.last() == Some(&row) {
+            *self.values.last_mut().expect("values follow rows") += 1;
+        } else {
+            self.rows.push(row);
+            self.values.push(1);
+        }
+    }
+
+    fn push(&mut self, row: u32, value: u32) {
+        self.rows.push(row);
+        self.values.push(value);
+    }
+
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.values.clear();
+    }
+
+    /// Sorts rows gathered out of order (each row once).
+    fn sort(&mut self) {
+        if self.rows.is_sorted() {
+            return;
+        }
+        let mut pairs: Vec<(u32, u32)> = self.rows.iter().copied().zip(self.values.iter().copied()).collect();
+        pairs.sort_unstable_by_key(|&(row, _)| row);
+        (self.rows, self.values) = pairs.into_iter().unzip();
+    }
+
+    /// Appends the column's encoding (see the module docs).
+    fn encode(&self, out: &mut Vec<u8>, with_values: bool) {
+        put_varint(out, self.rows.len());
+        let max = if with_values { self.values.iter().copied().max().unwrap_or(1) } else { 1 };
+        let all_one = !with_values || self.values.iter().all(|&v| v == 1);
+        let width: u8 = match max {
+            _ if all_one => 0,
+            0..=0xff => 1,
+            0x100..=0xffff => 2,
+            _ => 4,
+        };
+        out.push(width);
+        let bitmap = RoaringBitmap::from_sorted_iter(self.rows.iter().copied()).expect("column rows are increasing");
+        put_varint(out, bitmap.serialized_size());
+        bitmap.serialize_into(&mut *out).expect("serializing into a Vec cannot fail");
+        if width > 0 {
+            for &v in &self.values {
+                out.extend_from_slice(&v.to_le_bytes()[..usize::from(width)]);
+            }
+        }
+    }
+}
+
+/// One text part's entry in the `parts` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PartInfo {
+    pub name: String,
+    /// Rows that have the part (deleted ones too).
+    pub docs: u64,
+    /// Their total length in words.
+    pub total_len: u64,
+    /// Where the part's norms column is in the `norms` section.
+    pub norms: std::ops::Range<u64>,
+}
+
+/// Where the search sections landed: (offset, length, block crcs, whole crc)
+/// each, in file order.
+pub(crate) type Written = [(u64, u64, Vec<u32>, u32); 4];
+
+/// Gathers a new segment's inverted index from its rows' bodies.
+#[derive(Default)]
+pub(crate) struct Analyzer {
+    parts: BTreeMap<String, Column>,
+    terms: HashMap<Box<[u8]>, Column>,
+    key: Vec<u8>,
+}
+
+impl Analyzer {
+    /// Adds row `row` (rows come in increasing order); false when `body`
+    /// is not an encoded body (what it held before the damage stays added).
+    pub fn add(&mut self, row: u32, body: &[u8]) -> bool {
+        let Analyzer { parts, terms, key } = self;
+        let mut bump = |key: &[u8]| match terms.get_mut(key) {
+            Some(column) => column.bump(row),
+            None => {
+                let mut column = Column::default();
+                column.bump(row);
+                terms.insert(key.into(), column);
+            }
+        };
+        Body::visit_encoded(body, &mut |item| match item {
+            BodyItem::Meta(name, value) => {
+                term_key(key, META, name, value);
+                bump(key);
+            }
+            BodyItem::Text(name, text) => {
+                let mut len = 0u32;
+                term_key(key, WORD, name, "");
+                let base = key.len();
+                for_each_word(text, &mut |word| {
+                    len += 1;
+                    key.truncate(base);
+                    key.extend_from_slice(word.as_bytes());
+                    bump(key);
+                });
+                match parts.get_mut(name) {
+                    Some(column) => column.push(row, len),
+                    None => {
+                        let mut column = Column::default();
+                        column.push(row, len);
+                        parts.insert(name.to_string(), column);
+                    }
+                }
+            }
+        })
+        .is_some()
+    }
+
+    /// Writes the four search sections, starting at `at` in `file`.
+    pub fn write(self, file: &dyn crate::storage::StorageFile, at: u64) -> Result<Written> {
+        let mut terms: Vec<(Box<[u8]>, Column)> = self.terms.into_iter().collect();
+        terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut sink = Sink::new(file, at);
+        for (name, column) in &self.parts {
+            sink.part(name, column)?;
+        }
+        sink.start_postings()?;
+        for (key, column) in &terms {
+            sink.term(key, column)?;
+        }
+        sink.finish()
+    }
+}
+
+/// Carries the inverted indexes of merged segments over to their merge:
+/// `inputs[i]`'s row `r` is row `remap[i][r]` of the new segment, or left
+/// out when that is `u32::MAX`. No body is read or analysed again.
+pub(crate) fn write_merged(
+    inputs: &[&Segment],
+    remap: &[Vec<u32>],
+    file: &dyn crate::storage::StorageFile,
+    at: u64,
+) -> Result<Written> {
+    let mut sink = Sink::new(file, at);
+    let mut column = Column::default();
+    let carry = |column: &mut Column, seg: &Segment, map: &[u32], from: &Postings<'_>| -> Result<()> {
+        for (rank, row) in from.rows.iter().enumerate() {
+            let new = *map.get(row as usize).ok_or_else(|| {
+                Error::corrupt(seg.path(), format!("a search column names row {row}, past the {} rows", seg.rows()))
+            })?;
+            if new != u32::MAX {
+                column.push(new, from.value(rank));
+            }
+        }
+        Ok(())
+    };
+    // Parts, by name across the inputs.
+    let mut names: Vec<&str> = inputs.iter().flat_map(|seg| seg.parts().iter().map(|p| p.name.as_str())).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        column.clear();
+        for (seg, map) in inputs.iter().zip(remap) {
+            if let Some(part) = seg.parts().iter().find(|p| p.name == name) {
+                carry(&mut column, seg, map, &seg.norms(part)?)?;
+            }
+        }
+        column.sort();
+        if !column.rows.is_empty() {
+            sink.part(name, &column)?;
+        }
+    }
+    sink.start_postings()?;
+    let mut union = fst::map::OpBuilder::new();
+    for seg in inputs {
+        union = union.add(seg.terms());
+    }
+    let mut stream = union.union();
+    use fst::Streamer;
+    while let Some((key, found)) = stream.next() {
+        column.clear();
+        for found in found {
+            let (seg, map) = (inputs[found.index], &remap[found.index]);
+            carry(&mut column, seg, map, &seg.postings_at(found.value)?)?;
+        }
+        column.sort();
+        if !column.rows.is_empty() {
+            sink.term(key, &column)?;
+        }
+    }
+    sink.finish()
+}
+
+/// Writes the search sections in order: norms (one column per part), then
+/// postings (one per term) while the terms fst and the parts table are
+/// built in memory, then those two.
+struct Sink<'f> {
+    file: &'f dyn crate::storage::StorageFile,
+    norms: Option<SectionWriter<'f>>,
+    postings: Option<SectionWriter<'f>>,
+    written: Vec<(u64, u64, Vec<u32>, u32)>,
+    parts: Vec<u8>,
+    part_count: usize,
+    terms: fst::MapBuilder<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl<'f> Sink<'f> {
+    fn new(file: &'f dyn crate::storage::StorageFile, at: u64) -> Sink<'f> {
+        Sink {
+            file,
+            norms: Some(SectionWriter::new(file, at)),
+            postings: None,
+            written: Vec::with_capacity(4),
+            parts: Vec::new(),
+            part_count: 0,
+            terms: fst::MapBuilder::memory(),
+            buf: Vec::new(),
+        }
+    }
+
+    fn part(&mut self, name: &str, column: &Column) -> Result<()> {
+        let norms = self.norms.as_mut().expect("parts come before postings");
+        let start = norms.len();
+        self.buf.clear();
+        column.encode(&mut self.buf, true);
+        norms.put(&self.buf)?;
+        put_str(&mut self.parts, name);
+        put_varint(&mut self.parts, column.rows.len());
+        let total: u64 = column.values.iter().map(|&v| u64::from(v)).sum();
+        put_u64(&mut self.parts, total);
+        put_u64(&mut self.parts, start);
+        put_u64(&mut self.parts, self.buf.len() as u64);
+        self.part_count += 1;
+        Ok(())
+    }
+
+    fn start_postings(&mut self) -> Result<()> {
+        let norms = self.norms.take().expect("postings start once");
+        let done = norms.finish()?;
+        self.postings = Some(SectionWriter::new(self.file, done.0 + done.1));
+        self.written.push(done);
+        Ok(())
+    }
+
+    fn term(&mut self, key: &[u8], column: &Column) -> Result<()> {
+        let postings = self.postings.as_mut().expect("terms come after start_postings");
+        let offset = postings.len();
+        self.buf.clear();
+        column.encode(&mut self.buf, key.first() == Some(&WORD));
+        postings.put(&self.buf)?;
+        self.terms.insert(key, offset).map_err(|e| Error::invalid_input(format!("search terms: {e}")))
+    }
+
+    fn finish(mut self) -> Result<Written> {
+        let postings = self.postings.take().expect("postings were started");
+        let done = postings.finish()?;
+        let mut at = done.0 + done.1;
+        self.written.push(done);
+        let terms = self.terms.into_inner().map_err(|e| Error::invalid_input(format!("search terms: {e}")))?;
+        let mut w = SectionWriter::new(self.file, at);
+        w.put(&terms)?;
+        let done = w.finish()?;
+        at = done.0 + done.1;
+        self.written.push(done);
+        let mut table = Vec::with_capacity(self.parts.len() + 10);
+        put_varint(&mut table, self.part_count);
+        table.extend_from_slice(&self.parts);
+        let mut w = SectionWriter::new(self.file, at);
+        w.put(&table)?;
+        self.written.push(w.finish()?);
+        Ok(self.written.try_into().expect("four sections"))
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_u64(out: &mut Vec<u8>, n: u64) {
+    put_varint(out, n as usize);
+}
+
+/// Reads a varint at `*at`, moving past it.
+fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut n = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        n |= u64::from(b & 0x7f).checked_shl(shift)?;
+        if b & 0x80 == 0 {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// Parses the `parts` section; `norms_len` bounds the norms ranges.
+pub(crate) fn parse_parts(bytes: &[u8], rows: u64, norms_len: u64) -> std::result::Result<Vec<PartInfo>, String> {
+    let mut at = 0;
+    let bad = |what: &str| format!("the parts table is damaged: {what}");
+    let count = get_varint(bytes, &mut at).ok_or_else(|| bad("no count"))?;
+    let mut parts: Vec<PartInfo> = Vec::new();
+    for _ in 0..count {
+        let len = get_varint(bytes, &mut at).ok_or_else(|| bad("a name length"))? as usize;
+        let name = bytes.get(at..at.saturating_add(len)).ok_or_else(|| bad("a name runs past the end"))?;
+        at += len;
+        let name = std::str::from_utf8(name).map_err(|_| bad("a name is not UTF-8"))?.to_string();
+        let mut num = || get_varint(bytes, &mut at).ok_or_else(|| bad("a number"));
+        let (docs, total_len, start, len) = (num()?, num()?, num()?, num()?);
+        let end = start.checked_add(len).filter(|&end| end <= norms_len).ok_or_else(|| bad("norms out of place"))?;
+        if docs > rows || parts.last().is_some_and(|p| p.name >= name) {
+            return Err(bad("parts out of order or too many documents"));
+        }
+        parts.push(PartInfo { name, docs, total_len, norms: start..end });
+    }
+    if at != bytes.len() {
+        return Err(bad("bytes after the last part"));
+    }
+    Ok(parts)
+}
+
+/// A column read back: rows, and a value by rank.
+pub(crate) struct Postings<'a> {
+    pub rows: RoaringBitmap,
+    width: u8,
+    values: &'a [u8],
+}
+
+impl Postings<'_> {
+    /// The value of the `rank`-th row (0-based).
+    #[inline]
+    pub fn value(&self, rank: usize) -> u32 {
+        value_at(self.width, self.values, rank)
+    }
+
+    /// The width of a value in bytes (0: every value is 1).
+    pub fn width(&self) -> u8 {
+        self.width
+    }
+
+    /// The raw values, `width` bytes each, in row order.
+    pub fn raw_values(&self) -> &[u8] {
+        self.values
+    }
+}
+
+/// Value `rank` of `values`, `width` bytes each (0: every value is 1).
+#[inline]
+pub(crate) fn value_at(width: u8, values: &[u8], rank: usize) -> u32 {
+    match width {
+        0 => 1,
+        1 => u32::from(values[rank]),
+        2 => u32::from(u16::from_le_bytes([values[2 * rank], values[2 * rank + 1]])),
+        _ => {
+            let at = 4 * rank;
+            u32::from_le_bytes([values[at], values[at + 1], values[at + 2], values[at + 3]])
+        }
+    }
+}
+
+/// The bytes a column at the start of `bytes` needs, from its header, or
+/// `None` if the header is damaged. `bytes` may run past the column.
+pub(crate) fn column_len(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    let count = get_varint(bytes, &mut at)?;
+    let width = *bytes.get(at)?;
+    at += 1;
+    let bitmap = get_varint(bytes, &mut at)?;
+    if !matches!(width, 0 | 1 | 2 | 4) {
+        return None;
+    }
+    let values = count.checked_mul(u64::from(width))?;
+    usize::try_from(bitmap.checked_add(values)?.checked_add(at as u64)?).ok()
+}
+
+/// Parses the column that exactly fills `bytes`; `rows` bounds its rows.
+pub(crate) fn parse_column(bytes: &[u8], rows: u64) -> std::result::Result<Postings<'_>, String> {
+    let mut at = 0;
+    let bad = |what: &str| format!("a search column is damaged: {what}");
+    let count = get_varint(bytes, &mut at).ok_or_else(|| bad("no count"))?;
+    let width = *bytes.get(at).ok_or_else(|| bad("no width"))?;
+    at += 1;
+    let len = get_varint(bytes, &mut at).ok_or_else(|| bad("no bitmap length"))? as usize;
+    let raw = bytes.get(at..at.saturating_add(len)).ok_or_else(|| bad("the bitmap runs past the end"))?;
+    let rows_bitmap = RoaringBitmap::deserialize_from(io::Cursor::new(raw)).map_err(|e| bad(&e.to_string()))?;
+    let values = &bytes[at + len..];
+    if rows_bitmap.len() != count
+        || rows_bitmap.max().is_some_and(|max| u64::from(max) >= rows)
+        || values.len() as u64 != count * u64::from(width)
+    {
+        return Err(bad("its rows, count and values disagree"));
+    }
+    Ok(Postings { rows: rows_bitmap, width, values })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_round_trip_at_every_width() {
+        for values in [vec![1, 1, 1], vec![3, 1, 200], vec![1, 300, 7], vec![70_000, 1, 2], vec![]] {
+            let rows: Vec<u32> = (0..values.len() as u32).map(|i| i * 1000 + 5).collect();
+            let column = Column { rows: rows.clone(), values: values.clone() };
+            let mut bytes = Vec::new();
+            column.encode(&mut bytes, true);
+            assert_eq!(column_len(&bytes), Some(bytes.len()));
+            let read = parse_column(&bytes, 1 << 20).unwrap();
+            assert_eq!(read.rows.iter().collect::<Vec<_>>(), rows);
+            let got: Vec<u32> = (0..values.len()).map(|r| read.value(r)).collect();
+            assert_eq!(got, values);
+            assert!(parse_column(&bytes, 1).is_err() || rows.is_empty());
+        }
+    }
+}
