@@ -19,7 +19,7 @@
 //! bitmap (its byte length as a varint, then its portable serialization),
 //! then `count` values of `w` bytes, little-endian, in row order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
 
 use roaring::RoaringBitmap;
@@ -121,31 +121,101 @@ pub(crate) struct PartInfo {
 /// each, in file order.
 pub(crate) type Written = [(u64, u64, Vec<u32>, u32); 4];
 
+/// Term keys, each stored once in one arena and numbered in order of first
+/// sight: analysing a body costs one hash and, for a known term, one
+/// comparison against the arena per word.
+#[derive(Default)]
+struct Terms {
+    /// Every term: its hash, id, and key as `arena[start..start + len]`.
+    table: hashbrown::HashTable<TermSlot>,
+    arena: Vec<u8>,
+    /// Where each term's key is in `arena`, by id.
+    spans: Vec<(usize, usize)>,
+}
+
+#[derive(Clone, Copy)]
+struct TermSlot {
+    hash: u64,
+    id: u32,
+    len: u32,
+    start: usize,
+}
+
+impl Terms {
+    fn key(&self, id: u32) -> &[u8] {
+        let (start, len) = self.spans[id as usize];
+        &self.arena[start..start + len]
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// The id of `key`, a new one if it is new.
+    fn intern(&mut self, key: &[u8]) -> u32 {
+        let hash = xxhash_rust::xxh3::xxh3_64(key);
+        let Terms { table, arena, spans } = self;
+        let same = |slot: &TermSlot| {
+            slot.hash == hash && slot.len as usize == key.len() && &arena[slot.start..slot.start + key.len()] == key
+        };
+        if let Some(slot) = table.find(hash, same) {
+            return slot.id;
+        }
+        let id = u32::try_from(spans.len()).expect("fewer than 2^32 terms in one segment");
+        let len = u32::try_from(key.len()).expect("a term key under 4 GiB");
+        let slot = TermSlot { hash, id, len, start: arena.len() };
+        spans.push((arena.len(), key.len()));
+        arena.extend_from_slice(key);
+        table.insert_unique(hash, slot, |slot| slot.hash);
+        id
+    }
+
+    /// Term ids in key order.
+    fn sorted(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = (0..self.spans.len() as u32).collect();
+        ids.sort_unstable_by(|&a, &b| self.key(a).cmp(self.key(b)));
+        ids
+    }
+}
+
 /// Gathers a new segment's inverted index from its rows' bodies.
+///
+/// Each occurrence of a term is appended to one flat list, rows in order,
+/// so that analysing touches little memory per word; [`Analyzer::write`]
+/// then sorts the occurrences by term (a counting sort, stable, so each
+/// term's rows stay in order) and counts repeats as frequencies.
 #[derive(Default)]
 pub(crate) struct Analyzer {
     parts: BTreeMap<String, Column>,
-    terms: HashMap<Box<[u8]>, Column>,
+    terms: Terms,
+    /// Term ids of every occurrence, row after row.
+    occurrences: Vec<u32>,
+    /// Per row, the end of its occurrences.
+    row_ends: Vec<usize>,
+    /// Occurrences per term id.
+    counts: Vec<u32>,
     key: Vec<u8>,
 }
 
 impl Analyzer {
-    /// Adds row `row` (rows come in increasing order); false when `body`
-    /// is not an encoded body (what it held before the damage stays added).
+    /// Adds row `row` (rows come in increasing order, from 0); false when
+    /// `body` is not an encoded body (what it held before the damage stays
+    /// added).
     pub fn add(&mut self, row: u32, body: &[u8]) -> bool {
-        let Analyzer { parts, terms, key } = self;
-        let mut bump = |key: &[u8]| match terms.get_mut(key) {
-            Some(column) => column.bump(row),
-            None => {
-                let mut column = Column::default();
-                column.bump(row);
-                terms.insert(key.into(), column);
+        debug_assert_eq!(row as usize, self.row_ends.len());
+        let Analyzer { parts, terms, occurrences, counts, key, .. } = self;
+        let mut note = |key: &[u8]| {
+            let id = terms.intern(key);
+            if id as usize == counts.len() {
+                counts.push(0);
             }
+            counts[id as usize] += 1;
+            occurrences.push(id);
         };
-        Body::visit_encoded(body, &mut |item| match item {
+        let ok = Body::visit_encoded(body, &mut |item| match item {
             BodyItem::Meta(name, value) => {
                 term_key(key, META, name, value);
-                bump(key);
+                note(key);
             }
             BodyItem::Text(name, text) => {
                 let mut len = 0u32;
@@ -155,7 +225,7 @@ impl Analyzer {
                     len += 1;
                     key.truncate(base);
                     key.extend_from_slice(word.as_bytes());
-                    bump(key);
+                    note(key);
                 });
                 match parts.get_mut(name) {
                     Some(column) => column.push(row, len),
@@ -167,20 +237,46 @@ impl Analyzer {
                 }
             }
         })
-        .is_some()
+        .is_some();
+        self.row_ends.push(self.occurrences.len());
+        ok
     }
 
     /// Writes the four search sections, starting at `at` in `file`.
     pub fn write(self, file: &dyn crate::storage::StorageFile, at: u64) -> Result<Written> {
-        let mut terms: Vec<(Box<[u8]>, Column)> = self.terms.into_iter().collect();
-        terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut sink = Sink::new(file, at);
         for (name, column) in &self.parts {
             sink.part(name, column)?;
         }
         sink.start_postings()?;
-        for (key, column) in &terms {
-            sink.term(key, column)?;
+        // Counting sort: each term's rows, in order, a row once per
+        // occurrence.
+        let mut starts = Vec::with_capacity(self.terms.len() + 1);
+        let mut at = 0usize;
+        for &count in &self.counts {
+            starts.push(at);
+            at += count as usize;
+        }
+        starts.push(at);
+        let mut fill = starts.clone();
+        let mut by_term = vec![0u32; at];
+        let mut begin = 0;
+        for (row, &end) in self.row_ends.iter().enumerate() {
+            for &id in &self.occurrences[begin..end] {
+                let slot = &mut fill[id as usize];
+                by_term[*slot] = row as u32;
+                *slot += 1;
+            }
+            begin = end;
+        }
+        drop(self.occurrences);
+        let mut column = Column::default();
+        for id in self.terms.sorted() {
+            column.clear();
+            for &row in &by_term[starts[id as usize]..starts[id as usize + 1]] {
+                column.bump(row);
+            }
+            sink.term(self.terms.key(id), &column)?;
         }
         sink.finish()
     }
@@ -384,7 +480,7 @@ pub(crate) struct Postings<'a> {
 
 impl Postings<'_> {
     /// The value of the `rank`-th row (0-based).
-    #[inline]
+    #[inline(always)]
     pub fn value(&self, rank: usize) -> u32 {
         value_at(self.width, self.values, rank)
     }
@@ -401,7 +497,7 @@ impl Postings<'_> {
 }
 
 /// Value `rank` of `values`, `width` bytes each (0: every value is 1).
-#[inline]
+#[inline(always)]
 pub(crate) fn value_at(width: u8, values: &[u8], rank: usize) -> u32 {
     match width {
         0 => 1,

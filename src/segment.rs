@@ -712,14 +712,18 @@ impl Segment {
             if node.is_final() && sum + node.final_output().value() == target {
                 return Ok(uri);
             }
-            let mut next = None;
-            for t in node.transitions() {
-                if sum + t.out.value() > target {
-                    break;
+            // The last transition whose output does not pass the target:
+            // outputs grow with the input byte, so a binary search.
+            let (mut lo, mut hi) = (0, node.len());
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if sum + node.transition(mid).out.value() <= target {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
                 }
-                next = Some(t);
             }
-            let t = next.ok_or_else(bad)?;
+            let t = node.transition(lo.checked_sub(1).ok_or_else(bad)?);
             sum += t.out.value();
             uri.push(t.inp);
             node = fst.node(t.addr);

@@ -225,9 +225,17 @@ impl Snapshot {
         scored_texts(query, &mut texts);
         let weights = Weights::new(&mut reader, segs, &texts, &prepared.parts)?;
         let mut candidates = Vec::new();
+        let mut floor = f32::NEG_INFINITY;
         for (s, (seg, node)) in segs.iter().zip(&nodes).enumerate() {
             let scored = score_segment(&mut reader, &weights, s, seg, query, node)?;
-            best_of_segment(s, node, scored, limit, &mut candidates);
+            best_of_segment(s, node, &scored, limit, floor, &mut candidates);
+            if candidates.len() > limit {
+                // The `limit`-th best score so far: what a later row must
+                // reach (ties may still win on their URI).
+                candidates.select_nth_unstable_by(limit - 1, |a, b| b.score.total_cmp(&a.score));
+                floor = candidates[limit - 1].score;
+                candidates.retain(|c| c.score >= floor);
+            }
         }
         pick_hits(segs, candidates, limit)
     }
@@ -247,20 +255,38 @@ fn by_score_then_row(a: &Candidate, b: &Candidate) -> Ordering {
     b.score.total_cmp(&a.score).then(a.row.cmp(&b.row))
 }
 
-/// The best `limit` rows of segment `s`: `scored` (by row; every one a
-/// match), then rows matched without a score, which all tie at 0 and rank
-/// by ordinal, so only the first few can make it.
-fn best_of_segment(s: usize, node: &Node, scored: Vec<(u32, f64)>, limit: usize, out: &mut Vec<Candidate>) {
-    let mut best: Vec<Candidate> =
-        scored.iter().map(|&(row, score)| Candidate { score: score as f32, seg: s, row }).collect();
+/// The best `limit` rows of segment `s` scoring at least `floor` (the
+/// `limit`-th best score of the segments before: a row below it cannot
+/// make it): `scored` (by row; every one a match), then rows matched
+/// without a score, which all tie at 0 and rank by ordinal, so only the
+/// first few can make it.
+fn best_of_segment(
+    s: usize,
+    node: &Node,
+    scored: &[(u32, f64)],
+    limit: usize,
+    mut floor: f32,
+    out: &mut Vec<Candidate>,
+) {
+    let mut best: Vec<Candidate> = Vec::with_capacity((2 * limit).min(scored.len()));
+    for &(row, score) in scored {
+        let score = score as f32;
+        if score < floor {
+            continue;
+        }
+        best.push(Candidate { score, seg: s, row });
+        if best.len() == 2 * limit {
+            keep_best(&mut best, limit);
+            floor = floor.max(best[limit - 1].score);
+        }
+    }
     if best.len() > limit {
-        best.select_nth_unstable_by(limit - 1, by_score_then_row);
-        best.truncate(limit);
+        keep_best(&mut best, limit);
     }
     let positive = best.iter().filter(|c| c.score > 0.0).count();
-    if positive < limit && (scored.len() as u64) < node.rows.len() {
+    if positive < limit && floor <= 0.0 && (scored.len() as u64) < node.rows.len() {
         let mut at = 0;
-        let mut zeros = Vec::new();
+        let mut zeros = 0;
         for row in &node.rows {
             while at < scored.len() && scored[at].0 < row {
                 at += 1;
@@ -268,18 +294,23 @@ fn best_of_segment(s: usize, node: &Node, scored: Vec<(u32, f64)>, limit: usize,
             if at < scored.len() && scored[at].0 == row {
                 continue;
             }
-            zeros.push(Candidate { score: 0.0, seg: s, row });
-            if zeros.len() == limit - positive {
+            best.push(Candidate { score: 0.0, seg: s, row });
+            zeros += 1;
+            if zeros == limit - positive {
                 break;
             }
         }
-        best.extend(zeros);
         if best.len() > limit {
-            best.select_nth_unstable_by(limit - 1, by_score_then_row);
-            best.truncate(limit);
+            keep_best(&mut best, limit);
         }
     }
     out.extend(best);
+}
+
+/// Keeps the best `limit` of `candidates` (by score, then row).
+fn keep_best(candidates: &mut Vec<Candidate>, limit: usize) {
+    candidates.select_nth_unstable_by(limit - 1, by_score_then_row);
+    candidates.truncate(limit);
 }
 
 /// The best `limit` of every segment's best: by score, then URI, which is
@@ -287,13 +318,14 @@ fn best_of_segment(s: usize, node: &Node, scored: Vec<(u32, f64)>, limit: usize,
 /// that reads each segment's next URI only when it is needed).
 fn pick_hits(segs: &[Seg], mut candidates: Vec<Candidate>, limit: usize) -> Result<Vec<Hit>> {
     candidates.sort_unstable_by(by_score_then_row);
-    let mut chosen: Vec<Candidate>;
+    // The hits, with their URIs once read.
+    let mut chosen: Vec<(Candidate, Option<Vec<u8>>)>;
     if candidates.len() <= limit {
-        chosen = candidates;
+        chosen = candidates.into_iter().map(|c| (c, None)).collect();
     } else {
         let cut = candidates[limit - 1].score;
         let above = candidates.iter().take_while(|c| c.score.total_cmp(&cut) == Ordering::Greater).count();
-        chosen = candidates[..above].to_vec();
+        chosen = candidates[..above].iter().map(|&c| (c, None)).collect();
         // The tied, per segment in URI order (sorted by row within a score).
         let mut tied: Vec<Vec<u32>> = vec![Vec::new(); segs.len()];
         for c in candidates[above..].iter().take_while(|c| c.score.total_cmp(&cut) == Ordering::Equal) {
@@ -306,17 +338,21 @@ fn pick_hits(segs: &[Seg], mut candidates: Vec<Candidate>, limit: usize) -> Resu
             }
         }
         while chosen.len() < limit {
-            let Some(Reverse((_, s, at))) = heads.pop() else { break };
-            chosen.push(Candidate { score: cut, seg: s, row: tied[s][at] });
+            let Some(Reverse((uri, s, at))) = heads.pop() else { break };
+            chosen.push((Candidate { score: cut, seg: s, row: tied[s][at] }, Some(uri)));
             if let Some(&row) = tied[s].get(at + 1) {
                 heads.push(Reverse((segs[s].seg.uri_at(row)?, s, at + 1)));
             }
         }
     }
     let mut hits = Vec::with_capacity(chosen.len());
-    for c in chosen {
+    for (c, uri) in chosen {
         let seg = &segs[c.seg].seg;
-        let uri = String::from_utf8(seg.uri_at(c.row)?)
+        let uri = match uri {
+            Some(uri) => uri,
+            None => seg.uri_at(c.row)?,
+        };
+        let uri = String::from_utf8(uri)
             .map_err(|_| Error::corrupt(seg.path(), format!("the URI of row {} is not UTF-8", c.row)))?;
         let stamp = seg.row(c.row)?.stamp.to_string();
         hits.push(Hit { uri, stamp, score: c.score });
@@ -552,10 +588,12 @@ fn score_segment<'a>(
         if rows.is_empty() {
             continue;
         }
-        for word in distinct_words(text) {
+        let words = distinct_words(text);
+        let one_part = seg.index.parts_for(field.as_deref()).count() == 1;
+        for word in &words {
             for (p, part) in seg.index.parts_for(field.as_deref()) {
-                let Some(postings) = reader.word(s, seg, p, &word)? else { continue };
-                let Some(&(weight, avg_len)) = weights.by_term.get(&(part.name.clone(), word.clone())) else {
+                let Some(postings) = reader.word(s, seg, p, word)? else { continue };
+                let Some(&(weight, avg_len)) = weights.by_term.get(&(part.name.clone(), word.to_string())) else {
                     continue;
                 };
                 let norm = Norm::new(avg_len);
@@ -563,17 +601,31 @@ fn score_segment<'a>(
                     let tf = f64::from(postings.value(rank));
                     weight * tf / (tf + norm.of(part.len(row)))
                 };
-                let mut list = Vec::new();
-                if rows.len().saturating_mul(8) < postings.rows.len() {
+                let mut list = Vec::with_capacity(rows.len().min(postings.rows.len()) as usize);
+                // One word in one part: the rows are within the postings,
+                // so the same count means the same rows.
+                let exact = words.len() == 1 && one_part && rows.len() == postings.rows.len();
+                if exact {
+                    let mut rank = 0;
+                    postings.rows.iter().for_each(|row| {
+                        list.push((row, score(rank, row)));
+                        rank += 1;
+                    });
+                } else if rows.len().saturating_mul(8) < postings.rows.len() {
                     for row in rows.iter() {
                         if postings.rows.contains(row) {
                             list.push((row, score((postings.rows.rank(row) - 1) as usize, row)));
                         }
                     }
                 } else {
+                    // A merge of the two ordered lists.
+                    let mut within = rows.iter().peekable();
                     for (rank, row) in postings.rows.iter().enumerate() {
-                        if rows.contains(row) {
-                            list.push((row, score(rank, row)));
+                        while within.next_if(|&r| r < row).is_some() {}
+                        match within.peek() {
+                            Some(&r) if r == row => list.push((row, score(rank, row))),
+                            Some(_) => {}
+                            None => break,
                         }
                     }
                 }
