@@ -26,7 +26,7 @@ use roaring::RoaringBitmap;
 
 use crate::document::{Body, BodyItem};
 use crate::error::{Error, Result};
-use crate::record::put_varint;
+use crate::record::{get_varint, put_varint};
 use crate::search::analysis::for_each_word;
 use crate::segment::{SectionWriter, Segment};
 
@@ -430,20 +430,6 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 
 fn put_u64(out: &mut Vec<u8>, n: u64) {
     put_varint(out, n as usize);
-}
-
-/// Reads a varint at `*at`, moving past it.
-fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
-    let mut n = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *bytes.get(*at)?;
-        *at += 1;
-        n |= u64::from(b & 0x7f).checked_shl(shift)?;
-        if b & 0x80 == 0 {
-            return Some(n);
-        }
-    }
-    None
 }
 
 /// Parses the `parts` section; `norms_len` bounds the norms ranges.

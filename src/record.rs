@@ -140,6 +140,21 @@ pub(crate) fn put_varint(buf: &mut Vec<u8>, mut n: usize) {
     buf.push(n as u8);
 }
 
+/// Reads a [`put_varint`] varint at `*at`, moving past it; `None` if the
+/// bytes end first or it does not fit 64 bits.
+pub(crate) fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut n = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        n |= u64::from(b & 0x7f).checked_shl(shift)?;
+        if b & 0x80 == 0 {
+            return Some(n);
+        }
+    }
+    None
+}
+
 /// The number of bytes [`put_varint`] writes for `n`.
 pub(crate) fn varint_len(n: usize) -> usize {
     (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize

@@ -37,24 +37,27 @@ pub const BLOCK: usize = 64 * 1024;
 /// Bytes per row: serial, stamp offset, body offset (u64 each), stamp and body length (u32 each).
 pub const ROW_BYTES: usize = 32;
 /// Bytes of the footer.
-pub const FOOTER_BYTES: usize = 224;
+pub const FOOTER_BYTES: usize = 240;
 
 /// Sections in a segment file, in file order: bodies, stamps, rows, uris,
-/// bloom, norms, postings, terms, parts, crcs.
-pub const SECTIONS: usize = 10;
+/// bloom, names, norms, postings, terms, parts, crcs.
+pub const SECTIONS: usize = 11;
 const BODIES: usize = 0;
 const STAMPS: usize = 1;
 const ROWS: usize = 2;
 const URIS: usize = 3;
 const BLOOM: usize = 4;
-const NORMS: usize = 5;
-const POSTINGS: usize = 6;
-const TERMS: usize = 7;
-const PARTS: usize = 8;
-const CRCS: usize = 9;
+const NAMES: usize = 5;
+const NORMS: usize = 6;
+const POSTINGS: usize = 7;
+const TERMS: usize = 8;
+const PARTS: usize = 9;
+const CRCS: usize = 10;
+/// URIs per front-coded block of the `names` section.
+pub const NAMES_BLOCK: usize = 16;
 /// The sections checked per 64 KiB block, in the order of the block-checksum
 /// table; the others are checked whole at open.
-const BLOCKED: [usize; 5] = [BODIES, STAMPS, ROWS, NORMS, POSTINGS];
+const BLOCKED: [usize; 6] = [BODIES, STAMPS, ROWS, NAMES, NORMS, POSTINGS];
 /// The whole-section checksums in the footer, in footer order.
 const WHOLE: [(usize, &str); 5] =
     [(URIS, "uris"), (BLOOM, "bloom"), (TERMS, "terms"), (PARTS, "parts"), (CRCS, "crcs")];
@@ -240,10 +243,12 @@ pub(crate) fn write_segment_with(
     let w = SectionWriter::new(file, at);
     let mut builder = fst::MapBuilder::new(w).map_err(fst_io)?;
     let mut bloom = BloomBuilder::new(rows);
+    let mut names = NamesBuilder::default();
     let mut ordinal = 0u64;
     entries(&mut |e| {
         builder.insert(e.uri, ordinal).map_err(fst_io)?;
         bloom.insert(e.uri);
+        names.push(e.uri);
         ordinal += 1;
         Ok(())
     })?;
@@ -256,6 +261,13 @@ pub(crate) fn write_segment_with(
     w.put(bloom.bytes())?;
     let (off, len, _, bloom_crc) = w.finish()?;
     sections[BLOOM] = (off, len);
+    at += len;
+
+    let mut w = SectionWriter::new(file, at);
+    names.write(&mut w)?;
+    let (off, len, crcs, _) = w.finish()?;
+    sections[NAMES] = (off, len);
+    block_crcs.extend(crcs);
     at += len;
 
     // The inverted index: norms, postings, terms, parts.
@@ -304,6 +316,43 @@ pub(crate) fn write_segment_with(
     file.append(&footer)?;
     file.sync()?;
     Ok(rows)
+}
+
+/// The `names` section: the URIs in ordinal order, front-coded in blocks
+/// of [`NAMES_BLOCK`] (each entry: the bytes it shares with the URI before
+/// in its block, the length of the rest, the rest; a block's first entry
+/// shares nothing), then the offset of every block as a `u64`.
+#[derive(Default)]
+struct NamesBuilder {
+    data: Vec<u8>,
+    starts: Vec<u64>,
+    prev: Vec<u8>,
+    count: usize,
+}
+
+impl NamesBuilder {
+    fn push(&mut self, uri: &[u8]) {
+        let shared = if self.count.is_multiple_of(NAMES_BLOCK) {
+            self.starts.push(self.data.len() as u64);
+            0
+        } else {
+            self.prev.iter().zip(uri).take_while(|(a, b)| a == b).count()
+        };
+        crate::record::put_varint(&mut self.data, shared);
+        crate::record::put_varint(&mut self.data, uri.len() - shared);
+        self.data.extend_from_slice(&uri[shared..]);
+        self.prev.clear();
+        self.prev.extend_from_slice(uri);
+        self.count += 1;
+    }
+
+    fn write(self, w: &mut SectionWriter<'_>) -> io::Result<()> {
+        w.put(&self.data)?;
+        for start in &self.starts {
+            w.put(&start.to_le_bytes())?;
+        }
+        Ok(())
+    }
 }
 
 fn len_u32(len: usize) -> Result<u32> {
@@ -445,6 +494,10 @@ impl Segment {
                 sections[BLOOM].len(),
                 bloom::blocks_for(rows) * bloom::BLOCK_BYTES
             )));
+        }
+        let name_blocks = (rows as usize).div_ceil(NAMES_BLOCK);
+        if sections[NAMES].len() < 8 * name_blocks {
+            return Err(corrupt(format!("a names section of {} bytes for {rows} rows", sections[NAMES].len())));
         }
         let blocks = |i: usize| sections[i].len().div_ceil(BLOCK);
         let total_blocks: usize = BLOCKED.iter().map(|&s| blocks(s)).sum();
@@ -607,7 +660,7 @@ impl Segment {
         let got = crc32c::crc32c(&(*self.map).as_ref()[from..to]);
         let want = self.crcs[b][block];
         if got != want {
-            let what = ["bodies", "stamps", "rows", "norms", "postings"][b];
+            let what = ["bodies", "stamps", "rows", "names", "norms", "postings"][b];
             return Err(Error::corrupt(
                 &self.path,
                 format!("{what} block {block} has crc32c {got:#010x}, expected {want:#010x}"),
@@ -697,40 +750,38 @@ impl Segment {
         Ok(total)
     }
 
-    /// The URI of row `ordinal`, found by walking the URI fst down the
-    /// outputs (ordinals are ranks, so they grow with the keys).
+    /// The URI of row `ordinal`, from the front-coded `names` section.
     pub fn uri_at(&self, ordinal: u32) -> Result<Vec<u8>> {
-        let bad = || Error::corrupt(&self.path, format!("no URI has ordinal {ordinal}"));
+        let bad = |what: &str| Error::corrupt(&self.path, format!("the name of row {ordinal}: {what}"));
         if u64::from(ordinal) >= self.rows {
-            return Err(bad());
+            return Err(bad("past the last row"));
         }
-        let fst = self.uris.as_fst();
-        let (target, mut sum) = (u64::from(ordinal), 0u64);
-        let mut node = fst.root();
+        let len = self.sections[NAMES].len() as u64;
+        let blocks = self.rows.div_ceil(NAMES_BLOCK as u64);
+        let index = len - 8 * blocks;
+        let block = u64::from(ordinal) / NAMES_BLOCK as u64;
+        let at = index + 8 * block;
+        let start = le_u64(self.read(NAMES, at..at + 8)?, 0);
+        let end = if block + 1 < blocks { le_u64(self.read(NAMES, at + 8..at + 16)?, 0) } else { index };
+        if start > end || end > index {
+            return Err(bad("its block is out of place"));
+        }
+        let bytes = self.read(NAMES, start..end)?;
         let mut uri = Vec::new();
-        loop {
-            if node.is_final() && sum + node.final_output().value() == target {
-                return Ok(uri);
+        let mut pos = 0;
+        for _ in 0..=ordinal as usize % NAMES_BLOCK {
+            let shared = crate::record::get_varint(bytes, &mut pos).ok_or_else(|| bad("a damaged entry"))?;
+            let suffix = crate::record::get_varint(bytes, &mut pos).ok_or_else(|| bad("a damaged entry"))?;
+            let tail = usize::try_from(suffix).ok().and_then(|n| bytes.get(pos..pos.checked_add(n)?));
+            let tail = tail.ok_or_else(|| bad("an entry runs past its block"))?;
+            if shared > uri.len() as u64 {
+                return Err(bad("an entry shares more than the URI before"));
             }
-            // The last transition whose output does not pass the target:
-            // outputs grow with the input byte, so a binary search.
-            let (mut lo, mut hi) = (0, node.len());
-            while lo < hi {
-                let mid = (lo + hi) / 2;
-                if sum + node.transition(mid).out.value() <= target {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            let t = node.transition(lo.checked_sub(1).ok_or_else(bad)?);
-            sum += t.out.value();
-            uri.push(t.inp);
-            node = fst.node(t.addr);
-            if uri.len() > fst.size() {
-                return Err(bad());
-            }
+            uri.truncate(shared as usize);
+            uri.extend_from_slice(tail);
+            pos += tail.len();
         }
+        Ok(uri)
     }
 }
 

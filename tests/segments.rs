@@ -242,8 +242,8 @@ fn damaged_segments_and_manifests_are_corrupt() {
     let bytes = fs::read(&seg).unwrap();
     let len = bytes.len();
     let manifest_len = fs::metadata(original.path().join("MANIFEST")).unwrap().len() as usize;
-    // The sections (bodies, stamps, rows, uris, bloom, norms, postings,
-    // terms, parts, block crcs) from the footer's table (docs/FORMAT.md): their first, last and 40 spread bytes.
+    // The sections (bodies, stamps, rows, uris, bloom, names, norms,
+    // postings, terms, parts, block crcs) from the footer's table (docs/FORMAT.md): their first, last and 40 spread bytes.
     let footer = &bytes[len - FOOTER_BYTES..];
     let u64_at = |at: usize| u64::from_le_bytes(footer[at..at + 8].try_into().unwrap()) as usize;
     let mut targets: Vec<(&str, usize)> = Vec::new();

@@ -402,7 +402,7 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
                     }
                 }
                 rows = Some(match rows {
-                    Some(rows) => rows & with,
+                    Some(rows) => &rows & &with,
                     None => with,
                 });
                 if rows.as_ref().is_some_and(RoaringBitmap::is_empty) {
@@ -442,7 +442,7 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
             for q in queries {
                 let kid = evaluate(reader, s, seg, q)?;
                 rows = Some(match rows {
-                    Some(rows) => rows & &kid.rows,
+                    Some(rows) => &rows & &kid.rows,
                     None => kid.rows.clone(),
                 });
                 kids.push(kid);
