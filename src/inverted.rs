@@ -496,6 +496,12 @@ pub(crate) fn value_at(width: u8, values: &[u8], rank: usize) -> u32 {
     }
 }
 
+/// The row count of the column at the start of `bytes` (which may run
+/// past it), from its header.
+pub(crate) fn column_count(bytes: &[u8]) -> Option<u64> {
+    get_varint(bytes, &mut 0)
+}
+
 /// The bytes a column at the start of `bytes` needs, from its header, or
 /// `None` if the header is damaged. `bytes` may run past the column.
 pub(crate) fn column_len(bytes: &[u8]) -> Option<usize> {

@@ -728,6 +728,22 @@ impl Segment {
         crate::inverted::parse_column(bytes, self.rows).map_err(|e| Error::corrupt(&self.path, e))
     }
 
+    /// How many rows the term with key `key` is in (deleted ones too),
+    /// read from its postings' header alone; `None` if the segment does
+    /// not hold it.
+    pub(crate) fn postings_count(&self, key: &[u8]) -> Result<Option<u64>> {
+        let Some(offset) = self.terms.get(key) else { return Ok(None) };
+        let end = self.sections[POSTINGS].len() as u64;
+        if offset >= end {
+            return Err(Error::corrupt(&self.path, format!("postings at {offset} are out of place")));
+        }
+        let head = self.read(POSTINGS, offset..end.min(offset + 16))?;
+        let count = crate::inverted::column_count(head)
+            .filter(|&n| n <= self.rows)
+            .ok_or_else(|| Error::corrupt(&self.path, format!("the postings at {offset} have a damaged header")))?;
+        Ok(Some(count))
+    }
+
     /// The postings of the term with key `key` (see
     /// [`crate::inverted::term_key`]), if the segment holds it.
     pub(crate) fn postings(&self, key: &[u8]) -> Result<Option<Postings<'_>>> {

@@ -206,7 +206,10 @@ impl Snapshot {
         let mut reader = Reader::default();
         let mut total = 0;
         for (s, seg) in prepared.segs.iter().enumerate() {
-            total += evaluate(&mut reader, s, seg, query)?.rows.len();
+            total += match quick_count(seg, query)? {
+                Some(n) => n,
+                None => evaluate(&mut reader, s, seg, query)?.rows.len(),
+            };
         }
         Ok(total)
     }
@@ -361,6 +364,58 @@ fn pick_hits(segs: &[Seg], mut candidates: Vec<Candidate>, limit: usize) -> Resu
     Ok(hits)
 }
 
+/// The count of `query` on a segment without deletions when it needs no
+/// bitmap: one word found in one part, or one meta value, is the count in
+/// its postings' header; `All`, a prefix or a recursive folder are ordinal
+/// ranges. `None`: evaluate it.
+fn quick_count(seg: &Seg, query: &Query) -> Result<Option<u64>> {
+    if !seg.whole {
+        return Ok(None);
+    }
+    let mut key = Vec::new();
+    Ok(match query {
+        Query::All => Some(seg.live.len()),
+        Query::Prefix(prefix) => Some(seg.seg.prefix_range(prefix.as_bytes())?.len() as u64),
+        Query::Under { root, recursive: true } => {
+            Some(seg.seg.prefix_range(folder_prefix(root).as_bytes())?.len() as u64)
+        }
+        Query::Meta { name, value } => {
+            term_key(&mut key, META, name, value);
+            Some(seg.seg.postings_count(&key)?.unwrap_or(0))
+        }
+        Query::Text { field, text } => {
+            let words = distinct_words(text);
+            let [word] = words.as_slice() else { return Ok(None) };
+            let mut found = None;
+            for (_, part) in seg.index.parts_for(field.as_deref()) {
+                term_key(&mut key, WORD, &part.name, word);
+                if let Some(n) = seg.seg.postings_count(&key)? {
+                    if found.is_some() {
+                        // In two parts: the union needs the bitmaps.
+                        return Ok(None);
+                    }
+                    found = Some(n);
+                }
+            }
+            Some(found.unwrap_or(0))
+        }
+        _ => None,
+    })
+}
+
+/// `a ∩ b`; when one is much smaller, by looking its rows up in the other
+/// instead of walking both.
+fn intersect(a: &RoaringBitmap, b: &RoaringBitmap) -> RoaringBitmap {
+    let (small, big) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if small.len().saturating_mul(16) < big.len() {
+        let mut out = RoaringBitmap::new();
+        out.append(small.iter().filter(|&row| big.contains(row))).expect("rows come in order");
+        out
+    } else {
+        small & big
+    }
+}
+
 /// Postings read by one query, each once: by segment, part and word.
 #[derive(Default)]
 struct Reader<'a> {
@@ -402,7 +457,7 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
                     }
                 }
                 rows = Some(match rows {
-                    Some(rows) => &rows & &with,
+                    Some(rows) => intersect(&rows, &with),
                     None => with,
                 });
                 if rows.as_ref().is_some_and(RoaringBitmap::is_empty) {
@@ -442,7 +497,7 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
             for q in queries {
                 let kid = evaluate(reader, s, seg, q)?;
                 rows = Some(match rows {
-                    Some(rows) => &rows & &kid.rows,
+                    Some(rows) => intersect(&rows, &kid.rows),
                     None => kid.rows.clone(),
                 });
                 kids.push(kid);
@@ -637,20 +692,39 @@ fn score_segment<'a>(
         0 => Vec::new(),
         1 => lists.pop().expect("one list"),
         _ => {
-            // Summed in list order (a stable sort), so that equal documents
-            // get exactly equal scores.
-            let mut all: Vec<(u32, f64)> = lists.concat();
-            all.sort_by_key(|&(row, _)| row);
-            let mut summed: Vec<(u32, f64)> = Vec::with_capacity(all.len());
-            for (row, score) in all {
-                match summed.last_mut() {
-                    Some(last) if last.0 == row => last.1 += score,
-                    _ => summed.push((row, score)),
-                }
-            }
-            summed
+            // Merged pairwise in list order, so that equal documents get
+            // exactly equal scores (the same additions in the same order).
+            let mut lists = lists.into_iter();
+            let first = lists.next().expect("two lists or more");
+            lists.fold(first, |summed, list| merge_sum(&summed, &list))
         }
     })
+}
+
+/// The rows of two by-row lists, with the scores of rows in both added.
+fn merge_sum(a: &[(u32, f64)], b: &[(u32, f64)]) -> Vec<(u32, f64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            Ordering::Equal => {
+                out.push((a[i].0, a[i].1 + b[j].1));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 /// The scoring `Text` queries under `query` with the rows where each
