@@ -1,6 +1,7 @@
 //! Each component on its own: the radix trie (insert, get, prefix removal),
 //! the log (append, write-out + fsync), a segment (point lookup, prefix
-//! range), enumeration over segments and memtable, and `refresh()`.
+//! range), enumeration over segments and memtable, `refresh()`, and search
+//! (analysis at flush, one-word and two-word queries, counts).
 //!
 //! `cargo bench --bench components`
 
@@ -12,7 +13,7 @@ use pushdex::segment::{self, Segment, SegmentEntry};
 use pushdex::storage::FsStorage;
 use pushdex::trie::Trie;
 use pushdex::wal::WalWriter;
-use pushdex::{Document, EnumerationMode, Index, Options};
+use pushdex::{Document, EnumerationMode, Index, Options, Query};
 
 /// A file-share-shaped URI: ~70 bytes, 10 files per folder, 1000 folders.
 fn uri(i: u64) -> String {
@@ -197,5 +198,62 @@ fn refresh(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, trie, log, segment_reads, enumerate, refresh);
+/// A text of 20 words from a vocabulary of 5000, skewed towards the first
+/// (word `k` about as often as 1/(k+1)), fixed by `i`.
+fn text(i: u64) -> String {
+    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let words: Vec<String> = (0..20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Log-uniform over 1..5000: a Zipf-like skew.
+            let rank = (5000f64.powf((x % 10_000) as f64 / 10_000.0)) as u64 - 1;
+            format!("w{rank}")
+        })
+        .collect();
+    words.join(" ")
+}
+
+fn search(c: &mut Criterion) {
+    let mut g = c.benchmark_group("search");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(20_000));
+    g.bench_function("analyse and flush 20k documents of 20 words", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let index = Index::open(dir.path()).unwrap();
+                let docs: Vec<Document> =
+                    (0..20_000).map(|i| Document::new(uri(i)).with_stamp("s").with_text("body", text(i))).collect();
+                index.add_all(docs).unwrap();
+                (dir, index)
+            },
+            |(dir, index)| {
+                index.refresh().unwrap();
+                (dir, index)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    for wave in 0..4u64 {
+        let docs = (wave * 50_000..(wave + 1) * 50_000)
+            .map(|i| Document::new(uri(i)).with_stamp("s").with_text("body", text(i)));
+        index.add_all(docs.collect::<Vec<_>>()).unwrap();
+        index.refresh().unwrap();
+    }
+    g.throughput(Throughput::Elements(1));
+    let word = |w: &str| Query::Text { field: None, text: w.to_string() };
+    g.bench_function("one word (in ~1% of 200k), top 10", |b| {
+        b.iter(|| black_box(index.search(&word("w40"), 10).unwrap()))
+    });
+    let both = Query::And(vec![word("w3"), word("w20")]);
+    g.bench_function("two words AND, top 10", |b| b.iter(|| black_box(index.search(&both, 10).unwrap())));
+    g.bench_function("count of a common word", |b| b.iter(|| black_box(index.search_count(&word("w0")).unwrap())));
+    g.finish();
+}
+
+criterion_group!(benches, trie, log, segment_reads, enumerate, refresh, search);
 criterion_main!(benches);

@@ -666,7 +666,10 @@ fn score_segment<'a>(
                         list.push((row, score(rank, row)));
                         rank += 1;
                     });
-                } else if rows.len().saturating_mul(8) < postings.rows.len() {
+                } else if rows.len().saturating_mul(64) < postings.rows.len() {
+                    // Far fewer rows than postings: look each one up (a
+                    // rank costs up to a 1024-word popcount in a dense
+                    // container, hence the wide margin).
                     for row in rows.iter() {
                         if postings.rows.contains(row) {
                             list.push((row, score((postings.rows.rank(row) - 1) as usize, row)));
