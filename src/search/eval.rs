@@ -206,7 +206,7 @@ impl Snapshot {
         let mut reader = Reader::default();
         let mut total = 0;
         for (s, seg) in prepared.segs.iter().enumerate() {
-            total += match quick_count(seg, query)? {
+            total += match quick_count(&mut reader, seg, query)? {
                 Some(n) => n,
                 None => evaluate(&mut reader, s, seg, query)?.rows.len(),
             };
@@ -368,7 +368,7 @@ fn pick_hits(segs: &[Seg], mut candidates: Vec<Candidate>, limit: usize) -> Resu
 /// bitmap: one word found in one part, or one meta value, is the count in
 /// its postings' header; `All`, a prefix or a recursive folder are ordinal
 /// ranges. `None`: evaluate it.
-fn quick_count(seg: &Seg, query: &Query) -> Result<Option<u64>> {
+fn quick_count(reader: &mut Reader<'_>, seg: &Seg, query: &Query) -> Result<Option<u64>> {
     if !seg.whole {
         return Ok(None);
     }
@@ -384,11 +384,11 @@ fn quick_count(seg: &Seg, query: &Query) -> Result<Option<u64>> {
             Some(seg.seg.postings_count(&key)?.unwrap_or(0))
         }
         Query::Text { field, text } => {
-            let words = distinct_words(text);
-            let [word] = words.as_slice() else { return Ok(None) };
+            let words = reader.text_words(text);
+            let [word] = *words else { return Ok(None) };
             let mut found = None;
             for (_, part) in seg.index.parts_for(field.as_deref()) {
-                term_key(&mut key, WORD, &part.name, word);
+                term_key(&mut key, WORD, &part.name, &reader.words[word]);
                 if let Some(n) = seg.seg.postings_count(&key)? {
                     if found.is_some() {
                         // In two parts: the union needs the bitmaps.
@@ -417,21 +417,52 @@ fn intersect(a: &RoaringBitmap, b: &RoaringBitmap) -> RoaringBitmap {
 }
 
 /// Postings read by one query, each once: by segment, part and word.
+/// Also analyses each `Text` query's text once, numbering its distinct
+/// words.
 #[derive(Default)]
 struct Reader<'a> {
-    read: HashMap<(usize, usize, String), Option<Rc<Postings<'a>>>>,
+    /// By (segment, part, word id).
+    read: HashMap<(usize, usize, usize), Option<Rc<Postings<'a>>>>,
+    /// Words by id.
+    words: Vec<String>,
+    /// The distinct word ids of each text analysed, by the text's address.
+    texts: Vec<(*const str, Rc<[usize]>)>,
     key: Vec<u8>,
 }
 
 impl<'a> Reader<'a> {
-    /// The postings of `word` in part `part` of segment `s`.
-    fn word(&mut self, s: usize, seg: &'a Seg, part: usize, word: &str) -> Result<Option<Rc<Postings<'a>>>> {
-        if let Some(found) = self.read.get(&(s, part, word.to_string())) {
+    /// The ids of the distinct words of `text` (a `Text` query's), in
+    /// first-seen order.
+    fn text_words(&mut self, text: &str) -> Rc<[usize]> {
+        if let Some((_, ids)) = self.texts.iter().find(|(t, _)| std::ptr::eq(*t, text)) {
+            return ids.clone();
+        }
+        let mut ids = Vec::new();
+        for word in words(text) {
+            let id = match self.words.iter().position(|w| *w == word) {
+                Some(id) => id,
+                None => {
+                    self.words.push(word);
+                    self.words.len() - 1
+                }
+            };
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        let ids: Rc<[usize]> = ids.into();
+        self.texts.push((text as *const str, ids.clone()));
+        ids
+    }
+
+    /// The postings of word `word` (an id) in part `part` of segment `s`.
+    fn word(&mut self, s: usize, seg: &'a Seg, part: usize, word: usize) -> Result<Option<Rc<Postings<'a>>>> {
+        if let Some(found) = self.read.get(&(s, part, word)) {
             return Ok(found.clone());
         }
-        term_key(&mut self.key, WORD, &seg.index.parts[part].name, word);
+        term_key(&mut self.key, WORD, &seg.index.parts[part].name, &self.words[word]);
         let found = seg.seg.postings(&self.key)?.map(Rc::new);
-        self.read.insert((s, part, word.to_string()), found.clone());
+        self.read.insert((s, part, word), found.clone());
         Ok(found)
     }
 }
@@ -449,10 +480,10 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
         Query::All => seg.live.clone(),
         Query::Text { field, text } => {
             let mut rows: Option<RoaringBitmap> = None;
-            for word in distinct_words(text) {
+            for &word in reader.text_words(text).iter() {
                 let mut with = RoaringBitmap::new();
                 for (part, _) in seg.index.parts_for(field.as_deref()) {
-                    if let Some(postings) = reader.word(s, seg, part, &word)? {
+                    if let Some(postings) = reader.word(s, seg, part, word)? {
                         with |= &postings.rows;
                     }
                 }
@@ -526,70 +557,63 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
     Ok(Node { rows, kids })
 }
 
-/// The distinct words of a `Text` query's text, in first-seen order.
-fn distinct_words(text: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    for word in words(text) {
-        if !seen.contains(&word) {
-            seen.push(word);
-        }
-    }
-    seen
-}
-
-/// The `Text` queries that can score (those not under a `Not`), with their
-/// distinct words.
-fn scored_texts<'q>(query: &'q Query, out: &mut Vec<(&'q Query, Vec<String>)>) {
+/// The `Text` queries that can score (those not under a `Not`).
+fn scored_texts<'q>(query: &'q Query, out: &mut Vec<&'q Query>) {
     match query {
-        Query::Text { text, .. } => out.push((query, distinct_words(text))),
+        Query::Text { .. } => out.push(query),
         Query::And(qs) | Query::Or(qs) => qs.iter().for_each(|q| scored_texts(q, out)),
         _ => {}
     }
 }
 
 /// The snapshot-wide BM25 weights of each (part, word) a query scores.
-struct Weights {
-    /// (part, word) → (idf × (k1 + 1), the part's average length).
-    by_term: HashMap<(String, String), (f64, f64)>,
+struct Weights<'a> {
+    /// (part, word id) → idf × (k1 + 1), and the part's length norms.
+    by_term: HashMap<(&'a str, usize), (f64, Rc<Norm>)>,
 }
 
-impl Weights {
-    fn new<'a>(
+impl<'a> Weights<'a> {
+    fn new(
         reader: &mut Reader<'a>,
         segs: &'a [Seg],
-        texts: &[(&Query, Vec<String>)],
+        texts: &[&'a Query],
         parts: &HashMap<String, PartStats>,
-    ) -> Result<Weights> {
+    ) -> Result<Weights<'a>> {
         // Document frequencies over the live rows of the snapshot; a (part,
         // word) counts once per segment, however many `Text`s hold it.
-        let mut df: HashMap<(String, String), u64> = HashMap::new();
+        let mut df: HashMap<(&'a str, usize), u64> = HashMap::new();
         for (s, seg) in segs.iter().enumerate() {
             let mut counted = std::collections::HashSet::new();
-            for (query, words) in texts {
-                let Query::Text { field, .. } = query else { continue };
-                for word in words {
+            for query in texts {
+                let Query::Text { field, text } = query else { continue };
+                for &word in reader.text_words(text).iter() {
                     for (part, info) in seg.index.parts_for(field.as_deref()) {
-                        if !counted.insert((part, word.as_str())) {
+                        if !counted.insert((part, word)) {
                             continue;
                         }
                         let Some(postings) = reader.word(s, seg, part, word)? else { continue };
                         let live =
                             if seg.whole { postings.rows.len() } else { postings.rows.intersection_len(&seg.live) };
-                        *df.entry((info.name.clone(), word.clone())).or_default() += live;
+                        *df.entry((info.name.as_str(), word)).or_default() += live;
                     }
                 }
             }
         }
-        let by_term = df
-            .into_iter()
-            .map(|((part, word), df)| {
-                let stats = parts.get(&part).copied().unwrap_or_default();
-                let (n, df) = (stats.docs as f64, df as f64);
-                let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-                let avg_len = if stats.docs == 0 { 0.0 } else { stats.total_len as f64 / n };
-                ((part, word), (idf * (K1 + 1.0), avg_len))
-            })
-            .collect();
+        let mut norms: HashMap<&str, Rc<Norm>> = HashMap::new();
+        let mut by_term = HashMap::with_capacity(df.len());
+        for ((part, word), df) in df {
+            let stats = parts.get(part).copied().unwrap_or_default();
+            let (n, df) = (stats.docs as f64, df as f64);
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            let norm = norms
+                .entry(part)
+                .or_insert_with(|| {
+                    let avg_len = if stats.docs == 0 { 0.0 } else { stats.total_len as f64 / n };
+                    Rc::new(Norm::new(avg_len))
+                })
+                .clone();
+            by_term.insert((part, word), (idf * (K1 + 1.0), norm));
+        }
         Ok(Weights { by_term })
     }
 }
@@ -629,7 +653,7 @@ impl Norm {
 /// `Or`'s operand counts only for the rows it matches itself).
 fn score_segment<'a>(
     reader: &mut Reader<'a>,
-    weights: &Weights,
+    weights: &Weights<'a>,
     s: usize,
     seg: &'a Seg,
     query: &Query,
@@ -643,15 +667,15 @@ fn score_segment<'a>(
         if rows.is_empty() {
             continue;
         }
-        let words = distinct_words(text);
+        let words = reader.text_words(text);
         let one_part = seg.index.parts_for(field.as_deref()).count() == 1;
-        for word in &words {
+        for &word in words.iter() {
             for (p, part) in seg.index.parts_for(field.as_deref()) {
                 let Some(postings) = reader.word(s, seg, p, word)? else { continue };
-                let Some(&(weight, avg_len)) = weights.by_term.get(&(part.name.clone(), word.to_string())) else {
+                let Some((weight, norm)) = weights.by_term.get(&(part.name.as_str(), word)) else {
                     continue;
                 };
-                let norm = Norm::new(avg_len);
+                let weight = *weight;
                 let score = |rank: usize, row: u32| {
                     let tf = f64::from(postings.value(rank));
                     weight * tf / (tf + norm.of(part.len(row)))
