@@ -8,7 +8,10 @@
 //!   each one's length in words;
 //! - `postings`: per term, a column: the rows holding the term and, for a
 //!   word, its occurrences in each;
-//! - `terms`: an `fst::Map` from term key to the offset of its postings;
+//! - `terms`: an `fst::Map` from a word's term key to the offset of its
+//!   postings;
+//! - `metas`: the meta-value terms, a front-coded sorted table (see
+//!   [`MetaTableBuilder`] for why not the fst) from key to postings offset;
 //! - `parts`: the text parts, by name: documents, total length in words, and
 //!   where their norms are.
 //!
@@ -26,9 +29,26 @@ use roaring::RoaringBitmap;
 
 use crate::document::{Body, BodyItem};
 use crate::error::{Error, Result};
-use crate::record::{get_varint, put_varint};
+use crate::record::{get_varint, put_varint, MAX_VARINT_BYTES};
 use crate::search::analysis::for_each_word;
 use crate::segment::{SectionWriter, Segment};
+
+/// Columns of at most this many rows hold them as varints (the first row,
+/// then the differences) rather than as a roaring bitmap, whose smallest
+/// serialization is about 18 bytes: most meta values are in one document.
+pub(crate) const SMALL_COLUMN: usize = 8;
+
+/// Writes `n` as [`put_varint`] does into `out`; returns its length.
+fn put_varint_into(out: &mut [u8], mut n: usize) -> usize {
+    let mut at = 0;
+    while n >= 0x80 {
+        out[at] = n as u8 | 0x80;
+        n >>= 7;
+        at += 1;
+    }
+    out[at] = n as u8;
+    at + 1
+}
 
 /// Kind byte of a term key: a word of a text part.
 pub(crate) const WORD: u8 = b'w';
@@ -94,9 +114,24 @@ impl Column {
             _ => 4,
         };
         out.push(width);
-        let bitmap = RoaringBitmap::from_sorted_iter(self.rows.iter().copied()).expect("column rows are increasing");
-        put_varint(out, bitmap.serialized_size());
-        bitmap.serialize_into(&mut *out).expect("serializing into a Vec cannot fail");
+        if self.rows.len() <= SMALL_COLUMN {
+            // The first row, then the differences.
+            let mut rows = [0u8; SMALL_COLUMN * MAX_VARINT_BYTES];
+            let mut len = 0;
+            let mut prev = 0;
+            for (i, &row) in self.rows.iter().enumerate() {
+                let delta = if i == 0 { row } else { row - prev };
+                len += put_varint_into(&mut rows[len..], delta as usize);
+                prev = row;
+            }
+            put_varint(out, len);
+            out.extend_from_slice(&rows[..len]);
+        } else {
+            let bitmap =
+                RoaringBitmap::from_sorted_iter(self.rows.iter().copied()).expect("column rows are increasing");
+            put_varint(out, bitmap.serialized_size());
+            bitmap.serialize_into(&mut *out).expect("serializing into a Vec cannot fail");
+        }
         if width > 0 {
             for &v in &self.values {
                 out.extend_from_slice(&v.to_le_bytes()[..usize::from(width)]);
@@ -119,7 +154,80 @@ pub(crate) struct PartInfo {
 
 /// Where the search sections landed: (offset, length, block crcs, whole crc)
 /// each, in file order.
-pub(crate) type Written = [(u64, u64, Vec<u32>, u32); 4];
+pub(crate) type Written = [(u64, u64, Vec<u32>, u32); 5];
+
+/// Meta-value terms per block of the `metas` section.
+pub(crate) const META_BLOCK: usize = 32;
+
+/// The `metas` section: the meta-value terms (their keys without the kind
+/// byte) in key order, front-coded in blocks of [`META_BLOCK`] (each entry:
+/// bytes shared with the key before in its block, length of the rest, the
+/// rest, then the offset of its postings, varints; a block's first entry
+/// shares nothing); then each block's offset as a `u64`, then the number of
+/// blocks as a `u64`.
+///
+/// Meta values are mostly unique per document (hashes, titles, dates), so
+/// there are several times more of them than documents; building them into
+/// the terms fst made it the main cost of a flush (its node registry), while
+/// this table is written in one pass and read by a binary search over the
+/// blocks' first keys.
+#[derive(Default)]
+struct MetaTableBuilder {
+    data: Vec<u8>,
+    blocks: Vec<u64>,
+    prev: Vec<u8>,
+    count: usize,
+}
+
+impl MetaTableBuilder {
+    fn push(&mut self, key: &[u8], offset: u64) {
+        let shared = if self.count.is_multiple_of(META_BLOCK) {
+            self.blocks.push(self.data.len() as u64);
+            0
+        } else {
+            self.prev.iter().zip(key).take_while(|(a, b)| a == b).count()
+        };
+        put_varint(&mut self.data, shared);
+        put_varint(&mut self.data, key.len() - shared);
+        self.data.extend_from_slice(&key[shared..]);
+        put_u64(&mut self.data, offset);
+        self.prev.clear();
+        self.prev.extend_from_slice(key);
+        self.count += 1;
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        for block in &self.blocks {
+            self.data.extend_from_slice(&block.to_le_bytes());
+        }
+        self.data.extend_from_slice(&(self.blocks.len() as u64).to_le_bytes());
+        self.data
+    }
+}
+
+/// Decodes the entries of one `metas` block (its bytes exactly), calling
+/// `visit(key, offset)` until it returns false; `None` if the block is
+/// damaged.
+pub(crate) fn decode_meta_block(block: &[u8], visit: &mut dyn FnMut(&[u8], u64) -> bool) -> Option<()> {
+    let mut key = Vec::new();
+    let mut at = 0;
+    while at < block.len() {
+        let shared = usize::try_from(get_varint(block, &mut at)?).ok()?;
+        let len = usize::try_from(get_varint(block, &mut at)?).ok()?;
+        let rest = block.get(at..at.checked_add(len)?)?;
+        at += len;
+        if shared > key.len() {
+            return None;
+        }
+        key.truncate(shared);
+        key.extend_from_slice(rest);
+        let offset = get_varint(block, &mut at)?;
+        if !visit(&key, offset) {
+            return Some(());
+        }
+    }
+    Some(())
+}
 
 /// Term keys, each stored once in one arena and numbered in order of first
 /// sight: analysing a body costs one hash and, for a known term, one
@@ -170,11 +278,18 @@ impl Terms {
         id
     }
 
-    /// Term ids in key order.
+    /// Term ids in key order. Each key's first 16 bytes, as a big-endian
+    /// number, settle most comparisons without a call to `memcmp`.
     fn sorted(&self) -> Vec<u32> {
-        let mut ids: Vec<u32> = (0..self.spans.len() as u32).collect();
-        ids.sort_unstable_by(|&a, &b| self.key(a).cmp(self.key(b)));
-        ids
+        let head = |key: &[u8]| {
+            let mut bytes = [0u8; 16];
+            let n = key.len().min(16);
+            bytes[..n].copy_from_slice(&key[..n]);
+            u128::from_be_bytes(bytes)
+        };
+        let mut ids: Vec<(u128, u32)> = (0..self.spans.len() as u32).map(|id| (head(self.key(id)), id)).collect();
+        ids.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| self.key(a.1).cmp(self.key(b.1))));
+        ids.into_iter().map(|(_, id)| id).collect()
     }
 }
 
@@ -321,6 +436,36 @@ pub(crate) fn write_merged(
         }
     }
     sink.start_postings()?;
+    // Meta values: a merge of the inputs' tables, in key order.
+    let mut tables = inputs.iter().map(|seg| seg.meta_terms()).collect::<Result<Vec<_>>>()?;
+    let mut key = vec![META];
+    loop {
+        // The smallest head.
+        let mut any = false;
+        for table in &mut tables {
+            let Some(head) = table.peek()? else { continue };
+            if !any || head < &key[1..] {
+                key.truncate(1);
+                key.extend_from_slice(head);
+                any = true;
+            }
+        }
+        if !any {
+            break;
+        }
+        column.clear();
+        for (i, table) in tables.iter_mut().enumerate() {
+            if table.peek()? == Some(&key[1..]) {
+                let (_, offset) = table.next_term()?.expect("peeked");
+                carry(&mut column, inputs[i], &remap[i], &inputs[i].postings_at(offset)?)?;
+            }
+        }
+        column.sort();
+        if !column.rows.is_empty() {
+            sink.term(&key, &column)?;
+        }
+    }
+    // Words: the union of the inputs' fsts.
     let mut union = fst::map::OpBuilder::new();
     for seg in inputs {
         union = union.add(seg.terms());
@@ -342,8 +487,8 @@ pub(crate) fn write_merged(
 }
 
 /// Writes the search sections in order: norms (one column per part), then
-/// postings (one per term) while the terms fst and the parts table are
-/// built in memory, then those two.
+/// postings (one per term) while the terms fst, the metas table and the
+/// parts table are built in memory, then those three.
 struct Sink<'f> {
     file: &'f dyn crate::storage::StorageFile,
     norms: Option<SectionWriter<'f>>,
@@ -352,6 +497,7 @@ struct Sink<'f> {
     parts: Vec<u8>,
     part_count: usize,
     terms: fst::MapBuilder<Vec<u8>>,
+    metas: MetaTableBuilder,
     buf: Vec<u8>,
 }
 
@@ -365,6 +511,7 @@ impl<'f> Sink<'f> {
             parts: Vec::new(),
             part_count: 0,
             terms: fst::MapBuilder::memory(),
+            metas: MetaTableBuilder::default(),
             buf: Vec::new(),
         }
     }
@@ -399,7 +546,13 @@ impl<'f> Sink<'f> {
         self.buf.clear();
         column.encode(&mut self.buf, key.first() == Some(&WORD));
         postings.put(&self.buf)?;
-        self.terms.insert(key, offset).map_err(|e| Error::invalid_input(format!("search terms: {e}")))
+        match key.split_first() {
+            Some((&META, key)) => {
+                self.metas.push(key, offset);
+                Ok(())
+            }
+            _ => self.terms.insert(key, offset).map_err(|e| Error::invalid_input(format!("search terms: {e}"))),
+        }
     }
 
     fn finish(mut self) -> Result<Written> {
@@ -413,13 +566,18 @@ impl<'f> Sink<'f> {
         let done = w.finish()?;
         at = done.0 + done.1;
         self.written.push(done);
+        let mut w = SectionWriter::new(self.file, at);
+        w.put(&self.metas.finish())?;
+        let done = w.finish()?;
+        at = done.0 + done.1;
+        self.written.push(done);
         let mut table = Vec::with_capacity(self.parts.len() + 10);
         put_varint(&mut table, self.part_count);
         table.extend_from_slice(&self.parts);
         let mut w = SectionWriter::new(self.file, at);
         w.put(&table)?;
         self.written.push(w.finish()?);
-        Ok(self.written.try_into().expect("four sections"))
+        Ok(self.written.try_into().expect("five sections"))
     }
 }
 
@@ -525,8 +683,27 @@ pub(crate) fn parse_column(bytes: &[u8], rows: u64) -> std::result::Result<Posti
     let width = *bytes.get(at).ok_or_else(|| bad("no width"))?;
     at += 1;
     let len = get_varint(bytes, &mut at).ok_or_else(|| bad("no bitmap length"))? as usize;
-    let raw = bytes.get(at..at.saturating_add(len)).ok_or_else(|| bad("the bitmap runs past the end"))?;
-    let rows_bitmap = RoaringBitmap::deserialize_from(io::Cursor::new(raw)).map_err(|e| bad(&e.to_string()))?;
+    let raw = bytes.get(at..at.saturating_add(len)).ok_or_else(|| bad("the rows run past the end"))?;
+    let rows_bitmap = if count <= SMALL_COLUMN as u64 {
+        let (mut pos, mut prev) = (0, None::<u32>);
+        let mut small = RoaringBitmap::new();
+        for _ in 0..count {
+            let delta = get_varint(raw, &mut pos).ok_or_else(|| bad("a row runs past the end"))?;
+            let row = match prev {
+                None => u32::try_from(delta).ok(),
+                Some(prev) => u32::try_from(delta).ok().filter(|&d| d > 0).and_then(|d| prev.checked_add(d)),
+            };
+            let row = row.ok_or_else(|| bad("rows out of order"))?;
+            small.insert(row);
+            prev = Some(row);
+        }
+        if pos != raw.len() {
+            return Err(bad("bytes after the rows"));
+        }
+        small
+    } else {
+        RoaringBitmap::deserialize_from(io::Cursor::new(raw)).map_err(|e| bad(&e.to_string()))?
+    };
     let values = &bytes[at + len..];
     if rows_bitmap.len() != count
         || rows_bitmap.max().is_some_and(|max| u64::from(max) >= rows)
@@ -543,7 +720,8 @@ mod tests {
 
     #[test]
     fn columns_round_trip_at_every_width() {
-        for values in [vec![1, 1, 1], vec![3, 1, 200], vec![1, 300, 7], vec![70_000, 1, 2], vec![]] {
+        let many: Vec<u32> = (0..40).map(|i| i % 3 + 1).collect();
+        for values in [vec![1, 1, 1], vec![3, 1, 200], vec![1, 300, 7], vec![70_000, 1, 2], vec![], vec![5], many] {
             let rows: Vec<u32> = (0..values.len() as u32).map(|i| i * 1000 + 5).collect();
             let column = Column { rows: rows.clone(), values: values.clone() };
             let mut bytes = Vec::new();

@@ -37,11 +37,11 @@ pub const BLOCK: usize = 64 * 1024;
 /// Bytes per row: serial, stamp offset, body offset (u64 each), stamp and body length (u32 each).
 pub const ROW_BYTES: usize = 32;
 /// Bytes of the footer.
-pub const FOOTER_BYTES: usize = 240;
+pub const FOOTER_BYTES: usize = 256;
 
 /// Sections in a segment file, in file order: bodies, stamps, rows, uris,
-/// bloom, names, norms, postings, terms, parts, crcs.
-pub const SECTIONS: usize = 11;
+/// bloom, names, norms, postings, terms, metas, parts, crcs.
+pub const SECTIONS: usize = 12;
 const BODIES: usize = 0;
 const STAMPS: usize = 1;
 const ROWS: usize = 2;
@@ -51,13 +51,14 @@ const NAMES: usize = 5;
 const NORMS: usize = 6;
 const POSTINGS: usize = 7;
 const TERMS: usize = 8;
-const PARTS: usize = 9;
-const CRCS: usize = 10;
+const METAS: usize = 9;
+const PARTS: usize = 10;
+const CRCS: usize = 11;
 /// URIs per front-coded block of the `names` section.
 pub const NAMES_BLOCK: usize = 16;
 /// The sections checked per 64 KiB block, in the order of the block-checksum
 /// table; the others are checked whole at open.
-const BLOCKED: [usize; 6] = [BODIES, STAMPS, ROWS, NAMES, NORMS, POSTINGS];
+const BLOCKED: [usize; 7] = [BODIES, STAMPS, ROWS, NAMES, NORMS, POSTINGS, METAS];
 /// The whole-section checksums in the footer, in footer order.
 const WHOLE: [(usize, &str); 5] =
     [(URIS, "uris"), (BLOOM, "bloom"), (TERMS, "terms"), (PARTS, "parts"), (CRCS, "crcs")];
@@ -277,7 +278,7 @@ pub(crate) fn write_segment_with(
         (None, Terms::Analyze) => unreachable!("an analyzer is made for Terms::Analyze"),
     };
     let mut whole_crcs = vec![uris_crc, bloom_crc];
-    for (section, (off, len, crcs, crc)) in [NORMS, POSTINGS, TERMS, PARTS].into_iter().zip(written) {
+    for (section, (off, len, crcs, crc)) in [NORMS, POSTINGS, TERMS, METAS, PARTS].into_iter().zip(written) {
         sections[section] = (off, len);
         at += len;
         if BLOCKED.contains(&section) {
@@ -495,6 +496,9 @@ impl Segment {
                 bloom::blocks_for(rows) * bloom::BLOCK_BYTES
             )));
         }
+        if sections[METAS].len() < 8 {
+            return Err(corrupt(format!("a metas section of {} bytes", sections[METAS].len())));
+        }
         let name_blocks = (rows as usize).div_ceil(NAMES_BLOCK);
         if sections[NAMES].len() < 8 * name_blocks {
             return Err(corrupt(format!("a names section of {} bytes for {rows} rows", sections[NAMES].len())));
@@ -660,7 +664,7 @@ impl Segment {
         let got = crc32c::crc32c(&(*self.map).as_ref()[from..to]);
         let want = self.crcs[b][block];
         if got != want {
-            let what = ["bodies", "stamps", "rows", "names", "norms", "postings"][b];
+            let what = ["bodies", "stamps", "rows", "names", "norms", "postings", "metas"][b];
             return Err(Error::corrupt(
                 &self.path,
                 format!("{what} block {block} has crc32c {got:#010x}, expected {want:#010x}"),
@@ -732,7 +736,7 @@ impl Segment {
     /// read from its postings' header alone; `None` if the segment does
     /// not hold it.
     pub(crate) fn postings_count(&self, key: &[u8]) -> Result<Option<u64>> {
-        let Some(offset) = self.terms.get(key) else { return Ok(None) };
+        let Some(offset) = self.term_offset(key)? else { return Ok(None) };
         let end = self.sections[POSTINGS].len() as u64;
         if offset >= end {
             return Err(Error::corrupt(&self.path, format!("postings at {offset} are out of place")));
@@ -747,7 +751,79 @@ impl Segment {
     /// The postings of the term with key `key` (see
     /// [`crate::inverted::term_key`]), if the segment holds it.
     pub(crate) fn postings(&self, key: &[u8]) -> Result<Option<Postings<'_>>> {
-        self.terms.get(key).map(|offset| self.postings_at(offset)).transpose()
+        self.term_offset(key)?.map(|offset| self.postings_at(offset)).transpose()
+    }
+
+    /// Where the postings of the term with key `key` are: words in the
+    /// terms fst, meta values in the metas table.
+    fn term_offset(&self, key: &[u8]) -> Result<Option<u64>> {
+        match key.split_first() {
+            Some((&crate::inverted::META, key)) => self.meta_offset(key),
+            _ => Ok(self.terms.get(key)),
+        }
+    }
+
+    /// The `metas` section's block count and where its block index starts.
+    fn meta_index(&self) -> Result<(u64, u64)> {
+        let len = self.sections[METAS].len() as u64;
+        let count = le_u64(self.read(METAS, len - 8..len)?, 0);
+        let index = count.checked_mul(8).and_then(|n| (len - 8).checked_sub(n));
+        let index = index.ok_or_else(|| Error::corrupt(&self.path, "the metas table's block index is damaged"))?;
+        Ok((count, index))
+    }
+
+    /// The byte range of block `b` of the `metas` section.
+    fn meta_block_range(&self, (count, index): (u64, u64), b: u64) -> Result<Range<u64>> {
+        let at = index + 8 * b;
+        let start = le_u64(self.read(METAS, at..at + 8)?, 0);
+        let end = if b + 1 < count { le_u64(self.read(METAS, at + 8..at + 16)?, 0) } else { index };
+        if start > end || end > index {
+            return Err(Error::corrupt(&self.path, format!("block {b} of the metas table is out of place")));
+        }
+        Ok(start..end)
+    }
+
+    /// Decodes block `b` of the `metas` section, calling `visit` as
+    /// [`crate::inverted::decode_meta_block`] does.
+    fn meta_block(&self, at: (u64, u64), b: u64, visit: &mut dyn FnMut(&[u8], u64) -> bool) -> Result<()> {
+        let bytes = self.read(METAS, self.meta_block_range(at, b)?)?;
+        crate::inverted::decode_meta_block(bytes, visit)
+            .ok_or_else(|| Error::corrupt(&self.path, format!("block {b} of the metas table is damaged")))
+    }
+
+    /// The postings offset of meta term `key` (without its kind byte): a
+    /// binary search over the blocks' first keys, then a scan of one block.
+    fn meta_offset(&self, key: &[u8]) -> Result<Option<u64>> {
+        let at = self.meta_index()?;
+        // The last block whose first key is <= key.
+        let (mut lo, mut hi) = (0, at.0);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let mut first_le = false;
+            self.meta_block(at, mid, &mut |k, _| {
+                first_le = k <= key;
+                false
+            })?;
+            if first_le {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let Some(block) = lo.checked_sub(1) else { return Ok(None) };
+        let mut found = None;
+        self.meta_block(at, block, &mut |k, offset| {
+            if k == key {
+                found = Some(offset);
+            }
+            k < key
+        })?;
+        Ok(found)
+    }
+
+    /// The meta terms in key order, a block at a time.
+    pub(crate) fn meta_terms(&self) -> Result<MetaTerms<'_>> {
+        Ok(MetaTerms { seg: self, at: self.meta_index()?, block: 0, keys: Vec::new(), entries: Vec::new(), next: 0 })
     }
 
     /// Reads the whole inverted index: every part's norms and every term's
@@ -761,6 +837,10 @@ impl Segment {
         let mut total = 0;
         let mut stream = self.terms.stream();
         while let Some((_, offset)) = stream.next() {
+            total += self.postings_at(offset)?.rows.len();
+        }
+        let mut metas = self.meta_terms()?;
+        while let Some((_, offset)) = metas.next_term()? {
             total += self.postings_at(offset)?.rows.len();
         }
         Ok(total)
@@ -798,6 +878,55 @@ impl Segment {
             pos += tail.len();
         }
         Ok(uri)
+    }
+}
+
+/// A segment's meta terms (keys without the kind byte) with their
+/// postings offsets, in key order, decoded a block at a time.
+pub(crate) struct MetaTerms<'a> {
+    seg: &'a Segment,
+    at: (u64, u64),
+    block: u64,
+    /// The current block's keys, one after the other, and per entry the
+    /// end of its key and its postings offset.
+    keys: Vec<u8>,
+    entries: Vec<(usize, u64)>,
+    next: usize,
+}
+
+impl MetaTerms<'_> {
+    /// The next term, valid until the next call.
+    pub(crate) fn next_term(&mut self) -> Result<Option<(&[u8], u64)>> {
+        if self.peek()?.is_none() {
+            return Ok(None);
+        }
+        self.next += 1;
+        let (start, (end, offset)) = (self.start(self.next - 1), self.entries[self.next - 1]);
+        Ok(Some((&self.keys[start..end], offset)))
+    }
+
+    fn start(&self, entry: usize) -> usize {
+        entry.checked_sub(1).map_or(0, |e| self.entries[e].0)
+    }
+
+    /// The next term without moving past it.
+    pub(crate) fn peek(&mut self) -> Result<Option<&[u8]>> {
+        while self.next == self.entries.len() {
+            if self.block == self.at.0 {
+                return Ok(None);
+            }
+            let (keys, entries) = (&mut self.keys, &mut self.entries);
+            keys.clear();
+            entries.clear();
+            self.seg.meta_block(self.at, self.block, &mut |k, offset| {
+                keys.extend_from_slice(k);
+                entries.push((keys.len(), offset));
+                true
+            })?;
+            self.next = 0;
+            self.block += 1;
+        }
+        Ok(Some(&self.keys[self.start(self.next)..self.entries[self.next].0]))
     }
 }
 
@@ -890,6 +1019,11 @@ mod tests {
         let parts =
             seg.parts().iter().map(|p| (p.name.clone(), p.docs, p.total_len, column(seg.norms(p).unwrap()))).collect();
         let mut terms = Vec::new();
+        let mut metas = seg.meta_terms().unwrap();
+        while let Some((key, offset)) = metas.next_term().unwrap() {
+            let key = [&[crate::inverted::META][..], key].concat();
+            terms.push((key, column(seg.postings_at(offset).unwrap())));
+        }
         let mut stream = seg.terms().stream();
         while let Some((key, offset)) = stream.next() {
             terms.push((key.to_vec(), column(seg.postings_at(offset).unwrap())));

@@ -721,8 +721,9 @@ fn plan(file: &FileInfo, full: bool) -> (BTreeMap<usize, BTreeSet<u8>>, BTreeSet
                     cuts.extend([off, off + 1, off + section_len / 2]);
                     // The first and last byte of the section and, for the
                     // block-checked ones, of every 64 KiB block.
-                    // (bodies, stamps, rows, names, norms, postings: docs/FORMAT.md).
-                    let step = if [0, 1, 2, 5, 6, 7].contains(&i) { SEGMENT_BLOCK } else { section_len.max(1) };
+                    // (bodies, stamps, rows, names, norms, postings, metas:
+                    // docs/FORMAT.md).
+                    let step = if [0, 1, 2, 5, 6, 7, 9].contains(&i) { SEGMENT_BLOCK } else { section_len.max(1) };
                     for start in (off..off + section_len).step_by(step) {
                         all_masks(start, &mut flips);
                         all_masks((start + step).min(off + section_len) - 1, &mut flips);

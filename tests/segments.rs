@@ -216,6 +216,13 @@ fn expect_corrupt_or_correct(dir: &Path, want: &BTreeSet<String>) {
                     Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e:?}"),
                 }
             }
+            for uri in want.iter().step_by(89) {
+                let meta = Query::Meta { name: "m".into(), value: uri.clone() };
+                match index.search(&meta, 10) {
+                    Ok(hits) => assert_eq!(hits.iter().map(|h| h.uri.as_str()).collect::<Vec<_>>(), [uri.as_str()]),
+                    Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e:?}"),
+                }
+            }
             match index.search(&Query::All, 5) {
                 Ok(hits) => {
                     let first: Vec<&str> = want.iter().take(5).map(String::as_str).collect();
@@ -234,7 +241,9 @@ fn damaged_segments_and_manifests_are_corrupt() {
     {
         let index = Index::open(original.path()).unwrap();
         index
-            .add_all(want.iter().map(|u| Document::new(u.as_str()).with_stamp("s").with_text("t", u.as_str())))
+            .add_all(want.iter().map(|u| {
+                Document::new(u.as_str()).with_stamp("s").with_text("t", u.as_str()).with_meta("m", u.as_str())
+            }))
             .unwrap();
         index.close().unwrap();
     }
@@ -243,7 +252,7 @@ fn damaged_segments_and_manifests_are_corrupt() {
     let len = bytes.len();
     let manifest_len = fs::metadata(original.path().join("MANIFEST")).unwrap().len() as usize;
     // The sections (bodies, stamps, rows, uris, bloom, names, norms,
-    // postings, terms, parts, block crcs) from the footer's table (docs/FORMAT.md): their first, last and 40 spread bytes.
+    // postings, terms, metas, parts, block crcs) from the footer's table (docs/FORMAT.md): their first, last and 40 spread bytes.
     let footer = &bytes[len - FOOTER_BYTES..];
     let u64_at = |at: usize| u64::from_le_bytes(footer[at..at + 8].try_into().unwrap()) as usize;
     let mut targets: Vec<(&str, usize)> = Vec::new();
