@@ -434,6 +434,71 @@ fn a_source_that_fails_one_item_fails_only_that_item() {
     assert_eq!(index.count(ROOT, EnumerationMode::RecursiveDocuments).unwrap(), 18);
 }
 
+#[test]
+fn what_a_source_could_not_list_is_kept_not_deleted() {
+    /// Lists only what is outside `hidden` (a folder it "cannot read"), and
+    /// says so; `hidden_file` likewise, for one document.
+    struct Partial {
+        map: MapSource,
+        hidden: String,
+        hidden_file: String,
+    }
+    impl Source for Partial {
+        fn description(&self) -> String {
+            "partial".into()
+        }
+        fn list(&self, visit: &mut dyn FnMut(SourceItem) -> pushdex::Result<()>) -> pushdex::Result<()> {
+            self.map.list(visit)
+        }
+        fn list_partly(
+            &self,
+            visit: &mut dyn FnMut(SourceItem) -> pushdex::Result<()>,
+            skipped: &mut dyn FnMut(String),
+        ) -> pushdex::Result<()> {
+            skipped(self.hidden.clone());
+            skipped(self.hidden_file.clone());
+            self.map.list(&mut |item| {
+                if item.uri.starts_with(&format!("{}/", self.hidden)) || item.uri == self.hidden_file {
+                    return Ok(());
+                }
+                visit(item)
+            })
+        }
+        fn fetch(&self, item: &SourceItem) -> pushdex::Result<Option<Document>> {
+            self.map.fetch(item)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    let connectors = Connectors::open(&index).unwrap();
+    let map = MapSource::with(ROOT, 70);
+    let all = expected(&map);
+    // The first import lists everything.
+    connectors.create("full", ROOT, Arc::new(map), RunMode::Once).unwrap();
+    assert_eq!(connectors.run_import("c1").unwrap().added, 70);
+    // The same documents, now through a source that cannot read d3 nor
+    // one file of d4, and from which one file of d5 is really gone.
+    let partial =
+        Partial { map: MapSource::default(), hidden: format!("{ROOT}/d3"), hidden_file: format!("{ROOT}/d4/doc00004") };
+    for (uri, stamp) in &all {
+        if uri != &format!("{ROOT}/d5/doc00005") {
+            partial.map.set(uri, stamp);
+        }
+    }
+    // A sibling sharing d3's raw prefix is not under it: listed normally.
+    partial.map.set(&format!("{ROOT}/d30/new"), "v1");
+    connectors.attach("c1", Arc::new(partial)).unwrap();
+    let job = connectors.run_import("c1").unwrap();
+    assert_eq!((job.status, job.added, job.updated, job.deleted), (JobState::Done, 1, 0, 1), "{job:?}");
+    // 58 listed and equal, 10 under d3 and 1 in d4 kept.
+    assert_eq!(job.unchanged, 69, "the kept documents count as unchanged: {job:?}");
+    assert!(job.last_error.as_deref().is_some_and(|e| e.contains("could not be listed")), "{job:?}");
+    let mut want = all.clone();
+    want.remove(&format!("{ROOT}/d5/doc00005"));
+    want.insert(format!("{ROOT}/d30/new"), "v1".into());
+    assert_eq!(held(&index, ROOT), want);
+}
+
 /// The must-show sequence on a real directory tree, through the built-in
 /// directory source.
 #[test]

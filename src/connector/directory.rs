@@ -27,10 +27,12 @@
 //! The walk does not follow symbolic links (a link is neither listed nor
 //! descended into), and lists only regular files: no FIFOs, sockets or
 //! devices. Files whose path is not UTF-8, or whose URI would be refused
-//! (longer than [`MAX_URI_BYTES`](crate::MAX_URI_BYTES)), are skipped, as
-//! are subdirectories that cannot be read: their documents then count as
-//! gone for the import. Only a root directory that is gone or unreadable
-//! fails the listing, so that an unmounted share does not delete everything.
+//! (longer than [`MAX_URI_BYTES`](crate::MAX_URI_BYTES)), are skipped.
+//! Subdirectories and files that cannot be read are reported as skipped
+//! ([`Source::list_partly`]): an import keeps their documents as the index
+//! holds them rather than deleting them. Only a root directory that is gone
+//! or unreadable fails the listing, so that an unmounted share does not
+//! delete everything.
 
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
@@ -198,6 +200,16 @@ impl Source for DirectorySource {
     /// directory, or cannot be read; any error `visit` returns. Unreadable
     /// subdirectories and files are skipped.
     fn list(&self, visit: &mut dyn FnMut(SourceItem) -> Result<()>) -> Result<()> {
+        self.list_partly(visit, &mut |_| {})
+    }
+
+    /// An unreadable directory or file below the root is skipped: its
+    /// documents stay as the index holds them.
+    fn list_partly(
+        &self,
+        visit: &mut dyn FnMut(SourceItem) -> Result<()>,
+        skipped: &mut dyn FnMut(String),
+    ) -> Result<()> {
         let walk = WalkDir::new(&self.dir).follow_links(false).into_iter();
         // An index never imports an index (its own, when it lies inside
         // the tree, changes with every run).
@@ -210,7 +222,12 @@ impl Source for DirectorySource {
                         io::Error::other(format!("cannot read directory {}", self.dir.display()))
                     })));
                 }
-                Err(_) => continue,
+                Err(err) => {
+                    if let Some(path) = err.path().and_then(Path::to_str) {
+                        skipped(format!("{SCHEME}{path}"));
+                    }
+                    continue;
+                }
             };
             if entry.depth() == 0 {
                 // walkdir follows a root that became a symlink, and yields a
@@ -232,9 +249,15 @@ impl Source for DirectorySource {
             if check_uri(&uri).is_err() {
                 continue;
             }
-            // A file removed since its directory was read is simply not listed.
-            let Ok(stamp) = entry.metadata().map_err(io::Error::from).and_then(|m| stamp_of(&m)) else {
-                continue;
+            // A file removed since its directory was read is not listed
+            // (and its document deleted); one that cannot be read is kept.
+            let stamp = match entry.metadata().map_err(io::Error::from).and_then(|m| stamp_of(&m)) {
+                Ok(stamp) => stamp,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(_) => {
+                    skipped(uri);
+                    continue;
+                }
             };
             visit(SourceItem { uri, stamp })?;
         }
@@ -630,11 +653,16 @@ mod tests {
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
         let source = DirectorySource::new(tmp.path()).unwrap();
         let result = std::panic::catch_unwind(|| listing(&source));
+        let mut skipped = Vec::new();
+        source.list_partly(&mut |_| Ok(()), &mut |uri| skipped.push(uri)).unwrap();
         let enforced = fs::read_dir(&locked).is_err(); // root reads it anyway
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
         let listed = result.unwrap();
         assert!(listed.contains_key(&uri(&source.dir().join("ok.txt"))));
         assert_eq!(listed.len(), if enforced { 1 } else { 2 });
+        // What could not be read is reported, so that imports keep it.
+        let want = if enforced { vec![uri(&source.dir().join("locked"))] } else { vec![] };
+        assert_eq!(skipped, want);
 
         // The root itself unreadable is an error, not an empty listing.
         fs::set_permissions(source.dir(), fs::Permissions::from_mode(0o000)).unwrap();

@@ -220,19 +220,23 @@ fn scan(index: &Index, info: &ConnectorInfo, source: &dyn Source, shared: &Share
     let mut items = Vec::new();
     let mut outside = 0u64;
     let mut stopped = false;
+    let mut skipped = Vec::new();
     source
-        .list(&mut |item| {
-            if shared.aborted() {
-                stopped = true;
-                return Err(Error::invalid_input("the import was stopped"));
-            }
-            if item.uri.starts_with(&prefix) && item.uri.len() > prefix.len() {
-                items.push(item);
-            } else {
-                outside += 1;
-            }
-            Ok(())
-        })
+        .list_partly(
+            &mut |item| {
+                if shared.aborted() {
+                    stopped = true;
+                    return Err(Error::invalid_input("the import was stopped"));
+                }
+                if item.uri.starts_with(&prefix) && item.uri.len() > prefix.len() {
+                    items.push(item);
+                } else {
+                    outside += 1;
+                }
+                Ok(())
+            },
+            &mut |uri| skipped.push(uri),
+        )
         .or_else(|e| if stopped { Ok(()) } else { Err(e) })?;
     if stopped {
         return Ok(());
@@ -252,7 +256,16 @@ fn scan(index: &Index, info: &ConnectorInfo, source: &dyn Source, shared: &Share
         }
     });
 
-    let work = compare(index, &info.root, items, shared)?;
+    if !skipped.is_empty() {
+        shared.update(|s| {
+            s.last_error = Some(format!(
+                "{} parts of the source could not be listed (their documents are kept as they are), the first: {}",
+                skipped.len(),
+                skipped[0]
+            ))
+        });
+    }
+    let work = compare(index, &info.root, items, &skipped, shared)?;
     let mut batch = Batch::default();
     for w in work {
         if shared.aborted() {
@@ -282,7 +295,17 @@ fn scan(index: &Index, info: &ConnectorInfo, source: &dyn Source, shared: &Share
 
 /// Merge-joins the sorted listing with the index's documents under the
 /// root (one enumeration): counts the unchanged, returns the rest to do.
-fn compare(index: &Index, root: &str, items: Vec<SourceItem>, shared: &Shared) -> Result<Vec<Work>> {
+/// Documents at or under a `skipped` URI are kept, not deleted.
+fn compare(
+    index: &Index,
+    root: &str,
+    items: Vec<SourceItem>,
+    skipped: &[String],
+    shared: &Shared,
+) -> Result<Vec<Work>> {
+    let kept = |uri: &str| {
+        skipped.iter().any(|s| uri == s || (uri.starts_with(folder_prefix(s).as_ref()) && uri.len() > s.len()))
+    };
     let mut work = Vec::new();
     let mut unchanged = 0u64;
     let mut held = index.enumerate(root, EnumerationMode::RecursiveDocuments)?.peekable();
@@ -290,7 +313,11 @@ fn compare(index: &Index, root: &str, items: Vec<SourceItem>, shared: &Shared) -
         // Index documents before this item are gone from the source.
         while let Some(entry) = held.next_if(|e| matches!(e, Ok(Entry::Document(d)) if d.uri < item.uri)) {
             if let Ok(Entry::Document(d)) = entry {
-                work.push(Work::Delete(d.uri));
+                if kept(&d.uri) {
+                    unchanged += 1;
+                } else {
+                    work.push(Work::Delete(d.uri));
+                }
             }
         }
         if let Some(Err(_)) = held.peek() {
@@ -304,7 +331,11 @@ fn compare(index: &Index, root: &str, items: Vec<SourceItem>, shared: &Shared) -
     }
     for entry in held {
         if let Entry::Document(d) = entry? {
-            work.push(Work::Delete(d.uri));
+            if kept(&d.uri) {
+                unchanged += 1;
+            } else {
+                work.push(Work::Delete(d.uri));
+            }
         }
     }
     shared.update(|s| {

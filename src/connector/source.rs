@@ -28,6 +28,20 @@ pub trait Source: Send + Sync {
     /// aborted); an error of the source's own fails the import.
     fn list(&self, visit: &mut dyn FnMut(SourceItem) -> Result<()>) -> Result<()>;
 
+    /// [`Source::list`], also calling `skipped(uri)` for each part of the
+    /// source that could not be listed (an unreadable directory, say): the
+    /// import then keeps the index's document with that URI and every
+    /// document under it (the rules of folders) as they are, instead of
+    /// deleting them as gone. The default lists everything or fails.
+    fn list_partly(
+        &self,
+        visit: &mut dyn FnMut(SourceItem) -> Result<()>,
+        skipped: &mut dyn FnMut(String),
+    ) -> Result<()> {
+        let _ = skipped;
+        self.list(visit)
+    }
+
     /// Fetches one listed item as a document with the item's URI (and
     /// normally its stamp). `Ok(None)`: the item is gone since it was
     /// listed, and the index's copy is deleted. An error counts the item as
