@@ -333,3 +333,47 @@ fn search_finds_imported_files_by_words_metas_and_folders() {
     assert!(line.contains("at byte 5"), "{line}");
     pushdex(index.path(), &["search", "--limit", "0", "*"]).fails(1);
 }
+
+/// A real `kill -9` of `pushdex import` at several points of a first import
+/// of 3,000 files: the next import ends the job cleanly, the index then
+/// holds exactly the tree, and an import after that pushes nothing.
+#[test]
+fn an_import_killed_with_sigkill_converges_on_the_next_run() {
+    let (_tmp, tree) = tree_dir();
+    let files = make_tree(&tree, 3000);
+    let want: Vec<String> = files.iter().map(|rel| format!("file://{}", tree.join(rel).to_str().unwrap())).collect();
+    let tree_arg = tree.to_str().unwrap();
+    let mut killed_mid_import = 0;
+    for delay_ms in [0u64, 10, 40, 120, 300] {
+        let index_dir = tempfile::tempdir().unwrap();
+        let index = index_dir.path();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pushdex"))
+            .arg("--index")
+            .arg(index)
+            .args(["import", tree_arg])
+            .env_remove("PUSHDEX_INDEX")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the pushdex binary starts");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix.
+        let status = child.wait().unwrap();
+        if status.code().is_none() {
+            killed_mid_import += 1;
+        }
+        // The next run: the job that was running is over, the index holds
+        // what the tree holds.
+        let out = pushdex(index, &["import", tree_arg]).ok();
+        assert!(out.lines().any(|l| l.starts_with("job ") && l.contains(": done in")), "after {delay_ms} ms:\n{out}");
+        assert_eq!(count(&out, "listed"), 3000, "{out}");
+        assert_eq!(count(&out, "added") + count(&out, "unchanged"), 3000, "{out}");
+        // The id: c1, or c2 when the kill kept the id counter but not the
+        // connector (ids are never reused).
+        let id = out.split_whitespace().nth(1).expect("connector ID (new|existing)").to_string();
+        assert_eq!(all_docs(index, &id, 1000), want, "after a kill at {delay_ms} ms");
+        let out = pushdex(index, &["import", tree_arg]).ok();
+        assert_eq!((count(&out, "added"), count(&out, "updated"), count(&out, "unchanged")), (0, 0, 3000), "{out}");
+    }
+    assert!(killed_mid_import >= 2, "only {killed_mid_import} kills landed before the import ended");
+}
