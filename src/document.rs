@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::record::{put_bytes, put_varint, varint_len};
+use crate::record::{get_varint, put_bytes, put_varint, varint_len};
 use crate::uri::check_uri;
 
 /// The longest stamp accepted, in bytes.
@@ -210,45 +210,33 @@ impl Body {
     /// Walks an encoded body without decoding it into owned strings: every
     /// meta, then every text part (binary parts are skipped). `None` when
     /// the bytes are not a body.
-    pub(crate) fn visit_encoded(mut bytes: &[u8], visit: &mut dyn FnMut(BodyItem<'_>)) -> Option<()> {
-        fn varint(bytes: &mut &[u8]) -> Option<usize> {
-            let mut n = 0usize;
-            for shift in (0..64).step_by(7) {
-                let (&b, rest) = bytes.split_first()?;
-                *bytes = rest;
-                n |= usize::from(b & 0x7f).checked_shl(shift)?;
-                if b & 0x80 == 0 {
-                    return Some(n);
-                }
-            }
-            None
-        }
-        fn take<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
-            let len = varint(bytes)?;
-            let (head, rest) = (bytes.get(..len)?, bytes.get(len..)?);
-            *bytes = rest;
-            Some(head)
-        }
-        fn str_of(b: &[u8]) -> Option<&str> {
-            std::str::from_utf8(b).ok()
-        }
-        for _ in 0..varint(&mut bytes)? {
-            let name = str_of(take(&mut bytes)?)?;
-            let value = str_of(take(&mut bytes)?)?;
+    pub(crate) fn visit_encoded(bytes: &[u8], visit: &mut dyn FnMut(BodyItem<'_>)) -> Option<()> {
+        let mut at = 0;
+        let count = |at: &mut usize| get_varint(bytes, at).and_then(|n| usize::try_from(n).ok());
+        let take = |at: &mut usize| -> Option<&[u8]> {
+            let len = usize::try_from(get_varint(bytes, at)?).ok()?;
+            let taken = bytes.get(*at..at.checked_add(len)?)?;
+            *at += len;
+            Some(taken)
+        };
+        let text = |at: &mut usize| take(at).and_then(|b| std::str::from_utf8(b).ok());
+        for _ in 0..count(&mut at)? {
+            let name = text(&mut at)?;
+            let value = text(&mut at)?;
             visit(BodyItem::Meta(name, value));
         }
-        for _ in 0..varint(&mut bytes)? {
-            let name = str_of(take(&mut bytes)?)?;
-            let (&kind, rest) = bytes.split_first()?;
-            bytes = rest;
-            let part = take(&mut bytes)?;
+        for _ in 0..count(&mut at)? {
+            let name = text(&mut at)?;
+            let kind = *bytes.get(at)?;
+            at += 1;
+            let part = take(&mut at)?;
             match kind {
                 0 => {}
                 1 => visit(BodyItem::Text(name, &String::from_utf8_lossy(part))),
                 _ => return None,
             }
         }
-        bytes.is_empty().then_some(())
+        (at == bytes.len()).then_some(())
     }
 
     /// Decodes [`Body::encode`]'s output; `None` when the bytes are not a body.

@@ -11,7 +11,7 @@
 //! - `terms`: an `fst::Map` from a word's term key to the offset of its
 //!   postings;
 //! - `metas`: the meta-value terms, a front-coded sorted table (see
-//!   [`MetaTableBuilder`] for why not the fst) from key to postings offset;
+//!   `Sink::metas` for why not the fst) from key to postings offset;
 //! - `parts`: the text parts, by name: documents, total length in words, and
 //!   where their norms are.
 //!
@@ -29,7 +29,7 @@ use roaring::RoaringBitmap;
 
 use crate::document::{Body, BodyItem};
 use crate::error::{Error, Result};
-use crate::record::{get_varint, put_varint, MAX_VARINT_BYTES};
+use crate::record::{get_varint, put_varint, varint_len};
 use crate::search::analysis::for_each_word;
 use crate::segment::{SectionWriter, Segment};
 
@@ -37,18 +37,6 @@ use crate::segment::{SectionWriter, Segment};
 /// then the differences) rather than as a roaring bitmap, whose smallest
 /// serialization is about 18 bytes: most meta values are in one document.
 pub(crate) const SMALL_COLUMN: usize = 8;
-
-/// Writes `n` as [`put_varint`] does into `out`; returns its length.
-fn put_varint_into(out: &mut [u8], mut n: usize) -> usize {
-    let mut at = 0;
-    while n >= 0x80 {
-        out[at] = n as u8 | 0x80;
-        n >>= 7;
-        at += 1;
-    }
-    out[at] = n as u8;
-    at + 1
-}
 
 /// Kind byte of a term key: a word of a text part.
 pub(crate) const WORD: u8 = b'w';
@@ -116,16 +104,9 @@ impl Column {
         out.push(width);
         if self.rows.len() <= SMALL_COLUMN {
             // The first row, then the differences.
-            let mut rows = [0u8; SMALL_COLUMN * MAX_VARINT_BYTES];
-            let mut len = 0;
-            let mut prev = 0;
-            for (i, &row) in self.rows.iter().enumerate() {
-                let delta = if i == 0 { row } else { row - prev };
-                len += put_varint_into(&mut rows[len..], delta as usize);
-                prev = row;
-            }
-            put_varint(out, len);
-            out.extend_from_slice(&rows[..len]);
+            let deltas = || self.rows.iter().scan(0, |prev, &row| Some((row - std::mem::replace(prev, row)) as usize));
+            put_varint(out, deltas().map(varint_len).sum());
+            deltas().for_each(|delta| put_varint(out, delta));
         } else {
             let bitmap =
                 RoaringBitmap::from_sorted_iter(self.rows.iter().copied()).expect("column rows are increasing");
@@ -158,76 +139,6 @@ pub(crate) type Written = [(u64, u64, Vec<u32>, u32); 5];
 
 /// Meta-value terms per block of the `metas` section.
 pub(crate) const META_BLOCK: usize = 32;
-
-/// The `metas` section: the meta-value terms (their keys without the kind
-/// byte) in key order, front-coded in blocks of [`META_BLOCK`] (each entry:
-/// bytes shared with the key before in its block, length of the rest, the
-/// rest, then the offset of its postings, varints; a block's first entry
-/// shares nothing); then each block's offset as a `u64`, then the number of
-/// blocks as a `u64`.
-///
-/// Meta values are mostly unique per document (hashes, titles, dates), so
-/// there are several times more of them than documents; building them into
-/// the terms fst made it the main cost of a flush (its node registry), while
-/// this table is written in one pass and read by a binary search over the
-/// blocks' first keys.
-#[derive(Default)]
-struct MetaTableBuilder {
-    data: Vec<u8>,
-    blocks: Vec<u64>,
-    prev: Vec<u8>,
-    count: usize,
-}
-
-impl MetaTableBuilder {
-    fn push(&mut self, key: &[u8], offset: u64) {
-        let shared = if self.count.is_multiple_of(META_BLOCK) {
-            self.blocks.push(self.data.len() as u64);
-            0
-        } else {
-            self.prev.iter().zip(key).take_while(|(a, b)| a == b).count()
-        };
-        put_varint(&mut self.data, shared);
-        put_varint(&mut self.data, key.len() - shared);
-        self.data.extend_from_slice(&key[shared..]);
-        put_u64(&mut self.data, offset);
-        self.prev.clear();
-        self.prev.extend_from_slice(key);
-        self.count += 1;
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        for block in &self.blocks {
-            self.data.extend_from_slice(&block.to_le_bytes());
-        }
-        self.data.extend_from_slice(&(self.blocks.len() as u64).to_le_bytes());
-        self.data
-    }
-}
-
-/// Decodes the entries of one `metas` block (its bytes exactly), calling
-/// `visit(key, offset)` until it returns false; `None` if the block is
-/// damaged.
-pub(crate) fn decode_meta_block(block: &[u8], visit: &mut dyn FnMut(&[u8], u64) -> bool) -> Option<()> {
-    let mut key = Vec::new();
-    let mut at = 0;
-    while at < block.len() {
-        let shared = usize::try_from(get_varint(block, &mut at)?).ok()?;
-        let len = usize::try_from(get_varint(block, &mut at)?).ok()?;
-        let rest = block.get(at..at.checked_add(len)?)?;
-        at += len;
-        if shared > key.len() {
-            return None;
-        }
-        key.truncate(shared);
-        key.extend_from_slice(rest);
-        let offset = get_varint(block, &mut at)?;
-        if !visit(&key, offset) {
-            return Some(());
-        }
-    }
-    Some(())
-}
 
 /// Term keys, each stored once in one arena and numbered in order of first
 /// sight: analysing a body costs one hash and, for a known term, one
@@ -497,7 +408,15 @@ struct Sink<'f> {
     parts: Vec<u8>,
     part_count: usize,
     terms: fst::MapBuilder<Vec<u8>>,
-    metas: MetaTableBuilder,
+    /// The `metas` section: the meta-value terms (their keys without the
+    /// kind byte) in key order with their postings offsets, front-coded in
+    /// blocks of [`META_BLOCK`], each block's offset, and the number of
+    /// blocks (a `u64`). Meta values are mostly unique per document (hashes,
+    /// titles, dates), so there are several times more of them than
+    /// documents; building them into the terms fst made it the main cost of
+    /// a flush (its node registry), while this table is written in one pass
+    /// and read by a binary search over the blocks' first keys.
+    metas: crate::frontcode::Builder,
     buf: Vec<u8>,
 }
 
@@ -511,7 +430,7 @@ impl<'f> Sink<'f> {
             parts: Vec::new(),
             part_count: 0,
             terms: fst::MapBuilder::memory(),
-            metas: MetaTableBuilder::default(),
+            metas: crate::frontcode::Builder::new(META_BLOCK),
             buf: Vec::new(),
         }
     }
@@ -548,7 +467,7 @@ impl<'f> Sink<'f> {
         postings.put(&self.buf)?;
         match key.split_first() {
             Some((&META, key)) => {
-                self.metas.push(key, offset);
+                self.metas.push(key, Some(offset));
                 Ok(())
             }
             _ => self.terms.insert(key, offset).map_err(|e| Error::invalid_input(format!("search terms: {e}"))),
@@ -567,7 +486,9 @@ impl<'f> Sink<'f> {
         at = done.0 + done.1;
         self.written.push(done);
         let mut w = SectionWriter::new(self.file, at);
+        let blocks = self.metas.blocks() as u64;
         w.put(&self.metas.finish())?;
+        w.put(&blocks.to_le_bytes())?;
         let done = w.finish()?;
         at = done.0 + done.1;
         self.written.push(done);

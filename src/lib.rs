@@ -57,6 +57,7 @@ mod bloom;
 pub mod connector;
 mod document;
 mod error;
+mod frontcode;
 mod index;
 mod inverted;
 #[doc(hidden)]

@@ -244,12 +244,12 @@ pub(crate) fn write_segment_with(
     let w = SectionWriter::new(file, at);
     let mut builder = fst::MapBuilder::new(w).map_err(fst_io)?;
     let mut bloom = BloomBuilder::new(rows);
-    let mut names = NamesBuilder::default();
+    let mut names = crate::frontcode::Builder::new(NAMES_BLOCK);
     let mut ordinal = 0u64;
     entries(&mut |e| {
         builder.insert(e.uri, ordinal).map_err(fst_io)?;
         bloom.insert(e.uri);
-        names.push(e.uri);
+        names.push(e.uri, None);
         ordinal += 1;
         Ok(())
     })?;
@@ -265,7 +265,8 @@ pub(crate) fn write_segment_with(
     at += len;
 
     let mut w = SectionWriter::new(file, at);
-    names.write(&mut w)?;
+    // The URIs in ordinal order, front-coded, then each block's offset.
+    w.put(&names.finish())?;
     let (off, len, crcs, _) = w.finish()?;
     sections[NAMES] = (off, len);
     block_crcs.extend(crcs);
@@ -317,43 +318,6 @@ pub(crate) fn write_segment_with(
     file.append(&footer)?;
     file.sync()?;
     Ok(rows)
-}
-
-/// The `names` section: the URIs in ordinal order, front-coded in blocks
-/// of [`NAMES_BLOCK`] (each entry: the bytes it shares with the URI before
-/// in its block, the length of the rest, the rest; a block's first entry
-/// shares nothing), then the offset of every block as a `u64`.
-#[derive(Default)]
-struct NamesBuilder {
-    data: Vec<u8>,
-    starts: Vec<u64>,
-    prev: Vec<u8>,
-    count: usize,
-}
-
-impl NamesBuilder {
-    fn push(&mut self, uri: &[u8]) {
-        let shared = if self.count.is_multiple_of(NAMES_BLOCK) {
-            self.starts.push(self.data.len() as u64);
-            0
-        } else {
-            self.prev.iter().zip(uri).take_while(|(a, b)| a == b).count()
-        };
-        crate::record::put_varint(&mut self.data, shared);
-        crate::record::put_varint(&mut self.data, uri.len() - shared);
-        self.data.extend_from_slice(&uri[shared..]);
-        self.prev.clear();
-        self.prev.extend_from_slice(uri);
-        self.count += 1;
-    }
-
-    fn write(self, w: &mut SectionWriter<'_>) -> io::Result<()> {
-        w.put(&self.data)?;
-        for start in &self.starts {
-            w.put(&start.to_le_bytes())?;
-        }
-        Ok(())
-    }
 }
 
 fn len_u32(len: usize) -> Result<u32> {
@@ -772,23 +736,26 @@ impl Segment {
         Ok((count, index))
     }
 
-    /// The byte range of block `b` of the `metas` section.
-    fn meta_block_range(&self, (count, index): (u64, u64), b: u64) -> Result<Range<u64>> {
+    /// Decodes block `b` of front-coded section `s` (`names` or `metas`,
+    /// whose `count` block offsets start at `index`), calling `visit` as
+    /// [`crate::frontcode::decode_block`] does: a block ends where the next
+    /// starts, the last where the offsets start.
+    fn front_coded_block(
+        &self,
+        s: usize,
+        (count, index): (u64, u64),
+        b: u64,
+        visit: &mut dyn FnMut(&[u8], u64) -> bool,
+    ) -> Result<()> {
+        let what = if s == NAMES { "names" } else { "metas table" };
         let at = index + 8 * b;
-        let start = le_u64(self.read(METAS, at..at + 8)?, 0);
-        let end = if b + 1 < count { le_u64(self.read(METAS, at + 8..at + 16)?, 0) } else { index };
+        let start = le_u64(self.read(s, at..at + 8)?, 0);
+        let end = if b + 1 < count { le_u64(self.read(s, at + 8..at + 16)?, 0) } else { index };
         if start > end || end > index {
-            return Err(Error::corrupt(&self.path, format!("block {b} of the metas table is out of place")));
+            return Err(Error::corrupt(&self.path, format!("block {b} of the {what} is out of place")));
         }
-        Ok(start..end)
-    }
-
-    /// Decodes block `b` of the `metas` section, calling `visit` as
-    /// [`crate::inverted::decode_meta_block`] does.
-    fn meta_block(&self, at: (u64, u64), b: u64, visit: &mut dyn FnMut(&[u8], u64) -> bool) -> Result<()> {
-        let bytes = self.read(METAS, self.meta_block_range(at, b)?)?;
-        crate::inverted::decode_meta_block(bytes, visit)
-            .ok_or_else(|| Error::corrupt(&self.path, format!("block {b} of the metas table is damaged")))
+        crate::frontcode::decode_block(self.read(s, start..end)?, s == METAS, visit)
+            .ok_or_else(|| Error::corrupt(&self.path, format!("block {b} of the {what} is damaged")))
     }
 
     /// The postings offset of meta term `key` (without its kind byte): a
@@ -800,7 +767,7 @@ impl Segment {
         while lo < hi {
             let mid = (lo + hi) / 2;
             let mut first_le = false;
-            self.meta_block(at, mid, &mut |k, _| {
+            self.front_coded_block(METAS, at, mid, &mut |k, _| {
                 first_le = k <= key;
                 false
             })?;
@@ -812,7 +779,7 @@ impl Segment {
         }
         let Some(block) = lo.checked_sub(1) else { return Ok(None) };
         let mut found = None;
-        self.meta_block(at, block, &mut |k, offset| {
+        self.front_coded_block(METAS, at, block, &mut |k, offset| {
             if k == key {
                 found = Some(offset);
             }
@@ -848,36 +815,21 @@ impl Segment {
 
     /// The URI of row `ordinal`, from the front-coded `names` section.
     pub fn uri_at(&self, ordinal: u32) -> Result<Vec<u8>> {
-        let bad = |what: &str| Error::corrupt(&self.path, format!("the name of row {ordinal}: {what}"));
         if u64::from(ordinal) >= self.rows {
-            return Err(bad("past the last row"));
+            return Err(Error::corrupt(&self.path, format!("no URI has ordinal {ordinal}: past the last row")));
         }
-        let len = self.sections[NAMES].len() as u64;
         let blocks = self.rows.div_ceil(NAMES_BLOCK as u64);
-        let index = len - 8 * blocks;
+        let index = self.sections[NAMES].len() as u64 - 8 * blocks;
         let block = u64::from(ordinal) / NAMES_BLOCK as u64;
-        let at = index + 8 * block;
-        let start = le_u64(self.read(NAMES, at..at + 8)?, 0);
-        let end = if block + 1 < blocks { le_u64(self.read(NAMES, at + 8..at + 16)?, 0) } else { index };
-        if start > end || end > index {
-            return Err(bad("its block is out of place"));
-        }
-        let bytes = self.read(NAMES, start..end)?;
-        let mut uri = Vec::new();
-        let mut pos = 0;
-        for _ in 0..=ordinal as usize % NAMES_BLOCK {
-            let shared = crate::record::get_varint(bytes, &mut pos).ok_or_else(|| bad("a damaged entry"))?;
-            let suffix = crate::record::get_varint(bytes, &mut pos).ok_or_else(|| bad("a damaged entry"))?;
-            let tail = usize::try_from(suffix).ok().and_then(|n| bytes.get(pos..pos.checked_add(n)?));
-            let tail = tail.ok_or_else(|| bad("an entry runs past its block"))?;
-            if shared > uri.len() as u64 {
-                return Err(bad("an entry shares more than the URI before"));
+        let (mut skip, mut uri) = (ordinal as usize % NAMES_BLOCK, None);
+        self.front_coded_block(NAMES, (blocks, index), block, &mut |key, _| {
+            if skip == 0 {
+                uri = Some(key.to_vec());
             }
-            uri.truncate(shared as usize);
-            uri.extend_from_slice(tail);
-            pos += tail.len();
-        }
-        Ok(uri)
+            skip = skip.wrapping_sub(1);
+            uri.is_none()
+        })?;
+        uri.ok_or_else(|| Error::corrupt(&self.path, format!("block {block} of the names has no URI {ordinal}")))
     }
 }
 
@@ -918,7 +870,7 @@ impl MetaTerms<'_> {
             let (keys, entries) = (&mut self.keys, &mut self.entries);
             keys.clear();
             entries.clear();
-            self.seg.meta_block(self.at, self.block, &mut |k, offset| {
+            self.seg.front_coded_block(METAS, self.at, self.block, &mut |k, offset| {
                 keys.extend_from_slice(k);
                 entries.push((keys.len(), offset));
                 true
