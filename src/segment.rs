@@ -684,16 +684,22 @@ impl Segment {
 
     /// The postings at `offset` in the postings section.
     pub(crate) fn postings_at(&self, offset: u64) -> Result<Postings<'_>> {
-        let end = self.sections[POSTINGS].len() as u64;
+        let head = self.postings_head(offset)?;
         let bad = || Error::corrupt(&self.path, format!("postings at {offset} are out of place"));
-        if offset >= end {
-            return Err(bad());
-        }
-        let head = self.read(POSTINGS, offset..end.min(offset + 32))?;
         let len = crate::inverted::column_len(head).ok_or_else(bad)? as u64;
-        let to = offset.checked_add(len).filter(|&to| to <= end).ok_or_else(bad)?;
+        let to = offset.checked_add(len).filter(|&to| to <= self.sections[POSTINGS].len() as u64).ok_or_else(bad)?;
         let bytes = self.read(POSTINGS, offset..to)?;
         crate::inverted::parse_column(bytes, self.rows).map_err(|e| Error::corrupt(&self.path, e))
+    }
+
+    /// The (verified) bytes at `offset` in the postings section that a
+    /// column's header can take, fewer at the section's end.
+    fn postings_head(&self, offset: u64) -> Result<&[u8]> {
+        let end = self.sections[POSTINGS].len() as u64;
+        if offset >= end {
+            return Err(Error::corrupt(&self.path, format!("postings at {offset} are out of place")));
+        }
+        self.read(POSTINGS, offset..end.min(offset + 32))
     }
 
     /// How many rows the term with key `key` is in (deleted ones too),
@@ -701,12 +707,7 @@ impl Segment {
     /// not hold it.
     pub(crate) fn postings_count(&self, key: &[u8]) -> Result<Option<u64>> {
         let Some(offset) = self.term_offset(key)? else { return Ok(None) };
-        let end = self.sections[POSTINGS].len() as u64;
-        if offset >= end {
-            return Err(Error::corrupt(&self.path, format!("postings at {offset} are out of place")));
-        }
-        let head = self.read(POSTINGS, offset..end.min(offset + 16))?;
-        let count = crate::inverted::column_count(head)
+        let count = crate::inverted::column_count(self.postings_head(offset)?)
             .filter(|&n| n <= self.rows)
             .ok_or_else(|| Error::corrupt(&self.path, format!("the postings at {offset} have a damaged header")))?;
         Ok(Some(count))

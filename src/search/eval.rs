@@ -372,24 +372,23 @@ fn quick_count(reader: &mut Reader<'_>, seg: &Seg, query: &Query) -> Result<Opti
     if !seg.whole {
         return Ok(None);
     }
-    let mut key = Vec::new();
+    if let Some(range) = ordinal_range(&seg.seg, query)? {
+        return Ok(Some(range.len() as u64));
+    }
+    let key = &mut reader.key;
     Ok(match query {
         Query::All => Some(seg.live.len()),
-        Query::Prefix(prefix) => Some(seg.seg.prefix_range(prefix.as_bytes())?.len() as u64),
-        Query::Under { root, recursive: true } => {
-            Some(seg.seg.prefix_range(folder_prefix(root).as_bytes())?.len() as u64)
-        }
         Query::Meta { name, value } => {
-            term_key(&mut key, META, name, value);
-            Some(seg.seg.postings_count(&key)?.unwrap_or(0))
+            term_key(key, META, name, value);
+            Some(seg.seg.postings_count(key)?.unwrap_or(0))
         }
         Query::Text { field, text } => {
             let words = reader.text_words(text);
             let [word] = *words else { return Ok(None) };
             let mut found = None;
             for (_, part) in seg.index.parts_for(field.as_deref()) {
-                term_key(&mut key, WORD, &part.name, &reader.words[word]);
-                if let Some(n) = seg.seg.postings_count(&key)? {
+                term_key(&mut reader.key, WORD, &part.name, &reader.words[word]);
+                if let Some(n) = seg.seg.postings_count(&reader.key)? {
                     if found.is_some() {
                         // In two parts: the union needs the bitmaps.
                         return Ok(None);
@@ -399,6 +398,16 @@ fn quick_count(reader: &mut Reader<'_>, seg: &Seg, query: &Query) -> Result<Opti
             }
             Some(found.unwrap_or(0))
         }
+        _ => None,
+    })
+}
+
+/// The ordinals `query` matches in `seg` when they are one range: the URIs
+/// starting with a prefix, or under a folder (recursively).
+fn ordinal_range(seg: &Segment, query: &Query) -> Result<Option<std::ops::Range<u32>>> {
+    Ok(match query {
+        Query::Prefix(prefix) => Some(seg.prefix_range(prefix.as_bytes())?),
+        Query::Under { root, recursive: true } => Some(seg.prefix_range(folder_prefix(root).as_bytes())?),
         _ => None,
     })
 }
@@ -502,25 +511,21 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
             term_key(&mut reader.key, META, name, value);
             seg.seg.postings(&reader.key)?.map(|p| p.rows).unwrap_or_default()
         }
-        Query::Under { root, recursive } => {
-            let prefix = folder_prefix(root);
+        Query::Prefix(_) | Query::Under { recursive: true, .. } => {
             let mut rows = RoaringBitmap::new();
-            if *recursive {
-                rows.insert_range(seg.seg.prefix_range(prefix.as_bytes())?);
-            } else {
-                let mut it = seg.seg.range(prefix.as_bytes(), b"");
-                while let Some(entry) = it.next_entry() {
-                    let (uri, row) = entry?;
-                    if place(prefix.as_bytes(), uri) == Place::Child {
-                        rows.insert(row);
-                    }
-                }
-            }
+            rows.insert_range(ordinal_range(&seg.seg, query)?.expect("a prefix or a recursive folder"));
             rows
         }
-        Query::Prefix(prefix) => {
+        Query::Under { root, recursive: false } => {
+            let prefix = folder_prefix(root);
             let mut rows = RoaringBitmap::new();
-            rows.insert_range(seg.seg.prefix_range(prefix.as_bytes())?);
+            let mut it = seg.seg.range(prefix.as_bytes(), b"");
+            while let Some(entry) = it.next_entry() {
+                let (uri, row) = entry?;
+                if place(prefix.as_bytes(), uri) == Place::Child {
+                    rows.insert(row);
+                }
+            }
             rows
         }
         Query::And(queries) => {
