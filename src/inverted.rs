@@ -224,10 +224,10 @@ pub(crate) struct Analyzer {
 }
 
 impl Analyzer {
-    /// Adds row `row` (rows come in increasing order, from 0); false when
-    /// `body` is not an encoded body (what it held before the damage stays
-    /// added).
-    pub fn add(&mut self, row: u32, body: &[u8]) -> bool {
+    /// Adds row `row` (rows come in increasing order, from 0). Bytes that
+    /// are not an encoded body (only low-level tests and benches write
+    /// such) add what they hold up to where they stop parsing.
+    pub fn add(&mut self, row: u32, body: &[u8]) {
         debug_assert_eq!(row as usize, self.row_ends.len());
         let Analyzer { parts, terms, occurrences, counts, key, .. } = self;
         let mut note = |key: &[u8]| {
@@ -238,7 +238,7 @@ impl Analyzer {
             counts[id as usize] += 1;
             occurrences.push(id);
         };
-        let ok = Body::visit_encoded(body, &mut |item| match item {
+        let _ = Body::visit_encoded(body, &mut |item| match item {
             BodyItem::Meta(name, value) => {
                 term_key(key, META, name, value);
                 note(key);
@@ -262,10 +262,8 @@ impl Analyzer {
                     }
                 }
             }
-        })
-        .is_some();
+        });
         self.row_ends.push(self.occurrences.len());
-        ok
     }
 
     /// Writes the four search sections, starting at `at` in `file`.

@@ -199,8 +199,6 @@ pub(crate) fn write_segment_with(
         }
         prev = Some(e.uri.to_vec());
         if let Some(analyzer) = analyzer.as_mut() {
-            // Bytes that are not an encoded body (only the low-level tests
-            // and benches write such) hold no words and no metas.
             analyzer.add(rows as u32, e.body);
         }
         rows += 1;
