@@ -254,6 +254,15 @@ impl Analyzer {
                     note(key);
                 });
                 match parts.get_mut(name) {
+                    // A body names each part once (Document keeps part
+                    // names unique), but the bytes come from files: a
+                    // repeated part adds to the row's length instead of
+                    // listing the row twice, which the reader refuses
+                    // (a part in more rows than the segment has).
+                    Some(column) if column.rows.last() == Some(&row) => {
+                        let last = column.values.last_mut().expect("values follow rows");
+                        *last = last.saturating_add(len);
+                    }
                     Some(column) => column.push(row, len),
                     None => {
                         let mut column = Column::default();

@@ -315,7 +315,40 @@ pub(crate) fn write_segment_with(
     debug_assert_eq!(footer.len(), FOOTER_BYTES);
     file.append(&footer)?;
     file.sync()?;
+    #[cfg(debug_assertions)]
+    self_check(storage, name, entries);
     Ok(rows)
+}
+
+/// In every build with debug assertions (tests, fuzzing): reopens the
+/// segment just written, reads all of it, and compares every row with its
+/// entry, so that no test or fuzz run can write a segment the reader
+/// refuses or misreads without failing at once. A read failing with an I/O
+/// error (fault injection) skips the check: the write itself succeeded.
+#[cfg(debug_assertions)]
+fn self_check(storage: &dyn Storage, name: &str, entries: &Entries<'_>) {
+    let seg = match Segment::open(storage, name) {
+        Ok(seg) => seg,
+        Err(Error::Io(_)) => return,
+        Err(e) => panic!("the segment writer wrote {name}, which the reader refuses: {e}"),
+    };
+    match seg.verify_all() {
+        Ok(()) | Err(Error::Io(_)) => {}
+        Err(e) => panic!("the segment writer wrote {name}, which does not read back whole: {e}"),
+    }
+    let mut ordinal = 0u32;
+    let compared = entries(&mut |e| {
+        let row = seg.row(ordinal)?;
+        assert_eq!(seg.uri_at(ordinal)?, e.uri, "{name}: URI of row {ordinal}");
+        assert_eq!((row.serial, row.stamp, row.body), (e.serial, e.stamp, e.body), "{name}: row {ordinal}");
+        ordinal += 1;
+        Ok(())
+    });
+    match compared {
+        Ok(()) => assert_eq!(u64::from(ordinal), seg.rows(), "{name}: row count"),
+        Err(Error::Io(_)) => {}
+        Err(e) => panic!("{name} does not read back: {e}"),
+    }
 }
 
 fn len_u32(len: usize) -> Result<u32> {
@@ -810,6 +843,50 @@ impl Segment {
             total += self.postings_at(offset)?.rows.len();
         }
         Ok(total)
+    }
+
+    /// Reads the whole segment as every reader would: every block of every
+    /// block-checked section, every row, the URI of every ordinal in both
+    /// the `uris` fst and the `names` section (they must agree, in order),
+    /// every row's serial within the footer's range, and the whole inverted
+    /// index. What `Index::verify` and the writer's self-check run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] naming the first damage found.
+    pub fn verify_all(&self) -> Result<()> {
+        for (b, &s) in BLOCKED.iter().enumerate() {
+            for block in 0..self.crcs[b].len() {
+                self.verify(s, block)?;
+            }
+        }
+        let mut uris = self.uris.stream();
+        let mut expected = 0u64;
+        while let Some((uri, ordinal)) = uris.next() {
+            if ordinal != expected {
+                return Err(Error::corrupt(
+                    &self.path,
+                    format!("the URI fst gives ordinal {ordinal} where {expected} comes next"),
+                ));
+            }
+            let ordinal = self.ordinal_checked(ordinal)?;
+            if self.uri_at(ordinal)? != uri {
+                return Err(Error::corrupt(&self.path, format!("the names section and the URI fst differ at {ordinal}")));
+            }
+            let row = self.row(ordinal)?;
+            if self.rows > 0 && !(self.min_serial..=self.max_serial).contains(&row.serial) {
+                return Err(Error::corrupt(
+                    &self.path,
+                    format!("row {ordinal} has serial {}, outside the footer's {}..={}", row.serial, self.min_serial, self.max_serial),
+                ));
+            }
+            expected += 1;
+        }
+        if expected != self.rows {
+            return Err(Error::corrupt(&self.path, format!("the URI fst holds {expected} URIs, the footer {} rows", self.rows)));
+        }
+        self.check_search_index()?;
+        Ok(())
     }
 
     /// The URI of row `ordinal`, from the front-coded `names` section.
