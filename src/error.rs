@@ -60,6 +60,33 @@ pub enum Error {
         /// The id asked for.
         id: String,
     },
+    /// [`Index::open_existing`](crate::Index::open_existing) (or an
+    /// [`Options::create`](crate::Options::create) that forbids creating):
+    /// there is no index in this directory: it is missing, or it holds
+    /// other files and no pushdex index.
+    NoIndex {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A file was written by a pushdex whose format version this one does
+    /// not read (a newer release, usually): nothing is wrong with the file.
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version the file says it has.
+        found: u32,
+        /// The versions this release reads, both ends included.
+        supported: (u32, u32),
+    },
+    /// A record that a pushdex layer keeps in reserved checkpoints (a
+    /// connector's registry entry or job record) does not parse. The files
+    /// are sound; the record's value is not what that layer wrote.
+    BadRecord {
+        /// The checkpoint that holds the record.
+        name: String,
+        /// What is wrong with its value.
+        detail: String,
+    },
 }
 
 /// `std::result::Result` with pushdex's [`Error`].
@@ -110,6 +137,16 @@ impl fmt::Display for Error {
             }
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::ConnectorNotFound { id } => write!(f, "no connector with id {id:?}"),
+            Error::NoIndex { path } => {
+                write!(f, "no pushdex index in {}: the directory is missing, or holds other files", path.display())
+            }
+            Error::UnsupportedVersion { path, found, supported: (low, high) } => write!(
+                f,
+                "{} has format version {found}, and this pushdex reads versions {low} to {high}: \
+                 open it with the pushdex release that wrote it (or a newer one)",
+                path.display()
+            ),
+            Error::BadRecord { name, detail } => write!(f, "the record {name} is malformed: {detail}"),
         }
     }
 }

@@ -2,47 +2,68 @@
 //!
 //! Every mutating operation is appended to the log as part of one *frame*
 //! before it is applied in memory; after a crash, [`recover`] replays the
-//! frames in order. The log is split in files, one per memtable generation
-//! (`wal-<gen>.log`). The byte layout and the recovery rule are written down
-//! in `docs/FORMAT.md`, section "Log"; this module is their only
-//! implementation.
+//! frames in order. The log is split in files (`wal-<gen>.log`); each open
+//! of the index starts a new one. The byte layout and the recovery rule are
+//! written down in `docs/FORMAT.md`, section "Log"; this module is their
+//! only implementation.
+//!
+//! Every file carries a random 64-bit *salt*, drawn when it is created, that
+//! seeds the 64-bit check of each of its frames. Bytes that were not framed
+//! by this very file's writer (a document's contents, another log, zeros)
+//! therefore pass as a frame with probability 2^-64 per offset, so the
+//! search for a good frame after a bad one, which tells damage in the middle
+//! of the log from a torn tail, cannot be fooled by what a torn frame
+//! carried.
 //!
 //! The frame payload is opaque here: the index encodes its records with
 //! `postcard` straight into the writer's buffer ([`WalWriter::append`]) and
 //! decodes them in the `apply` callback of [`recover`].
 //!
 //! Writing is split in three steps so that the index can do group commit:
-//! [`WalWriter::append`] encodes into memory (the hot path: no I/O, one crc per
-//! frame), [`WalWriter::write_out`] hands the buffer to the file (no fsync),
-//! and the index fsyncs [`WalWriter::file`] outside its writer lock.
+//! [`WalWriter::append`] encodes into memory (the hot path: no I/O, one hash
+//! per frame), [`WalWriter::write_out`] hands the buffer to the file (no
+//! fsync), and the index fsyncs [`WalWriter::file`] outside its writer lock.
 
 use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
 use crate::error::{Error, Result};
 use crate::storage::{Storage, StorageFile};
 
-/// Bytes before a frame's payload: `len` u32, `crc32c` u32, `serial` u64, `kind` u8.
-pub const FRAME_HEADER_BYTES: usize = 17;
+/// Bytes before a frame's payload: `check` u64, `len` u32, `serial` u64, `kind` u8.
+pub const FRAME_HEADER_BYTES: usize = 21;
 
-/// Bytes of the header at the start of every log file: magic, version, crc32c.
-pub const FILE_HEADER_BYTES: usize = 16;
+/// Bytes of the header at the start of every log file: magic, version,
+/// crc32c, salt, check.
+pub const FILE_HEADER_BYTES: usize = 32;
 
 /// The first 8 bytes of every log file. `\r\n` catches text-mode mangling.
 const MAGIC: &[u8; 8] = b"PDXWAL\r\n";
 
-/// The log format version written in the file header.
-const VERSION: u32 = 1;
+/// The log format version this code writes.
+pub const VERSION: u32 = 2;
 
-/// Where the crc of a frame starts: it covers serial, kind and payload.
-const CRC_START: usize = 8;
+/// The log format versions this code reads: version 1 files (written by
+/// earlier releases) are replayed as they are; the next open writes on in a
+/// new version 2 file.
+pub const SUPPORTED_VERSIONS: (u32, u32) = (1, 2);
+
+/// Version 1's file header (magic, version, crc32c) and frame header
+/// (`len` u32, `crc32c` u32, `serial` u64, `kind` u8).
+const V1_FILE_HEADER_BYTES: usize = 16;
+const V1_FRAME_HEADER_BYTES: usize = 17;
+
+/// Where a frame's check starts covering: everything after the check.
+const CHECKED_FROM: usize = 8;
 
 /// How far above the last good serial a frame found after a bad one may be
 /// and still count as a real frame (see [`find_valid_frame`]). No log file
 /// holds 2^40 operations; random bytes land in this window about once in
-/// 2^24 offsets, so the expensive crc check almost never runs on garbage.
+/// 2^24 offsets, so the hash almost never runs on garbage.
 const SERIAL_WINDOW: u64 = 1 << 40;
 
 /// A buffer that grew past this (a huge batch) is given back after
@@ -68,14 +89,32 @@ pub fn parse_log_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// The 16 bytes that start every log file.
-fn file_header() -> [u8; FILE_HEADER_BYTES] {
+/// The 32 bytes that start a version 2 log file with this salt.
+pub fn file_header(salt: u64) -> [u8; FILE_HEADER_BYTES] {
     let mut header = [0; FILE_HEADER_BYTES];
     header[..8].copy_from_slice(MAGIC);
     header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    // Bytes 0..16 have version 1's layout, so that any release reads the
+    // version before anything else it might call damage.
     let crc = crc32c::crc32c(&header[..12]);
-    header[12..].copy_from_slice(&crc.to_le_bytes());
+    header[12..16].copy_from_slice(&crc.to_le_bytes());
+    header[16..24].copy_from_slice(&salt.to_le_bytes());
+    let check = xxh3_64(&header[..24]);
+    header[24..32].copy_from_slice(&check.to_le_bytes());
     header
+}
+
+/// A new file's salt: random, so that no two files (of this index or any
+/// other) share one.
+fn new_salt() -> Result<u64> {
+    getrandom::u64().map_err(|e| Error::Io(io::Error::other(format!("no random salt for a new log file: {e}"))))
+}
+
+/// The check of a version 2 frame: xxh3-64 seeded with the file's salt over
+/// the frame after the check (length, serial, kind, payload).
+#[inline]
+pub fn frame_check(salt: u64, checked: &[u8]) -> u64 {
+    xxh3_64_with_seed(checked, salt)
 }
 
 fn poisoned_error(why: &str) -> Error {
@@ -98,6 +137,7 @@ fn poisoned_error(why: &str) -> Error {
 pub struct WalWriter {
     file: Arc<dyn StorageFile>,
     gen: u64,
+    salt: u64,
     /// Bytes handed to the file so far, header included.
     written: u64,
     /// Whole frames not yet handed to the file.
@@ -119,27 +159,30 @@ impl fmt::Debug for WalWriter {
 }
 
 impl WalWriter {
-    /// Creates `wal-<gen>.log` with its header, fsyncs the file and the
-    /// directory.
+    /// Creates `wal-<gen>.log` with its header and a new random salt, fsyncs
+    /// the file and the directory.
     ///
     /// A file of that name is replaced: the caller owns the numbering and
     /// must only create generations newer than every existing log. Once this
-    /// returns, the file survives a crash, so recovery never sees a torn
-    /// header on any file but the last.
+    /// returns, the header is durable, so a log file whose header is torn
+    /// never held a frame.
     ///
     /// # Errors
     ///
     /// [`Error::Io`] if the file cannot be created, written or fsynced.
     pub fn create(storage: &dyn Storage, gen: u64) -> Result<WalWriter> {
-        let file = storage.create(&log_name(gen))?;
-        file.append(&file_header())?;
-        file.sync()?;
-        storage.sync_dir()?;
-        Ok(WalWriter::at_end(file, gen, FILE_HEADER_BYTES as u64))
+        WalWriter::create_with_salt(storage, gen, new_salt()?)
     }
 
-    fn at_end(file: Arc<dyn StorageFile>, gen: u64, len: u64) -> WalWriter {
-        WalWriter { file, gen, written: len, buf: Vec::new(), poisoned: None }
+    /// [`WalWriter::create`] with a chosen salt: for tests that need
+    /// reproducible bytes.
+    #[doc(hidden)]
+    pub fn create_with_salt(storage: &dyn Storage, gen: u64, salt: u64) -> Result<WalWriter> {
+        let file = storage.create(&log_name(gen))?;
+        file.append(&file_header(salt))?;
+        file.sync()?;
+        storage.sync_dir()?;
+        Ok(WalWriter { file, gen, salt, written: FILE_HEADER_BYTES as u64, buf: Vec::new(), poisoned: None })
     }
 
     /// Encodes one frame into the buffer.
@@ -148,7 +191,7 @@ impl WalWriter {
     /// payload mean something to the index only. `payload` writes the payload
     /// bytes by appending them to the given `Vec` (so callers can
     /// `postcard::to_extend` straight into the buffer without a temporary); it
-    /// must not touch the bytes already there. Length and crc are filled in
+    /// must not touch the bytes already there. Length and check are filled in
     /// afterwards, over the bytes already in the buffer.
     ///
     /// Nothing is written to the file: see [`write_out`](WalWriter::write_out).
@@ -162,8 +205,8 @@ impl WalWriter {
         }
         let start = self.buf.len();
         let mut header = [0; FRAME_HEADER_BYTES];
-        header[8..16].copy_from_slice(&serial.to_le_bytes());
-        header[16] = kind;
+        header[12..20].copy_from_slice(&serial.to_le_bytes());
+        header[20] = kind;
         self.buf.extend_from_slice(&header);
         payload(&mut self.buf);
         let end = self.buf.len();
@@ -182,9 +225,9 @@ impl WalWriter {
             ));
             return;
         };
-        let crc = crc32c::crc32c(&self.buf[start + CRC_START..]);
-        self.buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
-        self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        self.buf[start + 8..start + 12].copy_from_slice(&len.to_le_bytes());
+        let check = frame_check(self.salt, &self.buf[start + CHECKED_FROM..]);
+        self.buf[start..start + 8].copy_from_slice(&check.to_le_bytes());
     }
 
     /// The number of bytes in the buffer: a mark for
@@ -264,6 +307,11 @@ impl WalWriter {
         self.gen
     }
 
+    /// The file's salt.
+    pub fn salt(&self) -> u64 {
+        self.salt
+    }
+
     /// Bytes in the file plus the buffer.
     // Never empty (the file header counts), so no `is_empty`.
     #[allow(clippy::len_without_is_empty)]
@@ -281,127 +329,286 @@ pub struct Frame<'a> {
     pub kind: u8,
     /// The payload bytes, as appended.
     pub payload: &'a [u8],
+    /// The generation of the file that holds the frame.
+    pub gen: u64,
+    /// Where the frame starts in that file.
+    pub offset: u64,
+}
+
+/// How one log file ends, as a scan found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileEnd {
+    /// Every byte belongs to the header or a good frame; the file is `len`
+    /// bytes.
+    Clean {
+        /// The file's length.
+        len: u64,
+    },
+    /// A torn tail starts at byte `at`: a bad frame with no good frame after
+    /// it (only the last file may end so).
+    Torn {
+        /// Where the bad frame starts.
+        at: u64,
+        /// Why the frame there is bad.
+        why: String,
+    },
+    /// The file's header is incomplete or damaged and nothing but the header
+    /// fits in it, or (the last file) it is all zeros: the process died
+    /// while creating it, before any frame could be appended. It holds no
+    /// frames.
+    TornCreation,
+}
+
+/// One log file as a scan found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedFile {
+    /// The file is `wal-<gen>.log`.
+    pub gen: u64,
+    /// Its format version (`None` for a torn creation).
+    pub version: Option<u32>,
+    /// Its length in bytes.
+    pub len: u64,
+    /// How it ends.
+    pub end: FileEnd,
+    /// How many good frames it holds.
+    pub frames: u64,
+}
+
+/// Where a scan found damage that recovery must not cut away: a bad frame
+/// with a good one after it, a bad frame in a file that is not the last, a
+/// damaged file header, serials that go back, or a frame that `apply`
+/// refused as `Corrupt`.
+#[derive(Debug)]
+pub struct Damage {
+    /// The file is `wal-<gen>.log`.
+    pub gen: u64,
+    /// Where in it: every frame before this offset is good (0: the header).
+    pub offset: u64,
+    /// The `Error::Corrupt` recovery reports.
+    pub error: Error,
+}
+
+/// What [`scan`] found: every file up to the damage, if any.
+#[derive(Debug)]
+pub struct Scan {
+    /// The files with gen >= `from_gen`, ascending, up to and including the
+    /// damaged one.
+    pub files: Vec<ScannedFile>,
+    /// The first damage; `None` when recovery would succeed.
+    pub damage: Option<Damage>,
+}
+
+/// Reads every log file with gen >= `from_gen` in order, calling `apply` for
+/// each good frame, and says how each ends, without changing anything.
+///
+/// The recovery rule (`docs/FORMAT.md`, "Log"): frames are read in order; the
+/// first bad frame (incomplete header, length past the end of the file,
+/// check mismatch) ends the log. In the last file, if no good frame with a
+/// higher serial can be found at any byte offset after it, it is a torn
+/// tail. Anything else is [`Damage`], and the scan stops there; `Corrupt`
+/// errors of `apply` are damage at the frame `apply` refused.
+///
+/// # Errors
+///
+/// [`Error::UnsupportedVersion`] for a log written by a newer pushdex,
+/// [`Error::Io`], and the errors of `apply` other than `Corrupt`.
+pub fn scan(storage: &dyn Storage, from_gen: u64, mut apply: impl FnMut(Frame<'_>) -> Result<()>) -> Result<Scan> {
+    let mut gens: Vec<u64> =
+        storage.list()?.iter().filter_map(|name| parse_log_name(name)).filter(|&gen| gen >= from_gen).collect();
+    gens.sort_unstable();
+    let mut files = Vec::with_capacity(gens.len());
+    let mut last_serial = 0;
+    for (i, &gen) in gens.iter().enumerate() {
+        let is_last = i + 1 == gens.len();
+        let name = log_name(gen);
+        let map = storage.map(&name)?;
+        let data = (*map).as_ref();
+        let mut file = ScannedFile { gen, version: None, len: data.len() as u64, end: FileEnd::TornCreation, frames: 0 };
+        let path = storage.root().join(&name);
+        let mut reader = FileReader { data, path: &path, gen, is_last, last_serial: &mut last_serial };
+        let outcome = reader.replay(&mut file, &mut apply);
+        files.push(file);
+        match outcome {
+            Ok(()) => {}
+            Err(Stop::Damage { offset, error }) => {
+                return Ok(Scan { files, damage: Some(Damage { gen, offset, error }) });
+            }
+            Err(Stop::Error(e)) => return Err(e),
+        }
+    }
+    Ok(Scan { files, damage: None })
 }
 
 /// What [`recover`] found, and where writing goes on.
 #[derive(Debug)]
 pub struct Recovery {
-    /// The log generations found (those >= `from_gen`), ascending. Empty when
-    /// there was none; the writer's fresh file is then not listed.
+    /// The log files replayed that hold frames (gen >= `from_gen`),
+    /// ascending; files without frames were removed.
     pub gens: Vec<u64>,
-    /// The writer positioned at the end of the last log (created fresh as
-    /// gen `from_gen.max(1)` when there was none).
+    /// A new, empty log file `wal-<new_gen>.log` to write on.
     pub writer: WalWriter,
 }
 
 /// Replays every log file with gen >= `from_gen` in order, calling `apply`
-/// for each valid frame, and returns a writer that appends to the end of the
-/// last file.
+/// for each good frame; cuts a torn tail off the last file, removes files
+/// that hold no frames, and returns a writer on a new file of generation
+/// `new_gen` (which must be above every existing log's).
 ///
-/// The recovery rule (`docs/FORMAT.md`, "Log"): frames are read in order; the
-/// first bad frame (incomplete header, length past the end of the file, crc
-/// mismatch) ends the log. In the last file, if no valid frame with a higher
-/// serial can be found at any byte offset after it, it is a torn tail and the
-/// file is cut right before it. A last file shorter than its header (or all
-/// zeros) is a torn creation and gets a fresh header.
+/// Writing always goes on in a new file, with a new salt: bytes that an
+/// earlier process framed and lost (unsynced when it died), and that may
+/// live on inside documents, then can never pass as frames of the file
+/// being written.
 ///
-/// Before returning, every replayed file is fsynced, and the directory too,
-/// so that everything passed to `apply` is durable (DESIGN.md, "Open syncs
-/// what it recovers"). Log files with gen < `from_gen` are left alone (the
-/// caller removes them).
+/// Before returning, every file kept is fsynced, and the directory too, so
+/// that everything passed to `apply` is durable (DESIGN.md, "Open syncs what
+/// it recovers").
 ///
 /// # Errors
 ///
-/// * [`Error::Corrupt`] naming the file and the offset: a bad frame followed
-///   by a valid one, a bad frame in a file that is not the last, a serial
-///   lower than the one before it, a damaged or unknown file header.
-/// * The error of `apply`, which aborts recovery.
-/// * [`Error::Io`].
+/// * [`Error::Corrupt`] naming the file and the offset: the [`Damage`] a
+///   [`scan`] found. Nothing is changed then.
+/// * The errors of [`scan`] and of `apply`.
 ///
 /// `apply` may have been called for some frames before an error: the caller
 /// discards what it built.
 pub fn recover(
     storage: &dyn Storage,
     from_gen: u64,
-    mut apply: impl FnMut(Frame<'_>) -> Result<()>,
+    new_gen: u64,
+    apply: impl FnMut(Frame<'_>) -> Result<()>,
 ) -> Result<Recovery> {
-    let mut gens: Vec<u64> =
-        storage.list()?.iter().filter_map(|name| parse_log_name(name)).filter(|&gen| gen >= from_gen).collect();
-    gens.sort_unstable();
-    let Some(&last_gen) = gens.last() else {
-        let writer = WalWriter::create(storage, from_gen.max(1))?;
-        return Ok(Recovery { gens, writer });
-    };
-
-    let mut last_serial = 0;
-    let mut writer = None;
-    for &gen in &gens {
-        let is_last = gen == last_gen;
-        let name = log_name(gen);
-        let path = storage.root().join(&name);
-        let end = {
-            let map = storage.map(&name)?;
-            replay_file((*map).as_ref(), &path, is_last, &mut last_serial, &mut apply)?
-            // The map is dropped here, before the file is cut.
-        };
-        let file = storage.open(&name)?;
-        let len = match end {
-            FileEnd::Clean { len } => len,
-            FileEnd::Torn { at } => {
-                file.set_len(at as u64)?;
-                at as u64
-            }
-            FileEnd::TornCreation => {
-                file.set_len(0)?;
-                file.append(&file_header())?;
-                FILE_HEADER_BYTES as u64
-            }
-        };
-        // Even an untouched file may hold pages written by a process that
-        // died before its fsync: what we replayed must be on disk before the
-        // index calls it Synced.
-        file.sync()?;
-        if is_last {
-            writer = Some(WalWriter::at_end(file, gen, len));
-        }
+    let scanned = scan(storage, from_gen, apply)?;
+    if let Some(damage) = scanned.damage {
+        return Err(damage.error);
     }
-    // A crash right after `create` can leave the last file's entry unsynced.
-    storage.sync_dir()?;
-    let writer = writer.ok_or_else(|| io::Error::other("no last log file"))?;
+    let mut gens = Vec::with_capacity(scanned.files.len());
+    for file in &scanned.files {
+        let name = log_name(file.gen);
+        if file.frames == 0 {
+            // Nothing in it to replay ever again. Removed before the new
+            // file is created, whose directory fsync makes the removal
+            // durable: a torn creation must never become an older file.
+            match storage.remove(&name) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(Error::Io(e)),
+                _ => continue,
+            }
+        }
+        let handle = storage.open(&name)?;
+        if let FileEnd::Torn { at, .. } = file.end {
+            handle.set_len(at)?;
+        }
+        // Even an untouched file may hold pages written by a process that
+        // died before its fsync: what was replayed must be on disk before
+        // the index calls it Synced.
+        handle.sync()?;
+        gens.push(file.gen);
+    }
+    if gens.last().is_some_and(|&last| new_gen <= last) {
+        return Err(Error::Io(io::Error::other(format!(
+            "a new log file must come after the last one (wal-{}.log), not at generation {new_gen}",
+            gens[gens.len() - 1]
+        ))));
+    }
+    // Also makes durable the entry of a last file whose creation the
+    // previous process did not see through.
+    let writer = WalWriter::create(storage, new_gen)?;
     Ok(Recovery { gens, writer })
 }
 
-/// How one log file ends, as found by [`replay_file`].
-#[derive(Debug, PartialEq, Eq)]
-enum FileEnd {
-    /// Every byte belongs to a valid frame; the file is `len` bytes.
-    Clean { len: u64 },
-    /// A torn tail starts at byte `at`.
-    Torn { at: usize },
-    /// The file is shorter than its header, or all zeros: it was being
-    /// created when the process died.
-    TornCreation,
+/// Why a scan stopped early.
+enum Stop {
+    /// Damage at this offset of the current file.
+    Damage { offset: u64, error: Error },
+    /// Anything else: passed on.
+    Error(Error),
+}
+
+/// How the frames of one file are laid out and checked.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    /// Version 1: `len`, crc32c of serial, kind and payload, `serial`, `kind`.
+    V1,
+    /// Version 2: a salted xxh3-64 check of everything after it, `len`,
+    /// `serial`, `kind`.
+    V2 { salt: u64 },
+}
+
+impl Layout {
+    fn file_header_bytes(self) -> usize {
+        match self {
+            Layout::V1 => V1_FILE_HEADER_BYTES,
+            Layout::V2 { .. } => FILE_HEADER_BYTES,
+        }
+    }
+
+    fn frame_header_bytes(self) -> usize {
+        match self {
+            Layout::V1 => V1_FRAME_HEADER_BYTES,
+            Layout::V2 { .. } => FRAME_HEADER_BYTES,
+        }
+    }
+
+    /// The `len` and `serial` fields of a frame header at `rest` (at least
+    /// a frame header long), unchecked.
+    fn len_and_serial(self, rest: &[u8]) -> (u32, u64) {
+        match self {
+            Layout::V1 => (le_u32(rest), le_u64(&rest[8..])),
+            Layout::V2 { .. } => (le_u32(&rest[8..]), le_u64(&rest[12..])),
+        }
+    }
+
+    /// Decodes and checks the frame starting at `data[pos..]`.
+    fn decode(self, data: &[u8], pos: usize, gen: u64) -> std::result::Result<Frame<'_>, BadFrame> {
+        let rest = &data[pos..];
+        let head = self.frame_header_bytes();
+        if rest.len() < head {
+            return Err(BadFrame::ShortHeader { have: rest.len(), need: head });
+        }
+        let (len, serial) = self.len_and_serial(rest);
+        let have = rest.len() - head;
+        let Some(end) = usize::try_from(len).ok().filter(|&l| l <= have) else {
+            return Err(BadFrame::PastEnd { len, have });
+        };
+        let end = head + end;
+        let kind = match self {
+            Layout::V1 => {
+                let (stored, computed) = (le_u32(&rest[4..]), crc32c::crc32c(&rest[8..end]));
+                if stored != computed {
+                    return Err(BadFrame::Check { stored: stored.into(), computed: computed.into() });
+                }
+                rest[16]
+            }
+            Layout::V2 { salt } => {
+                let (stored, computed) = (le_u64(rest), frame_check(salt, &rest[CHECKED_FROM..end]));
+                if stored != computed {
+                    return Err(BadFrame::Check { stored, computed });
+                }
+                rest[20]
+            }
+        };
+        Ok(Frame { serial, kind, payload: &rest[head..end], gen, offset: pos as u64 })
+    }
 }
 
 /// Why a frame is bad.
 #[derive(Debug, PartialEq, Eq)]
 enum BadFrame {
-    ShortHeader { have: usize },
+    ShortHeader { have: usize, need: usize },
     PastEnd { len: u32, have: usize },
-    Crc { stored: u32, computed: u32 },
+    Check { stored: u64, computed: u64 },
 }
 
 impl fmt::Display for BadFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BadFrame::ShortHeader { have } => {
-                write!(f, "incomplete frame header: {have} bytes left, expected {FRAME_HEADER_BYTES}")
+            BadFrame::ShortHeader { have, need } => {
+                write!(f, "incomplete frame header: {have} bytes left, expected {need}")
             }
             BadFrame::PastEnd { len, have } => {
                 write!(f, "frame length {len} runs past the end of the file ({have} payload bytes left)")
             }
-            BadFrame::Crc { stored, computed } => {
-                write!(f, "frame crc32c mismatch: expected {stored:#010x} (stored), found {computed:#010x}")
+            BadFrame::Check { stored, computed } => {
+                write!(f, "frame check mismatch: expected {stored:#x} (stored), found {computed:#x}")
             }
         }
     }
@@ -419,186 +626,205 @@ fn le_u64(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Decodes and checks the frame starting at `data[pos..]`.
-fn decode_frame(data: &[u8], pos: usize) -> std::result::Result<Frame<'_>, BadFrame> {
-    let rest = &data[pos..];
-    if rest.len() < FRAME_HEADER_BYTES {
-        return Err(BadFrame::ShortHeader { have: rest.len() });
-    }
-    let len = le_u32(rest);
-    let have = rest.len() - FRAME_HEADER_BYTES;
-    let Some(end) = usize::try_from(len).ok().filter(|&l| l <= have) else {
-        return Err(BadFrame::PastEnd { len, have });
-    };
-    let end = FRAME_HEADER_BYTES + end;
-    let stored = le_u32(&rest[4..]);
-    let computed = crc32c::crc32c(&rest[CRC_START..end]);
-    if stored != computed {
-        return Err(BadFrame::Crc { stored, computed });
-    }
-    Ok(Frame { serial: le_u64(&rest[8..]), kind: rest[16], payload: &rest[FRAME_HEADER_BYTES..end] })
+/// One file being replayed.
+struct FileReader<'a> {
+    data: &'a [u8],
+    path: &'a Path,
+    gen: u64,
+    is_last: bool,
+    /// The serial of the last good frame so far (0 before the first); it
+    /// carries over from file to file.
+    last_serial: &'a mut u64,
 }
 
-/// Checks the file header. `Ok(false)`: a torn creation (only possible in
-/// the last file).
-fn check_file_header(data: &[u8], path: &Path, is_last: bool) -> Result<bool> {
-    if data.len() < FILE_HEADER_BYTES {
-        if is_last {
-            return Ok(false);
-        }
-        return Err(Error::corrupt(
-            path,
-            format!(
-                "log file of {} bytes is shorter than its {FILE_HEADER_BYTES}-byte header, \
-                 and only the last log file may be torn",
-                data.len()
-            ),
-        ));
+impl FileReader<'_> {
+    fn damage(&self, offset: usize, detail: String) -> Stop {
+        Stop::Damage { offset: offset as u64, error: Error::corrupt(self.path, detail) }
     }
-    let header = &data[..FILE_HEADER_BYTES];
-    if &header[..8] != MAGIC {
-        // Created, then the size reached the disk but the header did not.
-        if is_last && data.iter().all(|&b| b == 0) {
-            return Ok(false);
+
+    /// The file's layout, from its header; `None` for a torn creation.
+    fn layout(&self) -> std::result::Result<Option<Layout>, Stop> {
+        let data = self.data;
+        // Frames are appended only after `create` made the header durable,
+        // so a last file with room for nothing but a header never held one;
+        // nor did an all-zero one (its size reached the disk, its bytes did
+        // not). Whatever such a file holds is a torn creation.
+        // Only the last file: `recover` removes such a file before it
+        // creates the next one, and the creation's directory fsync makes
+        // the removal durable too, so an older file always has its header.
+        let torn = self.is_last && (data.len() <= FILE_HEADER_BYTES || data.iter().all(|&b| b == 0));
+        let refuse = |detail: String| if torn { Ok(None) } else { Err(self.damage(0, detail)) };
+        if data.len() < V1_FILE_HEADER_BYTES {
+            return refuse(format!("log file of {} bytes is shorter than a log file header", data.len()));
         }
-        return Err(Error::corrupt(
-            path,
-            format!(
+        if &data[..8] != MAGIC {
+            return refuse(format!(
                 "not a pushdex log: expected magic \"{}\", found \"{}\"",
                 MAGIC.escape_ascii(),
-                header[..8].escape_ascii()
-            ),
-        ));
-    }
-    let stored = le_u32(&header[12..]);
-    let computed = crc32c::crc32c(&header[..12]);
-    if stored != computed {
-        return Err(Error::corrupt(
-            path,
-            format!("log file header crc32c mismatch: expected {stored:#010x} (stored), found {computed:#010x}"),
-        ));
-    }
-    let version = le_u32(&header[8..]);
-    if version != VERSION {
-        return Err(Error::corrupt(
-            path,
-            format!("unsupported log format version: expected {VERSION}, found {version}"),
-        ));
-    }
-    Ok(true)
-}
-
-/// Replays the frames of one file, applying the recovery rule.
-///
-/// `last_serial` is the serial of the last good frame so far (0 before the
-/// first); it carries over from file to file.
-fn replay_file<F: FnMut(Frame<'_>) -> Result<()>>(
-    data: &[u8],
-    path: &Path,
-    is_last: bool,
-    last_serial: &mut u64,
-    apply: &mut F,
-) -> Result<FileEnd> {
-    if !check_file_header(data, path, is_last)? {
-        return Ok(FileEnd::TornCreation);
-    }
-    let mut pos = FILE_HEADER_BYTES;
-    while pos < data.len() {
-        let bad = match decode_frame(data, pos) {
-            Ok(frame) => {
-                // The writer hands out serials in order: a step back means
-                // frames from elsewhere, and replaying them would reorder.
-                if frame.serial < *last_serial {
-                    return Err(Error::corrupt(
-                        path,
-                        format!(
-                            "frame at offset {pos} has serial {}, lower than the serial {} before it",
-                            frame.serial, *last_serial
-                        ),
+                data[..8].escape_ascii()
+            ));
+        }
+        let (stored, computed) = (le_u32(&data[12..]), crc32c::crc32c(&data[..12]));
+        if stored != computed {
+            return refuse(format!(
+                "log file header crc32c mismatch: expected {stored:#010x} (stored), found {computed:#010x}"
+            ));
+        }
+        match le_u32(&data[8..]) {
+            1 => Ok(Some(Layout::V1)),
+            2 if data.len() < FILE_HEADER_BYTES => refuse("log file header is incomplete".to_string()),
+            2 => {
+                let (stored, computed) = (le_u64(&data[24..]), xxh3_64(&data[..24]));
+                if stored != computed {
+                    return refuse(format!(
+                        "log file header check mismatch: expected {stored:#x} (stored), found {computed:#x}"
                     ));
                 }
-                *last_serial = frame.serial;
-                pos += FRAME_HEADER_BYTES + frame.payload.len();
-                apply(frame)?;
-                continue;
+                Ok(Some(Layout::V2 { salt: le_u64(&data[16..]) }))
             }
-            Err(bad) => bad,
-        };
-        if !is_last {
-            return Err(Error::corrupt(
-                path,
-                format!(
-                    "bad frame at offset {pos} ({bad}) in a log file that is not the last: \
-                     only the last log file may end in a torn frame"
-                ),
-            ));
+            found => Err(Stop::Error(Error::UnsupportedVersion {
+                path: self.path.to_path_buf(),
+                found,
+                supported: SUPPORTED_VERSIONS,
+            })),
         }
-        if let Some((at, serial)) = find_valid_frame(data, pos + 1, *last_serial) {
-            return Err(Error::corrupt(
-                path,
-                format!(
-                    "bad frame at offset {pos} ({bad}) is followed by a valid frame at offset \
-                     {at} (serial {serial}): the log is damaged in the middle, not torn at its end"
-                ),
-            ));
-        }
-        return Ok(FileEnd::Torn { at: pos });
     }
-    Ok(FileEnd::Clean { len: data.len() as u64 })
+
+    /// Replays the frames, applying the recovery rule; fills in `file`.
+    fn replay<F: FnMut(Frame<'_>) -> Result<()>>(
+        &mut self,
+        file: &mut ScannedFile,
+        apply: &mut F,
+    ) -> std::result::Result<(), Stop> {
+        let Some(layout) = self.layout()? else {
+            file.end = FileEnd::TornCreation;
+            return Ok(());
+        };
+        file.version = Some(match layout {
+            Layout::V1 => 1,
+            Layout::V2 { .. } => 2,
+        });
+        let data = self.data;
+        let mut pos = layout.file_header_bytes();
+        while pos < data.len() {
+            let bad = match layout.decode(data, pos, self.gen) {
+                Ok(frame) => {
+                    // The writer hands out serials in order: a step back
+                    // means frames from elsewhere, and replaying them would
+                    // reorder.
+                    if frame.serial < *self.last_serial {
+                        return Err(self.damage(
+                            pos,
+                            format!(
+                                "frame at offset {pos} has serial {}, lower than the serial {} before it",
+                                frame.serial, *self.last_serial
+                            ),
+                        ));
+                    }
+                    *self.last_serial = frame.serial;
+                    match apply(frame) {
+                        Ok(()) => {}
+                        Err(error @ Error::Corrupt { .. }) => return Err(Stop::Damage { offset: pos as u64, error }),
+                        Err(e) => return Err(Stop::Error(e)),
+                    }
+                    file.frames += 1;
+                    pos += layout.frame_header_bytes() + frame.payload.len();
+                    continue;
+                }
+                Err(bad) => bad,
+            };
+            if !self.is_last {
+                return Err(self.damage(
+                    pos,
+                    format!(
+                        "bad frame at offset {pos} ({bad}) in a log file that is not the last: \
+                         only the last log file may end in a torn frame"
+                    ),
+                ));
+            }
+            if let Some((at, serial)) = find_valid_frame(layout, data, pos + 1, *self.last_serial) {
+                return Err(self.damage(
+                    pos,
+                    format!(
+                        "bad frame at offset {pos} ({bad}) is followed by a valid frame at offset \
+                         {at} (serial {serial}): the log is damaged in the middle, not torn at its end"
+                    ),
+                ));
+            }
+            file.end = FileEnd::Torn { at: pos as u64, why: bad.to_string() };
+            return Ok(());
+        }
+        file.end = FileEnd::Clean { len: data.len() as u64 };
+        Ok(())
+    }
 }
 
 /// The first offset >= `from` holding a valid frame whose serial is above
 /// `last_serial`, with that serial.
 ///
 /// Runs only on the damage path, over every byte offset: the serial window
-/// and the length are checked before any crc is computed, so zeros, text
-/// and stale copies of older frames (serial <= `last_serial`, e.g. a log file
-/// indexed as a document) are skipped without hashing.
-fn find_valid_frame(data: &[u8], from: usize, last_serial: u64) -> Option<(usize, u64)> {
-    let last_start = data.len().checked_sub(FRAME_HEADER_BYTES)?;
+/// and the length are checked before the frame's check is computed, so
+/// zeros, text and stale copies of older frames (serial <= `last_serial`,
+/// e.g. a log file indexed as a document) are skipped without hashing. In a
+/// version 2 file a frame must also pass a check seeded with the file's own
+/// salt, which bytes framed anywhere else pass with probability 2^-64.
+fn find_valid_frame(layout: Layout, data: &[u8], from: usize, last_serial: u64) -> Option<(usize, u64)> {
+    let head = layout.frame_header_bytes();
+    let last_start = data.len().checked_sub(head)?;
     let highest = last_serial.saturating_add(SERIAL_WINDOW);
     (from..=last_start).find_map(|at| {
-        let serial = le_u64(&data[at + 8..]);
-        if serial <= last_serial || serial > highest {
+        let (len, serial) = layout.len_and_serial(&data[at..]);
+        if serial <= last_serial || serial > highest || len as usize > data.len() - at - head {
             return None;
         }
-        let len = le_u32(&data[at..]) as usize;
-        if len > data.len() - at - FRAME_HEADER_BYTES {
-            return None;
-        }
-        decode_frame(data, at).ok().map(|frame| (at, frame.serial))
+        layout.decode(data, at, 0).ok().map(|frame| (at, frame.serial))
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::FsStorage;
+    use crate::storage::{FsStorage, SimStorage};
 
     /// A frame as written: serial, kind, payload.
     type Rec = (u64, u8, Vec<u8>);
 
-    fn frames_bytes(frames: &[Rec]) -> Vec<u8> {
-        let mut bytes = file_header().to_vec();
+    const SALT: u64 = 0x5eed_0123_4567_89ab;
+
+    /// Frames laid out by hand as docs/FORMAT.md says, not by the writer.
+    fn frames_bytes(salt: u64, frames: &[Rec]) -> Vec<u8> {
+        let mut bytes = file_header(salt).to_vec();
         for (serial, kind, payload) in frames {
-            bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            let mut covered = serial.to_le_bytes().to_vec();
-            covered.push(*kind);
-            covered.extend_from_slice(payload);
-            bytes.extend_from_slice(&crc32c::crc32c(&covered).to_le_bytes());
-            bytes.extend_from_slice(&covered);
+            let mut checked = (payload.len() as u32).to_le_bytes().to_vec();
+            checked.extend_from_slice(&serial.to_le_bytes());
+            checked.push(*kind);
+            checked.extend_from_slice(payload);
+            bytes.extend_from_slice(&xxh3_64_with_seed(&checked, salt).to_le_bytes());
+            bytes.extend_from_slice(&checked);
         }
         bytes
     }
 
-    fn replay(data: &[u8], is_last: bool) -> (Result<FileEnd>, Vec<Rec>) {
+    /// Scans `data` as the only log file (`wal-1.log`), or as the first of
+    /// two when `!is_last`.
+    fn replay(data: &[u8], is_last: bool) -> (Scan, Vec<Rec>) {
+        let storage = SimStorage::new("/idx");
+        storage.write(&log_name(1), data);
+        if !is_last {
+            storage.write(&log_name(2), &file_header(1));
+        }
         let mut seen = Vec::new();
-        let mut last = 0;
-        let end = replay_file(data, Path::new("wal-1.log"), is_last, &mut last, &mut |f: Frame<'_>| {
+        let scanned = scan(&storage, 1, |f: Frame<'_>| {
             seen.push((f.serial, f.kind, f.payload.to_vec()));
             Ok(())
-        });
-        (end, seen)
+        })
+        .unwrap();
+        (scanned, seen)
+    }
+
+    fn end_of(scanned: &Scan) -> FileEnd {
+        assert!(scanned.damage.is_none(), "{:?}", scanned.damage);
+        scanned.files[0].end.clone()
     }
 
     fn sample() -> Vec<Rec> {
@@ -629,22 +855,24 @@ mod tests {
 
     #[test]
     fn header_layout() {
-        let h = file_header();
+        let h = file_header(SALT);
         assert_eq!(&h[..8], b"PDXWAL\r\n");
-        assert_eq!(&h[8..12], &[1, 0, 0, 0]);
+        assert_eq!(&h[8..12], &[2, 0, 0, 0]);
         assert_eq!(le_u32(&h[12..]), crc32c::crc32c(&h[..12]));
+        assert_eq!(le_u64(&h[16..]), SALT);
+        assert_eq!(le_u64(&h[24..]), xxh3_64(&h[..24]));
     }
 
     #[test]
     fn append_encodes_the_documented_layout() {
         let dir = tempfile::tempdir().unwrap();
         let storage = FsStorage::new(dir.path()).unwrap();
-        let mut w = WalWriter::create(&storage, 3).unwrap();
+        let mut w = WalWriter::create_with_salt(&storage, 3, SALT).unwrap();
         assert_eq!(w.len(), FILE_HEADER_BYTES as u64);
         for (serial, kind, payload) in sample() {
             w.append(serial, kind, |buf| buf.extend_from_slice(&payload));
         }
-        let expected = frames_bytes(&sample());
+        let expected = frames_bytes(SALT, &sample());
         assert_eq!(w.len(), expected.len() as u64);
         assert_eq!(w.buffer_len(), expected.len() - FILE_HEADER_BYTES);
         w.write_out().unwrap();
@@ -652,124 +880,216 @@ mod tests {
         assert_eq!(w.len(), expected.len() as u64);
         let on_disk = std::fs::read(dir.path().join("wal-3.log")).unwrap();
         assert_eq!(on_disk, expected);
-        assert_eq!(w.gen(), 3);
+        assert_eq!((w.gen(), w.salt()), (3, SALT));
         let debug = format!("{w:?}");
         assert!(debug.contains("gen: 3"), "{debug}");
     }
 
     #[test]
+    fn each_new_file_draws_a_new_salt() {
+        let storage = SimStorage::new("/idx");
+        let a = WalWriter::create(&storage, 1).unwrap();
+        let b = WalWriter::create(&storage, 2).unwrap();
+        assert_ne!(a.salt(), b.salt());
+    }
+
+    #[test]
     fn clean_file_replays_every_frame() {
-        let data = frames_bytes(&sample());
-        let (end, seen) = replay(&data, false);
-        assert_eq!(end.unwrap(), FileEnd::Clean { len: data.len() as u64 });
+        let data = frames_bytes(SALT, &sample());
+        let (scanned, seen) = replay(&data, false);
+        assert_eq!(end_of(&scanned), FileEnd::Clean { len: data.len() as u64 });
+        assert_eq!(scanned.files[0].frames, 4);
         assert_eq!(seen, sample());
     }
 
     #[test]
     fn every_cut_is_a_torn_tail_at_the_last_boundary() {
         let frames = sample();
-        let data = frames_bytes(&frames);
+        let data = frames_bytes(SALT, &frames);
         let mut boundaries = vec![FILE_HEADER_BYTES];
         for (_, _, p) in &frames {
             boundaries.push(boundaries.last().unwrap() + FRAME_HEADER_BYTES + p.len());
         }
-        for cut in FILE_HEADER_BYTES..data.len() {
+        for cut in FILE_HEADER_BYTES + 1..data.len() {
             let whole = boundaries.iter().filter(|&&b| b <= cut).count() - 1;
-            let (end, seen) = replay(&data[..cut], true);
-            let expected_end = if boundaries[whole] == cut {
-                FileEnd::Clean { len: cut as u64 }
+            let (scanned, seen) = replay(&data[..cut], true);
+            let end = end_of(&scanned);
+            if boundaries[whole] == cut {
+                assert_eq!(end, FileEnd::Clean { len: cut as u64 }, "cut at {cut}");
             } else {
-                FileEnd::Torn { at: boundaries[whole] }
-            };
-            assert_eq!(end.unwrap(), expected_end, "cut at {cut}");
+                assert!(matches!(end, FileEnd::Torn { at, .. } if at == boundaries[whole] as u64), "cut at {cut}");
+            }
             assert_eq!(seen, frames[..whole], "cut at {cut}");
         }
     }
 
     #[test]
-    fn a_cut_in_a_file_that_is_not_the_last_is_corrupt() {
-        let data = frames_bytes(&sample());
-        let (end, _) = replay(&data[..data.len() - 1], false);
-        assert!(matches!(end, Err(Error::Corrupt { .. })), "{end:?}");
+    fn a_cut_in_a_file_that_is_not_the_last_is_damage() {
+        let data = frames_bytes(SALT, &sample());
+        let (scanned, _) = replay(&data[..data.len() - 1], false);
+        let damage = scanned.damage.expect("damage");
+        assert_eq!(damage.gen, 1);
+        assert!(matches!(damage.error, Error::Corrupt { .. }));
     }
 
     #[test]
     fn damage_before_a_valid_frame_is_corrupt_and_names_the_offset() {
-        let mut data = frames_bytes(&sample());
+        let mut data = frames_bytes(SALT, &sample());
         let second = FILE_HEADER_BYTES + FRAME_HEADER_BYTES + 3;
-        data[second + 8] ^= 0x40; // the serial of the second frame
-        let (end, seen) = replay(&data, true);
-        match end {
-            Err(Error::Corrupt { detail, .. }) => {
-                assert!(detail.contains(&format!("offset {second}")), "{detail}");
-            }
-            other => panic!("expected Corrupt, got {other:?}"),
-        }
+        data[second + 12] ^= 0x40; // the serial of the second frame
+        let (scanned, seen) = replay(&data, true);
+        let damage = scanned.damage.expect("damage");
+        assert_eq!(damage.offset, second as u64);
+        let Error::Corrupt { detail, .. } = damage.error else { panic!("{:?}", damage.error) };
+        assert!(detail.contains(&format!("offset {second}")), "{detail}");
         assert_eq!(seen.len(), 1);
     }
 
     #[test]
     fn zeros_after_the_frames_are_a_torn_tail() {
-        let mut data = frames_bytes(&sample());
+        let mut data = frames_bytes(SALT, &sample());
         let len = data.len();
         data.resize(len + 4096, 0);
-        let (end, seen) = replay(&data, true);
-        assert_eq!(end.unwrap(), FileEnd::Torn { at: len });
+        let (scanned, seen) = replay(&data, true);
+        assert!(matches!(end_of(&scanned), FileEnd::Torn { at, .. } if at == len as u64));
         assert_eq!(seen, sample());
     }
 
     #[test]
+    fn bytes_that_pass_as_a_version_1_frame_do_not_pass_in_version_2() {
+        // Length 0, and crc32c maps `FF FF FF FF 00…` to `FFFFFFFF`: these
+        // 17 bytes were a valid version 1 frame with a huge serial wherever
+        // they stood. Version 2 frames are checked with the file's salt.
+        let pattern = [0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0];
+        assert_eq!(crc32c::crc32c(&pattern[8..]), 0xffff_ffff);
+        let mut payload = Vec::new();
+        for _ in 0..64 {
+            payload.extend_from_slice(&pattern);
+            payload.extend_from_slice(&[0; 13]);
+        }
+        let data = frames_bytes(SALT, &[(1, 1, b"kept".to_vec()), (2, 2, payload)]);
+        let first_end = FILE_HEADER_BYTES + FRAME_HEADER_BYTES + 4;
+        for cut in (first_end + 1..data.len()).step_by(7) {
+            let (scanned, seen) = replay(&data[..cut], true);
+            assert!(matches!(end_of(&scanned), FileEnd::Torn { at, .. } if at == first_end as u64), "cut {cut}");
+            assert_eq!(seen.len(), 1);
+        }
+    }
+
+    #[test]
+    fn a_copy_of_another_files_frames_does_not_count() {
+        // A torn frame carrying a whole log of another salt, with serials
+        // above the last good one: not frames of this file.
+        let other = frames_bytes(SALT ^ 1, &[(2, 1, b"x".to_vec()), (3, 1, b"y".to_vec())]);
+        let data = frames_bytes(SALT, &[(1, 1, b"kept".to_vec()), (2, 2, other)]);
+        let (scanned, seen) = replay(&data[..data.len() - 1], true);
+        assert!(matches!(end_of(&scanned), FileEnd::Torn { .. }));
+        assert_eq!(seen.len(), 1);
+    }
+
+    #[test]
     fn stale_frames_with_old_serials_after_damage_do_not_count() {
-        // A torn frame whose payload holds a copy of older frames (a log
-        // indexed as a document): their serials are not above the last good
-        // one, so the tail is torn, not corrupt.
-        let old = frames_bytes(&sample()[..2]);
-        let mut data = frames_bytes(&[(5, 1, b"x".to_vec()), (6, 1, old.clone())]);
+        // A torn frame whose payload holds a copy of this file's older
+        // frames (a log indexed as a document): their serials are not above
+        // the last good one, so the tail is torn, not corrupt.
+        let old = frames_bytes(SALT, &sample()[..2]);
+        let mut data = frames_bytes(SALT, &[(5, 1, b"x".to_vec()), (6, 1, old.clone())]);
         data.truncate(data.len() - 1);
-        let (end, seen) = replay(&data, true);
-        assert_eq!(end.unwrap(), FileEnd::Torn { at: FILE_HEADER_BYTES + FRAME_HEADER_BYTES + 1 });
+        let (scanned, seen) = replay(&data, true);
+        let torn_at = (FILE_HEADER_BYTES + FRAME_HEADER_BYTES + 1) as u64;
+        assert!(matches!(end_of(&scanned), FileEnd::Torn { at, .. } if at == torn_at));
         assert_eq!(seen.len(), 1);
     }
 
     #[test]
     fn serials_going_back_are_corrupt() {
-        let data = frames_bytes(&[(5, 1, Vec::new()), (5, 1, Vec::new()), (4, 1, Vec::new())]);
-        let (end, seen) = replay(&data, true);
-        assert!(matches!(end, Err(Error::Corrupt { .. })), "{end:?}");
+        let data = frames_bytes(SALT, &[(5, 1, Vec::new()), (5, 1, Vec::new()), (4, 1, Vec::new())]);
+        let (scanned, seen) = replay(&data, true);
+        assert!(matches!(scanned.damage, Some(Damage { error: Error::Corrupt { .. }, .. })));
         assert_eq!(seen.len(), 2);
     }
 
     #[test]
     fn headers() {
-        let path = Path::new("wal-1.log");
-        let good = file_header();
-        assert!(check_file_header(&good, path, false).unwrap());
+        let good = file_header(SALT);
+        // Room for nothing but a header: a torn creation in the last file,
+        // damage in an older one (it was complete before the next began).
         for n in 0..FILE_HEADER_BYTES {
-            assert!(!check_file_header(&good[..n], path, true).unwrap());
-            assert!(check_file_header(&good[..n], path, false).is_err());
+            let (scanned, _) = replay(&good[..n], true);
+            assert_eq!(end_of(&scanned), FileEnd::TornCreation);
+            let (scanned, _) = replay(&good[..n], false);
+            assert!(matches!(scanned.damage, Some(Damage { offset: 0, .. })), "{n} bytes");
         }
-        assert!(!check_file_header(&[0; 64], path, true).unwrap());
-        assert!(check_file_header(&[0; 64], path, false).is_err());
+        for is_last in [true, false] {
+            let (scanned, _) = replay(&good, is_last);
+            assert_eq!(end_of(&scanned), FileEnd::Clean { len: FILE_HEADER_BYTES as u64 });
+        }
+        let (scanned, _) = replay(&[0; 64], true);
+        assert_eq!(end_of(&scanned), FileEnd::TornCreation);
+        let (scanned, _) = replay(&[0; 64], false);
+        assert!(scanned.damage.is_some());
 
-        let mut bad_magic = good;
+        let with_frame = frames_bytes(SALT, &sample()[..1]);
+        let mut bad_magic = with_frame.clone();
         bad_magic[0] = b'X';
-        let Err(Error::Corrupt { detail, .. }) = check_file_header(&bad_magic, path, true) else {
+        let (scanned, _) = replay(&bad_magic, true);
+        let Some(Damage { error: Error::Corrupt { detail, .. }, offset: 0, .. }) = scanned.damage else {
             panic!("bad magic accepted");
         };
         assert!(detail.contains("expected magic \"PDXWAL\\r\\n\", found \"XDXWAL\\r\\n\""), "{detail}");
 
-        let mut bad_crc = good;
-        bad_crc[13] ^= 1;
-        assert!(check_file_header(&bad_crc, path, true).is_err());
+        for at in [13, 17, 25] {
+            let mut bad = with_frame.clone();
+            bad[at] ^= 1;
+            let (scanned, _) = replay(&bad, true);
+            assert!(scanned.damage.is_some(), "header byte {at}");
+        }
 
-        let mut v2 = good;
-        v2[8] = 2;
-        let crc = crc32c::crc32c(&v2[..12]);
-        v2[12..].copy_from_slice(&crc.to_le_bytes());
-        let Err(Error::Corrupt { detail, .. }) = check_file_header(&v2, path, true) else {
-            panic!("version 2 accepted");
-        };
-        assert!(detail.contains("expected 1, found 2"), "{detail}");
+        let mut v3 = with_frame.clone();
+        v3[8] = 3;
+        let crc = crc32c::crc32c(&v3[..12]);
+        v3[12..16].copy_from_slice(&crc.to_le_bytes());
+        let storage = SimStorage::new("/idx");
+        storage.write(&log_name(1), &v3);
+        match scan(&storage, 1, |_| Ok(())) {
+            Err(Error::UnsupportedVersion { found: 3, supported: (1, 2), .. }) => {}
+            other => panic!("version 3 accepted: {other:?}"),
+        }
+    }
+
+    /// Version 1 as earlier releases wrote it.
+    fn v1_bytes(frames: &[Rec]) -> Vec<u8> {
+        let mut bytes = b"PDXWAL\r\n\x01\0\0\0".to_vec();
+        bytes.extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
+        for (serial, kind, payload) in frames {
+            bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            let mut covered = serial.to_le_bytes().to_vec();
+            covered.push(*kind);
+            covered.extend_from_slice(payload);
+            bytes.extend_from_slice(&crc32c::crc32c(&covered).to_le_bytes());
+            bytes.extend_from_slice(&covered);
+        }
+        bytes
+    }
+
+    #[test]
+    fn version_1_files_are_read_and_writing_goes_on_in_version_2() {
+        let storage = SimStorage::new("/idx");
+        storage.write(&log_name(1), &v1_bytes(&sample()[..3]));
+        let torn = v1_bytes(&sample()[3..]);
+        let mut second = v1_bytes(&[]);
+        second.extend_from_slice(&torn[16..torn.len() - 2]);
+        storage.write(&log_name(2), &second);
+        let mut seen = Vec::new();
+        let r = recover(&storage, 1, 3, |f| {
+            seen.push((f.serial, f.kind, f.payload.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, sample()[..3]);
+        assert_eq!(r.gens, [1], "the second file held no whole frame: removed");
+        assert_eq!(r.writer.gen(), 3);
+        assert_eq!(&storage.read(&log_name(3)).unwrap()[8..12], &[2, 0, 0, 0]);
     }
 
     #[test]
@@ -786,7 +1106,7 @@ mod tests {
         w.write_out().unwrap();
         drop(w);
         let mut seen = Vec::new();
-        let r = recover(&storage, 1, |f| {
+        let r = recover(&storage, 1, 2, |f| {
             seen.push(f.payload.to_vec());
             Ok(())
         })
@@ -816,9 +1136,13 @@ mod tests {
         }
     }
 
+    fn failing_writer() -> WalWriter {
+        WalWriter { file: Arc::new(FailingFile), gen: 1, salt: SALT, written: 32, buf: Vec::new(), poisoned: None }
+    }
+
     #[test]
     fn a_failed_write_poisons_the_writer() {
-        let mut w = WalWriter::at_end(Arc::new(FailingFile), 1, 16);
+        let mut w = failing_writer();
         w.write_out().unwrap(); // nothing buffered, nothing written
         w.append(1, 1, |b| b.push(1));
         let Err(Error::Io(first)) = w.write_out() else { panic!("write succeeded") };
@@ -846,12 +1170,12 @@ mod tests {
         assert!(w.is_poisoned());
         let Err(e) = w.write_out() else { panic!("poisoned write succeeded") };
         assert!(e.to_string().contains("fsync failed: EIO"), "{e}");
-        assert_eq!(std::fs::metadata(dir.path().join("wal-1.log")).unwrap().len(), 16);
+        assert_eq!(std::fs::metadata(dir.path().join("wal-1.log")).unwrap().len(), FILE_HEADER_BYTES as u64);
     }
 
     #[test]
     fn a_payload_writer_that_replaces_the_buffer_poisons() {
-        let mut w = WalWriter::at_end(Arc::new(FailingFile), 1, 16);
+        let mut w = failing_writer();
         w.append(1, 1, |b| b.extend_from_slice(b"abc"));
         w.append(2, 1, |b| *b = Vec::new());
         assert!(w.is_poisoned());
@@ -859,16 +1183,22 @@ mod tests {
     }
 
     #[test]
-    fn no_log_creates_one_at_from_gen() {
+    fn recovery_writes_on_in_a_new_file_and_drops_files_without_frames() {
         let dir = tempfile::tempdir().unwrap();
         let storage = FsStorage::new(dir.path()).unwrap();
-        let r = recover(&storage, 0, |_| panic!("nothing to replay")).unwrap();
+        let r = recover(&storage, 0, 5, |_| panic!("nothing to replay")).unwrap();
         assert!(r.gens.is_empty());
-        assert_eq!(r.writer.gen(), 1);
-        assert_eq!(r.writer.len(), 16);
-        let r = recover(&storage, 5, |_| panic!("nothing to replay")).unwrap();
+        assert_eq!((r.writer.gen(), r.writer.len()), (5, FILE_HEADER_BYTES as u64));
+        drop(r);
+        let r = recover(&storage, 0, 6, |_| panic!("nothing to replay")).unwrap();
         assert!(r.gens.is_empty());
-        assert_eq!(r.writer.gen(), 5);
-        assert!(dir.path().join("wal-5.log").exists());
+        assert!(!dir.path().join("wal-5.log").exists(), "an empty log is removed");
+        assert!(dir.path().join("wal-6.log").exists());
+        let mut w = r.writer;
+        w.append(1, 1, |b| b.push(1));
+        w.write_out().unwrap();
+        let r = recover(&storage, 0, 7, |_| Ok(())).unwrap();
+        assert_eq!(r.gens, [6]);
+        assert!(matches!(recover(&storage, 0, 6, |_| Ok(())), Err(Error::Io(_))), "a new file must be the newest");
     }
 }

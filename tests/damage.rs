@@ -544,9 +544,10 @@ fn parse_frames(bytes: &[u8]) -> Vec<(usize, usize, u64)> {
     let mut frames = Vec::new();
     let mut at = LOG_HEADER;
     while at < bytes.len() {
-        let end = at + FRAME_HEADER + le_u32(bytes, at) as usize;
+        // check u64, len u32, serial u64, kind u8.
+        let end = at + FRAME_HEADER + le_u32(bytes, at + 8) as usize;
         assert!(end <= bytes.len(), "a frame at {at} runs past the end");
-        frames.push((at, end, le_u64(bytes, at + 8)));
+        frames.push((at, end, le_u64(bytes, at + 12)));
         at = end;
     }
     frames
@@ -708,8 +709,11 @@ fn plan(file: &FileInfo, full: bool) -> (BTreeMap<usize, BTreeSet<u8>>, BTreeSet
                 (0..LOG_HEADER).for_each(|at| all_masks(at, &mut flips));
                 cuts.extend([LOG_HEADER - 1, LOG_HEADER, LOG_HEADER + 1]);
                 for frame in &log.frames {
-                    (frame.start..frame.start + 4).for_each(|at| all_masks(at, &mut flips));
-                    (frame.start + 4..=frame.start + FRAME_HEADER).for_each(|at| one_mask(at, &mut flips));
+                    // The length gets every mask; the check, serial and
+                    // kind one each.
+                    (frame.start + 8..frame.start + 12).for_each(|at| all_masks(at, &mut flips));
+                    (frame.start..frame.start + 8).for_each(|at| one_mask(at, &mut flips));
+                    (frame.start + 12..=frame.start + FRAME_HEADER).for_each(|at| one_mask(at, &mut flips));
                     all_masks(frame.end - 1, &mut flips);
                     cuts.extend([frame.start - 1, frame.start + 1, frame.end - 1, frame.end, frame.end + 1]);
                 }
@@ -788,7 +792,7 @@ fn cases(sweep: &Sweep, total: u64, full: bool) -> Vec<Case> {
         // byte is known.
         let mut zeros = cuts.clone();
         if let Role::Log(log) = &file.role {
-            zeros.extend(log.frames.iter().flat_map(|f| [f.start + 8, f.start + FRAME_HEADER]));
+            zeros.extend(log.frames.iter().flat_map(|f| [f.start + 12, f.start + FRAME_HEADER]));
         }
         zeros.retain(|&at| file.bytes.get(at).is_some_and(|&b| b != 0));
         let damages = flips

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use pushdex::storage::FsStorage;
-use pushdex::wal::{log_name, recover, Recovery, WalWriter, FILE_HEADER_BYTES, FRAME_HEADER_BYTES};
+use pushdex::wal::{log_name, parse_log_name, recover, Recovery, WalWriter, FILE_HEADER_BYTES, FRAME_HEADER_BYTES};
 use pushdex::Error;
 
 /// A frame as written: serial, kind, payload.
@@ -77,9 +77,30 @@ fn boundaries(frames: &[Rec]) -> Vec<usize> {
     at
 }
 
+/// The generation after every log file in the directory: where recovery
+/// writes on, as the index gives it.
+fn next_gen(storage: &FsStorage) -> u64 {
+    log_gens(storage).last().map_or(1, |g| g + 1)
+}
+
+fn log_gens(storage: &FsStorage) -> Vec<u64> {
+    use pushdex::storage::Storage;
+    let mut gens: Vec<u64> = storage.list().unwrap().iter().filter_map(|n| parse_log_name(n)).collect();
+    gens.sort_unstable();
+    gens
+}
+
+/// Removes the log files after `gen` (the new files recoveries made), so
+/// that `gen` is the last again.
+fn remove_after(dir: &Path, storage: &FsStorage, gen: u64) {
+    for g in log_gens(storage).into_iter().filter(|&g| g > gen) {
+        fs::remove_file(log_path(dir, g)).unwrap();
+    }
+}
+
 fn replay(storage: &FsStorage, from_gen: u64) -> pushdex::Result<(Vec<Rec>, Recovery)> {
     let mut seen = Vec::new();
-    let recovery = recover(storage, from_gen, |frame| {
+    let recovery = recover(storage, from_gen, next_gen(storage), |frame| {
         seen.push((frame.serial, frame.kind, frame.payload.to_vec()));
         Ok(())
     })?;
@@ -121,12 +142,13 @@ fn check_cuts(dir: &Path, storage: &FsStorage, frames: &[Rec], cuts: impl Iterat
     assert_eq!(full.len(), *bounds.last().unwrap());
     let mut checked = 0;
     for cut in cuts {
+        remove_after(dir, storage, 1);
         fs::write(&path, &full[..cut]).unwrap();
         let whole = bounds.iter().filter(|&&b| b <= cut).count() - 1;
         let (seen, recovery) = replay(storage, 1).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         assert!(seen == frames[..whole], "cut at {cut}: {} frames recovered, expected {whole}", seen.len());
         assert_eq!(file_len(&path), bounds[whole], "cut at {cut}");
-        assert_eq!(recovery.writer.len(), bounds[whole] as u64, "cut at {cut}");
+        assert_eq!((recovery.writer.gen(), recovery.writer.len()), (2, FILE_HEADER_BYTES as u64), "cut at {cut}");
         assert_eq!(recovery.gens, [1]);
         checked += 1;
     }
@@ -163,15 +185,16 @@ fn a_cut_in_a_100_kb_last_frame_recovers_the_frames_before_it() {
 }
 
 /// Byte positions to damage inside the frame at `start` with `payload_len`
-/// payload bytes: len, crc, serial, kind, and the middle of the payload.
+/// payload bytes: check, len, serial, kind, and the middle of the payload.
 fn damage_points(start: usize, payload_len: usize) -> Vec<(&'static str, usize)> {
     let mut points = vec![
-        ("len low byte", start),
-        ("len high byte", start + 3),
-        ("crc", start + 5),
-        ("serial", start + 8),
-        ("serial high byte", start + 15),
-        ("kind", start + 16),
+        ("check low byte", start),
+        ("check high byte", start + 7),
+        ("len low byte", start + 8),
+        ("len high byte", start + 11),
+        ("serial", start + 12),
+        ("serial high byte", start + 19),
+        ("kind", start + 20),
     ];
     if payload_len > 0 {
         points.push(("payload", start + FRAME_HEADER_BYTES + payload_len / 2));
@@ -194,7 +217,7 @@ fn a_flipped_byte_in_an_early_frame_is_corrupt() {
             damaged[at] ^= 0x10;
             fs::write(&path, &damaged).unwrap();
             let mut applied = 0;
-            let result = recover(&storage, 1, |_| {
+            let result = recover(&storage, 1, 2, |_| {
                 applied += 1;
                 Ok(())
             });
@@ -226,12 +249,13 @@ fn a_flipped_byte_in_the_last_frame_is_a_torn_tail() {
         for (what, at) in damage_points(bounds[last], last_size) {
             let mut damaged = full.clone();
             damaged[at] ^= 0x10;
+            remove_after(dir.path(), &storage, 1);
             fs::write(&path, &damaged).unwrap();
             let context = format!("last frame of {last_size} bytes, {what} at byte {at}");
             let (seen, recovery) = replay(&storage, 1).unwrap_or_else(|e| panic!("{context}: {e}"));
             assert!(seen == frames[..last], "{context}: {} frames recovered", seen.len());
             assert_eq!(file_len(&path), bounds[last], "{context}");
-            assert_eq!(recovery.writer.len(), bounds[last] as u64, "{context}");
+            assert_eq!(recovery.writer.gen(), 2, "{context}");
         }
     }
 }
@@ -248,13 +272,14 @@ fn appending_after_recovery_continues_the_log() {
     fs::write(&path, &fs::read(&path).unwrap()[..bounds[10] - 3]).unwrap();
     let (seen, mut recovery) = replay(&storage, 1).unwrap();
     assert!(seen == frames[..9]);
-    assert_eq!(recovery.writer.gen(), 1);
+    assert_eq!(file_len(&path), bounds[9], "the torn tail is cut");
+    assert_eq!(recovery.writer.gen(), 2, "writing goes on in a new file");
 
     // Numbering resumes after the last recovered operation.
     let next = frames[8].0 + 1;
     let more = make_frames(&mut rng, 7, next, &[(0, 0), (3, BIG)]);
     write_frames(&mut recovery.writer, &more);
-    assert_eq!(recovery.writer.len(), file_len(&path) as u64);
+    assert_eq!(recovery.writer.len(), file_len(&log_path(dir.path(), 2)) as u64);
     drop(recovery);
 
     let (seen, mut recovery) = replay(&storage, 1).unwrap();
@@ -290,13 +315,16 @@ fn log_files_replay_in_gen_order_from_from_gen() {
     let all: Vec<Rec> = a.iter().chain(&b).chain(&c).cloned().collect();
     assert!(seen == all);
     assert_eq!(recovery.gens, [2, 9, 10]);
-    assert_eq!(recovery.writer.gen(), 10);
+    assert_eq!(recovery.writer.gen(), 11);
     drop(recovery);
 
+    // The empty wal-11.log is removed, and writing goes on in wal-12.log.
     let (seen, recovery) = replay(&storage, 3).unwrap();
     let newer: Vec<Rec> = b.iter().chain(&c).cloned().collect();
     assert!(seen == newer);
     assert_eq!(recovery.gens, [9, 10]);
+    assert_eq!(recovery.writer.gen(), 12);
+    assert!(!log_path(dir.path(), 11).exists());
     drop(recovery);
 
     let (seen, recovery) = replay(&storage, 10).unwrap();
@@ -305,12 +333,12 @@ fn log_files_replay_in_gen_order_from_from_gen() {
     drop(recovery);
     assert!(log_path(dir.path(), 2).exists(), "older logs are the caller's to remove");
 
-    // Past every log: a fresh one at from_gen.
-    let (seen, recovery) = replay(&storage, 12).unwrap();
+    // Past every log: nothing to replay, a fresh file after the others.
+    let (seen, recovery) = replay(&storage, 14).unwrap();
     assert!(seen.is_empty());
     assert!(recovery.gens.is_empty());
-    assert_eq!(recovery.writer.gen(), 12);
-    assert_eq!(file_len(&log_path(dir.path(), 12)), FILE_HEADER_BYTES);
+    assert_eq!(recovery.writer.gen(), 14);
+    assert_eq!(file_len(&log_path(dir.path(), 14)), FILE_HEADER_BYTES);
 }
 
 #[test]
@@ -333,8 +361,9 @@ fn a_torn_frame_in_a_file_that_is_not_the_last_is_corrupt() {
     assert!(seen == b);
 
     // A header torn in a file that is not the last is corrupt too.
+    remove_after(dir.path(), &storage, 2);
     fs::write(&first, &fs::read(&first).unwrap()[..7]).unwrap();
-    assert_corrupt(replay(&storage, 1), &first, "shorter than its 16-byte header");
+    assert_corrupt(replay(&storage, 1), &first, "shorter than a log file header");
 }
 
 #[test]
@@ -360,9 +389,9 @@ fn a_torn_header_on_the_last_file_is_an_empty_log() {
 
         let (seen, mut recovery) = replay(&storage, 1).unwrap_or_else(|e| panic!("keep {keep}: {e}"));
         assert!(seen == a);
-        assert_eq!(recovery.gens, [1, 2]);
-        assert_eq!(recovery.writer.gen(), 2);
-        assert_eq!(fs::read(&second).unwrap(), header, "keep {keep}: the header is written again");
+        assert_eq!(recovery.gens, [1]);
+        assert_eq!(recovery.writer.gen(), 3);
+        assert!(!second.exists(), "keep {keep}: the torn creation is removed");
 
         let b = make_frames(&mut rng, 2, 10, &[]);
         write_frames(&mut recovery.writer, &b);
@@ -392,12 +421,21 @@ fn a_damaged_file_header_is_corrupt() {
     fs::write(&path, &bad_crc).unwrap();
     assert_corrupt(replay(&storage, 1), &path, "header crc32c mismatch");
 
-    let mut version_2 = good.clone();
-    version_2[8] = 2;
-    let crc = crc32c_of(&version_2[..12]);
-    version_2[12..16].copy_from_slice(&crc.to_le_bytes());
-    fs::write(&path, &version_2).unwrap();
-    assert_corrupt(replay(&storage, 1), &path, "expected 1, found 2");
+    let mut bad_salt = good.clone();
+    bad_salt[17] ^= 1; // the salt, without fixing the header check
+    fs::write(&path, &bad_salt).unwrap();
+    assert_corrupt(replay(&storage, 1), &path, "header check mismatch");
+
+    // A newer format is not damage: it says which versions this one reads.
+    let mut version_3 = good.clone();
+    version_3[8] = 3;
+    let crc = crc32c_of(&version_3[..12]);
+    version_3[12..16].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&path, &version_3).unwrap();
+    match replay(&storage, 1) {
+        Err(Error::UnsupportedVersion { path: p, found: 3, supported: (1, 2) }) => assert_eq!(p, path),
+        other => panic!("expected UnsupportedVersion, got {other:?}"),
+    }
 }
 
 /// crc32c (Castagnoli), bit by bit: the test does not trust the crate's
@@ -415,21 +453,27 @@ fn crc32c_of(bytes: &[u8]) -> u32 {
 
 #[test]
 fn the_file_is_laid_out_as_documented() {
+    use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
     let (dir, storage) = setup();
-    let mut writer = WalWriter::create(&storage, 7).unwrap();
+    let salt = 0x1122_3344_5566_7788u64;
+    let mut writer = WalWriter::create_with_salt(&storage, 7, salt).unwrap();
     writer.append(0x0102_0304_0506_0708, 9, |buf| buf.extend_from_slice(b"abc"));
     writer.append(0x0102_0304_0506_0709, 0, |_| {});
     writer.write_out().unwrap();
     let bytes = fs::read(log_path(dir.path(), 7)).unwrap();
 
-    let mut expected = b"PDXWAL\r\n\x01\x00\x00\x00".to_vec();
+    let mut expected = b"PDXWAL\r\n\x02\x00\x00\x00".to_vec();
     expected.extend_from_slice(&crc32c_of(&expected).to_le_bytes());
-    expected.extend_from_slice(&[3, 0, 0, 0]);
-    expected.extend_from_slice(&crc32c_of(b"\x08\x07\x06\x05\x04\x03\x02\x01\x09abc").to_le_bytes());
-    expected.extend_from_slice(b"\x08\x07\x06\x05\x04\x03\x02\x01\x09abc");
-    expected.extend_from_slice(&[0, 0, 0, 0]);
-    expected.extend_from_slice(&crc32c_of(b"\x09\x07\x06\x05\x04\x03\x02\x01\x00").to_le_bytes());
-    expected.extend_from_slice(b"\x09\x07\x06\x05\x04\x03\x02\x01\x00");
+    expected.extend_from_slice(&[0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]);
+    expected.extend_from_slice(&xxh3_64(&expected).to_le_bytes());
+    assert_eq!(expected.len(), FILE_HEADER_BYTES);
+    // check (xxh3-64 seeded with the salt) of len, serial, kind, payload.
+    let first = b"\x03\x00\x00\x00\x08\x07\x06\x05\x04\x03\x02\x01\x09abc";
+    expected.extend_from_slice(&xxh3_64_with_seed(first, salt).to_le_bytes());
+    expected.extend_from_slice(first);
+    let second = b"\x00\x00\x00\x00\x09\x07\x06\x05\x04\x03\x02\x01\x00";
+    expected.extend_from_slice(&xxh3_64_with_seed(second, salt).to_le_bytes());
+    expected.extend_from_slice(second);
     assert_eq!(bytes, expected);
 }
 
@@ -447,10 +491,10 @@ fn a_zero_filled_tail_is_torn_not_corrupt() {
     let (seen, recovery) = replay(&storage, 1).unwrap();
     assert!(seen == frames);
     assert_eq!(file_len(&path), bounds[8]);
-    assert_eq!(recovery.writer.len(), bounds[8] as u64);
 
     // Zeros where a frame was half written (size on disk, data not yet).
     drop(recovery);
+    remove_after(dir.path(), &storage, 1);
     let mut bytes = fs::read(&path).unwrap();
     let torn_at = bounds[7];
     bytes[torn_at..].fill(0);
@@ -469,7 +513,7 @@ fn an_error_from_apply_aborts_recovery_and_changes_nothing() {
     let path = log_path(dir.path(), 1);
     fs::write(&path, &fs::read(&path).unwrap()[..bounds[6] - 1]).unwrap();
     let mut calls = 0;
-    let result = recover(&storage, 1, |frame| {
+    let result = recover(&storage, 1, 2, |frame| {
         calls += 1;
         if calls == 3 {
             return Err(Error::Corrupt { path: PathBuf::from("record"), detail: format!("serial {}", frame.serial) });

@@ -4,8 +4,9 @@
 //! fuzzer has to find the magic and forge crcs by itself; seeds are real
 //! logs). Odd: the rest is read with `arbitrary` as a [`LogSpec`], a list of
 //! frames (well-formed operations or raw payloads, with chosen serials) over
-//! one or more files, which the harness frames with correct crcs, then
-//! damages as the spec says. The second mode reaches the payload decoders
+//! one or more files, which the harness frames with correct checks (format
+//! version 2 with a salt per file, or version 1), then damages as the spec
+//! says. The second mode reaches the payload decoders
 //! and the replay of every operation at once.
 //!
 //! Every input runs [`pushdex::wal::recover`] on one copy of the files and
@@ -18,14 +19,17 @@
 //! * undamaged files with non-decreasing serials replay every frame; a last
 //!   file cut at any byte (or cut and zero-filled) replays exactly the frames
 //!   wholly before the cut, unless a valid frame with a higher serial stands
-//!   after the torn one (then, and only then, `Corrupt`);
+//!   after the torn one (then, and only then, `Corrupt`); payloads carry
+//!   copies of the frame-like byte patterns that fooled version 1, and of
+//!   frames framed with another salt;
 //! * the index opens only if recovery succeeds; it opens with `synced ==
 //!   last`; the next write takes serial `last + 1`; after a clean close, the
 //!   reopened index holds exactly what the first one did.
 
 use arbitrary::{Arbitrary, Unstructured};
-use pushdex::storage::SimStorage;
-use pushdex::wal::{self, FILE_HEADER_BYTES, FRAME_HEADER_BYTES};
+use pushdex::storage::{SimStorage, Storage};
+use pushdex::wal;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 use pushdex::{Document, Serial};
 use serde::Serialize;
 
@@ -34,25 +38,91 @@ use crate::common::{self, error_kind, snapshot, ROOT};
 /// One recovered frame: serial, kind, payload.
 pub type Rec = (u64, u8, Vec<u8>);
 
-/// The file header every log starts with: magic, version 1, crc32c.
-pub fn file_header() -> Vec<u8> {
-    let mut header = b"PDXWAL\r\n".to_vec();
-    header.extend_from_slice(&1u32.to_le_bytes());
-    let crc = crc32c::crc32c(&header);
-    header.extend_from_slice(&crc.to_le_bytes());
-    header
+/// The layout of a log file, as docs/FORMAT.md writes it down: version 1,
+/// or version 2 with the file's salt.
+#[derive(Clone, Copy, Debug)]
+pub enum Layout {
+    /// Version 1: 16-byte header; frames of len, crc32c, serial, kind.
+    V1,
+    /// Version 2: 32-byte header with the salt; frames of check (xxh3-64
+    /// seeded with the salt), len, serial, kind.
+    V2(u64),
 }
 
-/// One frame as docs/FORMAT.md lays it out: len, crc32c (of serial, kind
-/// and payload), serial, kind, payload.
-pub fn frame_bytes(serial: u64, kind: u8, payload: &[u8]) -> Vec<u8> {
-    let mut covered = serial.to_le_bytes().to_vec();
-    covered.push(kind);
-    covered.extend_from_slice(payload);
-    let mut out = (payload.len() as u32).to_le_bytes().to_vec();
-    out.extend_from_slice(&crc32c::crc32c(&covered).to_le_bytes());
-    out.extend_from_slice(&covered);
-    out
+impl Layout {
+    /// Bytes of the file header.
+    pub fn header_bytes(self) -> usize {
+        match self {
+            Layout::V1 => 16,
+            Layout::V2(_) => 32,
+        }
+    }
+
+    /// Bytes of a frame header.
+    pub fn frame_header_bytes(self) -> usize {
+        match self {
+            Layout::V1 => 17,
+            Layout::V2(_) => 21,
+        }
+    }
+
+    /// The file header.
+    pub fn file_header(self) -> Vec<u8> {
+        let mut header = b"PDXWAL\r\n".to_vec();
+        let version: u32 = if let Layout::V1 = self { 1 } else { 2 };
+        header.extend_from_slice(&version.to_le_bytes());
+        let crc = crc32c::crc32c(&header);
+        header.extend_from_slice(&crc.to_le_bytes());
+        if let Layout::V2(salt) = self {
+            header.extend_from_slice(&salt.to_le_bytes());
+            let check = xxh3_64(&header);
+            header.extend_from_slice(&check.to_le_bytes());
+        }
+        header
+    }
+
+    /// One frame.
+    pub fn frame_bytes(self, serial: u64, kind: u8, payload: &[u8]) -> Vec<u8> {
+        match self {
+            Layout::V1 => {
+                let mut covered = serial.to_le_bytes().to_vec();
+                covered.push(kind);
+                covered.extend_from_slice(payload);
+                let mut out = (payload.len() as u32).to_le_bytes().to_vec();
+                out.extend_from_slice(&crc32c::crc32c(&covered).to_le_bytes());
+                out.extend_from_slice(&covered);
+                out
+            }
+            Layout::V2(salt) => {
+                let mut checked = (payload.len() as u32).to_le_bytes().to_vec();
+                checked.extend_from_slice(&serial.to_le_bytes());
+                checked.push(kind);
+                checked.extend_from_slice(payload);
+                let mut out = xxh3_64_with_seed(&checked, salt).to_le_bytes().to_vec();
+                out.extend_from_slice(&checked);
+                out
+            }
+        }
+    }
+
+    /// Whether a good frame with a serial in `(last, last + 2^40]` starts at
+    /// `at`.
+    fn valid_frame_at(self, data: &[u8], at: usize, last: u64) -> bool {
+        let head = self.frame_header_bytes();
+        let u32_at = |i: usize| u32::from_le_bytes(data[at + i..at + i + 4].try_into().unwrap());
+        let u64_at = |i: usize| u64::from_le_bytes(data[at + i..at + i + 8].try_into().unwrap());
+        let (len, serial) = match self {
+            Layout::V1 => (u32_at(0) as usize, u64_at(8)),
+            Layout::V2(_) => (u32_at(8) as usize, u64_at(12)),
+        };
+        if serial <= last || serial - last > 1 << 40 || len > data.len() - at - head {
+            return false;
+        }
+        match self {
+            Layout::V1 => crc32c::crc32c(&data[at + 8..at + head + len]) == u32_at(4),
+            Layout::V2(salt) => xxh3_64_with_seed(&data[at + 8..at + head + len], salt) == u64_at(0),
+        }
+    }
 }
 
 /// A string for URIs, roots, prefixes and names: mostly over a tiny
@@ -151,7 +221,15 @@ pub enum Payload {
     ClearCheckpoints,
     /// Anything.
     Raw(u8, Vec<u8>),
+    /// Bytes that look like frames: the 17-byte pattern that passed as a
+    /// version 1 frame anywhere (length 0, crc32c `FFFFFFFF` of `FF FF FF
+    /// FF 00…`), or a frame framed with another salt, with a serial `ahead`
+    /// of this frame's; `copies` of it, between `filler` bytes.
+    FrameLike { pattern: bool, ahead: u8, copies: u8, filler: Vec<u8> },
 }
+
+/// The 17 bytes that are a valid version 1 frame wherever they stand.
+const V1_FOOL: [u8; 17] = [0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0];
 
 impl Payload {
     /// Kind byte, payload, and how many serials the operation takes.
@@ -174,7 +252,25 @@ impl Payload {
             Payload::DeleteCheckpoint(n) => (7, enc(&n.0.as_str()), 1),
             Payload::ClearCheckpoints => (8, Vec::new(), 1),
             Payload::Raw(kind, bytes) => (*kind, bytes.clone(), 1),
+            Payload::FrameLike { .. } => unreachable!("framed by `encode_at`, which knows the serial"),
         }
+    }
+
+    /// [`Payload::encode`], for a frame with `serial`.
+    fn encode_at(&self, serial: u64) -> (u8, Vec<u8>, u64) {
+        let Payload::FrameLike { pattern, ahead, copies, filler } = self else { return self.encode() };
+        let one = if *pattern {
+            V1_FOOL.to_vec()
+        } else {
+            let ahead = serial.saturating_add(u64::from(*ahead));
+            Layout::V2(0x0bad_5a17).frame_bytes(ahead, 1, filler)
+        };
+        let mut bytes = Vec::new();
+        for _ in 0..(*copies).min(64) {
+            bytes.extend_from_slice(&one);
+            bytes.extend_from_slice(filler);
+        }
+        (99, bytes, 1)
     }
 }
 
@@ -211,6 +307,11 @@ pub enum Damage {
 /// A log: frames over files, then damage.
 #[derive(Debug, Arbitrary)]
 pub struct LogSpec {
+    /// Write every file in format version 1 (as earlier releases did),
+    /// else in version 2 with this salt (the file's generation added).
+    pub version1: bool,
+    /// The salt of version 2 files.
+    pub salt: u64,
     /// The frames and file boundaries, in order.
     pub items: Vec<Item>,
     /// What happens to the files afterwards.
@@ -219,6 +320,14 @@ pub struct LogSpec {
 
 /// One built log file: generation, bytes, frames with their end offsets.
 type BuiltFile = (u64, Vec<u8>, Vec<(Rec, usize)>);
+
+fn layout_of(spec: &LogSpec, gen: u64) -> Layout {
+    if spec.version1 {
+        Layout::V1
+    } else {
+        Layout::V2(spec.salt.wrapping_add(gen))
+    }
+}
 
 /// The files a [`LogSpec`] builds.
 #[derive(Debug, Default)]
@@ -230,7 +339,7 @@ struct Built {
 }
 
 fn build(spec: &LogSpec) -> Built {
-    let mut built = Built { files: vec![(1, file_header(), Vec::new())], ordered: true };
+    let mut built = Built { files: vec![(1, layout_of(spec, 1).file_header(), Vec::new())], ordered: true };
     let (mut next, mut prev) = (1u64, 0u64);
     for item in &spec.items {
         match item {
@@ -242,7 +351,7 @@ fn build(spec: &LogSpec) -> Built {
                     _ => Some(gen.max(u64::MAX - u64::from(255 - gap))),
                 };
                 if let Some(new) = new.filter(|&new| new > gen) {
-                    built.files.push((new, file_header(), Vec::new()));
+                    built.files.push((new, layout_of(spec, new).file_header(), Vec::new()));
                 }
             }
             Item::Frame { step, payload } => {
@@ -253,9 +362,9 @@ fn build(spec: &LogSpec) -> Built {
                     _ => prev.saturating_sub(u64::from(*step - 249)),
                 };
                 built.ordered &= serial >= prev;
-                let (kind, payload, serials) = payload.encode();
+                let (kind, payload, serials) = payload.encode_at(serial);
                 let file = built.files.last_mut().expect("one file at least");
-                file.1.extend_from_slice(&frame_bytes(serial, kind, &payload));
+                file.1.extend_from_slice(&layout_of(spec, file.0).frame_bytes(serial, kind, &payload));
                 file.2.push(((serial, kind, payload), file.1.len()));
                 prev = serial;
                 next = serial.saturating_add(serials.max(1));
@@ -268,17 +377,9 @@ fn build(spec: &LogSpec) -> Built {
 /// The first offset `>= from` holding a frame that decodes with a serial in
 /// `(last, last + 2^40]`: the rule of docs/FORMAT.md that tells damage in the
 /// middle of the log from a torn tail, written out independently.
-fn valid_frame_after(data: &[u8], from: usize, last: u64) -> Option<usize> {
-    let end = data.len().checked_sub(FRAME_HEADER_BYTES)?;
-    (from..=end).find(|&at| {
-        let word = |i: usize| u32::from_le_bytes(data[at + i..at + i + 4].try_into().unwrap());
-        let serial = u64::from_le_bytes(data[at + 8..at + 16].try_into().unwrap());
-        let len = word(0) as usize;
-        serial > last
-            && serial - last <= 1 << 40
-            && len <= data.len() - at - FRAME_HEADER_BYTES
-            && crc32c::crc32c(&data[at + 8..at + FRAME_HEADER_BYTES + len]) == word(4)
-    })
+fn valid_frame_after(layout: Layout, data: &[u8], from: usize, last: u64) -> Option<usize> {
+    let end = data.len().checked_sub(layout.frame_header_bytes())?;
+    (from..=end).find(|&at| layout.valid_frame_at(data, at, last))
 }
 
 /// What recovery must replay from `built` after the damage in `spec`, when
@@ -288,6 +389,7 @@ fn expected(built: &Built, spec: &LogSpec) -> Option<Result<Vec<Rec>, ()>> {
         return None;
     }
     let (last, earlier) = built.files.split_last().expect("one file at least");
+    let layout = layout_of(spec, last.0);
     let mut frames: Vec<Rec> = earlier.iter().flat_map(|f| f.2.iter().map(|(r, _)| r.clone())).collect();
     let original = &last.1;
     let mut data = original.clone();
@@ -304,17 +406,18 @@ fn expected(built: &Built, spec: &LogSpec) -> Option<Result<Vec<Rec>, ()>> {
     }
     // The first byte the damage changed.
     let changed = data.iter().zip(original).position(|(a, b)| a != b).unwrap_or(data.len());
-    if changed < FILE_HEADER_BYTES {
-        // A torn creation when short or all zeros; else a damaged header.
-        let torn = data.len() < FILE_HEADER_BYTES || data.iter().all(|&b| b == 0);
+    if changed < layout.header_bytes() {
+        // A torn creation when no longer than a version 2 header or all
+        // zeros; else a damaged header.
+        let torn = data.len() <= 32 || data.iter().all(|&b| b == 0);
         return torn.then_some(Ok(frames));
     }
     let kept: Vec<Rec> = last.2.iter().filter(|(_, end)| *end <= changed).map(|(r, _)| r.clone()).collect();
     let boundary = last.2.iter().map(|(_, end)| *end).filter(|&end| end <= changed).max();
-    let boundary = boundary.unwrap_or(FILE_HEADER_BYTES);
+    let boundary = boundary.unwrap_or(layout.header_bytes());
     let last_serial = kept.last().or(frames.last()).map_or(0, |r| r.0);
     frames.extend(kept);
-    if boundary < data.len() && valid_frame_after(&data, boundary + 1, last_serial).is_some() {
+    if boundary < data.len() && valid_frame_after(layout, &data, boundary + 1, last_serial).is_some() {
         return Some(Err(()));
     }
     Some(Ok(frames))
@@ -353,13 +456,37 @@ fn storage_with(files: &[(u64, Vec<u8>)]) -> SimStorage {
     storage
 }
 
-fn recover_frames(storage: &SimStorage) -> pushdex::Result<Vec<Rec>> {
+/// Replays the logs as recovery does, changing nothing: the frames, or the
+/// damage as an error.
+fn scan_frames(storage: &SimStorage) -> pushdex::Result<Vec<Rec>> {
     let mut frames = Vec::new();
-    wal::recover(storage, 1, |f| {
+    let scanned = wal::scan(storage, 1, |f| {
         frames.push((f.serial, f.kind, f.payload.to_vec()));
         Ok(())
     })?;
-    Ok(frames)
+    match scanned.damage {
+        Some(damage) => Err(damage.error),
+        None => Ok(frames),
+    }
+}
+
+/// Recovers (cutting a torn tail, writing on in a new file), then scans
+/// again: the same frames must come back.
+fn recover_twice(storage: &SimStorage, frames: &[Rec]) {
+    let Some(last) = storage.list().expect("list").iter().filter_map(|n| wal::parse_log_name(n)).max() else {
+        return;
+    };
+    let Some(new_gen) = last.checked_add(1) else { return };
+    let mut again = Vec::new();
+    let recovered = wal::recover(storage, 1, new_gen, |f| {
+        again.push((f.serial, f.kind, f.payload.to_vec()));
+        Ok(())
+    });
+    assert!(recovered.is_ok(), "recovery failed where the scan did not: {recovered:?}");
+    assert_eq!(again, frames, "recovery replayed other frames than the scan");
+    drop(recovered);
+    let after = scan_frames(storage);
+    assert!(after.as_ref().is_ok_and(|a| a == frames), "scanning the recovered log again: {after:?}");
 }
 
 /// The fuzz target: see the module documentation.
@@ -378,11 +505,10 @@ pub fn log_frames(data: &[u8]) {
 
     // Recovery alone.
     let storage = storage_with(&files);
-    let recovered = recover_frames(&storage);
+    let recovered = scan_frames(&storage);
     if let Ok(frames) = &recovered {
         assert!(frames.windows(2).all(|w| w[0].0 <= w[1].0), "recovery replayed serials out of order");
-        let again = recover_frames(&storage);
-        assert!(again.as_ref().is_ok_and(|a| a == frames), "recovering the recovered log again: {again:?}");
+        recover_twice(&storage, frames);
     }
     match (&expect, &recovered) {
         (Some(Ok(want)), Ok(got)) => assert_eq!(got, want, "recovery replayed other frames than the log holds"),

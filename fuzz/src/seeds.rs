@@ -84,7 +84,7 @@ pub fn seeds() -> Vec<Seed> {
     let log = file(&history(false), ".log");
     out.push(("log_frames", "real-log".into(), with_mode(0, &log)));
     out.push(("log_frames", "torn-log".into(), with_mode(0, &log[..log.len() - 5])));
-    out.push(("log_frames", "header-only".into(), with_mode(0, &log[..16])));
+    out.push(("log_frames", "header-only".into(), with_mode(0, &log[..32])));
     for (i, len) in [64, 256, 1024].into_iter().enumerate() {
         out.push(("log_frames", format!("structured-{i}"), with_mode(1, &noise(i as u64 + 1, len))));
     }

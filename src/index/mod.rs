@@ -199,7 +199,10 @@ impl Index {
         // Checked before recovery creates a log at the manifest's generation.
         let mut next_gen = next_free_gen(storage.as_ref(), &manifest)?;
         let log_path = storage.root().to_path_buf();
-        let recovery = wal::recover(storage.as_ref(), manifest.log_gen.max(1), |frame| {
+        // Writing goes on in a new log file: a new generation, a new salt.
+        let log_gen = next_gen;
+        next_gen += 1;
+        let recovery = wal::recover(storage.as_ref(), manifest.log_gen.max(1), log_gen, |frame: wal::Frame<'_>| {
             let op = Op::decode(frame.kind, frame.payload, &log_path)?;
             if frame.serial != tables.last + 1 || op.serials() == 0 {
                 return Err(Error::corrupt(
@@ -213,8 +216,6 @@ impl Index {
         let last = tables.last;
         let search_cache = Arc::new(IndexCache::default());
         let published = RwLock::new(Arc::new(Snapshot::new(tables.committed_segments(), search_cache.clone())));
-        // Recovery may have created the first log.
-        next_gen = next_gen.max(recovery.writer.gen() + 1);
         let inner = Arc::new(Inner {
             storage,
             session: SessionId(new_session_id()?),
