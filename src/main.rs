@@ -5,16 +5,21 @@
 //! pushdex [--index DIR] import [DIR]
 //! pushdex connectors | job ID [--json] | docs ID [--rows N] [--start N] | rm-connector ID
 //! pushdex status URI | ls ROOT [--mode MODE]
-//! pushdex rm URI | rm --root-path ROOT [--non-recursive] | rm --prefix PREFIX
+//! pushdex rm URI | rm --root-path ROOT [--non-recursive] | rm --prefix PREFIX  [--all]
 //! pushdex checkpoint get NAME | checkpoint set NAME VALUE | checkpoint ls
+//! pushdex search QUERY [--limit N] [--count]
+//! pushdex verify | repair
 //! ```
 //!
 //! The index directory is `--index`, else `$PUSHDEX_INDEX`, else
-//! `./pushdex-data`. Results go to stdout; a failure is one line
-//! `error: ...` on stderr and exit code 1 (usage errors are clap's, code 2).
-//! Every command opens the index, does its work and closes it. An index is
-//! open in one process at a time: a second `pushdex` on the same directory
-//! fails with "already open" while the first one runs, rather than waiting.
+//! `./pushdex-data`. Only `import` creates an index there (in a missing or
+//! empty directory); every other command needs one and says so. Results go
+//! to stdout, with control characters in URIs and values escaped
+//! (`\t`, `\n`, `\x1b`, `\\`); a failure is one line `error: ...` on
+//! stderr and exit code 1 (usage errors are clap's, code 2). Every command
+//! opens the index, does its work and closes it. An index is open in one
+//! process at a time: a second `pushdex` on the same directory fails with
+//! "already open" while the first one runs, rather than waiting.
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
@@ -28,7 +33,7 @@ use std::time::{Duration, Instant};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pushdex::connector::{ConnectorInfo, Connectors, JobStatus, RunMode};
-use pushdex::{Checkpoint, Entry, EnumerationMode, Index, Query, State};
+use pushdex::{Checkpoint, Create, Entry, EnumerationMode, Error, Index, Options, Query, State};
 
 /// The index directory when neither `--index` nor `$PUSHDEX_INDEX` names one.
 const DEFAULT_INDEX_DIR: &str = "./pushdex-data";
@@ -102,6 +107,11 @@ enum Command {
     /// Read and write checkpoints
     #[command(subcommand)]
     Checkpoint(CheckpointCommand),
+    /// Read every file of the index and say what is wrong where
+    Verify,
+    /// Bring an index that does not open back to the longest valid prefix of its log
+    /// (what is dropped goes to lost+found/ inside the index)
+    Repair,
     /// Search what the last refresh made searchable (query syntax: API.md)
     Search {
         /// The query, e.g. 'body:"quarterly report" @author:ann NOT draft'
@@ -155,6 +165,9 @@ struct RmArgs {
     /// Delete every URI starting with this string
     #[arg(long)]
     prefix: Option<String>,
+    /// Allow a deletion of every document of the index (--root-path '' does that)
+    #[arg(long, conflicts_with = "uri")]
+    all: bool,
 }
 
 #[derive(Subcommand)]
@@ -211,7 +224,14 @@ fn index_dir(cli: &Cli) -> PathBuf {
 
 fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
     let dir = index_dir(&cli);
-    let index = Index::open(&dir).map_err(|e| format!("cannot open index {}: {e}", dir.display()))?;
+    match cli.command {
+        Command::Verify => return verify(&dir, out),
+        Command::Repair => return repair(&dir, out),
+        _ => {}
+    }
+    // Only an import creates an index, and only where nothing else is.
+    let create = if matches!(cli.command, Command::Import { .. }) { Create::IfEmpty } else { Create::Never };
+    let index = Index::open_with(&dir, Options::default().create(create)).map_err(|e| open_error(&dir, create, e))?;
     match cli.command {
         Command::Import { dir } => import(&index, &dir, out)?,
         Command::Connectors => list_connectors(&index, out)?,
@@ -223,8 +243,80 @@ fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
         Command::Rm(args) => rm(&index, &args, out)?,
         Command::Checkpoint(command) => checkpoint(&index, command, out)?,
         Command::Search { query, limit, count } => search(&index, &query, limit, count, out)?,
+        Command::Verify | Command::Repair => unreachable!("handled above without opening the index"),
     }
     index.close()?;
+    Ok(())
+}
+
+/// Why an index directory did not open, in words that say what to do.
+fn open_error(dir: &Path, create: Create, e: Error) -> Box<dyn StdError> {
+    let shown = dir.display();
+    match e {
+        Error::NoIndex { .. } if dir.is_file() => format!("{shown} is a file, not an index directory").into(),
+        Error::NoIndex { .. } if create == Create::IfEmpty => format!(
+            "{shown} holds other files and no pushdex index: give --index a new or empty directory, \
+             or the directory of an existing index"
+        )
+        .into(),
+        Error::NoIndex { .. } if dir.exists() => {
+            format!("{shown} is not a pushdex index (give --index the directory of one)").into()
+        }
+        Error::NoIndex { .. } => {
+            format!("no index at {shown}: `pushdex --index {shown} import DIR` creates one").into()
+        }
+        Error::Corrupt { .. } => {
+            format!("cannot open index {shown}: {e} (`pushdex verify` says more, `pushdex repair` may fix it)").into()
+        }
+        e => format!("cannot open index {shown}: {e}").into(),
+    }
+}
+
+fn verify(dir: &Path, out: &mut dyn Write) -> CliResult<()> {
+    let v = Index::verify(dir).map_err(|e| open_error(dir, Create::Never, e))?;
+    write_verification(&v, out)?;
+    match v.problems.len() {
+        0 => Ok(()),
+        n if v.opens => Err(format!("{n} problems: some reads will fail (see above)").into()),
+        n => Err(format!("{n} problems: the index does not open; `pushdex repair` may fix it").into()),
+    }
+}
+
+fn write_verification(v: &pushdex::Verification, out: &mut dyn Write) -> io::Result<()> {
+    let bytes: u64 = v.files.iter().map(|(_, len)| len).sum();
+    writeln!(out, "files: {} ({bytes} bytes)", v.files.len())?;
+    writeln!(out, "segments: {} ({} rows), committed through serial {}", v.segments, v.segment_rows, v.committed_serial)?;
+    writeln!(out, "log: {} frames on top, last serial {}", v.log_frames, v.last_serial)?;
+    if let Some((file, at, why)) = &v.torn_tail {
+        writeln!(out, "torn tail: {file} at offset {at} ({why}); open cuts it (never synced)")?;
+    }
+    if v.in_use {
+        writeln!(out, "in use: another process has the index open; what was read may be changing")?;
+    }
+    for p in &v.problems {
+        let what = if p.blocks_open { "does not open" } else { "reads fail" };
+        let fix = if p.repairable { "repair fixes it" } else { "repair leaves it" };
+        writeln!(out, "problem: {}: {} ({what}; {fix})", p.file, one_line(&p.detail))?;
+    }
+    writeln!(out, "opens: {}", if v.opens { "yes" } else { "no" })?;
+    Ok(())
+}
+
+fn repair(dir: &Path, out: &mut dyn Write) -> CliResult<()> {
+    let r = Index::repair(dir).map_err(|e| open_error(dir, Create::Never, e))?;
+    for (name, there) in &r.moved {
+        writeln!(out, "moved {name} to {there}")?;
+    }
+    for (name, kept, len, copy) in &r.cut {
+        writeln!(out, "cut {name} to {kept} of {len} bytes (the whole file is in {copy})")?;
+    }
+    if !r.changed() {
+        writeln!(out, "nothing to repair in the log")?;
+    }
+    write_verification(&r.after, out)?;
+    if !r.after.opens {
+        return Err("the index still does not open: what is left needs a copy from a backup".into());
+    }
     Ok(())
 }
 
@@ -245,7 +337,7 @@ fn import(index: &Index, dir: &Path, out: &mut dyn Write) -> CliResult<()> {
     let (job, elapsed) = follow_job(&connectors, &info.id, started)?;
 
     let age = if new { "new" } else { "existing" };
-    writeln!(out, "connector {} ({age}): {}, root {}", info.id, info.source, info.root)?;
+    writeln!(out, "connector {} ({age}): {}, root {}", info.id, escape(&info.source), escape(&info.root))?;
     writeln!(out, "job {}: {} in {}", job.job_id, job.status, format_elapsed(elapsed))?;
     write_counts(&job, out)?;
     let by_state = count_by_state(index, &info.root)?;
@@ -324,8 +416,9 @@ fn write_counts(job: &JobStatus, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "unchanged: {}", job.unchanged)?;
     writeln!(out, "deleted: {}", job.deleted)?;
     writeln!(out, "failed: {}", job.failed)?;
+    writeln!(out, "skipped: {}", job.skipped)?;
     if let Some(error) = &job.last_error {
-        writeln!(out, "last_error: {error}")?;
+        writeln!(out, "last_error: {}", escape(error))?;
     }
     Ok(())
 }
@@ -386,6 +479,7 @@ fn job(index: &Index, id: &str, json: bool, out: &mut dyn Write) -> CliResult<()
         unchanged,
         deleted,
         failed,
+        skipped,
         last_error,
     } = job;
     let none = || "-".to_string();
@@ -403,7 +497,8 @@ fn job(index: &Index, id: &str, json: bool, out: &mut dyn Write) -> CliResult<()
         ("unchanged", unchanged.to_string()),
         ("deleted", deleted.to_string()),
         ("failed", failed.to_string()),
-        ("last_error", last_error.unwrap_or_else(none)),
+        ("skipped", skipped.to_string()),
+        ("last_error", last_error.map_or_else(none, |e| escape(&e).into_owned())),
         ("message", import.message),
         ("percent_complete", import.percent_complete.to_string()),
     ];
@@ -419,7 +514,8 @@ fn docs(index: &Index, id: &str, rows: usize, start: u64, out: &mut dyn Write) -
     writeln!(out, "total: {} start: {} shown: {}", page.total, page.start, page.documents.len())?;
     for doc in &page.documents {
         let metas: Vec<String> = doc.metas.iter().map(|(name, value)| format!("{name}={value}")).collect();
-        writeln!(out, "{}\t{}\t{:?}\t{}", doc.uri, or_dash(&doc.stamp), doc.state, metas.join(","))?;
+        let metas: Vec<String> = metas.iter().map(|m| escape(m).into_owned()).collect();
+        writeln!(out, "{}\t{}\t{:?}\t{}", escape(&doc.uri), escape(or_dash(&doc.stamp)), doc.state, metas.join(","))?;
     }
     Ok(())
 }
@@ -435,8 +531,11 @@ fn rm_connector(index: &Index, id: &str, out: &mut dyn Write) -> CliResult<()> {
 
 fn status(index: &Index, uri: &str, out: &mut dyn Write) -> CliResult<()> {
     let status = index.status(uri)?;
-    writeln!(out, "uri: {}", status.uri)?;
-    writeln!(out, "stamp: {}", or_dash(&status.stamp))?;
+    if !status.exists() {
+        return Err(format!("no document with URI {}{}", escape(uri), path_hint(uri)).into());
+    }
+    writeln!(out, "uri: {}", escape(&status.uri))?;
+    writeln!(out, "stamp: {}", escape(or_dash(&status.stamp)))?;
     writeln!(out, "state: {:?}", status.state)?;
     writeln!(out, "serial: {}", status.serial)?;
     Ok(())
@@ -449,35 +548,125 @@ fn search(index: &Index, query: &str, limit: usize, count: bool, out: &mut dyn W
         return Ok(());
     }
     for hit in index.search(&query, limit)? {
-        writeln!(out, "{:.4}\t{}\t{}", hit.score, hit.uri, or_dash(&hit.stamp))?;
+        writeln!(out, "{:.4}\t{}\t{}", hit.score, escape(&hit.uri), escape(or_dash(&hit.stamp)))?;
     }
     Ok(())
 }
 
 fn ls(index: &Index, root: &str, mode: EnumerationMode, out: &mut dyn Write) -> CliResult<()> {
+    let mut any = false;
     for entry in index.enumerate(root, mode)? {
         match entry? {
-            Entry::Document(doc) => writeln!(out, "doc\t{}\t{}\t{:?}", doc.uri, or_dash(&doc.stamp), doc.state)?,
-            Entry::Folder(folder) => writeln!(out, "dir\t{folder}")?,
+            Entry::Document(doc) => {
+                writeln!(out, "doc\t{}\t{}\t{:?}", escape(&doc.uri), escape(or_dash(&doc.stamp)), doc.state)?
+            }
+            Entry::Folder(folder) => writeln!(out, "dir\t{}", escape(&folder))?,
         }
+        any = true;
+    }
+    // A folder exists while a document is under it: an empty listing of a
+    // root is a folder that does not exist (like `ls` of a missing path).
+    if !any && !root.is_empty() && index.count(root, EnumerationMode::RecursiveDocuments)? == 0 {
+        return Err(format!("no documents under {}{}", escape(root), path_hint(root)).into());
     }
     Ok(())
 }
 
-fn rm(index: &Index, args: &RmArgs, out: &mut dyn Write) -> CliResult<()> {
-    // clap's ArgGroup guarantees exactly one of the three.
-    let (what, serial) = match (&args.uri, &args.root_path, &args.prefix) {
-        (Some(uri), None, None) => (format!("document {uri}"), index.delete(uri)?),
-        (None, Some(root), None) => {
-            let which = if args.non_recursive { "direct children of" } else { "documents under" };
-            (format!("{which} root {root:?}"), index.delete_root_path(root, !args.non_recursive)?)
+/// For a URI or root that looks like a file path: the URI an import gave
+/// that path, which is probably what was meant.
+fn path_hint(given: &str) -> String {
+    if given.contains("://") || !(given.starts_with('/') || given.starts_with('.') || Path::new(given).exists()) {
+        return String::new();
+    }
+    let absolute = std::fs::canonicalize(given).ok().and_then(|p| p.to_str().map(str::to_string));
+    let path = absolute.unwrap_or_else(|| given.to_string());
+    format!(" (imported files have file:// URIs: try file://{})", escape(&path))
+}
+
+/// `s` with control characters and backslashes escaped, so that one entry
+/// stays on one line and tabs still separate columns: `\t`, `\n`, `\r`,
+/// `\\`, and `\xNN` / `\u{NNNN}` for the others.
+fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() || c == '\\') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x100 && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => out.push(c),
         }
-        (None, None, Some(prefix)) => (format!("URIs with prefix {prefix:?}"), index.delete_with_prefix(prefix)?),
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn rm(index: &Index, args: &RmArgs, out: &mut dyn Write) -> CliResult<()> {
+    // This process holds the index: nothing changes between the count and
+    // the deletion.
+    let total = index.count("", EnumerationMode::RecursiveDocuments)?;
+    // clap's ArgGroup guarantees exactly one of the three.
+    let (what, count) = match (&args.uri, &args.root_path, &args.prefix) {
+        (Some(uri), None, None) => {
+            if !index.status(uri)?.exists() {
+                return Err(format!("no document with URI {}: nothing deleted{}", escape(uri), path_hint(uri)).into());
+            }
+            (format!("document {}", escape(uri)), 1)
+        }
+        (None, Some(root), None) => {
+            let (which, mode) = if args.non_recursive {
+                ("direct children of", EnumerationMode::NotRecursiveDocuments)
+            } else {
+                ("documents under", EnumerationMode::RecursiveDocuments)
+            };
+            (format!("{which} root {:?}", escape(root)), index.count(root, mode)?)
+        }
+        (None, None, Some(prefix)) => {
+            if prefix.is_empty() {
+                // The library's own refusal, with the way to do it.
+                return Err("an empty --prefix would delete everything: use --root-path '' --all".into());
+            }
+            (format!("URIs with prefix {:?}", escape(prefix)), count_prefix(index, prefix)?)
+        }
         _ => return Err("give exactly one of URI, --root-path and --prefix".into()),
     };
+    if count > 0 && count == total && !args.all {
+        return Err(format!(
+            "this would delete every document of the index ({total}): add --all if that is what you mean"
+        )
+        .into());
+    }
+    let serial = match (&args.uri, &args.root_path, &args.prefix) {
+        (Some(uri), _, _) => index.delete(uri)?,
+        (_, Some(root), _) => index.delete_root_path(root, !args.non_recursive)?,
+        (_, _, Some(prefix)) => index.delete_with_prefix(prefix)?,
+        _ => unreachable!("matched above"),
+    };
     index.sync()?;
-    writeln!(out, "deleted {what}: serial {serial} (synced)")?;
+    let documents = if count == 1 { "document" } else { "documents" };
+    writeln!(out, "deleted {count} {documents}: {what}, serial {serial} (synced)")?;
     Ok(())
+}
+
+/// How many URIs start with `prefix`: those of the folder the prefix ends
+/// in that match (a raw prefix is not a folder).
+fn count_prefix(index: &Index, prefix: &str) -> CliResult<u64> {
+    let folder = &prefix[..prefix.rfind('/').map_or(0, |i| i + 1)];
+    let mut count = 0;
+    for entry in index.enumerate(folder, EnumerationMode::RecursiveDocuments)? {
+        if let Entry::Document(doc) = entry? {
+            if doc.uri.starts_with(prefix) {
+                count += 1;
+            } else if doc.uri.as_str() > prefix {
+                break;
+            }
+        }
+    }
+    Ok(count)
 }
 
 fn checkpoint(index: &Index, command: CheckpointCommand, out: &mut dyn Write) -> CliResult<()> {

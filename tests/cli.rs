@@ -213,11 +213,11 @@ fn import_reimport_change_and_inspect_a_tree() {
     let out = pushdex(index, &["ls", &root, "--mode", "recursive"]).ok();
     assert_eq!(out.lines().filter(|l| l.starts_with("doc\t")).count(), 29, "{out}");
 
-    // rm one URI: its status is Initial at once.
+    // rm one URI: it is gone at once.
     let out = pushdex(index, &["rm", uri]).ok();
-    assert!(out.contains("serial"), "{out}");
-    let out = pushdex(index, &["status", uri]).ok();
-    assert!(out.lines().any(|l| l == "state: Initial"), "{out}");
+    assert!(out.starts_with("deleted 1 document: ") && out.contains("serial"), "{out}");
+    let err = pushdex(index, &["status", uri]).fails(1);
+    assert!(err.contains("no document with URI"), "{err}");
     // rm --root-path --non-recursive: the top-level files go, the folders stay.
     pushdex(index, &["rm", "--root-path", &root, "--non-recursive"]).ok();
     let out = pushdex(index, &["ls", &root, "--mode", "documents"]).ok();
@@ -241,7 +241,8 @@ fn import_reimport_change_and_inspect_a_tree() {
     let err = pushdex(index, &["job", "c1"]).fails(1);
     assert!(err.contains("c1"), "{err}");
     assert_eq!(pushdex(index, &["connectors"]).ok(), "");
-    assert_eq!(pushdex(index, &["ls", &root, "--mode", "recursive"]).ok(), "");
+    let err = pushdex(index, &["ls", &root, "--mode", "recursive"]).fails(1);
+    assert!(err.contains("no documents under"), "{err}");
     // The user's checkpoint is not the connector's.
     assert_eq!(pushdex(index, &["checkpoint", "get", "crawl"]).ok(), "page 7\n");
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pushdex::connector::{Connectors, JobState, RunMode, Source, SourceItem, MAX_PAGE_ROWS};
+use pushdex::connector::{Connectors, JobState, RunMode, Skip, Source, SourceItem, MAX_PAGE_ROWS};
 use pushdex::storage::SimStorage;
 use pushdex::{Document, EnumerationMode, Error, Index, Options, State};
 
@@ -435,6 +435,40 @@ fn a_source_that_fails_one_item_fails_only_that_item() {
 }
 
 #[test]
+fn items_that_vanish_before_they_are_read_are_counted_as_skipped() {
+    /// Lists everything, but two new items and one held one are gone when
+    /// fetched.
+    struct Vanishing(MapSource);
+    impl Source for Vanishing {
+        fn description(&self) -> String {
+            "vanishing".into()
+        }
+        fn list(&self, visit: &mut dyn FnMut(SourceItem) -> pushdex::Result<()>) -> pushdex::Result<()> {
+            self.0.list(visit)
+        }
+        fn fetch(&self, item: &SourceItem) -> pushdex::Result<Option<Document>> {
+            if item.uri.ends_with("doc00003") || item.uri.ends_with("doc00005") || item.uri.ends_with("doc00007") {
+                return Ok(None);
+            }
+            self.0.fetch(item)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    let connectors = Connectors::open(&index).unwrap();
+    let map = MapSource::with(ROOT, 10);
+    // doc00007 is in the index already, with an older stamp.
+    index.add(Document::new(format!("{ROOT}/d0/doc00007")).with_stamp("old")).unwrap();
+    connectors.create("vanishing", ROOT, Arc::new(Vanishing(map)), RunMode::Once).unwrap();
+    let job = connectors.run_import("c1").unwrap();
+    // Two new ones gone: nothing to do but say so. The held one: deleted.
+    assert_eq!((job.added, job.deleted, job.failed, job.skipped), (7, 1, 0, 2), "{job:?}");
+    let said = job.last_error.as_deref().unwrap_or_default();
+    assert!(said.starts_with("2 skipped: 2 × vanished before it was read (the first: "), "{said}");
+    assert_eq!(index.count(ROOT, EnumerationMode::RecursiveDocuments).unwrap(), 7);
+}
+
+#[test]
 fn what_a_source_could_not_list_is_kept_not_deleted() {
     /// Lists only what is outside `hidden` (a folder it "cannot read"), and
     /// says so; `hidden_file` likewise, for one document.
@@ -453,10 +487,11 @@ fn what_a_source_could_not_list_is_kept_not_deleted() {
         fn list_partly(
             &self,
             visit: &mut dyn FnMut(SourceItem) -> pushdex::Result<()>,
-            skipped: &mut dyn FnMut(String),
+            skipped: &mut dyn FnMut(Skip),
         ) -> pushdex::Result<()> {
-            skipped(self.hidden.clone());
-            skipped(self.hidden_file.clone());
+            skipped(Skip::unreadable(self.hidden.clone(), "cannot be read: permission denied"));
+            skipped(Skip::unreadable(self.hidden_file.clone(), "cannot be read: permission denied"));
+            skipped(Skip::new("a name", "name is not UTF-8"));
             self.map.list(&mut |item| {
                 if item.uri.starts_with(&format!("{}/", self.hidden)) || item.uri == self.hidden_file {
                     return Ok(());
@@ -492,7 +527,12 @@ fn what_a_source_could_not_list_is_kept_not_deleted() {
     assert_eq!((job.status, job.added, job.updated, job.deleted), (JobState::Done, 1, 0, 1), "{job:?}");
     // 58 listed and equal, 10 under d3 and 1 in d4 kept.
     assert_eq!(job.unchanged, 69, "the kept documents count as unchanged: {job:?}");
-    assert!(job.last_error.as_deref().is_some_and(|e| e.contains("could not be listed")), "{job:?}");
+    // Counted and said, by kind, with the first of each.
+    assert_eq!(job.skipped, 3, "{job:?}");
+    let said = job.last_error.as_deref().unwrap_or_default();
+    for needle in ["3 skipped", "2 × cannot be read", "1 × name is not UTF-8", "keeps its documents"] {
+        assert!(said.contains(needle), "{needle:?} not in {said:?}");
+    }
     let mut want = all.clone();
     want.remove(&format!("{ROOT}/d5/doc00005"));
     want.insert(format!("{ROOT}/d30/new"), "v1".into());

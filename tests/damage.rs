@@ -367,7 +367,6 @@ fn scenario() -> Scenario {
         }
     }
     w.set_checkpoint("crawl", "alpha");
-    w.set_checkpoint("pushdex.connector.files", "{\"job\":1}");
     w.set_checkpoint("other", "x");
     w.index.refresh().unwrap();
 

@@ -78,6 +78,12 @@ impl Storage for CountingStorage {
     fn try_lock(&self) -> io::Result<Option<LockGuard>> {
         self.fs.try_lock()
     }
+    fn is_locked(&self) -> io::Result<bool> {
+        self.fs.is_locked()
+    }
+    fn set_aside(&self, name: &str, copy: bool) -> io::Result<String> {
+        self.fs.set_aside(name, copy)
+    }
 }
 
 #[test]

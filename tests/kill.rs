@@ -256,7 +256,7 @@ enum Outcome {
 const TOPS: [&str; 5] = ["t0", "t1", "t2", "t10", "t11"];
 const WORDS: [&str; 12] =
     ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett", "kilo", "lima"];
-const CHECKPOINTS: [&str; 5] = ["c0", "c1", "c2", "crawl", "pushdex.job"];
+const CHECKPOINTS: [&str; 4] = ["c0", "c1", "c2", "crawl"];
 
 fn top(rng: &mut Rng) -> &'static str {
     TOPS[rng.index(TOPS.len())]

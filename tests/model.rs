@@ -270,6 +270,15 @@ fn run(ops: Vec<Op>, roots: Vec<String>, options: Options) -> Result<(), TestCas
                 prop_assert_eq!(ix.delete_with_prefix(&p).unwrap(), Serial(model.next()));
                 model.docs.retain(|u, _| !u.starts_with(&p));
             }
+            // pushdex's own names are refused, taking no serial.
+            Op::SetCheckpoint(n, v) if n.starts_with("pushdex.") => {
+                let refused = matches!(ix.set_checkpoint(&n, &v), Err(Error::InvalidInput { .. }));
+                prop_assert!(refused, "set_checkpoint({:?}) was not refused", n);
+            }
+            Op::DeleteCheckpoint(n) if n.starts_with("pushdex.") => {
+                let refused = matches!(ix.delete_checkpoint(&n), Err(Error::InvalidInput { .. }));
+                prop_assert!(refused, "delete_checkpoint({:?}) was not refused", n);
+            }
             Op::SetCheckpoint(n, v) => {
                 let s = ix.set_checkpoint(&n, &v).unwrap();
                 prop_assert_eq!(s, Serial(model.next()));

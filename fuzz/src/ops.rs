@@ -126,7 +126,7 @@ pub enum Checkpoint {
     C1,
     /// `c2`.
     C2,
-    /// `pushdex.job`: not listed, not cleared.
+    /// `pushdex.job`: refused (reserved for pushdex's own layers).
     Reserved,
 }
 
@@ -507,6 +507,13 @@ impl Run {
                     return self.refused(result, "InvalidInput");
                 }
                 self.written(result, 1, |s, _, _| s.docs.retain(|u, _| !u.starts_with(&prefix.0)));
+            }
+            // pushdex's own names are refused.
+            Op::SetCheckpoint(Checkpoint::Reserved, value) => {
+                return self.refused(ix.set_checkpoint(Checkpoint::Reserved.name(), &value.to_string()), "InvalidInput");
+            }
+            Op::DeleteCheckpoint(Checkpoint::Reserved) => {
+                return self.refused(ix.delete_checkpoint(Checkpoint::Reserved.name()), "InvalidInput");
             }
             Op::SetCheckpoint(name, value) => {
                 self.written(ix.set_checkpoint(name.name(), &value.to_string()), 1, |s, serial, _| {

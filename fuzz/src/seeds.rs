@@ -59,7 +59,6 @@ fn history(refresh_midway: bool) -> SimStorage {
     index.delete_root_path("file:///share/d1", false).expect("delete_root_path");
     index.delete_with_prefix("file:///share/d0/doc4").expect("delete_with_prefix");
     index.set_checkpoint("crawl", "doc5").expect("set_checkpoint");
-    index.set_checkpoint("pushdex.job", "7").expect("set_checkpoint");
     index.delete_checkpoint("gone").expect("delete_checkpoint");
     index.clear_checkpoints().expect("clear_checkpoints");
     if refresh_midway {

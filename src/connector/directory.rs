@@ -41,7 +41,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use walkdir::WalkDir;
 
-use crate::connector::source::{Source, SourceItem};
+use crate::connector::source::{Skip, Source, SourceItem};
 use crate::document::Document;
 use crate::error::{Error, Result};
 use crate::uri::{check_root, check_uri, folder_prefix};
@@ -131,6 +131,13 @@ impl DirectorySource {
                 dir.display()
             )));
         };
+        if let Some(index) = dir.ancestors().find(|a| is_index_dir(a)) {
+            let what = if index == dir { "is".to_string() } else { format!("lies inside {}, which is", index.display()) };
+            return Err(Error::invalid_input(format!(
+                "directory {} {what} a pushdex index: an index never imports an index",
+                dir.display()
+            )));
+        }
         let root = format!("{SCHEME}{path}");
         if check_root(&root).is_err() {
             return Err(Error::invalid_input(format!(
@@ -203,18 +210,18 @@ impl Source for DirectorySource {
         self.list_partly(visit, &mut |_| {})
     }
 
-    /// An unreadable directory or file below the root is skipped: its
-    /// documents stay as the index holds them.
+    /// Everything below the root that is not listed is reported, with why:
+    /// an unreadable directory or file (its documents stay as the index
+    /// holds them), a name that is not UTF-8 or a URI that would be too
+    /// long, a symbolic link, a file that is not a regular file, a pushdex
+    /// index, a file that vanished while the tree was read.
     fn list_partly(
         &self,
         visit: &mut dyn FnMut(SourceItem) -> Result<()>,
-        skipped: &mut dyn FnMut(String),
+        skipped: &mut dyn FnMut(Skip),
     ) -> Result<()> {
-        let walk = WalkDir::new(&self.dir).follow_links(false).into_iter();
-        // An index never imports an index (its own, when it lies inside
-        // the tree, changes with every run).
-        let walk = walk.filter_entry(|e| e.depth() == 0 || !e.file_type().is_dir() || !is_index_dir(e.path()));
-        for entry in walk {
+        let mut walk = WalkDir::new(&self.dir).follow_links(false).into_iter();
+        while let Some(entry) = walk.next() {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(err) if Self::is_root_error(&err) => {
@@ -223,17 +230,21 @@ impl Source for DirectorySource {
                     })));
                 }
                 Err(err) => {
-                    if let Some(path) = err.path().and_then(Path::to_str) {
-                        skipped(format!("{SCHEME}{path}"));
-                    }
+                    let reason = format!("cannot be read: {}", err.io_error().map_or(err.to_string(), |e| e.to_string()));
+                    skipped(match err.path().map(|p| (p, p.to_str())) {
+                        Some((_, Some(path))) => Skip::unreadable(format!("{SCHEME}{path}"), reason),
+                        Some((path, None)) => Skip::new(path.display().to_string(), reason),
+                        None => Skip::new(self.dir.display().to_string(), reason),
+                    });
                     continue;
                 }
             };
+            let file_type = entry.file_type();
             if entry.depth() == 0 {
                 // walkdir follows a root that became a symlink, and yields a
                 // root that became a file as a file: refuse rather than list
                 // nothing, which would delete every document of the root.
-                if !entry.file_type().is_dir() && !std::fs::metadata(entry.path())?.is_dir() {
+                if !file_type.is_dir() && !std::fs::metadata(entry.path())?.is_dir() {
                     return Err(Error::Io(io::Error::new(
                         io::ErrorKind::NotADirectory,
                         format!("{} is no longer a directory", self.dir.display()),
@@ -241,21 +252,51 @@ impl Source for DirectorySource {
                 }
                 continue;
             }
-            if !entry.file_type().is_file() {
+            let shown = || entry.path().display().to_string();
+            let Some(path) = entry.path().to_str() else {
+                // Nothing under a name that is not UTF-8 can be a URI: one
+                // report for a whole directory.
+                if file_type.is_dir() {
+                    walk.skip_current_dir();
+                }
+                skipped(Skip::new(shown(), "name is not UTF-8: it cannot be a URI"));
+                continue;
+            };
+            if file_type.is_dir() {
+                // An index never imports an index (its own, when it lies
+                // inside the tree, changes with every run).
+                if is_index_dir(entry.path()) {
+                    walk.skip_current_dir();
+                    skipped(Skip::new(shown(), "a pushdex index"));
+                }
                 continue;
             }
-            let Some(path) = entry.path().to_str() else { continue };
+            if file_type.is_symlink() {
+                skipped(Skip::new(shown(), "symbolic link: not followed"));
+                continue;
+            }
+            if !file_type.is_file() {
+                skipped(Skip::new(shown(), "not a regular file (a FIFO, socket or device)"));
+                continue;
+            }
             let uri = format!("{SCHEME}{path}");
             if check_uri(&uri).is_err() {
+                skipped(Skip::new(
+                    shown(),
+                    format!("URI too long: over {} bytes", crate::MAX_URI_BYTES),
+                ));
                 continue;
             }
             // A file removed since its directory was read is not listed
             // (and its document deleted); one that cannot be read is kept.
             let stamp = match entry.metadata().map_err(io::Error::from).and_then(|m| stamp_of(&m)) {
                 Ok(stamp) => stamp,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(_) => {
-                    skipped(uri);
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    skipped(Skip::new(shown(), "vanished while the tree was read"));
+                    continue;
+                }
+                Err(e) => {
+                    skipped(Skip::unreadable(uri, format!("cannot be read: {e}")));
                     continue;
                 }
             };
@@ -627,6 +668,49 @@ mod tests {
 
         let listed = listing(&DirectorySource::new(&top).unwrap());
         assert_eq!(listed.keys().cloned().collect::<Vec<_>>(), vec![uri(&fits)]);
+
+        // Each is reported once (the directory, not every file inside),
+        // with why, and nothing is kept for it.
+        let skips = skips(&DirectorySource::new(&top).unwrap());
+        let mut kinds: Vec<(&str, bool)> = skips.iter().map(|s| (s.kind(), s.keep.is_some())).collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [("URI too long", false), ("name is not UTF-8", false), ("name is not UTF-8", false)],
+            "{skips:?}"
+        );
+        assert!(skips.iter().any(|s| s.what.ends_with("bad\u{fffd}")), "{skips:?}");
+    }
+
+    fn skips(source: &DirectorySource) -> Vec<Skip> {
+        let mut skips = Vec::new();
+        source.list_partly(&mut |_| Ok(()), &mut |skip| skips.push(skip)).unwrap();
+        skips
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_special_files_and_indexes_are_reported_as_skipped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = fs::canonicalize(tmp.path()).unwrap();
+        write(&top.join("a.txt"), b"x", T1_NS);
+        std::os::unix::fs::symlink(top.join("a.txt"), top.join("link")).unwrap();
+        std::os::unix::net::UnixListener::bind(top.join("socket")).unwrap();
+        let index = crate::Index::open(top.join("idx")).unwrap();
+        let skips = skips(&DirectorySource::new(&top).unwrap());
+        drop(index);
+        let mut got: Vec<(String, &str)> =
+            skips.iter().map(|s| (s.what.rsplit('/').next().unwrap().to_string(), s.kind())).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("idx".to_string(), "a pushdex index"),
+                ("link".to_string(), "symbolic link"),
+                ("socket".to_string(), "not a regular file (a FIFO, socket or device)"),
+            ]
+        );
+        assert!(skips.iter().all(|s| s.keep.is_none()));
     }
 
     #[test]
@@ -654,7 +738,7 @@ mod tests {
         let source = DirectorySource::new(tmp.path()).unwrap();
         let result = std::panic::catch_unwind(|| listing(&source));
         let mut skipped = Vec::new();
-        source.list_partly(&mut |_| Ok(()), &mut |uri| skipped.push(uri)).unwrap();
+        source.list_partly(&mut |_| Ok(()), &mut |skip| skipped.extend(skip.keep)).unwrap();
         let enforced = fs::read_dir(&locked).is_err(); // root reads it anyway
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
         let listed = result.unwrap();

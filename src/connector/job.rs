@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::connector::registry::record_job;
-use crate::connector::{now_rfc3339, ConnectorInfo, JobState, JobStatus, RunMode, Source, SourceItem};
+use crate::connector::{now_rfc3339, ConnectorInfo, JobState, JobStatus, RunMode, Skip, Source, SourceItem};
 use crate::document::Document;
 use crate::error::{Error, Result};
 use crate::index::Index;
@@ -220,7 +220,7 @@ fn scan(index: &Index, info: &ConnectorInfo, source: &dyn Source, shared: &Share
     let mut items = Vec::new();
     let mut outside = 0u64;
     let mut stopped = false;
-    let mut skipped = Vec::new();
+    let mut skips = Vec::new();
     source
         .list_partly(
             &mut |item| {
@@ -235,7 +235,7 @@ fn scan(index: &Index, info: &ConnectorInfo, source: &dyn Source, shared: &Share
                 }
                 Ok(())
             },
-            &mut |uri| skipped.push(uri),
+            &mut |skip| skips.push(skip),
         )
         .or_else(|e| if stopped { Ok(()) } else { Err(e) })?;
     if stopped {
@@ -256,16 +256,15 @@ fn scan(index: &Index, info: &ConnectorInfo, source: &dyn Source, shared: &Share
         }
     });
 
-    if !skipped.is_empty() {
+    let kept: Vec<String> = skips.iter().filter_map(|s| s.keep.clone()).collect();
+    let mut gone = Vec::new();
+    if !skips.is_empty() {
         shared.update(|s| {
-            s.last_error = Some(format!(
-                "{} parts of the source could not be listed (their documents are kept as they are), the first: {}",
-                skipped.len(),
-                skipped[0]
-            ))
+            s.skipped = skips.len() as u64;
+            s.last_error = Some(skip_summary(&skips, &gone));
         });
     }
-    let work = compare(index, &info.root, items, &skipped, shared)?;
+    let work = compare(index, &info.root, items, &kept, shared)?;
     let mut batch = Batch::default();
     for w in work {
         if shared.aborted() {
@@ -278,7 +277,15 @@ fn scan(index: &Index, info: &ConnectorInfo, source: &dyn Source, shared: &Share
                 Ok(Some(doc)) => batch.fail(format!("the source gave {:?} for item {:?}", doc.uri(), item.uri)),
                 // Gone since listing: the index's copy goes too.
                 Ok(None) if changed => batch.deletes.push(item.uri),
-                Ok(None) => batch.gone += 1,
+                Ok(None) => {
+                    batch.gone += 1;
+                    gone.push(item.uri);
+                    let summary = skip_summary(&skips, &gone);
+                    shared.update(|s| {
+                        s.skipped += 1;
+                        s.last_error = Some(summary);
+                    });
+                }
                 Err(e) => batch.fail(format!("{}: {e}", item.uri)),
             },
         }
@@ -291,6 +298,30 @@ fn scan(index: &Index, info: &ConnectorInfo, source: &dyn Source, shared: &Share
         index.refresh()?;
     }
     Ok(())
+}
+
+/// The `last_error` of a scan that passed things over: how many, by kind
+/// of reason, and the first of each kind.
+fn skip_summary(skips: &[Skip], vanished: &[String]) -> String {
+    let mut kinds: Vec<(&str, usize, &str, &str)> = Vec::new();
+    let all = skips
+        .iter()
+        .map(|s| (s.kind(), s.what.as_str(), s.reason.as_str()))
+        .chain(vanished.iter().map(|uri| ("vanished before it was read", uri.as_str(), "vanished before it was read")));
+    for (kind, what, reason) in all {
+        match kinds.iter_mut().find(|k| k.0 == kind) {
+            Some(k) => k.1 += 1,
+            None => kinds.push((kind, 1, what, reason)),
+        }
+    }
+    let total: usize = kinds.iter().map(|k| k.1).sum();
+    let parts: Vec<String> =
+        kinds.iter().map(|(_, n, what, reason)| format!("{n} × {reason} (the first: {what})")).collect();
+    let mut summary = format!("{total} skipped: {}", parts.join("; "));
+    if skips.iter().any(|s| s.keep.is_some()) {
+        summary.push_str("; what could not be read keeps its documents as they are");
+    }
+    summary
 }
 
 /// Merge-joins the sorted listing with the index's documents under the

@@ -46,7 +46,7 @@ use job::JobHandle;
 use registry::Registry;
 
 pub use directory::{DirectorySource, MAX_CONTENT_BYTES};
-pub use source::{Source, SourceItem};
+pub use source::{Skip, Source, SourceItem};
 
 /// The most documents [`Connectors::source_documents`] returns in one page.
 pub const MAX_PAGE_ROWS: usize = 1000;
@@ -191,6 +191,12 @@ pub struct JobStatus {
     pub deleted: u64,
     /// Items that could not be fetched or pushed.
     pub failed: u64,
+    /// Parts of the source passed over, with the reasons in `last_error`:
+    /// what could not be read this time (its documents are kept as they
+    /// are), names that cannot be URIs, links and special files, indexes,
+    /// files that vanished while the import ran.
+    #[serde(default)]
+    pub skipped: u64,
     /// The last error met, if any.
     pub last_error: Option<String>,
 }
@@ -211,6 +217,7 @@ impl JobStatus {
             unchanged: 0,
             deleted: 0,
             failed: 0,
+            skipped: 0,
             last_error: None,
         }
     }
@@ -569,8 +576,8 @@ impl Connectors {
         self.end_job(id);
         self.jobs().remove(id);
         self.index.delete_root_path(&root, true)?;
-        self.index.delete_checkpoint(&registry::job_key(id))?;
-        self.index.delete_checkpoint(&registry::connector_key(id))?;
+        self.index.delete_reserved_checkpoint(&registry::job_key(id))?;
+        self.index.delete_reserved_checkpoint(&registry::connector_key(id))?;
         self.index.sync()?;
         registry.remove(id);
         Ok(())

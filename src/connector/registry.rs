@@ -51,11 +51,10 @@ pub(crate) struct Registry {
 impl Registry {
     /// Reads the registry from the index's reserved checkpoints.
     pub fn load(index: &Index) -> Result<Registry> {
-        // The registry is written only by this module: a value that does
-        // not parse is damage.
-        let bad = |name: &str, what: String| {
-            Error::corrupt(index.path(), format!("connector registry checkpoint {name}: {what}"))
-        };
+        // The registry is written only by this module (the public API
+        // refuses `pushdex.` names), so a value that does not parse was
+        // written by another version or a bug: a bad record, not a bad file.
+        let bad = |name: &str, what: String| Error::BadRecord { name: name.to_string(), detail: what };
         let mut registry = Registry { entries: BTreeMap::new(), next_id: 1 };
         if let Some(c) = index.checkpoint(NEXT_ID)? {
             registry.next_id = c.value.parse().map_err(|e| bad(NEXT_ID, format!("{e}")))?;
@@ -107,8 +106,8 @@ impl Registry {
     pub fn insert(&mut self, index: &Index, info: ConnectorInfo, source: Arc<dyn Source>) -> Result<()> {
         let number = id_number(&info.id).expect("ids are made by Connectors::create");
         let json = serde_json::to_string(&info).map_err(|e| Error::invalid_input(e.to_string()))?;
-        index.set_checkpoint(NEXT_ID, &(number + 1).to_string())?;
-        index.set_checkpoint(&connector_key(&info.id), &json)?;
+        index.set_reserved_checkpoint(NEXT_ID, &(number + 1).to_string())?;
+        index.set_reserved_checkpoint(&connector_key(&info.id), &json)?;
         index.sync()?;
         self.next_id = number + 1;
         self.entries.insert(number, Entry { info, source: Some(source), recorded: JobStatus::not_yet_run() });
@@ -126,7 +125,7 @@ impl Registry {
 /// Writes a job record (not synced: the job syncs at batch boundaries).
 pub(crate) fn record_job(index: &Index, id: &str, status: &JobStatus) -> Result<()> {
     let json = serde_json::to_string(status).map_err(|e| Error::invalid_input(e.to_string()))?;
-    index.set_checkpoint(&job_key(id), &json)?;
+    index.set_reserved_checkpoint(&job_key(id), &json)?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod flush;
 mod merge;
 mod session;
 mod tables;
+mod verify;
 
 use std::fmt;
 use std::path::Path;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 pub use enumerate::Enumeration;
 pub use session::PushSession;
+pub use verify::{Problem, Repair, Verification};
 
 use crate::document::{check_name, check_value, Document, Update, MAX_BATCH_BYTES, MAX_BATCH_DOCUMENTS};
 use crate::error::{Error, Result};
@@ -44,6 +46,24 @@ const WRITE_OUT_BYTES: usize = 1 << 20;
 #[derive(Clone, Debug)]
 pub struct Options {
     memtable_bytes: usize,
+    create: Create,
+}
+
+/// Whether [`Index::open_with`] may create an index ([`Options::create`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Create {
+    /// Create the directory if it is missing, and an index in it whatever
+    /// it holds (what [`Index::open`] does).
+    #[default]
+    Always,
+    /// Create only in a missing or empty directory: a directory that holds
+    /// other files and no pushdex index is refused with
+    /// [`Error::NoIndex`], so that a mistyped path does not scatter index
+    /// files into a folder of documents.
+    IfEmpty,
+    /// Never create: a missing directory, or one without a pushdex index, is
+    /// [`Error::NoIndex`] (what [`Index::open_existing`] does).
+    Never,
 }
 
 /// The default flush threshold: two memtables (the active one and the one
@@ -61,7 +81,7 @@ impl Default for Options {
     /// [`Options::memtable_bytes`] always wins.
     fn default() -> Options {
         let from_env = std::env::var(MEMTABLE_BYTES_ENV).ok().and_then(|v| v.trim().parse().ok());
-        Options { memtable_bytes: from_env.unwrap_or(DEFAULT_MEMTABLE_BYTES) }
+        Options { memtable_bytes: from_env.unwrap_or(DEFAULT_MEMTABLE_BYTES), create: Create::Always }
     }
 }
 
@@ -73,6 +93,12 @@ impl Options {
     /// 4096, else [`Index::open_with`] fails with `InvalidInput`.
     pub fn memtable_bytes(mut self, bytes: usize) -> Options {
         self.memtable_bytes = bytes;
+        self
+    }
+
+    /// Whether opening may create an index (default [`Create::Always`]).
+    pub fn create(mut self, create: Create) -> Options {
+        self.create = create;
         self
     }
 
@@ -182,11 +208,75 @@ impl Index {
         Index::open_with(dir, Options::default())
     }
 
+    /// Opens the index in directory `dir`, which must hold one: never
+    /// creates anything.
+    ///
+    /// # Errors
+    /// [`Error::NoIndex`] when `dir` is missing, is not a directory, or
+    /// holds no pushdex index; else as [`Index::open`].
+    pub fn open_existing(dir: impl AsRef<Path>) -> Result<Index> {
+        Index::open_with(dir, Options::default().create(Create::Never))
+    }
+
     /// [`Index::open`] with settings.
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Index> {
         options.check()?;
-        let storage = FsStorage::new(dir)?;
+        let dir = dir.as_ref();
+        let storage = match options.create {
+            Create::Always => FsStorage::new(dir)?,
+            create => match verify::existing_storage(dir) {
+                Ok(storage) => {
+                    let empty = || -> Result<bool> { Ok(std::fs::read_dir(dir)?.next().is_none()) };
+                    if !verify::holds_index(&storage)? && (create == Create::Never || !empty()?) {
+                        return Err(Error::NoIndex { path: dir.to_path_buf() });
+                    }
+                    storage
+                }
+                Err(Error::NoIndex { .. }) if create == Create::IfEmpty && !dir.exists() => FsStorage::new(dir)?,
+                Err(e) => return Err(e),
+            },
+        };
         Index::open_with_storage(Arc::new(storage), options)
+    }
+
+    /// Reads every file of the index in `dir` (every block of every segment
+    /// too, which open leaves to the first read that needs it) and says
+    /// whether [`Index::open`] would open it and what is wrong where. Opens
+    /// nothing for writing, takes no lock; an index open in another process
+    /// is read as it is (`in_use` says so).
+    ///
+    /// # Errors
+    /// [`Error::NoIndex`] when `dir` holds no index, [`Error::Io`]. Damage is
+    /// not an error: it is what the [`Verification`] reports.
+    pub fn verify(dir: impl AsRef<Path>) -> Result<Verification> {
+        verify::verify(&verify::existing_storage(dir.as_ref())?)
+    }
+
+    /// Brings an index that open refuses because of a damaged log back to
+    /// the longest valid prefix of its history: keeps every log frame before
+    /// the first damage and every committed segment, and moves what it
+    /// drops into `lost+found/` inside the directory (a damaged file is
+    /// copied there whole before it is cut). Never deletes a byte. Damage
+    /// to `MANIFEST`, a segment or a bitmap is reported in
+    /// [`Repair::unrepaired`] and left as it is. `docs/FORMAT.md`, "Repair".
+    ///
+    /// # Errors
+    /// [`Error::Locked`] while the index is open, [`Error::NoIndex`],
+    /// [`Error::Io`].
+    pub fn repair(dir: impl AsRef<Path>) -> Result<Repair> {
+        verify::repair(Arc::new(verify::existing_storage(dir.as_ref())?))
+    }
+
+    /// [`Index::verify`] on any [`Storage`].
+    #[doc(hidden)]
+    pub fn verify_storage(storage: &dyn Storage) -> Result<Verification> {
+        verify::verify(storage)
+    }
+
+    /// [`Index::repair`] on any [`Storage`].
+    #[doc(hidden)]
+    pub fn repair_storage(storage: Arc<dyn Storage>) -> Result<Repair> {
+        verify::repair(storage)
     }
 
     /// Opens an index on any [`Storage`] (the crash tests use an in-memory one).
@@ -202,16 +292,8 @@ impl Index {
         // Writing goes on in a new log file: a new generation, a new salt.
         let log_gen = next_gen;
         next_gen += 1;
-        let recovery = wal::recover(storage.as_ref(), manifest.log_gen.max(1), log_gen, |frame: wal::Frame<'_>| {
-            let op = Op::decode(frame.kind, frame.payload, &log_path)?;
-            if frame.serial != tables.last + 1 || op.serials() == 0 {
-                return Err(Error::corrupt(
-                    &log_path,
-                    format!("log frame with serial {} follows serial {}", frame.serial, tables.last),
-                ));
-            }
-            tables.apply(frame.serial, op)?;
-            Ok(())
+        let recovery = wal::recover(storage.as_ref(), manifest.log_gen.max(1), log_gen, |frame| {
+            replay_frame(&mut tables, frame, &log_path)
         })?;
         let last = tables.last;
         let search_cache = Arc::new(IndexCache::default());
@@ -355,14 +437,35 @@ impl Index {
 
     /// Sets checkpoint `name` to `value`, in the same ordered stream as the
     /// documents.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a name or value outside API.md's limits, and for a
+    /// name beginning with `pushdex.`: those belong to pushdex's own layers
+    /// (the connectors' registry), whose records a stray write would break.
     pub fn set_checkpoint(&self, name: &str, value: &str) -> Result<Serial> {
+        check_unreserved(name)?;
+        self.set_reserved_checkpoint(name, value)
+    }
+
+    /// Deletes checkpoint `name` (an absent name is still one operation).
+    ///
+    /// # Errors
+    /// `InvalidInput` as for [`Index::set_checkpoint`].
+    pub fn delete_checkpoint(&self, name: &str) -> Result<Serial> {
+        check_unreserved(name)?;
+        self.delete_reserved_checkpoint(name)
+    }
+
+    /// [`Index::set_checkpoint`] for pushdex's own layers: `pushdex.` names
+    /// allowed.
+    pub(crate) fn set_reserved_checkpoint(&self, name: &str, value: &str) -> Result<Serial> {
         check_name("checkpoint name", name)?;
         check_value("checkpoint value", value)?;
         self.inner.write(Op::SetCheckpoint(name, value))
     }
 
-    /// Deletes checkpoint `name` (an absent name is still one operation).
-    pub fn delete_checkpoint(&self, name: &str) -> Result<Serial> {
+    /// [`Index::delete_checkpoint`] for pushdex's own layers.
+    pub(crate) fn delete_reserved_checkpoint(&self, name: &str) -> Result<Serial> {
         check_name("checkpoint name", name)?;
         self.inner.write(Op::DeleteCheckpoint(name))
     }
@@ -859,6 +962,36 @@ impl Shared {
         self.wal.append(serial, op.kind(), |buf| op.encode(buf));
         self.tables.apply(serial, op).inspect_err(|_| self.wal.truncate_buffer(mark))
     }
+}
+
+/// Refuses the names of pushdex's own checkpoints.
+fn check_unreserved(name: &str) -> Result<()> {
+    if name.starts_with(RESERVED_CHECKPOINT_PREFIX) {
+        return Err(Error::invalid_input(format!(
+            "checkpoint names beginning with {RESERVED_CHECKPOINT_PREFIX:?} are reserved for pushdex's own \
+             layers (the connectors' registry): {name:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Applies one recovered log frame to the tables: its operation must decode
+/// and take the serials right after the last one.
+fn replay_frame(tables: &mut Tables, frame: wal::Frame<'_>, log_path: &Path) -> Result<()> {
+    let op = Op::decode(frame.kind, frame.payload, log_path)?;
+    if frame.serial != tables.last + 1 || op.serials() == 0 {
+        return Err(Error::corrupt(
+            log_path.join(wal::log_name(frame.gen)),
+            format!(
+                "log frame at offset {} has serial {}, but serial {} comes next",
+                frame.offset,
+                frame.serial,
+                tables.last + 1
+            ),
+        ));
+    }
+    tables.apply(frame.serial, op)?;
+    Ok(())
 }
 
 /// The state the manifest committed: its segments, bitmaps and checkpoints.

@@ -18,7 +18,14 @@ impl FsStorage {
     /// Storage in `root`, creating the directory (and its parents) if missing.
     pub fn new(root: impl AsRef<Path>) -> io::Result<FsStorage> {
         let root = root.as_ref().to_path_buf();
-        fs::create_dir_all(&root)?;
+        if let Err(e) = fs::create_dir_all(&root) {
+            // "File exists" says nothing of which file, or why it matters.
+            if root.exists() && !root.is_dir() {
+                let why = format!("{} is a file, not a directory: an index is a directory", root.display());
+                return Err(io::Error::new(io::ErrorKind::NotADirectory, why));
+            }
+            return Err(e);
+        }
         Ok(FsStorage { root })
     }
 
@@ -117,6 +124,43 @@ impl Storage for FsStorage {
         // outside what any memory-mapped engine can defend against.
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(Arc::new(MappedFile(map)))
+    }
+
+    fn is_locked(&self) -> io::Result<bool> {
+        let file = match File::open(self.path("LOCK")) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        // A shared lock is refused while anyone (this process included,
+        // through another open file) holds the exclusive one; released
+        // when `file` closes.
+        match file.try_lock_shared() {
+            Ok(()) => Ok(false),
+            Err(TryLockError::WouldBlock) => Ok(true),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn set_aside(&self, name: &str, copy: bool) -> io::Result<String> {
+        let folder = self.root.join(super::LOST_AND_FOUND);
+        fs::create_dir_all(&folder)?;
+        let mut there = name.to_string();
+        let mut n = 0;
+        while folder.join(&there).exists() {
+            n += 1;
+            there = format!("{name}.{n}");
+        }
+        let to = folder.join(&there);
+        if copy {
+            fs::copy(self.path(name), &to)?;
+            File::open(&to)?.sync_all()?;
+        } else {
+            fs::rename(self.path(name), &to)?;
+            File::open(&self.root)?.sync_all()?;
+        }
+        File::open(&folder)?.sync_all()?;
+        Ok(format!("{}/{there}", super::LOST_AND_FOUND))
     }
 
     fn try_lock(&self) -> io::Result<Option<LockGuard>> {

@@ -59,7 +59,23 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// Takes the directory's exclusive lock without waiting:
     /// `Ok(None)` when another holder has it.
     fn try_lock(&self) -> io::Result<Option<LockGuard>>;
+
+    /// Whether someone holds the directory's lock now, found without
+    /// taking it and without writing anything.
+    fn is_locked(&self) -> io::Result<bool>;
+
+    /// Moves (`copy == false`) or copies file `name` into the folder
+    /// [`LOST_AND_FOUND`] beside the files, creating the folder, never
+    /// replacing a file there (`name`, else `name.1`, `name.2`, ...).
+    /// Returns the path it got, relative to the directory
+    /// (`lost+found/wal-3.log`). Durable when it returns: the copy's bytes,
+    /// and the directory entries of both folders.
+    fn set_aside(&self, name: &str, copy: bool) -> io::Result<String>;
 }
+
+/// The folder inside a storage's directory that [`Storage::set_aside`]
+/// fills: what a repair dropped, never deleted.
+pub const LOST_AND_FOUND: &str = "lost+found";
 
 /// An open file: appended to at its end, read anywhere.
 ///

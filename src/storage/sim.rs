@@ -77,6 +77,10 @@ struct State {
     /// The injected failures that fired: operation and file.
     fired: Vec<String>,
     locked: bool,
+    /// What [`Storage::set_aside`] put in `lost+found/`, by name there:
+    /// durable at once, and out of [`Storage::list`]'s sight, as the
+    /// subfolder is on a file system.
+    aside: BTreeMap<String, Vec<u8>>,
 }
 
 /// Which operation is running: every operation counts in `ops`; writes also
@@ -233,7 +237,7 @@ impl SimStorage {
             let node = Node { data: Mutex::new(Data { durable: bytes.clone(), dirty_from: bytes.len(), bytes }) };
             live.insert(name, Arc::new(node));
         }
-        let state = State { durable: live.clone(), live, ..State::default() };
+        let state = State { durable: live.clone(), live, aside: state.aside.clone(), ..State::default() };
         SimStorage { root: self.root.clone(), state: Arc::new(Mutex::new(state)) }
     }
 
@@ -243,6 +247,11 @@ impl SimStorage {
         let node = state.live.get(name)?;
         let data = node.data.lock().unwrap_or_else(|e| e.into_inner());
         Some(data.bytes.clone())
+    }
+
+    /// What [`Storage::set_aside`] put in `lost+found/` as `name`.
+    pub fn aside(&self, name: &str) -> Option<Vec<u8>> {
+        self.state().aside.get(name).cloned()
     }
 
     /// Replaces the contents of file `name` (durably), creating it if needed:
@@ -403,6 +412,33 @@ impl Storage for SimStorage {
         let node = state.live.get(name).ok_or_else(|| not_found(name))?;
         let bytes = node.data.lock().unwrap_or_else(|e| e.into_inner()).bytes.clone();
         Ok(Arc::new(bytes))
+    }
+
+    fn is_locked(&self) -> io::Result<bool> {
+        let mut state = self.state();
+        state.begin(Kind::Read, "is_locked")?;
+        Ok(state.locked)
+    }
+
+    fn set_aside(&self, name: &str, copy: bool) -> io::Result<String> {
+        let mut state = self.state();
+        state.begin(Kind::Write, &format!("set_aside {name}"))?;
+        let node = state.live.get(name).ok_or_else(|| not_found(name))?.clone();
+        let bytes = node.data.lock().unwrap_or_else(|e| e.into_inner()).bytes.clone();
+        let mut there = name.to_string();
+        let mut n = 0;
+        while state.aside.contains_key(&there) {
+            n += 1;
+            there = format!("{name}.{n}");
+        }
+        state.aside.insert(there.clone(), bytes);
+        if !copy {
+            // Durable on return, as the real storage's directory fsyncs.
+            state.live.remove(name);
+            state.durable.remove(name);
+            state.journal.retain(|op| !matches!(op, DirOp::Put(n, _) | DirOp::Remove(n) if n == name));
+        }
+        Ok(format!("{}/{there}", super::LOST_AND_FOUND))
     }
 
     fn try_lock(&self) -> io::Result<Option<LockGuard>> {
