@@ -285,7 +285,11 @@ fn verify(dir: &Path, out: &mut dyn Write) -> CliResult<()> {
 fn write_verification(v: &pushdex::Verification, out: &mut dyn Write) -> io::Result<()> {
     let bytes: u64 = v.files.iter().map(|(_, len)| len).sum();
     writeln!(out, "files: {} ({bytes} bytes)", v.files.len())?;
-    writeln!(out, "segments: {} ({} rows), committed through serial {}", v.segments, v.segment_rows, v.committed_serial)?;
+    writeln!(
+        out,
+        "segments: {} ({} rows), committed through serial {}",
+        v.segments, v.segment_rows, v.committed_serial
+    )?;
     writeln!(out, "log: {} frames on top, last serial {}", v.log_frames, v.last_serial)?;
     if let Some((file, at, why)) = &v.torn_tail {
         writeln!(out, "torn tail: {file} at offset {at} ({why}); open cuts it (never synced)")?;

@@ -871,19 +871,28 @@ impl Segment {
             }
             let ordinal = self.ordinal_checked(ordinal)?;
             if self.uri_at(ordinal)? != uri {
-                return Err(Error::corrupt(&self.path, format!("the names section and the URI fst differ at {ordinal}")));
+                return Err(Error::corrupt(
+                    &self.path,
+                    format!("the names section and the URI fst differ at {ordinal}"),
+                ));
             }
             let row = self.row(ordinal)?;
             if self.rows > 0 && !(self.min_serial..=self.max_serial).contains(&row.serial) {
                 return Err(Error::corrupt(
                     &self.path,
-                    format!("row {ordinal} has serial {}, outside the footer's {}..={}", row.serial, self.min_serial, self.max_serial),
+                    format!(
+                        "row {ordinal} has serial {}, outside the footer's {}..={}",
+                        row.serial, self.min_serial, self.max_serial
+                    ),
                 ));
             }
             expected += 1;
         }
         if expected != self.rows {
-            return Err(Error::corrupt(&self.path, format!("the URI fst holds {expected} URIs, the footer {} rows", self.rows)));
+            return Err(Error::corrupt(
+                &self.path,
+                format!("the URI fst holds {expected} URIs, the footer {} rows", self.rows),
+            ));
         }
         self.check_search_index()?;
         Ok(())

@@ -423,7 +423,8 @@ pub fn scan(storage: &dyn Storage, from_gen: u64, mut apply: impl FnMut(Frame<'_
         let name = log_name(gen);
         let map = storage.map(&name)?;
         let data = (*map).as_ref();
-        let mut file = ScannedFile { gen, version: None, len: data.len() as u64, end: FileEnd::TornCreation, frames: 0 };
+        let mut file =
+            ScannedFile { gen, version: None, len: data.len() as u64, end: FileEnd::TornCreation, frames: 0 };
         let path = storage.root().join(&name);
         let mut reader = FileReader { data, path: &path, gen, is_last, last_serial: &mut last_serial };
         let outcome = reader.replay(&mut file, &mut apply);

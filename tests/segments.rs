@@ -173,7 +173,11 @@ fn a_closed_index_replays_nothing() {
     index.set_checkpoint("c", "1").unwrap();
     index.close().unwrap();
     for log in files(dir.path(), "log") {
-        assert_eq!(fs::metadata(&log).unwrap().len(), pushdex::wal::FILE_HEADER_BYTES as u64, "{log:?} holds frames after close");
+        assert_eq!(
+            fs::metadata(&log).unwrap().len(),
+            pushdex::wal::FILE_HEADER_BYTES as u64,
+            "{log:?} holds frames after close"
+        );
     }
     let index = Index::open(dir.path()).unwrap();
     assert_eq!(index.count("x", EnumerationMode::RecursiveDocuments).unwrap(), 1000);

@@ -132,7 +132,8 @@ impl DirectorySource {
             )));
         };
         if let Some(index) = dir.ancestors().find(|a| is_index_dir(a)) {
-            let what = if index == dir { "is".to_string() } else { format!("lies inside {}, which is", index.display()) };
+            let what =
+                if index == dir { "is".to_string() } else { format!("lies inside {}, which is", index.display()) };
             return Err(Error::invalid_input(format!(
                 "directory {} {what} a pushdex index: an index never imports an index",
                 dir.display()
@@ -230,7 +231,8 @@ impl Source for DirectorySource {
                     })));
                 }
                 Err(err) => {
-                    let reason = format!("cannot be read: {}", err.io_error().map_or(err.to_string(), |e| e.to_string()));
+                    let reason =
+                        format!("cannot be read: {}", err.io_error().map_or(err.to_string(), |e| e.to_string()));
                     skipped(match err.path().map(|p| (p, p.to_str())) {
                         Some((_, Some(path))) => Skip::unreadable(format!("{SCHEME}{path}"), reason),
                         Some((path, None)) => Skip::new(path.display().to_string(), reason),
@@ -281,10 +283,7 @@ impl Source for DirectorySource {
             }
             let uri = format!("{SCHEME}{path}");
             if check_uri(&uri).is_err() {
-                skipped(Skip::new(
-                    shown(),
-                    format!("URI too long: over {} bytes", crate::MAX_URI_BYTES),
-                ));
+                skipped(Skip::new(shown(), format!("URI too long: over {} bytes", crate::MAX_URI_BYTES)));
                 continue;
             }
             // A file removed since its directory was read is not listed

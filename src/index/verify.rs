@@ -188,8 +188,7 @@ fn verify_storage(storage: &dyn Storage, locked: bool) -> Result<(Verification, 
     }
 
     let log_path = storage.root().to_path_buf();
-    let scanned =
-        wal::scan(storage, manifest.log_gen.max(1), |frame| replay_frame(&mut tables, frame, &log_path));
+    let scanned = wal::scan(storage, manifest.log_gen.max(1), |frame| replay_frame(&mut tables, frame, &log_path));
     let scanned = match scanned {
         Ok(scanned) => scanned,
         Err(e) => {
