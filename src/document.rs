@@ -139,7 +139,27 @@ impl Document {
         for part in &self.body.parts {
             check_name("part name", &part.name)?;
             check_part(&part.name, &part.bytes)?;
+            if part.text && std::str::from_utf8(&part.bytes).is_err() {
+                return Err(Error::invalid_input(format!("text part {:?} is not valid UTF-8", part.name)));
+            }
             size += part.name.len() + part.bytes.len();
+        }
+        // The builder methods keep part names unique; a document read with
+        // serde may not. (Most documents have a part or two: no allocation
+        // for a few.)
+        let parts = &self.body.parts;
+        let repeated = if parts.len() <= 8 {
+            (1..parts.len()).find_map(|i| parts[..i].iter().find(|p| p.name == parts[i].name).map(|p| &p.name[..]))
+        } else {
+            let mut names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
+            names.sort_unstable();
+            names.windows(2).find(|pair| pair[0] == pair[1]).map(|pair| pair[0])
+        };
+        if let Some(name) = repeated {
+            return Err(Error::invalid_input(format!(
+                "part {name:?} appears twice in document {:?}: part names are unique in a document",
+                self.uri
+            )));
         }
         if size > MAX_BATCH_BYTES {
             return Err(Error::invalid_input(format!(

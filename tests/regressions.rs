@@ -145,3 +145,39 @@ fn a_file_at_the_last_generation_is_corrupt_not_an_overflow() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
+
+/// A `Document` read with serde can break what the builder methods keep:
+/// part names unique, text parts UTF-8. Such a document once reached the
+/// segment writer, which wrote a parts table the reader refused (the index
+/// then did not open). It is refused at the door now, and changes nothing.
+#[test]
+fn a_deserialized_document_with_repeated_or_bad_parts_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = pushdex::Index::open(dir.path()).unwrap();
+    let good = pushdex::Document::new("u").with_text("body", "hello").with_part("raw", vec![1, 2]);
+    let json = serde_json::to_value(&good).unwrap();
+    let text = json.to_string();
+    assert!(text.contains("\"body\"") && text.contains("\"raw\""), "{text}");
+    // The same part name twice.
+    let repeated: pushdex::Document = serde_json::from_str(&text.replace("\"raw\"", "\"body\"")).unwrap();
+    match index.add(repeated.clone()) {
+        Err(pushdex::Error::InvalidInput { reason }) => assert!(reason.contains("\"body\""), "{reason}"),
+        other => panic!("a document with a repeated part was accepted: {other:?}"),
+    }
+    assert!(matches!(index.add_all([good.clone(), repeated]), Err(pushdex::Error::InvalidInput { .. })));
+    // A text part whose bytes are not UTF-8.
+    let mut value = json.clone();
+    let parts = value.pointer_mut("/body/parts/0/bytes").expect("the text part's bytes");
+    *parts = serde_json::json!([0xff, 0xfe]);
+    let bad_text: pushdex::Document = serde_json::from_value(value).unwrap();
+    assert!(matches!(index.add(bad_text), Err(pushdex::Error::InvalidInput { .. })));
+    // Among many parts too.
+    let many = (0..12).fold(pushdex::Document::new("m"), |d, i| d.with_part(format!("p{i:02}"), vec![i]));
+    let many = serde_json::to_string(&many).unwrap().replace("\"p11\"", "\"p03\"");
+    let many: pushdex::Document = serde_json::from_str(&many).unwrap();
+    assert!(matches!(index.add(many), Err(pushdex::Error::InvalidInput { .. })));
+    assert_eq!(index.watermarks().last, pushdex::Serial(0), "a refused document took a serial");
+    index.add(good).unwrap();
+    index.close().unwrap();
+    pushdex::Index::open(dir.path()).unwrap();
+}
