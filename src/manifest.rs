@@ -91,6 +91,11 @@ pub fn write_manifest(storage: &dyn Storage, manifest: &Manifest) -> Result<()> 
     check_manifest(manifest)
         .map_err(|detail| Error::invalid_input(format!("refusing to write an inconsistent manifest: {detail}")))?;
     let payload = postcard::to_stdvec(manifest).map_err(|e| Error::invalid_input(e.to_string()))?;
+    // Self-check in tests and fuzzing: what is written reads back equal.
+    debug_assert!(
+        postcard::take_from_bytes::<Manifest>(&payload).is_ok_and(|(read, rest)| read == *manifest && rest.is_empty()),
+        "a manifest does not read back as written: {manifest:?}"
+    );
     let bytes = frame(MANIFEST_MAGIC, &payload)?;
     // `create` truncates a MANIFEST.tmp left by an earlier failed commit.
     let file = storage.create(MANIFEST_TMP)?;
@@ -149,6 +154,13 @@ pub fn write_bitmap(storage: &dyn Storage, name: &str, bitmap: &RoaringBitmap) -
     check_name(name).map_err(Error::invalid_input)?;
     let mut payload = Vec::with_capacity(bitmap.serialized_size());
     bitmap.serialize_into(&mut payload)?;
+    // Self-check in tests and fuzzing: the reader's layout rule accepts what
+    // roaring wrote, and it reads back equal.
+    debug_assert!(
+        check_roaring_layout(&payload).is_ok()
+            && RoaringBitmap::deserialize_from(&mut payload.as_slice()).is_ok_and(|read| read == *bitmap),
+        "a deletion bitmap does not read back as written"
+    );
     let file = storage.create(name)?;
     file.append(&frame(BITMAP_MAGIC, &payload)?)?;
     file.sync()?;
