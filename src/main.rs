@@ -263,7 +263,8 @@ fn open_error(dir: &Path, create: Create, e: Error) -> Box<dyn StdError> {
             format!("{shown} is not a pushdex index (give --index the directory of one)").into()
         }
         Error::NoIndex { .. } => {
-            format!("no index at {shown}: `pushdex --index {shown} import DIR` creates one").into()
+            let quoted = shell_quote(&shown.to_string());
+            format!("no index at {shown}: `pushdex --index {quoted} import DIR` creates one").into()
         }
         Error::Corrupt { .. } => {
             format!("cannot open index {shown}: {e} (`pushdex verify` says more, `pushdex repair` may fix it)").into()
@@ -275,11 +276,15 @@ fn open_error(dir: &Path, create: Create, e: Error) -> Box<dyn StdError> {
 fn verify(dir: &Path, out: &mut dyn Write) -> CliResult<()> {
     let v = Index::verify(dir).map_err(|e| open_error(dir, Create::Never, e))?;
     write_verification(&v, out)?;
-    match v.problems.len() {
-        0 => Ok(()),
-        n if v.opens => Err(format!("{n} problems: some reads will fail (see above)").into()),
-        n => Err(format!("{n} problems: the index does not open; `pushdex repair` may fix it").into()),
+    let problems = match v.problems.len() {
+        0 => return Ok(()),
+        1 => "1 problem".to_string(),
+        n => format!("{n} problems"),
+    };
+    if v.opens {
+        return Err(format!("{problems}: some reads will fail (see above)").into());
     }
+    Err(format!("{problems}: the index does not open; `pushdex repair` may fix it").into())
 }
 
 fn write_verification(v: &pushdex::Verification, out: &mut dyn Write) -> io::Result<()> {
@@ -319,7 +324,9 @@ fn repair(dir: &Path, out: &mut dyn Write) -> CliResult<()> {
     }
     write_verification(&r.after, out)?;
     if !r.after.opens {
-        return Err("the index still does not open: what is left needs a copy from a backup".into());
+        return Err("the index still does not open: repair only mends the log (see the problems above: a damaged \
+                    manifest, segment or bitmap needs a copy from a backup, a newer format a newer pushdex)"
+            .into());
     }
     Ok(())
 }
@@ -576,6 +583,14 @@ fn ls(index: &Index, root: &str, mode: EnumerationMode, out: &mut dyn Write) -> 
     Ok(())
 }
 
+/// `s` as one shell word: as it is when that is safe, else in single quotes.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+,:=@%".contains(&b)) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// For a URI or root that looks like a file path: the URI an import gave
 /// that path, which is probably what was meant.
 fn path_hint(given: &str) -> String {
@@ -610,49 +625,61 @@ fn escape(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn rm(index: &Index, args: &RmArgs, out: &mut dyn Write) -> CliResult<()> {
-    // This process holds the index: nothing changes between the count and
-    // the deletion.
-    let total = index.count("", EnumerationMode::RecursiveDocuments)?;
+    /// What to delete.
+    enum Target<'a> {
+        Uri(&'a str),
+        Root(&'a str),
+        Prefix(&'a str),
+    }
     // clap's ArgGroup guarantees exactly one of the three.
-    let (what, count) = match (&args.uri, &args.root_path, &args.prefix) {
-        (Some(uri), None, None) => {
+    let target = match (&args.uri, &args.root_path, &args.prefix) {
+        (Some(uri), None, None) => Target::Uri(uri),
+        (None, Some(root), None) => Target::Root(root),
+        (None, None, Some(prefix)) => Target::Prefix(prefix),
+        _ => return Err("give exactly one of URI, --root-path and --prefix".into()),
+    };
+    // This process holds the index: nothing changes between the counts and
+    // the deletion.
+    let (what, count) = match target {
+        Target::Uri(uri) => {
             if !index.status(uri)?.exists() {
                 return Err(format!("no document with URI {}: nothing deleted{}", escape(uri), path_hint(uri)).into());
             }
-            (format!("document {}", escape(uri)), 1)
+            (escape(uri).into_owned(), 1)
         }
-        (None, Some(root), None) => {
-            let (which, mode) = if args.non_recursive {
-                ("direct children of", EnumerationMode::NotRecursiveDocuments)
-            } else {
-                ("documents under", EnumerationMode::RecursiveDocuments)
-            };
-            (format!("{which} root {:?}", escape(root)), index.count(root, mode)?)
+        Target::Root(root) if args.non_recursive => (
+            format!("directly in root \"{}\"", escape(root)),
+            index.count(root, EnumerationMode::NotRecursiveDocuments)?,
+        ),
+        Target::Root(root) => {
+            (format!("under root \"{}\"", escape(root)), index.count(root, EnumerationMode::RecursiveDocuments)?)
         }
-        (None, None, Some(prefix)) => {
-            if prefix.is_empty() {
-                // The library's own refusal, with the way to do it.
-                return Err("an empty --prefix would delete everything: use --root-path '' --all".into());
-            }
-            (format!("URIs with prefix {:?}", escape(prefix)), count_prefix(index, prefix)?)
-        }
-        _ => return Err("give exactly one of URI, --root-path and --prefix".into()),
+        // The library's own refusal, with the way to do it.
+        Target::Prefix("") => return Err("an empty --prefix would delete everything: use --root-path '' --all".into()),
+        Target::Prefix(prefix) => (format!("with prefix \"{}\"", escape(prefix)), count_prefix(index, prefix)?),
     };
-    if count > 0 && count == total && !args.all {
-        return Err(format!(
-            "this would delete every document of the index ({total}): add --all if that is what you mean"
-        )
-        .into());
+    if !matches!(target, Target::Uri(_)) && !args.all {
+        let total = index.count("", EnumerationMode::RecursiveDocuments)?;
+        if count > 0 && count == total {
+            return Err(format!(
+                "this would delete every document of the index ({total}): add --all if that is what you mean"
+            )
+            .into());
+        }
     }
-    let serial = match (&args.uri, &args.root_path, &args.prefix) {
-        (Some(uri), _, _) => index.delete(uri)?,
-        (_, Some(root), _) => index.delete_root_path(root, !args.non_recursive)?,
-        (_, _, Some(prefix)) => index.delete_with_prefix(prefix)?,
-        _ => unreachable!("matched above"),
+    let serial = match target {
+        Target::Uri(uri) => index.delete(uri)?,
+        Target::Root(root) => index.delete_root_path(root, !args.non_recursive)?,
+        Target::Prefix(prefix) => index.delete_with_prefix(prefix)?,
     };
     index.sync()?;
-    let documents = if count == 1 { "document" } else { "documents" };
-    writeln!(out, "deleted {count} {documents}: {what}, serial {serial} (synced)")?;
+    match target {
+        Target::Uri(_) => writeln!(out, "deleted 1 document: {what}, serial {serial} (synced)")?,
+        _ => {
+            let documents = if count == 1 { "document" } else { "documents" };
+            writeln!(out, "deleted {count} {documents} {what}, serial {serial} (synced)")?
+        }
+    }
     Ok(())
 }
 

@@ -187,8 +187,8 @@ impl WalWriter {
 
     /// Encodes one frame into the buffer.
     ///
-    /// `serial` is the serial of the frame's first operation; `kind` and the
-    /// payload mean something to the index only. `payload` writes the payload
+    /// `serial` is the serial of the frame's first operation; `kind` (never
+    /// 0) and the payload mean something to the index only. `payload` writes the payload
     /// bytes by appending them to the given `Vec` (so callers can
     /// `postcard::to_extend` straight into the buffer without a temporary); it
     /// must not touch the bytes already there. Length and check are filled in
@@ -200,6 +200,7 @@ impl WalWriter {
     /// dropped and the writer poisoned.
     #[inline]
     pub fn append(&mut self, serial: u64, kind: u8, payload: impl FnOnce(&mut Vec<u8>)) {
+        debug_assert_ne!(kind, 0, "kind 0 is reserved: recovery never takes it for a frame");
         if self.poisoned.is_some() {
             return;
         }
@@ -352,10 +353,10 @@ pub enum FileEnd {
         /// Why the frame there is bad.
         why: String,
     },
-    /// The file's header is incomplete or damaged and nothing but the header
-    /// fits in it, or (the last file) it is all zeros: the process died
-    /// while creating it, before any frame could be appended. It holds no
-    /// frames.
+    /// The last file's header is incomplete or damaged and nothing but the
+    /// header fits in it, or it is all zeros: the process died while
+    /// creating it, before any frame could be appended. It holds no frames.
+    /// (Only the last file can be one: in an older file, that is damage.)
     TornCreation,
 }
 
@@ -482,16 +483,24 @@ pub fn recover(
     if let Some(damage) = scanned.damage {
         return Err(damage.error);
     }
+    if let Some(last) = scanned.files.last().filter(|f| new_gen <= f.gen) {
+        return Err(Error::Io(io::Error::other(format!(
+            "a new log file must come after the last one (wal-{}.log), not at generation {new_gen}",
+            last.gen
+        ))));
+    }
     let mut gens = Vec::with_capacity(scanned.files.len());
+    let mut removed = false;
     for file in &scanned.files {
         let name = log_name(file.gen);
         if file.frames == 0 {
-            // Nothing in it to replay ever again. Removed before the new
-            // file is created, whose directory fsync makes the removal
-            // durable: a torn creation must never become an older file.
+            // Nothing in it to replay ever again.
             match storage.remove(&name) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(Error::Io(e)),
-                _ => continue,
+                _ => {
+                    removed = true;
+                    continue;
+                }
             }
         }
         let handle = storage.open(&name)?;
@@ -504,14 +513,14 @@ pub fn recover(
         handle.sync()?;
         gens.push(file.gen);
     }
-    if gens.last().is_some_and(|&last| new_gen <= last) {
-        return Err(Error::Io(io::Error::other(format!(
-            "a new log file must come after the last one (wal-{}.log), not at generation {new_gen}",
-            gens[gens.len() - 1]
-        ))));
+    // The removals are durable before the new file exists: a torn creation
+    // must never become an older file. (No file system is trusted to
+    // order directory changes by itself.)
+    if removed {
+        storage.sync_dir()?;
     }
-    // Also makes durable the entry of a last file whose creation the
-    // previous process did not see through.
+    // Its directory fsync also makes durable the entry of a last file whose
+    // creation the previous process did not see through.
     let writer = WalWriter::create(storage, new_gen)?;
     Ok(Recovery { gens, writer })
 }
@@ -776,6 +785,11 @@ fn find_valid_frame(layout: Layout, data: &[u8], from: usize, last_serial: u64) 
     (from..=last_start).find_map(|at| {
         let (len, serial) = layout.len_and_serial(&data[at..]);
         if serial <= last_serial || serial > highest || len as usize > data.len() - at - head {
+            return None;
+        }
+        // Kind 0 is never written (docs/FORMAT.md, "Frame"): the 17 bytes
+        // that pass as a version 1 frame anywhere have kind 0.
+        if data[at + head - 1] == 0 {
             return None;
         }
         layout.decode(data, at, 0).ok().map(|frame| (at, frame.serial))

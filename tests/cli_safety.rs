@@ -87,23 +87,37 @@ fn deleting_every_document_needs_all() {
     assert!(err.contains("every document of the index (9)") && err.contains("--all"), "{err}");
     // Any root or prefix that covers the whole index is the same.
     let root = format!("file://{}", tree.display());
-    pushdex(&index, &["rm", "--root-path", &root]).fails();
-    pushdex(&index, &["rm", "--root-path", "file:///"]).fails();
-    pushdex(&index, &["rm", "--prefix", "file:"]).fails();
+    for args in [&["rm", "--root-path", &root][..], &["rm", "--root-path", "file:///"], &["rm", "--prefix", "file:"]] {
+        let err = pushdex(&index, args).fails();
+        assert!(err.contains("every document of the index (9)"), "{args:?}: {err}");
+    }
     assert_eq!(held(&index), before, "a refused rm changed the index");
 
     // A part of it is fine, and the output says how much went.
     let out = pushdex(&index, &["rm", "--root-path", &format!("{root}/d1")]).ok();
-    assert!(out.starts_with("deleted 3 documents: documents under root "), "{out}");
+    assert!(out.starts_with(&format!("deleted 3 documents under root \"{root}/d1\", serial ")), "{out}");
     let out = pushdex(&index, &["rm", "--prefix", &format!("{root}/d2/f")]).ok();
-    assert!(out.starts_with("deleted 3 documents: URIs with prefix "), "{out}");
+    assert!(out.starts_with(&format!("deleted 3 documents with prefix \"{root}/d2/f\", serial ")), "{out}");
     let out = pushdex(&index, &["rm", "--root-path", &format!("{root}/nothing")]).ok();
-    assert!(out.starts_with("deleted 0 documents: "), "{out}");
+    assert!(out.starts_with("deleted 0 documents under root "), "{out}");
+    let out = pushdex(&index, &["rm", "--root-path", &root, "--non-recursive"]).ok();
+    assert!(out.starts_with("deleted 0 documents directly in root "), "{out}");
+    // Every document left is in d0: its direct children are everything.
+    let err = pushdex(&index, &["rm", "--root-path", &format!("{root}/d0"), "--non-recursive"]).fails();
+    assert!(err.contains("every document of the index (3)"), "{err}");
+    let out = pushdex(&index, &["rm", &format!("{root}/d0/f3.txt")]).ok();
+    assert!(out.starts_with(&format!("deleted 1 document: {root}/d0/f3.txt, serial ")), "{out}");
     // And all of it, when asked for.
+    let out = pushdex(&index, &["rm", "--root-path", &format!("{root}/d0"), "--non-recursive", "--all"]).ok();
+    assert!(out.starts_with("deleted 2 documents directly in root "), "{out}");
     let out = pushdex(&index, &["rm", "--root-path", "", "--all"]).ok();
-    assert!(out.starts_with("deleted 3 documents: documents under root \"\""), "{out}");
-    let err = pushdex(&index, &["ls", "", "--mode", "recursive"]).ok();
-    assert_eq!(err, "");
+    assert!(out.starts_with("deleted 0 documents under root \"\""), "{out}");
+    assert_eq!(pushdex(&index, &["ls", "", "--mode", "recursive"]).ok(), "");
+
+    // The index's only document, named by its URI, needs no --all.
+    let (_tmp, tree, index) = imported(1);
+    let out = pushdex(&index, &["rm", &format!("file://{}/d0/f0.txt", tree.display())]).ok();
+    assert!(out.starts_with("deleted 1 document: "), "{out}");
 }
 
 #[test]
@@ -231,7 +245,8 @@ fn control_characters_are_escaped_and_odd_files_are_counted() {
     let out = pushdex(&index, &["import", tree.to_str().unwrap()]).ok();
     assert!(out.contains("listed: 5\n") && out.contains("skipped: 2\n"), "{out}");
     assert!(out.contains("name is not UTF-8") && out.contains("symbolic link"), "{out}");
-    assert!(!out.contains('\u{fffd}') || out.contains("caf"), "{out}");
+    // The name that is not UTF-8 is shown as well as it can be.
+    assert!(out.contains("caf\u{fffd}.txt"), "{out}");
 
     let root = format!("file://{}", tree.display());
     let out = pushdex(&index, &["ls", &root, "--mode", "documents"]).ok();
@@ -248,4 +263,83 @@ fn control_characters_are_escaped_and_odd_files_are_counted() {
     assert!(out.contains(r"/new\nline"), "{out}");
     let out = pushdex(&index, &["job", "c1"]).ok();
     assert!(out.contains("skipped: 2\n"), "{out}");
+}
+
+// ---- verify and repair (the library's side is tests/repair.rs) ----------
+
+fn options() -> pushdex::Options {
+    pushdex::Options::default().memtable_bytes(256 << 20)
+}
+
+/// `batches` synced batches of 5 documents, one log frame each; what the
+/// index held after each.
+fn write_batches(index: &pushdex::Index, from: usize, batches: usize) -> Vec<usize> {
+    (from..from + batches)
+        .map(|b| {
+            index
+                .add_all((0..5).map(|i| pushdex::Document::new(format!("b{b:02}/{i}")).with_stamp(format!("s{b}"))))
+                .unwrap();
+            index.sync().unwrap();
+            index.count("", pushdex::EnumerationMode::RecursiveDocuments).unwrap() as usize
+        })
+        .collect()
+}
+
+fn logs(dir: &Path) -> Vec<String> {
+    let mut gens: Vec<u64> = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| pushdex::wal::parse_log_name(e.unwrap().file_name().to_str()?))
+        .collect();
+    gens.sort_unstable();
+    gens.into_iter().map(pushdex::wal::log_name).collect()
+}
+
+fn frame_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut at = pushdex::wal::FILE_HEADER_BYTES;
+    let mut starts = Vec::new();
+    while at < bytes.len() {
+        starts.push(at);
+        at +=
+            pushdex::wal::FRAME_HEADER_BYTES + u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+    }
+    starts
+}
+
+#[test]
+fn pushdex_verify_and_repair_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = pushdex::Index::open_with(dir.path(), options()).unwrap();
+    let counts = write_batches(&index, 0, 5);
+    drop(index);
+    let log = dir.path().join(&logs(dir.path())[0]);
+    let mut bytes = fs::read(&log).unwrap();
+    let starts = frame_starts(&bytes);
+    bytes[starts[3] + 2] ^= 0xff; // the check of the fourth frame
+    fs::write(&log, &bytes).unwrap();
+    let run = |args: &[&str]| {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_pushdex")).arg("--index").arg(dir.path()).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, _, err) = run(&["ls", ""]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is damaged") && err.contains("pushdex repair"), "{err}");
+    let (code, out, err) = run(&["verify"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("opens: no") && out.contains("repair fixes it"), "{out}");
+    assert!(err.starts_with("error: 1 problem: the index does not open"), "{err}");
+    let (code, out, err) = run(&["repair"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("(the whole file is in lost+found/wal-1.log)") && out.contains("opens: yes"), "{out}");
+    let (code, out, _) = run(&["verify"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, _) = run(&["ls", "", "--mode", "recursive"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.lines().count(), counts[2], "{out}");
+    assert_eq!(fs::read(dir.path().join("lost+found/wal-1.log")).unwrap(), bytes);
 }

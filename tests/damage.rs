@@ -287,6 +287,35 @@ impl Writer {
         self.record(serial, vec![Effect::SetCheckpoint(name.to_string(), value.to_string())]);
     }
 
+    /// A connector: the registry's two reserved checkpoints (the next id,
+    /// the entry), written by the connector layer, the only writer of
+    /// `pushdex.` names.
+    fn create_connector(&mut self, root: &str) {
+        struct Nothing;
+        impl pushdex::connector::Source for Nothing {
+            fn description(&self) -> String {
+                "nothing".into()
+            }
+            fn list(
+                &self,
+                _: &mut dyn FnMut(pushdex::connector::SourceItem) -> pushdex::Result<()>,
+            ) -> pushdex::Result<()> {
+                Ok(())
+            }
+            fn fetch(&self, _: &pushdex::connector::SourceItem) -> pushdex::Result<Option<Document>> {
+                Ok(None)
+            }
+        }
+        let connectors = pushdex::connector::Connectors::open(&self.index).unwrap();
+        let info =
+            connectors.create("files", root, std::sync::Arc::new(Nothing), pushdex::connector::RunMode::Once).unwrap();
+        for name in ["pushdex.connectors.next".to_string(), format!("pushdex.connector.{}", info.id)] {
+            let c = self.index.checkpoint(&name).unwrap().expect("the registry's checkpoint");
+            self.history.names.insert(name.clone());
+            self.record(c.serial, vec![Effect::SetCheckpoint(name, c.value)]);
+        }
+    }
+
     fn delete_checkpoint(&mut self, name: &str) {
         let serial = self.index.delete_checkpoint(name).unwrap();
         self.history.names.insert(name.to_string());
@@ -367,6 +396,7 @@ fn scenario() -> Scenario {
         }
     }
     w.set_checkpoint("crawl", "alpha");
+    w.create_connector("share/alpha");
     w.set_checkpoint("other", "x");
     w.index.refresh().unwrap();
 

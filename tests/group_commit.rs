@@ -78,8 +78,11 @@ impl Storage for CountingStorage {
     fn try_lock(&self) -> io::Result<Option<LockGuard>> {
         self.fs.try_lock()
     }
-    fn is_locked(&self) -> io::Result<bool> {
-        self.fs.is_locked()
+    fn try_lock_shared(&self) -> io::Result<Option<LockGuard>> {
+        self.fs.try_lock_shared()
+    }
+    fn file_len(&self, name: &str) -> io::Result<u64> {
+        self.fs.file_len(name)
     }
     fn set_aside(&self, name: &str, copy: bool) -> io::Result<String> {
         self.fs.set_aside(name, copy)

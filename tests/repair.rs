@@ -3,6 +3,10 @@
 //! repair`) brings the index back to the longest valid prefix, moving what
 //! it drops into `lost+found/` and deleting nothing. A crash at any write of
 //! a repair leaves a directory that a second repair (or open) finishes.
+//! (The same from the command line is in `tests/cli_safety.rs`: a test that
+//! spawns processes does not run beside tests that close and reopen an
+//! index, since a child forked at that moment holds the directory lock
+//! until it execs.)
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -139,9 +143,42 @@ fn repair_refuses_an_open_index_and_a_directory_without_one() {
     assert!(!missing.exists(), "verify or repair created a directory");
     let other = tempfile::tempdir().unwrap();
     fs::write(other.path().join("notes.txt"), "hello").unwrap();
+    // A MANIFEST among other files is not an index either (Python packages
+    // have one): an index always has its LOCK.
+    fs::write(other.path().join("MANIFEST"), "include *.py").unwrap();
     assert!(matches!(Index::verify(other.path()), Err(Error::NoIndex { .. })));
+    assert!(matches!(Index::repair(other.path()), Err(Error::NoIndex { .. })));
     assert!(matches!(Index::open_existing(other.path()), Err(Error::NoIndex { .. })));
-    assert_eq!(fs::read_dir(other.path()).unwrap().count(), 1, "open_existing wrote into a foreign directory");
+    let names: Vec<_> = fs::read_dir(other.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "verify, repair or open_existing wrote into a foreign directory: {names:?}");
+}
+
+#[test]
+fn a_later_log_file_that_carries_on_from_the_kept_prefix_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open_with(dir.path(), options()).unwrap();
+    let mut states = write_batches(&index, 0, 3);
+    drop(index);
+    let index = Index::open_with(dir.path(), options()).unwrap();
+    states.extend(write_batches(&index, 3, 2));
+    drop(index);
+    let names = logs(dir.path());
+    let first = dir.path().join(&names[0]);
+    // Bytes after the last frame of an older file (never a torn tail
+    // there): damage, but every frame survives it.
+    let whole = fs::read(&first).unwrap();
+    let mut damaged = whole.clone();
+    damaged.extend_from_slice(b"stray bytes");
+    fs::write(&first, &damaged).unwrap();
+    assert!(matches!(Index::open(dir.path()), Err(Error::Corrupt { .. })));
+    let r = Index::repair(dir.path()).unwrap();
+    assert_eq!(
+        r.cut,
+        [(names[0].clone(), whole.len() as u64, damaged.len() as u64, format!("lost+found/{}", names[0]))]
+    );
+    assert!(r.moved.is_empty(), "the second file carries on from the first: {r:?}");
+    let index = Index::open(dir.path()).unwrap();
+    assert_eq!(&held(&index), states.last().unwrap());
 }
 
 #[test]
@@ -222,45 +259,4 @@ fn a_crash_at_any_write_of_a_repair_is_finished_by_the_next_one() {
             assert_eq!(after.aside(&first).as_deref(), Some(&damaged[&first][..]), "k = {k}, torn {torn:?}");
         }
     }
-}
-
-#[cfg(feature = "cli")]
-#[test]
-fn pushdex_verify_and_repair_from_the_command_line() {
-    use std::process::Command;
-    let dir = tempfile::tempdir().unwrap();
-    let index = Index::open_with(dir.path(), options()).unwrap();
-    let states = write_batches(&index, 0, 5);
-    drop(index);
-    let log = dir.path().join(&logs(dir.path())[0]);
-    let mut bytes = fs::read(&log).unwrap();
-    let starts = frame_starts(&bytes);
-    bytes[starts[3] + 2] ^= 0xff; // the check of the fourth frame
-    fs::write(&log, &bytes).unwrap();
-    let run = |args: &[&str]| {
-        let out =
-            Command::new(env!("CARGO_BIN_EXE_pushdex")).arg("--index").arg(dir.path()).args(args).output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-
-    let (code, _, err) = run(&["ls", ""]);
-    assert_eq!(code, Some(1));
-    assert!(err.contains("is damaged") && err.contains("pushdex repair"), "{err}");
-    let (code, out, err) = run(&["verify"]);
-    assert_eq!(code, Some(1), "{out}{err}");
-    assert!(out.contains("opens: no") && out.contains("repair fixes it"), "{out}");
-    assert!(err.starts_with("error: 1 problems: the index does not open"), "{err}");
-    let (code, out, err) = run(&["repair"]);
-    assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.contains("(the whole file is in lost+found/wal-1.log)") && out.contains("opens: yes"), "{out}");
-    let (code, out, _) = run(&["verify"]);
-    assert_eq!(code, Some(0), "{out}");
-    let (code, out, _) = run(&["ls", "", "--mode", "recursive"]);
-    assert_eq!(code, Some(0));
-    assert_eq!(out.lines().count(), states[2].len(), "{out}");
-    assert_eq!(fs::read(dir.path().join("lost+found/wal-1.log")).unwrap(), bytes);
 }

@@ -45,7 +45,7 @@ fn make_frames(rng: &mut Rng, n: usize, first_serial: u64, sizes: &[(usize, usiz
         .map(|i| {
             let size =
                 sizes.iter().find(|&&(at, _)| at == i).map_or_else(|| rng.below(200) as usize, |&(_, size)| size);
-            let rec = (serial, rng.below(8) as u8, rng.bytes(size));
+            let rec = (serial, 1 + rng.below(8) as u8, rng.bytes(size));
             serial += 1 + rng.below(3);
             rec
         })
@@ -458,7 +458,7 @@ fn the_file_is_laid_out_as_documented() {
     let salt = 0x1122_3344_5566_7788u64;
     let mut writer = WalWriter::create_with_salt(&storage, 7, salt).unwrap();
     writer.append(0x0102_0304_0506_0708, 9, |buf| buf.extend_from_slice(b"abc"));
-    writer.append(0x0102_0304_0506_0709, 0, |_| {});
+    writer.append(0x0102_0304_0506_0709, 8, |_| {});
     writer.write_out().unwrap();
     let bytes = fs::read(log_path(dir.path(), 7)).unwrap();
 
@@ -471,7 +471,7 @@ fn the_file_is_laid_out_as_documented() {
     let first = b"\x03\x00\x00\x00\x08\x07\x06\x05\x04\x03\x02\x01\x09abc";
     expected.extend_from_slice(&xxh3_64_with_seed(first, salt).to_le_bytes());
     expected.extend_from_slice(first);
-    let second = b"\x00\x00\x00\x00\x09\x07\x06\x05\x04\x03\x02\x01\x00";
+    let second = b"\x00\x00\x00\x00\x09\x07\x06\x05\x04\x03\x02\x01\x08";
     expected.extend_from_slice(&xxh3_64_with_seed(second, salt).to_le_bytes());
     expected.extend_from_slice(second);
     assert_eq!(bytes, expected);

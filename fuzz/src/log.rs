@@ -105,8 +105,8 @@ impl Layout {
         }
     }
 
-    /// Whether a good frame with a serial in `(last, last + 2^40]` starts at
-    /// `at`.
+    /// Whether a good frame with a serial in `(last, last + 2^40]` and a
+    /// kind other than 0 starts at `at`.
     fn valid_frame_at(self, data: &[u8], at: usize, last: u64) -> bool {
         let head = self.frame_header_bytes();
         let u32_at = |i: usize| u32::from_le_bytes(data[at + i..at + i + 4].try_into().unwrap());
@@ -115,7 +115,8 @@ impl Layout {
             Layout::V1 => (u32_at(0) as usize, u64_at(8)),
             Layout::V2(_) => (u32_at(8) as usize, u64_at(12)),
         };
-        if serial <= last || serial - last > 1 << 40 || len > data.len() - at - head {
+        // Kind 0 is never written: no candidate.
+        if serial <= last || serial - last > 1 << 40 || len > data.len() - at - head || data[at + head - 1] == 0 {
             return false;
         }
         match self {

@@ -54,18 +54,11 @@ use crate::uri::{check_root, check_uri, folder_prefix};
 /// and carries the meta `content_omitted` = `"larger than 1048576 bytes"`.
 pub const MAX_CONTENT_BYTES: u64 = 1 << 20;
 
-/// Whether `dir` holds a pushdex index: its `LOCK` file, and a `MANIFEST`
-/// or an operation log (`wal-<n>.log`).
+/// Whether `dir` holds a pushdex index (the index's own rule:
+/// `Index::open_existing` opens exactly these).
 fn is_index_dir(dir: &Path) -> bool {
-    if !dir.join("LOCK").is_file() {
-        return false;
-    }
     let Ok(entries) = std::fs::read_dir(dir) else { return false };
-    entries.flatten().any(|e| {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        name == "MANIFEST" || (name.starts_with("wal-") && name.ends_with(".log"))
-    })
+    crate::index::names_hold_index(entries.flatten().filter_map(|e| e.file_name().into_string().ok()))
 }
 
 /// The URI scheme prefix of every directory-source URI.

@@ -280,11 +280,7 @@ fn scan(index: &Index, info: &ConnectorInfo, source: &dyn Source, shared: &Share
                 Ok(None) => {
                     batch.gone += 1;
                     gone.push(item.uri);
-                    let summary = skip_summary(&skips, &gone);
-                    shared.update(|s| {
-                        s.skipped += 1;
-                        s.last_error = Some(summary);
-                    });
+                    shared.update(|s| s.skipped += 1);
                 }
                 Err(e) => batch.fail(format!("{}: {e}", item.uri)),
             },
@@ -292,6 +288,10 @@ fn scan(index: &Index, info: &ConnectorInfo, source: &dyn Source, shared: &Share
         if batch.is_full() {
             batch.commit(index, info, shared)?;
         }
+    }
+    if !gone.is_empty() {
+        let summary = skip_summary(&skips, &gone);
+        shared.update(|s| s.last_error = Some(summary));
     }
     batch.commit(index, info, shared)?;
     if !shared.aborted() {

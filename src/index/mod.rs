@@ -22,6 +22,7 @@ use std::time::Duration;
 
 pub use enumerate::Enumeration;
 pub use session::PushSession;
+pub(crate) use verify::names_hold_index;
 pub use verify::{Problem, Repair, Verification};
 
 use crate::document::{check_name, check_value, Document, Update, MAX_BATCH_BYTES, MAX_BATCH_DOCUMENTS};

@@ -96,19 +96,34 @@ pub(super) fn existing_storage(dir: &Path) -> Result<FsStorage> {
     }
 }
 
-/// Whether the directory holds a pushdex index: a manifest, a log file or
-/// the lock file of an open.
+/// Whether the files of a directory, by name, are a pushdex index: a log
+/// file (every open leaves one), or a manifest beside the lock file of an
+/// open. (A `MANIFEST` alone is common among other files: Python packages
+/// have one.)
+pub(crate) fn names_hold_index<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> bool {
+    let (mut lock, mut manifest) = (false, false);
+    for name in names {
+        let name = name.as_ref();
+        if wal::parse_log_name(name).is_some() {
+            return true;
+        }
+        lock |= name == "LOCK";
+        manifest |= name == manifest::MANIFEST;
+    }
+    lock && manifest
+}
+
+/// [`names_hold_index`] for a storage.
 pub(super) fn holds_index(storage: &dyn Storage) -> Result<bool> {
-    Ok(storage
-        .list()?
-        .iter()
-        .any(|name| name == manifest::MANIFEST || name == "LOCK" || wal::parse_log_name(name).is_some()))
+    Ok(names_hold_index(storage.list()?))
 }
 
 /// Where the log is damaged, as a verification found it.
 struct LogDamage {
     gen: u64,
     offset: u64,
+    /// Good frames in that file before the damage.
+    frames: u64,
 }
 
 /// Verifies the index in `storage`; also returns where the log is damaged.
@@ -117,11 +132,16 @@ fn verify_storage(storage: &dyn Storage, locked: bool) -> Result<(Verification, 
     if !holds_index(storage)? {
         return Err(Error::NoIndex { path: storage.root().to_path_buf() });
     }
+    // Shared, so that no open (whose recovery may cut the log files this
+    // maps) or repair starts meanwhile; an open index holds it already,
+    // and only ever appends to its logs.
+    let shared = if locked { None } else { storage.try_lock_shared()? };
+    let in_use = !locked && shared.is_none();
     let mut names = storage.list()?;
     names.sort();
     let mut files = Vec::with_capacity(names.len());
     for name in names {
-        let len = storage.open(&name).and_then(|f| f.len())?;
+        let len = storage.file_len(&name)?;
         files.push((name, len));
     }
     let mut v = Verification {
@@ -134,7 +154,7 @@ fn verify_storage(storage: &dyn Storage, locked: bool) -> Result<(Verification, 
         segment_rows: 0,
         log_frames: 0,
         torn_tail: None,
-        in_use: !locked && storage.is_locked()?,
+        in_use,
     };
     let root = storage.root().to_path_buf();
     // The file an error names, relative to the directory.
@@ -207,7 +227,8 @@ fn verify_storage(storage: &dyn Storage, locked: bool) -> Result<(Verification, 
     let damage = match scanned.damage {
         Some(damage) => {
             let file = wal::log_name(damage.gen);
-            let at = LogDamage { gen: damage.gen, offset: damage.offset };
+            let frames = scanned.files.last().map_or(0, |f| f.frames);
+            let at = LogDamage { gen: damage.gen, offset: damage.offset, frames };
             problem(&mut v, damage.error, file, true, true)?;
             Some(at)
         }
@@ -222,34 +243,40 @@ pub fn verify(storage: &dyn Storage) -> Result<Verification> {
 }
 
 /// [`Index::repair`](super::Index::repair) on any storage.
+///
+/// One damaged log file at a time: the file is cut right before the damage
+/// (a whole copy first goes to `lost+found/`), or moved there whole when no
+/// good frame precedes the damage; then the log is read again. A later file
+/// whose frames carry on from the kept prefix is kept; one that no longer
+/// does is damage in its turn. Each round shortens the log, so this ends.
 pub fn repair(storage: Arc<dyn Storage>) -> Result<Repair> {
+    // Before the lock, whose file an open creates: a directory that is not
+    // an index must stay as it is.
+    if !holds_index(storage.as_ref())? {
+        return Err(Error::NoIndex { path: storage.root().to_path_buf() });
+    }
     let _lock = storage.try_lock()?.ok_or_else(|| Error::Locked { path: storage.root().to_path_buf() })?;
     let storage = storage.as_ref();
-    let (before, damage) = verify_storage(storage, true)?;
-    let mut moved = Vec::new();
-    let mut cut = Vec::new();
-    if let Some(LogDamage { gen, offset }) = damage {
-        let mut gens: Vec<u64> = storage.list()?.iter().filter_map(|n| wal::parse_log_name(n)).collect();
-        gens.sort_unstable();
-        for g in gens.into_iter().filter(|&g| g >= gen) {
-            let name = wal::log_name(g);
-            let len = storage.open(&name)?.len()?;
-            if g == gen && offset > 0 {
-                // Every frame before `offset` is good: keep them, and a
-                // whole copy of the file, made durable before the cut.
-                let copy = storage.set_aside(&name, true)?;
-                let file = storage.open(&name)?;
-                file.set_len(offset)?;
-                file.sync()?;
-                cut.push((name, offset, len, copy));
-            } else {
-                let there = storage.set_aside(&name, false)?;
-                moved.push((name, there));
-            }
+    let (before, mut damage) = verify_storage(storage, true)?;
+    let unrepaired: Vec<Problem> = before.problems.iter().filter(|p| !p.repairable).cloned().collect();
+    let mut after = before;
+    let (mut moved, mut cut) = (Vec::new(), Vec::new());
+    while let Some(LogDamage { gen, offset, frames }) = damage {
+        let name = wal::log_name(gen);
+        if frames == 0 {
+            let there = storage.set_aside(&name, false)?;
+            moved.push((name, there));
+        } else {
+            // Every frame before `offset` is good: keep them, and a whole
+            // copy of the file, durable before the cut.
+            let len = storage.file_len(&name)?;
+            let copy = storage.set_aside(&name, true)?;
+            let file = storage.open(&name)?;
+            file.set_len(offset)?;
+            file.sync()?;
+            cut.push((name, offset, len, copy));
         }
-        storage.sync_dir()?;
+        (after, damage) = verify_storage(storage, true)?;
     }
-    let unrepaired = before.problems.into_iter().filter(|p| !p.repairable).collect();
-    let (after, _) = verify_storage(storage, true)?;
     Ok(Repair { moved, cut, unrepaired, after })
 }

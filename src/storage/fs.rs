@@ -126,25 +126,31 @@ impl Storage for FsStorage {
         Ok(Arc::new(MappedFile(map)))
     }
 
-    fn is_locked(&self) -> io::Result<bool> {
+    fn try_lock_shared(&self) -> io::Result<Option<LockGuard>> {
         let file = match File::open(self.path("LOCK")) {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            // Never opened: nothing can hold it (an open creates it first).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(Box::new(()))),
             Err(e) => return Err(e),
         };
-        // A shared lock is refused while anyone (this process included,
-        // through another open file) holds the exclusive one; released
-        // when `file` closes.
         match file.try_lock_shared() {
-            Ok(()) => Ok(false),
-            Err(TryLockError::WouldBlock) => Ok(true),
+            Ok(()) => Ok(Some(Box::new(file))),
+            Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(e),
         }
     }
 
+    fn file_len(&self, name: &str) -> io::Result<u64> {
+        Ok(fs::metadata(self.path(name))?.len())
+    }
+
     fn set_aside(&self, name: &str, copy: bool) -> io::Result<String> {
         let folder = self.root.join(super::LOST_AND_FOUND);
-        fs::create_dir_all(&folder)?;
+        if !folder.is_dir() {
+            fs::create_dir(&folder)?;
+            // The folder's own entry, before anything is put in it.
+            File::open(&self.root)?.sync_all()?;
+        }
         let mut there = name.to_string();
         let mut n = 0;
         while folder.join(&there).exists() {
@@ -165,10 +171,19 @@ impl Storage for FsStorage {
 
     fn try_lock(&self) -> io::Result<Option<LockGuard>> {
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(self.path("LOCK"))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(Box::new(file))),
-            Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(e)) => Err(e),
+        // A flock belongs to the open file, which a child forked by any
+        // thread of this process shares until it execs (the descriptor is
+        // close-on-exec): an index closed in that window stays locked for
+        // as long. A few short retries wait that out; a lock held by an
+        // open index is still refused at once for all practical purposes.
+        for wait_ms in [0, 1, 2, 4, 8] {
+            std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(Box::new(file))),
+                Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::Error(e)) => return Err(e),
+            }
         }
+        Ok(None)
     }
 }

@@ -60,9 +60,14 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// `Ok(None)` when another holder has it.
     fn try_lock(&self) -> io::Result<Option<LockGuard>>;
 
-    /// Whether someone holds the directory's lock now, found without
-    /// taking it and without writing anything.
-    fn is_locked(&self) -> io::Result<bool>;
+    /// Takes the directory's lock shared, without waiting and without
+    /// writing anything: `Ok(None)` while an open index holds it. Held, it
+    /// keeps an open (and so a recovery, which may cut a log file) or a
+    /// repair from starting (they get `Locked`), and lets others share it.
+    fn try_lock_shared(&self) -> io::Result<Option<LockGuard>>;
+
+    /// The length of file `name`, read without opening it for writing.
+    fn file_len(&self, name: &str) -> io::Result<u64>;
 
     /// Moves (`copy == false`) or copies file `name` into the folder
     /// [`LOST_AND_FOUND`] beside the files, creating the folder, never

@@ -414,10 +414,19 @@ impl Storage for SimStorage {
         Ok(Arc::new(bytes))
     }
 
-    fn is_locked(&self) -> io::Result<bool> {
+    fn try_lock_shared(&self) -> io::Result<Option<LockGuard>> {
         let mut state = self.state();
-        state.begin(Kind::Read, "is_locked")?;
-        Ok(state.locked)
+        state.begin(Kind::Read, "try_lock_shared")?;
+        // Shared holders are not modelled: nothing here races them.
+        Ok((!state.locked).then(|| Box::new(()) as LockGuard))
+    }
+
+    fn file_len(&self, name: &str) -> io::Result<u64> {
+        let mut state = self.state();
+        state.begin(Kind::Read, &format!("file_len {name}"))?;
+        let node = state.live.get(name).ok_or_else(|| not_found(name))?;
+        let len = node.data.lock().unwrap_or_else(|e| e.into_inner()).bytes.len();
+        Ok(len as u64)
     }
 
     fn set_aside(&self, name: &str, copy: bool) -> io::Result<String> {
