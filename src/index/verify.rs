@@ -96,21 +96,18 @@ pub(super) fn existing_storage(dir: &Path) -> Result<FsStorage> {
     }
 }
 
-/// Whether the files of a directory, by name, are a pushdex index: a log
-/// file (every open leaves one), or a manifest beside the lock file of an
-/// open. (A `MANIFEST` alone is common among other files: Python packages
-/// have one.)
+/// Whether the files of a directory, by name, are a pushdex index: the lock
+/// file that every open creates first, and a manifest or a log file. (Either
+/// alone is found among other files: Python packages have a `MANIFEST`, and
+/// a copy of a log can be anywhere.)
 pub(crate) fn names_hold_index<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> bool {
-    let (mut lock, mut manifest) = (false, false);
+    let (mut lock, mut data) = (false, false);
     for name in names {
         let name = name.as_ref();
-        if wal::parse_log_name(name).is_some() {
-            return true;
-        }
         lock |= name == "LOCK";
-        manifest |= name == manifest::MANIFEST;
+        data |= name == manifest::MANIFEST || wal::parse_log_name(name).is_some();
     }
-    lock && manifest
+    lock && data
 }
 
 /// [`names_hold_index`] for a storage.

@@ -457,6 +457,13 @@ impl Storage for SimStorage {
             return Ok(None);
         }
         state.locked = true;
+        // The real storage's lock is a file, created by the first lock and
+        // never removed: what tells an index directory from others.
+        if !state.live.contains_key("LOCK") {
+            let node = Arc::new(Node::default());
+            state.live.insert("LOCK".to_string(), node.clone());
+            state.durable.insert("LOCK".to_string(), node);
+        }
         Ok(Some(Box::new(SimLock(self.state.clone()))))
     }
 }
