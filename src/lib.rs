@@ -66,6 +66,8 @@ mod record;
 mod search;
 #[doc(hidden)]
 pub mod segment;
+#[cfg(feature = "server")]
+pub mod server;
 mod status;
 #[doc(hidden)]
 pub mod storage;

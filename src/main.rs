@@ -107,6 +107,9 @@ enum Command {
     /// Read and write checkpoints
     #[command(subcommand)]
     Checkpoint(CheckpointCommand),
+    /// Serve the indexes of a data directory over HTTP (../shared/HTTP.md)
+    #[cfg(feature = "server")]
+    Serve(ServeArgs),
     /// Read every file of the index and say what is wrong where
     Verify,
     /// Bring an index that does not open back to the longest valid prefix of its log
@@ -123,6 +126,23 @@ enum Command {
         #[arg(long)]
         count: bool,
     },
+}
+
+#[cfg(feature = "server")]
+#[derive(Args)]
+struct ServeArgs {
+    /// The data directory: one index per name in DATA/indexes/<name>/
+    #[arg(long, env = "PUSHDEX_DATA", default_value = DEFAULT_INDEX_DIR, value_name = "DIR")]
+    data: PathBuf,
+    /// The address to listen on (port 0: a free port, printed on start)
+    #[arg(long, env = "PUSHDEX_LISTEN", default_value = "127.0.0.1:8719", value_name = "ADDR")]
+    listen: std::net::SocketAddr,
+    /// The API token [default: DATA/token, created if missing]
+    #[arg(long, env = "PUSHDEX_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The largest request body in bytes
+    #[arg(long, default_value_t = pushdex::server::DEFAULT_MAX_BODY_BYTES, value_name = "N")]
+    max_body_bytes: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -227,6 +247,16 @@ fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
     match cli.command {
         Command::Verify => return verify(&dir, out),
         Command::Repair => return repair(&dir, out),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => {
+            let config = pushdex::server::Config {
+                data: args.data,
+                listen: args.listen,
+                token: args.token,
+                max_body_bytes: args.max_body_bytes,
+            };
+            return Ok(pushdex::server::serve(config)?);
+        }
         _ => {}
     }
     // Only an import creates an index, and only where nothing else is.
@@ -244,6 +274,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
         Command::Checkpoint(command) => checkpoint(&index, command, out)?,
         Command::Search { query, limit, count } => search(&index, &query, limit, count, out)?,
         Command::Verify | Command::Repair => unreachable!("handled above without opening the index"),
+        #[cfg(feature = "server")]
+        Command::Serve(_) => unreachable!("handled above"),
     }
     index.close()?;
     Ok(())

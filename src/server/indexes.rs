@@ -1,0 +1,132 @@
+//! The indexes of a data directory, one per name in `DATA/indexes/<name>/`,
+//! opened when first asked for and kept open until the server stops.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use super::error::{ApiError, ApiResult};
+use crate::{Create, Error, Index, Options};
+
+/// The longest index name.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Every index's memtable: with two per index (the active one and the one
+/// being flushed), 20 indexes written at once hold at most 640 MiB of
+/// memtables in the worst case and far less in practice; a shared budget
+/// comes with the memory issue.
+const MEMTABLE_BYTES: usize = 16 << 20;
+
+/// The indexes of one data directory.
+pub struct Indexes {
+    dir: PathBuf,
+    open: Mutex<HashMap<String, Index>>,
+}
+
+/// Checks an index name: 1–64 characters of `A-Z a-z 0-9 . _ -`, not
+/// starting with `.`.
+pub fn check_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_CHARS
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "index name {name:?}: 1 to {MAX_NAME_CHARS} characters of A-Z a-z 0-9 . _ -, not starting with ."
+        )))
+    }
+}
+
+impl Indexes {
+    /// The indexes under `data/indexes/`.
+    pub fn new(data: &std::path::Path) -> std::io::Result<Indexes> {
+        let dir = data.join("indexes");
+        std::fs::create_dir_all(&dir)?;
+        Ok(Indexes { dir, open: Mutex::new(HashMap::new()) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Index>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn options(create: Create) -> Options {
+        Options::default().memtable_bytes(MEMTABLE_BYTES).create(create)
+    }
+
+    /// The index `name` if it exists (opening it on first use). Blocks.
+    pub fn get(&self, name: &str) -> ApiResult<Option<Index>> {
+        check_name(name)?;
+        let mut open = self.lock();
+        if let Some(index) = open.get(name) {
+            return Ok(Some(index.clone()));
+        }
+        match Index::open_with(self.dir.join(name), Indexes::options(Create::Never)) {
+            Ok(index) => {
+                open.insert(name.to_string(), index.clone());
+                Ok(Some(index))
+            }
+            Err(Error::NoIndex { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The index `name`, which must exist: `404 not_found` otherwise.
+    pub fn existing(&self, name: &str) -> ApiResult<Index> {
+        self.get(name)?.ok_or_else(|| ApiError::not_found(format!("no index named {name:?}")))
+    }
+
+    /// The index `name`, created if it does not exist; and whether it was.
+    pub fn get_or_create(&self, name: &str) -> ApiResult<(Index, bool)> {
+        if let Some(index) = self.get(name)? {
+            return Ok((index, false));
+        }
+        let mut open = self.lock();
+        if let Some(index) = open.get(name) {
+            return Ok((index.clone(), false));
+        }
+        let index = Index::open_with(self.dir.join(name), Indexes::options(Create::IfEmpty))?;
+        open.insert(name.to_string(), index.clone());
+        Ok((index, true))
+    }
+
+    /// The names of every index, sorted.
+    pub fn names(&self) -> ApiResult<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(Error::Io)? {
+            let entry = entry.map_err(Error::Io)?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if check_name(&name).is_ok() && self.get(&name)?.is_some() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Closes and removes index `name`; false if there was none.
+    pub fn remove(&self, name: &str) -> ApiResult<bool> {
+        let Some(index) = self.get(name)? else { return Ok(false) };
+        self.lock().remove(name);
+        index.close()?;
+        std::fs::remove_dir_all(self.dir.join(name)).map_err(Error::Io)?;
+        Ok(true)
+    }
+
+    /// Closes every open index (each syncs); the first failure is returned
+    /// after all were tried.
+    pub fn close_all(&self) -> crate::Result<()> {
+        let open: Vec<(String, Index)> = self.lock().drain().collect();
+        let mut result = Ok(());
+        for (name, index) in open {
+            if let Err(e) = index.close() {
+                eprintln!("closing index {name}: {e}");
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+        }
+        result
+    }
+}

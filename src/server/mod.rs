@@ -1,0 +1,229 @@
+//! `pushdex serve`: the library behind HTTP (`../shared/HTTP.md`).
+//!
+//! Thin by design: each dialect translates requests into calls of the
+//! public library API and results into responses; errors become statuses in
+//! one table ([`error`]). The library's calls block (a sync waits for an
+//! fsync), so handlers run them on tokio's blocking pool, never on the
+//! async workers; concurrent syncs then share fsyncs through the library's
+//! group commit.
+//!
+//! This first part serves the process (token, data directory, graceful
+//! stop, request log, in-flight and body limits), authentication, health,
+//! and the `/v1` JSON API's indexes, documents, statuses, barriers and
+//! search. The Push API's `/papi/4` and the live sources' `/layar` come
+//! next.
+
+mod auth;
+mod error;
+mod indexes;
+mod v1;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::Semaphore;
+
+pub use error::ApiError;
+use error::ApiResult;
+use indexes::Indexes;
+
+/// How `pushdex serve` was asked to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The data directory: one index per name in `DATA/indexes/<name>/`.
+    pub data: PathBuf,
+    /// Where to listen (port 0: a free port, printed on start).
+    pub listen: SocketAddr,
+    /// The API token; `None`: `DATA/token`, created if missing.
+    pub token: Option<String>,
+    /// The largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// The default `--max-body-bytes`: 64 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
+/// Requests served at once; more get `429` with `Retry-After`.
+pub const MAX_IN_FLIGHT: usize = 512;
+/// How long a graceful stop lets requests in flight finish.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    token: Arc<str>,
+    indexes: Arc<Indexes>,
+    max_body_bytes: usize,
+    in_flight: Arc<Semaphore>,
+}
+
+/// Runs `f` (which blocks: the library's calls) off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", format!("the request failed: {e}")))
+    })
+}
+
+/// The token from `--token`, or `DATA/token` (created, random, mode 0600).
+fn load_token(config: &Config) -> std::io::Result<String> {
+    if let Some(token) = &config.token {
+        if token.len() < 16 {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a token has at least 16 characters"));
+        }
+        return Ok(token.clone());
+    }
+    let path = config.data.join("token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_string();
+        if !token.is_empty() {
+            eprintln!("token: {} (from that file)", path.display());
+            return Ok(token);
+        }
+    }
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &token)?;
+    eprintln!("token: created {}", path.display());
+    Ok(token)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+/// Serves until SIGINT or SIGTERM, then stops gracefully: stops accepting,
+/// lets requests in flight finish (at most 10 s), closes every index (each
+/// syncs).
+///
+/// # Errors
+/// When the data directory, the token or the address cannot be had, and
+/// when an index fails to close.
+pub fn serve(config: Config) -> crate::Result<()> {
+    std::fs::create_dir_all(&config.data)?;
+    let token = load_token(&config)?;
+    let indexes = Arc::new(Indexes::new(&config.data)?);
+    let state = AppState {
+        token: token.into(),
+        indexes: indexes.clone(),
+        max_body_bytes: config.max_body_bytes,
+        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        // The printed line is the truth (port 0 picks a free port).
+        println!("pushdex serve: listening on http://{}", listener.local_addr()?);
+        let app = router(state);
+        let server = axum::serve(listener, app).with_graceful_shutdown(stop_signal());
+        let server = tokio::spawn(async move { server.await });
+        // Requests in flight get GRACE once the signal came.
+        let mut server = server;
+        tokio::select! {
+            result = &mut server => result.map_err(std::io::Error::other)??,
+            () = async { stop_signal().await; tokio::time::sleep(GRACE).await } => {
+                eprintln!("pushdex serve: requests still in flight after {GRACE:?}; stopping anyway");
+            }
+        }
+        std::io::Result::Ok(())
+    })?;
+    runtime.shutdown_timeout(GRACE);
+    indexes.close_all()
+}
+
+/// Resolves at SIGINT or SIGTERM.
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health/live", get(|| async { "OK" }))
+        .route("/health/ready", get(ready))
+        .merge(v1::routes())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(middleware::from_fn_with_state(state.clone(), limit_body))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_in_flight))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// `200` while every open index takes writes.
+async fn ready() -> impl IntoResponse {
+    (StatusCode::OK, "OK")
+}
+
+/// One line per request on stderr: method, path (no query string), status,
+/// milliseconds. Never a token or a body.
+async fn log_request(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    eprintln!("{method} {path} {} {}ms", response.status().as_u16(), started.elapsed().as_millis());
+    response
+}
+
+/// `429` with `Retry-After` beyond [`MAX_IN_FLIGHT`] requests at once.
+async fn limit_in_flight(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!("more than {MAX_IN_FLIGHT} requests in flight: retry"),
+        )
+        .into_response();
+    };
+    next.run(request).await
+}
+
+/// `413` before the body is read when its Content-Length says it is over
+/// the limit (bodies without one are cut at the limit as they are read).
+async fn limit_body(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.max_body_bytes as u64) {
+        return ApiError::too_large(state.max_body_bytes).into_response();
+    }
+    next.run(request).await
+}
+
+/// The request's body, at most `limit` bytes (`413` past it).
+async fn read_body(request: Request, limit: usize) -> ApiResult<axum::body::Bytes> {
+    axum::body::to_bytes(request.into_body(), limit).await.map_err(|_| ApiError::too_large(limit))
+}

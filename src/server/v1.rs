@@ -1,0 +1,435 @@
+//! The JSON API: `/v1/...` (HTTP.md, part 3), in today's conventions.
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiResult};
+use super::{blocking, read_body, AppState};
+use crate::{Document, EnumerationMode, Index, Query, State as DocState, Watermarks};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1", get(about))
+        .route("/v1/indexes", get(list_indexes))
+        .route("/v1/indexes/{name}", get(get_index).put(put_index).delete(delete_index))
+        .route("/v1/indexes/{name}/documents", post(add_documents).get(get_document).delete(delete_document))
+        .route("/v1/indexes/{name}/status", get(status))
+        .route("/v1/indexes/{name}/count", get(count))
+        .route("/v1/indexes/{name}/sync", post(sync))
+        .route("/v1/indexes/{name}/refresh", post(refresh))
+        .route("/v1/indexes/{name}/watermarks", get(watermarks))
+        .route("/v1/indexes/{name}/search", get(search))
+}
+
+/// The query string's parameters, repeated ones kept in order.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(raw: Option<String>) -> Params {
+        let raw = raw.unwrap_or_default();
+        Params(form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+    }
+
+    fn required(&self, key: &str) -> ApiResult<&str> {
+        self.get(key).ok_or_else(|| ApiError::invalid(format!("the parameter {key:?} is required")))
+    }
+
+    fn bool(&self, key: &str, default: bool) -> ApiResult<bool> {
+        match self.get(key) {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(ApiError::invalid(format!("{key}={other:?}: true or false"))),
+        }
+    }
+
+    fn number(&self, key: &str, default: usize) -> ApiResult<usize> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ApiError::invalid(format!("{key}={v:?}: a number"))),
+        }
+    }
+
+    /// `wait=pushed|synced|searchable` (default pushed).
+    fn wait(&self) -> ApiResult<DocState> {
+        match self.get("wait").unwrap_or("pushed") {
+            "pushed" => Ok(DocState::Pushed),
+            "synced" => Ok(DocState::Synced),
+            "searchable" => Ok(DocState::Searchable),
+            other => Err(ApiError::invalid(format!("wait={other:?}: pushed, synced or searchable"))),
+        }
+    }
+
+    fn mode(&self) -> ApiResult<EnumerationMode> {
+        Ok(match self.get("mode").unwrap_or("recursive_documents") {
+            "recursive_documents" => EnumerationMode::RecursiveDocuments,
+            "not_recursive_documents" => EnumerationMode::NotRecursiveDocuments,
+            "not_recursive_folders" => EnumerationMode::NotRecursiveFolders,
+            "not_recursive_all" => EnumerationMode::NotRecursiveAll,
+            other => return Err(ApiError::invalid(format!("mode={other:?}: recursive_documents, not_recursive_documents, not_recursive_folders or not_recursive_all"))),
+        })
+    }
+}
+
+/// `X-Push-Session`, when given, must be the index's current session.
+fn check_session(index: &Index, headers: &HeaderMap) -> ApiResult<()> {
+    let Some(given) = headers.get("x-push-session") else { return Ok(()) };
+    let given = given.to_str().unwrap_or_default();
+    if given.parse::<u64>().ok() != Some(index.session_id().0) {
+        return Err(ApiError::session(index.session_id().0, given));
+    }
+    Ok(())
+}
+
+/// Brings the operations up to `serial` to `wait`; returns the state reached.
+fn reach(index: &Index, wait: DocState) -> ApiResult<DocState> {
+    match wait {
+        DocState::Synced => {
+            index.sync()?;
+        }
+        DocState::Searchable => {
+            index.refresh()?;
+        }
+        _ => {}
+    }
+    Ok(wait)
+}
+
+fn state_name(state: DocState) -> &'static str {
+    match state {
+        DocState::Initial => "initial",
+        DocState::Pushed => "pushed",
+        DocState::Synced => "synced",
+        DocState::Searchable => "searchable",
+    }
+}
+
+fn watermarks_json(w: Watermarks) -> Value {
+    json!({ "last": w.last.0, "synced": w.synced.0, "searchable": w.searchable.0 })
+}
+
+async fn about(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "limits": {
+            "max_body_bytes": state.max_body_bytes,
+            "max_batch_documents": crate::MAX_BATCH_DOCUMENTS,
+            "max_batch_bytes": crate::MAX_BATCH_BYTES,
+            "max_uri_bytes": crate::MAX_URI_BYTES,
+        }
+    }))
+}
+
+fn index_json(name: &str, index: &Index) -> ApiResult<Value> {
+    Ok(json!({
+        "name": name,
+        "documents": index.count("", EnumerationMode::RecursiveDocuments)?,
+        "session": index.session_id().0,
+        "watermarks": watermarks_json(index.watermarks()),
+    }))
+}
+
+async fn list_indexes(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let mut out = Vec::new();
+        for name in state.indexes.names()? {
+            out.push(index_json(&name, &state.indexes.existing(&name)?)?);
+        }
+        Ok(Json(Value::Array(out)))
+    })
+    .await
+}
+
+async fn get_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || Ok(Json(index_json(&name, &state.indexes.existing(&name)?)?))).await
+}
+
+async fn put_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+    blocking(move || {
+        let (index, created) = state.indexes.get_or_create(&name)?;
+        let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+        Ok((status, Json(index_json(&name, &index)?)).into_response())
+    })
+    .await
+}
+
+async fn delete_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    blocking(move || {
+        if state.indexes.remove(&name)? {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(ApiError::not_found(format!("no index named {name:?}")))
+        }
+    })
+    .await
+}
+
+/// A document as the JSON API writes it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct JsonDocument {
+    uri: String,
+    #[serde(default)]
+    stamp: String,
+    #[serde(default)]
+    metas: serde_json::Map<String, Value>,
+    #[serde(default)]
+    text: serde_json::Map<String, Value>,
+    #[serde(default)]
+    binary: serde_json::Map<String, Value>,
+}
+
+impl JsonDocument {
+    fn into_document(self) -> ApiResult<Document> {
+        let mut doc = Document::new(self.uri).with_stamp(self.stamp);
+        for (name, value) in self.metas {
+            match value {
+                Value::String(v) => doc = doc.with_meta(name, v),
+                Value::Array(values) => {
+                    for v in values {
+                        let Value::String(v) = v else {
+                            return Err(ApiError::invalid(format!("meta {name:?}: values are strings")));
+                        };
+                        doc = doc.with_meta(name.clone(), v);
+                    }
+                }
+                _ => return Err(ApiError::invalid(format!("meta {name:?}: a string or an array of strings"))),
+            }
+        }
+        for (name, value) in self.text {
+            let Value::String(text) = value else {
+                return Err(ApiError::invalid(format!("text part {name:?}: a string")));
+            };
+            doc = doc.with_text(name, text);
+        }
+        for (name, value) in self.binary {
+            if doc.part(&name).is_some() {
+                return Err(ApiError::invalid(format!("part {name:?} is both text and binary: part names are unique")));
+            }
+            let Value::String(encoded) = value else {
+                return Err(ApiError::invalid(format!("binary part {name:?}: a base64 string")));
+            };
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|e| ApiError::invalid(format!("binary part {name:?} is not base64: {e}")))?;
+            doc = doc.with_part(name, bytes);
+        }
+        Ok(doc)
+    }
+
+    fn from_document(doc: &Document) -> Value {
+        let mut metas = serde_json::Map::new();
+        for (name, _) in doc.all_metas() {
+            if !metas.contains_key(name) {
+                let values = doc.metas(name);
+                let value = if values.len() == 1 { json!(values[0]) } else { json!(values) };
+                metas.insert(name.to_string(), value);
+            }
+        }
+        let (mut text, mut binary) = (serde_json::Map::new(), serde_json::Map::new());
+        for (name, is_text, bytes) in doc.parts() {
+            if is_text {
+                text.insert(name.to_string(), json!(String::from_utf8_lossy(bytes)));
+            } else {
+                binary.insert(name.to_string(), json!(base64::engine::general_purpose::STANDARD.encode(bytes)));
+            }
+        }
+        json!({ "uri": doc.uri(), "stamp": doc.stamp(), "metas": metas, "text": text, "binary": binary })
+    }
+}
+
+/// The documents of a body: a JSON array, or NDJSON (one a line).
+fn parse_documents(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<Document>> {
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let docs: Vec<JsonDocument> = if content_type.starts_with("application/x-ndjson") {
+        let text = std::str::from_utf8(body).map_err(|_| ApiError::invalid("the body is not UTF-8"))?;
+        text.lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(i, line)| serde_json::from_str(line).map_err(|e| ApiError::invalid(format!("line {}: {e}", i + 1))))
+            .collect::<ApiResult<_>>()?
+    } else if content_type.is_empty() || content_type.starts_with("application/json") {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::invalid(format!("the body is not a JSON array of documents: {e}")))?
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type {content_type:?}: application/json or application/x-ndjson"),
+        ));
+    };
+    docs.into_iter().map(JsonDocument::into_document).collect()
+}
+
+async fn add_documents(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    request: Request,
+) -> ApiResult<Json<Value>> {
+    let params = Params::parse(query);
+    let wait = params.wait()?;
+    indexes_name_ok(&name)?;
+    let body = read_body(request, state.max_body_bytes).await?;
+    let docs = parse_documents(&headers, &body)?;
+    if docs.is_empty() {
+        return Err(ApiError::invalid("no documents: an add_all batch must hold at least one"));
+    }
+    blocking(move || {
+        let count = docs.len();
+        // A refused request creates nothing: the batch is checked by the
+        // library before anything is written, and the index is created
+        // only for a batch it can take.
+        let (index, created) = state.indexes.get_or_create(&name)?;
+        check_session(&index, &headers)?;
+        let last = match index.add_all(docs) {
+            Ok(last) => last,
+            Err(e) => {
+                if created {
+                    let _ = state.indexes.remove(&name);
+                }
+                return Err(e.into());
+            }
+        };
+        let reached = reach(&index, wait)?;
+        Ok(Json(json!({ "count": count, "last_serial": last.0, "state": state_name(reached) })))
+    })
+    .await
+}
+
+fn indexes_name_ok(name: &str) -> ApiResult<()> {
+    super::indexes::check_name(name)
+}
+
+async fn get_document(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let params = Params::parse(query);
+    let uri = params.required("uri")?.to_string();
+    blocking(move || {
+        let index = state.indexes.existing(&name)?;
+        let status = index.status(&uri)?;
+        let doc = index.get(&uri)?.ok_or_else(|| ApiError::not_found(format!("no document with URI {uri:?}")))?;
+        let mut value = JsonDocument::from_document(&doc);
+        value["state"] = json!(state_name(status.state));
+        value["serial"] = json!(status.serial.0);
+        Ok(Json(value))
+    })
+    .await
+}
+
+async fn delete_document(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let params = Params::parse(query);
+    let uri = params.required("uri")?.to_string();
+    let wait = params.wait()?;
+    blocking(move || {
+        let index = state.indexes.existing(&name)?;
+        check_session(&index, &headers)?;
+        let serial = index.delete(&uri)?;
+        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
+    })
+    .await
+}
+
+async fn status(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let uris = Params::parse(query).all("uri");
+    blocking(move || {
+        let index = state.indexes.existing(&name)?;
+        let mut out = Vec::with_capacity(uris.len());
+        for uri in uris {
+            let s = index.status(&uri)?;
+            out.push(json!({ "uri": s.uri, "stamp": s.stamp, "state": state_name(s.state), "serial": s.serial.0 }));
+        }
+        Ok(Json(Value::Array(out)))
+    })
+    .await
+}
+
+async fn count(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let params = Params::parse(query);
+    let (root, mode, synced) =
+        (params.get("root").unwrap_or("").to_string(), params.mode()?, params.bool("synced", false)?);
+    blocking(move || {
+        let index = state.indexes.existing(&name)?;
+        let count = if synced {
+            let mut n = 0u64;
+            for entry in index.enumerate_synced(&root, mode)? {
+                entry?;
+                n += 1;
+            }
+            n
+        } else {
+            index.count(&root, mode)?
+        };
+        Ok(Json(json!({ "count": count })))
+    })
+    .await
+}
+
+async fn sync(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || Ok(Json(json!({ "synced": state.indexes.existing(&name)?.sync()?.0 })))).await
+}
+
+async fn refresh(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || Ok(Json(json!({ "searchable": state.indexes.existing(&name)?.refresh()?.0 })))).await
+}
+
+async fn watermarks(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || Ok(Json(watermarks_json(state.indexes.existing(&name)?.watermarks())))).await
+}
+
+async fn search(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let params = Params::parse(query);
+    let q = params.required("q")?.to_string();
+    let limit = params.number("limit", 10)?;
+    let with_count = params.bool("count", false)?;
+    let query = Query::parse(&q)?;
+    blocking(move || {
+        let index = state.indexes.existing(&name)?;
+        let hits: Vec<Value> = index
+            .search(&query, limit)?
+            .into_iter()
+            .map(|h| json!({ "uri": h.uri, "stamp": h.stamp, "score": h.score }))
+            .collect();
+        let mut out = json!({ "hits": hits });
+        if with_count {
+            out["count"] = json!(index.search_count(&query)?);
+        }
+        Ok(Json(out))
+    })
+    .await
+}

@@ -1,0 +1,265 @@
+//! `pushdex serve` as its clients use it: the real binary on a free port,
+//! real HTTP requests, SIGTERM. (The Push API and live-source dialects, and
+//! the crash, load and bad-input must-shows of the server issue, come with
+//! those dialects.)
+
+#![cfg(feature = "server")]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// A running server, stopped (SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pushdex"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--token", TOKEN, "--data"])
+            .arg(data)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+        Server { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGTERM, and the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        unsafe_free_kill(self.child.id(), "TERM");
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_free_kill(pid: u32, signal: &str) {
+    assert!(Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap().success());
+}
+
+/// A request's status and JSON body (`Value::Null` when not JSON).
+fn call(method: &str, url: &str, auth: Option<&str>, body: Option<(&str, &str)>) -> (u16, Value, String) {
+    let mut request = ureq::request(method, url);
+    if let Some(auth) = auth {
+        request = request.set("Authorization", auth);
+    }
+    let result = match body {
+        Some((content_type, body)) => request.set("Content-Type", content_type).send_string(body),
+        None => request.call(),
+    };
+    let response = match result {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = response.status();
+    let www = response.header("WWW-Authenticate").unwrap_or_default().to_string();
+    let text = response.into_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null), www)
+}
+
+fn bearer() -> Option<&'static str> {
+    Some("Bearer test-token-0123456789abcdef")
+}
+
+fn get(server: &Server, path: &str) -> (u16, Value) {
+    let (status, body, _) = call("GET", &server.url(path), bearer(), None);
+    (status, body)
+}
+
+fn post_json(server: &Server, path: &str, body: &Value) -> (u16, Value) {
+    let (status, body, _) = call("POST", &server.url(path), bearer(), Some(("application/json", &body.to_string())));
+    (status, body)
+}
+
+#[test]
+fn every_route_but_health_needs_the_token() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    for (method, path) in [
+        ("GET", "/v1"),
+        ("GET", "/v1/indexes"),
+        ("PUT", "/v1/indexes/a"),
+        ("POST", "/v1/indexes/a/sync"),
+        ("GET", "/nowhere"),
+    ] {
+        for auth in [None, Some("Bearer wrong"), Some("Basic dXNlcjp3cm9uZw=="), Some("Token x")] {
+            let (status, body, www) = call(method, &server.url(path), auth, None);
+            assert_eq!(status, 401, "{method} {path} {auth:?}");
+            assert_eq!(body["error"], "unauthorized", "{body}");
+            assert!(www.contains("Basic"), "{www}");
+        }
+    }
+    // Nothing was created by the refused PUT.
+    assert_eq!(get(&server, "/v1/indexes").1, json!([]));
+    // Basic with any user name and the token as password.
+    let basic = format!("Basic {}", base64_encode(&format!("anyone:{TOKEN}")));
+    assert_eq!(call("GET", &server.url("/v1"), Some(&basic), None).0, 200);
+    assert_eq!(call("GET", &server.url("/health/live"), None, None).0, 200);
+    assert_eq!(call("GET", &server.url("/health/ready"), None, None).0, 200);
+    assert_eq!(get(&server, "/nowhere").0, 404);
+}
+
+fn base64_encode(s: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn indexes_documents_barriers_and_search() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    assert_eq!(call("PUT", &server.url("/v1/indexes/docs"), bearer(), None).0, 201);
+    assert_eq!(call("PUT", &server.url("/v1/indexes/docs"), bearer(), None).0, 200);
+    let (status, body) = post_json(
+        &server,
+        "/v1/indexes/docs/documents?wait=synced",
+        &json!([
+            {"uri": "share/a.txt", "stamp": "1", "metas": {"author": "ann", "tag": ["x", "y"]}, "text": {"body": "quarterly report"}},
+            {"uri": "share/b.bin", "binary": {"raw": "AAEC"}}
+        ]),
+    );
+    assert_eq!(
+        (status, &body["count"], &body["last_serial"], &body["state"]),
+        (200, &json!(2), &json!(2), &json!("synced")),
+        "{body}"
+    );
+    let (status, doc) = get(&server, "/v1/indexes/docs/documents?uri=share/a.txt");
+    assert_eq!(status, 200);
+    assert_eq!(doc["metas"], json!({"author": "ann", "tag": ["x", "y"]}));
+    assert_eq!(doc["text"]["body"], "quarterly report");
+    assert_eq!(doc["state"], "synced");
+    assert_eq!(get(&server, "/v1/indexes/docs/documents?uri=share/b.bin").1["binary"]["raw"], "AAEC");
+    assert_eq!(get(&server, "/v1/indexes/docs/documents?uri=nope").0, 404);
+    let (_, statuses) = get(&server, "/v1/indexes/docs/status?uri=share/b.bin&uri=nope");
+    assert_eq!(statuses[0]["serial"], 2);
+    assert_eq!(statuses[1]["state"], "initial");
+
+    // NDJSON, searchable at once.
+    let ndjson = "{\"uri\": \"share/c.txt\", \"text\": {\"body\": \"annual report\"}}\n\n{\"uri\": \"other/d\"}\n";
+    let (status, body, _) = call(
+        "POST",
+        &server.url("/v1/indexes/docs/documents?wait=searchable"),
+        bearer(),
+        Some(("application/x-ndjson", ndjson)),
+    );
+    assert_eq!((status, &body["state"]), (200, &json!("searchable")), "{body}");
+    let (_, hits) = get(&server, "/v1/indexes/docs/search?q=report&count=true");
+    assert_eq!(hits["count"], 2, "{hits}");
+    let uris: Vec<&str> = hits["hits"].as_array().unwrap().iter().map(|h| h["uri"].as_str().unwrap()).collect();
+    assert_eq!(uris.len(), 2);
+    assert_eq!(get(&server, "/v1/indexes/docs/count?root=share").1["count"], 3);
+    assert_eq!(get(&server, "/v1/indexes/docs/watermarks").1, json!({"last": 4, "synced": 4, "searchable": 4}));
+
+    // Deletion; barriers.
+    let (status, body, _) = call("DELETE", &server.url("/v1/indexes/docs/documents?uri=share/a.txt"), bearer(), None);
+    assert_eq!((status, &body["serial"]), (200, &json!(5)));
+    assert_eq!(post_json(&server, "/v1/indexes/docs/sync", &json!({})).1, json!({"synced": 5}));
+    assert_eq!(post_json(&server, "/v1/indexes/docs/refresh", &json!({})).1, json!({"searchable": 5}));
+
+    let (_, list) = get(&server, "/v1/indexes");
+    assert_eq!(list[0]["name"], "docs");
+    assert_eq!(list[0]["documents"], 3);
+    assert_eq!(call("DELETE", &server.url("/v1/indexes/docs"), bearer(), None).0, 204);
+    assert_eq!(get(&server, "/v1/indexes/docs").0, 404);
+    assert!(!data.path().join("indexes/docs").exists());
+}
+
+#[test]
+fn refused_requests_change_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &["--max-body-bytes", "1000"]);
+    // A bad first write creates no index.
+    for body in [json!([{"stamp": "no uri"}]), json!([{"uri": ""}]), json!([]), json!({"uri": "not an array"})] {
+        let (status, reply) = post_json(&server, "/v1/indexes/fresh/documents", &body);
+        assert_eq!(status, 400, "{body}: {reply}");
+        assert!(reply["error"] == "invalid_input" || reply["error"] == "invalid_uri", "{reply}");
+    }
+    let (status, reply) = post_json(&server, "/v1/indexes/.hidden/documents", &json!([{"uri": "a"}]));
+    assert_eq!((status, &reply["error"]), (400, &json!("invalid_input")));
+    assert_eq!(get(&server, "/v1/indexes").1, json!([]));
+    assert_eq!(get(&server, "/v1/indexes/fresh").0, 404);
+
+    post_json(&server, "/v1/indexes/i/documents", &json!([{"uri": "a"}]));
+    let before = get(&server, "/v1/indexes/i/watermarks").1;
+    let (status, reply, _) = call("POST", &server.url("/v1/indexes/i/documents"), bearer(), Some(("text/csv", "a,b")));
+    assert_eq!((status, &reply["error"]), (415, &json!("unsupported_media_type")));
+    let big = json!([{"uri": "b", "text": {"body": "x".repeat(2000)}}]);
+    let (status, reply) = post_json(&server, "/v1/indexes/i/documents", &big);
+    assert_eq!((status, &reply["error"]), (413, &json!("payload_too_large")));
+    assert!(reply["message"].as_str().unwrap().contains("1000 bytes"), "{reply}");
+    let (status, reply) = post_json(&server, "/v1/indexes/i/documents?wait=soon", &json!([{"uri": "c"}]));
+    assert_eq!((status, &reply["error"]), (400, &json!("invalid_input")));
+    // A stale push session.
+    let (status, reply, _) = {
+        let r = ureq::post(&server.url("/v1/indexes/i/documents"))
+            .set("Authorization", bearer().unwrap())
+            .set("X-Push-Session", "12345")
+            .send_json(json!([{"uri": "d"}]));
+        let response = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let status = response.status();
+        (status, response.into_json::<Value>().unwrap(), ())
+    };
+    assert_eq!((status, &reply["error"]), (409, &json!("session_mismatch")));
+    assert_eq!(get(&server, "/v1/indexes/i/watermarks").1, before, "a refused request changed the index");
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_everything_pushed_is_there_after_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let docs: Vec<Value> = (0..50).map(|i| json!({"uri": format!("d/{i}")})).collect();
+    let (status, _) = post_json(&server, "/v1/indexes/keep/documents", &Value::Array(docs));
+    assert_eq!(status, 200);
+    let session = get(&server, "/v1/indexes/keep").1["session"].clone();
+    assert!(server.terminate().success());
+    // The index directory opens as an ordinary index while the server is down.
+    let index = pushdex::Index::open_existing(data.path().join("indexes/keep")).unwrap();
+    assert_eq!(index.count("", pushdex::EnumerationMode::RecursiveDocuments).unwrap(), 50);
+    drop(index);
+    let server = Server::start(data.path(), &[]);
+    let (_, info) = get(&server, "/v1/indexes/keep");
+    assert_eq!(info["documents"], 50);
+    assert_ne!(info["session"], session, "a restart is a new session");
+}
