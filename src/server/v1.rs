@@ -408,11 +408,26 @@ async fn watermarks(State(state): State<AppState>, Path(name): Path<String>) -> 
     blocking(move || Ok(Json(watermarks_json(state.indexes.existing(&name)?.watermarks())))).await
 }
 
+/// A search's answer (a typed struct, so that scores print as `f32`s).
+#[derive(Serialize)]
+struct SearchReply {
+    hits: Vec<HitReply>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct HitReply {
+    uri: String,
+    stamp: String,
+    score: f32,
+}
+
 async fn search(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SearchReply>> {
     let params = Params::parse(query);
     let q = params.required("q")?.to_string();
     let limit = params.number("limit", 10)?;
@@ -420,16 +435,10 @@ async fn search(
     let query = Query::parse(&q)?;
     blocking(move || {
         let index = state.indexes.existing(&name)?;
-        let hits: Vec<Value> = index
-            .search(&query, limit)?
-            .into_iter()
-            .map(|h| json!({ "uri": h.uri, "stamp": h.stamp, "score": h.score }))
-            .collect();
-        let mut out = json!({ "hits": hits });
-        if with_count {
-            out["count"] = json!(index.search_count(&query)?);
-        }
-        Ok(Json(out))
+        let hits =
+            index.search(&query, limit)?.into_iter().map(|h| HitReply { uri: h.uri, stamp: h.stamp, score: h.score });
+        let count = if with_count { Some(index.search_count(&query)?) } else { None };
+        Ok(Json(SearchReply { hits: hits.collect(), count }))
     })
     .await
 }
