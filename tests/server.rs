@@ -263,3 +263,166 @@ fn sigterm_stops_cleanly_and_everything_pushed_is_there_after_a_restart() {
     assert_eq!(info["documents"], 50);
     assert_ne!(info["session"], session, "a restart is a new session");
 }
+
+/// A multipart body, as Push API exporters send it: every field a part,
+/// plain values as file parts with an empty file name.
+fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----pushdexTestBoundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, content_type, value) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        body.extend_from_slice(
+            format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"\"\r\n").as_bytes(),
+        );
+        body.extend_from_slice(format!("Content-Type: {}\r\n\r\n", content_type.unwrap_or("text/plain")).as_bytes());
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A Push API command: status and text body.
+fn papi(server: &Server, method: &str, command: &str, query: &str, body: Option<(String, Vec<u8>)>) -> (u16, String) {
+    let url = server.url(&format!("/papi/4/connectors/pushed/{command}{query}"));
+    let basic = format!("Basic {}", base64_encode(&format!("papi:{TOKEN}")));
+    let request = ureq::request(method, &url).set("Authorization", &basic);
+    let result = match body {
+        Some((content_type, bytes)) => request.set("Content-Type", &content_type).send_bytes(&bytes),
+        None => request.call(),
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{command}: {e}"),
+    };
+    (response.status(), response.into_string().unwrap())
+}
+
+fn form(pairs: &[(&str, &str)]) -> Option<(String, Vec<u8>)> {
+    let body: String = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", k, v.bytes().map(|b| format!("%{b:02X}")).collect::<String>()))
+        .collect::<Vec<_>>()
+        .join("&");
+    Some(("application/x-www-form-urlencoded".to_string(), body.into_bytes()))
+}
+
+#[test]
+fn a_push_api_client_s_wire_format_and_every_command() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let (status, session) = papi(&server, "GET", "get_current_session_id", "", None);
+    assert_eq!(status, 200);
+    let session: u64 = session.parse().unwrap();
+    assert_eq!(papi(&server, "GET", "ping", "", None), (200, "OK".to_string()));
+    assert_eq!(papi(&server, "POST", "ping", "", None).0, 405);
+    assert_eq!(papi(&server, "GET", "sync", "", None).0, 405);
+    assert_eq!(papi(&server, "GET", "nonsense", "", None).0, 404);
+
+    let html = b"<html><head><style>.hidden { color: red }</style><script>var secretword = 1;</script></head>\
+        <body><h1>Quarterly&nbsp;report</h1><p class=\"markupclass\">Revenue went <b>up</b>.</p></body></html>";
+    let (content_type, body) = multipart(&[
+        ("PAPI_d1:uri", None, b"eno:bo:master"),
+        ("PAPI_d1:url", None, b"http://example.com/ignored"),
+        ("PAPI_d1:public_url", None, b"http://example.com/ignored-too"),
+        ("PAPI_d1:stamp", None, b"v1"),
+        ("PAPI_d1:meta:author", None, b"ann"),
+        ("PAPI_d1:meta:author", None, b"bob"),
+        ("PAPI_d1:part_bytes:master", Some("text/html"), html),
+        ("PAPI_d1:part_directive:master:encoding", None, b"utf8"),
+        ("PAPI_d2:uri", None, b"eno:bo:masterpart"),
+        ("PAPI_d2:part_bytes:master", Some("application/octet-stream"), &[0, 159, 146, 150]),
+        ("PAPI_d3:uri", None, b"eno:bo:masterpart:subpart1"),
+        ("PAPI_d4:uri", None, b"eno:bo:master:subpart2"),
+        ("PAPI_d5:uri", None, b"eno:bo:other"),
+        ("PAPI_d6:uri", None, b"share/a/x.txt"),
+        ("PAPI_d7:uri", None, b"share/a/b/y.txt"),
+    ]);
+    let (status, last) = papi(&server, "POST", "add_documents", "", Some((content_type, body)));
+    assert_eq!((status, last.as_str()), (200, "7"));
+
+    // Status lines: URI, stamp, exists, state, serial; percent-encoded.
+    let (_, lines) = papi(&server, "GET", "get_documents_status", "?PAPI_uri=eno:bo:master&PAPI_uri=nope%20x", None);
+    assert_eq!(lines, "eno%3Abo%3Amaster v1 true Pushed 1\nnope%20x  false Initial 0\n");
+    // Nothing synced yet: synced enumeration is empty.
+    assert_eq!(papi(&server, "GET", "count_synced_entries", "?PAPI_rootPath=share", None).1, "0");
+    assert_eq!(papi(&server, "POST", "sync", "", None), (200, "7".to_string()));
+    assert_eq!(papi(&server, "GET", "count_synced_entries", "?PAPI_rootPath=share", None).1, "2");
+    let (_, entries) =
+        papi(&server, "GET", "enumerate_synced_entries", "?PAPI_rootPath=share/a&PAPI_mode=NOT_RECURSIVE_ALL", None);
+    assert_eq!(entries, "F share%2Fa%2Fb%2F\nD share%2Fa%2Fx.txt \n");
+
+    // Checkpoints: get_checkpoint answers the newest synced value only.
+    assert_eq!(papi(&server, "POST", "set_checkpoint", "", form(&[("PAPI_checkpoint", "page 1")])).0, 200);
+    assert_eq!(papi(&server, "GET", "get_checkpoint", "", None).0, 404, "not synced yet");
+    assert_eq!(papi(&server, "GET", "get_checkpoint_info", "?PAPI_showSynchronizedOnly=false", None).1, "page 1");
+    papi(&server, "POST", "set_checkpoint", "", form(&[("PAPI_checkpoint", "page 2"), ("PAPI_sync", "true")]));
+    assert_eq!(papi(&server, "GET", "get_checkpoint", "", None), (200, "page 2".to_string()));
+    papi(&server, "POST", "set_checkpoint", "", form(&[("PAPI_checkpoint", "page\n3"), ("PAPI_name", "other")]));
+    papi(&server, "POST", "set_checkpoint", "", form(&[("PAPI_checkpoint", "page 4")]));
+    assert_eq!(papi(&server, "GET", "get_checkpoint", "", None).1, "page 2", "the newest synced value");
+    assert_eq!(papi(&server, "GET", "get_checkpoint_info", "?PAPI_showSynchronizedOnly=false", None).1, "page 4");
+    assert_eq!(papi(&server, "GET", "enumerate_checkpoints_info", "", None).1, "default page 4\nother page\\n3\n");
+
+    // The guide's raw-prefix example, and a root path.
+    let (status, _) =
+        papi(&server, "POST", "delete_documents_with_prefix", "", form(&[("PAPI_prefix", "eno:bo:master")]));
+    assert_eq!(status, 200);
+    let (_, lines) = papi(
+        &server,
+        "GET",
+        "get_documents_status",
+        "?PAPI_uri=eno:bo:masterpart&PAPI_uri=eno:bo:master:subpart2&PAPI_uri=eno:bo:other",
+        None,
+    );
+    let exists: Vec<&str> = lines.lines().map(|l| l.split(' ').nth(2).unwrap()).collect();
+    assert_eq!(exists, ["false", "false", "true"], "{lines}");
+    papi(
+        &server,
+        "POST",
+        "delete_documents_root_path",
+        "",
+        form(&[("PAPI_rootPath", "share/a"), ("PAPI_recursive", "false")]),
+    );
+    let (_, lines) =
+        papi(&server, "GET", "get_documents_status", "?PAPI_uri=share/a/x.txt&PAPI_uri=share/a/b/y.txt", None);
+    assert!(lines.starts_with("share%2Fa%2Fx.txt  false") && lines.contains("y.txt  true"), "{lines}");
+
+    // Update: a missing URI refuses, saying how many were applied.
+    let (content_type, body) = multipart(&[
+        ("PAPI_u1:uri", None, b"eno:bo:other"),
+        ("PAPI_u1:stamp", None, b"v2"),
+        ("PAPI_u2:uri", None, b"gone"),
+        ("PAPI_u2:stamp", None, b"v2"),
+    ]);
+    let (status, text) = papi(&server, "POST", "update_documents", "", Some((content_type, body)));
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("1 updates of the request were applied"), "{text}");
+    let (_, lines) = papi(&server, "GET", "get_documents_status", "?PAPI_uri=eno:bo:other", None);
+    assert!(lines.starts_with("eno%3Abo%3Aother v2 true"), "{lines}");
+
+    // Searchable: the visible text of the HTML, not its markup.
+    let (content_type, body) =
+        multipart(&[("PAPI_h:uri", None, b"html/page"), ("PAPI_h:part_bytes:master", Some("text/html"), html)]);
+    let (_, last) = papi(&server, "POST", "add_documents", "", Some((content_type, body)));
+    assert_eq!(papi(&server, "GET", "are_documents_searchable", &format!("?PAPI_serial={last}"), None).1, "false");
+    let (_, searchable) = papi(&server, "POST", "trigger_indexing_job", "", None);
+    assert_eq!(searchable, last);
+    assert_eq!(papi(&server, "GET", "are_documents_searchable", &format!("?PAPI_serial={last}"), None).1, "true");
+    let count =
+        |q: &str| get(&server, &format!("/v1/indexes/pushed/search?q={q}&count=true")).1["count"].as_u64().unwrap();
+    assert_eq!(count("quarterly"), 1);
+    assert_eq!(count("revenue"), 1);
+    for markup in ["html", "markupclass", "secretword", "hidden", "nbsp", "style"] {
+        assert_eq!(count(markup), 0, "{markup} is markup, not text");
+    }
+
+    // A stale session changes nothing.
+    let (status, text) =
+        papi(&server, "POST", "clear_all_checkpoints", &format!("?PAPI_session={}", session + 1), None);
+    assert_eq!(status, 409, "{text}");
+    assert_eq!(papi(&server, "GET", "get_checkpoint_info", "?PAPI_showSynchronizedOnly=false", None).1, "page 4");
+    assert_eq!(papi(&server, "POST", "clear_all_checkpoints", &format!("?PAPI_session={session}"), None).0, 200);
+    assert_eq!(papi(&server, "GET", "enumerate_checkpoints_info", "", None).1, "");
+}

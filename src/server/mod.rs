@@ -9,13 +9,14 @@
 //!
 //! This first part serves the process (token, data directory, graceful
 //! stop, request log, in-flight and body limits), authentication, health,
-//! and the `/v1` JSON API's indexes, documents, statuses, barriers and
-//! search. The Push API's `/papi/4` and the live sources' `/layar` come
-//! next.
+//! the Push API's `/papi/4` commands, and the `/v1` JSON API's indexes,
+//! documents, statuses, barriers and search. The live sources' `/layar`
+//! and the rest of `/v1` come next.
 
 mod auth;
 mod error;
 mod indexes;
+mod papi;
 mod v1;
 
 use std::net::SocketAddr;
@@ -62,6 +63,7 @@ pub(crate) struct AppState {
     indexes: Arc<Indexes>,
     max_body_bytes: usize,
     in_flight: Arc<Semaphore>,
+    checkpoints: Arc<papi::CheckpointHistory>,
 }
 
 /// Runs `f` (which blocks: the library's calls) off the async workers.
@@ -125,6 +127,7 @@ pub fn serve(config: Config) -> crate::Result<()> {
         indexes: indexes.clone(),
         max_body_bytes: config.max_body_bytes,
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        checkpoints: Arc::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -173,6 +176,7 @@ fn router(state: AppState) -> Router {
         .route("/health/live", get(|| async { "OK" }))
         .route("/health/ready", get(ready))
         .merge(v1::routes())
+        .merge(papi::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::from_fn_with_state(state.clone(), limit_body))
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
