@@ -29,9 +29,9 @@
 use arbitrary::{Arbitrary, Unstructured};
 use pushdex::storage::{SimStorage, Storage};
 use pushdex::wal;
-use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 use pushdex::{Document, Serial};
 use serde::Serialize;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::common::{self, error_kind, snapshot, ROOT};
 

@@ -510,7 +510,8 @@ impl Run {
             }
             // pushdex's own names are refused.
             Op::SetCheckpoint(Checkpoint::Reserved, value) => {
-                return self.refused(ix.set_checkpoint(Checkpoint::Reserved.name(), &value.to_string()), "InvalidInput");
+                return self
+                    .refused(ix.set_checkpoint(Checkpoint::Reserved.name(), &value.to_string()), "InvalidInput");
             }
             Op::DeleteCheckpoint(Checkpoint::Reserved) => {
                 return self.refused(ix.delete_checkpoint(Checkpoint::Reserved.name()), "InvalidInput");
