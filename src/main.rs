@@ -143,6 +143,9 @@ struct ServeArgs {
     /// The largest request body in bytes
     #[arg(long, default_value_t = pushdex::server::DEFAULT_MAX_BODY_BYTES, value_name = "N")]
     max_body_bytes: usize,
+    /// A directory that FILE_SYSTEM live sources may read (repeatable)
+    #[arg(long = "source-root", env = "PUSHDEX_SOURCE_ROOTS", value_delimiter = ':', value_name = "DIR")]
+    source_roots: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -254,6 +257,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
                 listen: args.listen,
                 token: args.token,
                 max_body_bytes: args.max_body_bytes,
+                source_roots: args.source_roots,
             };
             return Ok(pushdex::server::serve(config)?);
         }

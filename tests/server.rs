@@ -426,3 +426,107 @@ fn a_push_api_client_s_wire_format_and_every_command() {
     assert_eq!(papi(&server, "POST", "clear_all_checkpoints", &format!("?PAPI_session={session}"), None).0, 200);
     assert_eq!(papi(&server, "GET", "enumerate_checkpoints_info", "", None).1, "");
 }
+
+/// `python3` with `requests`, installed with pip if missing (a test that
+/// needs it provisions it rather than skip).
+fn python_with_requests() -> &'static str {
+    let has = |py: &str| Command::new(py).args(["-c", "import requests"]).status().is_ok_and(|s| s.success());
+    if !has("python3") {
+        let installed = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "requests"])
+            .status()
+            .expect("python3 runs");
+        assert!(installed.success() && has("python3"), "python3 -m pip install requests failed");
+    }
+    "python3"
+}
+
+/// The live-source guide's three snippets (jobStatus and sourceDocuments as
+/// GET with a JSON body, DELETE with a JSON body), as Python `requests`
+/// runs them; the server is SIGKILLed right after the 204.
+const GUIDE: &str = r#"
+import json, sys, time, requests
+base, token, directory = sys.argv[1], sys.argv[2], sys.argv[3]
+headers = {"Authorization": "Bearer " + token}
+r = requests.post(base + "/layar/liveSource", headers=headers, json={
+    "liveSourceType": "FILE_SYSTEM", "name": "guide", "description": "the guide's tree",
+    "url": "file://" + directory, "runMode": "SCAN_ONCE"})
+assert r.status_code == 201, r.text
+source = r.json()
+sid = source["id"]
+assert source["liveSourceType"] == "FILE_SYSTEM" and source["description"] == "the guide's tree", source
+
+# Snippet 1: the job status, a GET with a JSON body.
+for _ in range(600):
+    status = requests.get(base + "/layar/liveSource/" + sid + "/jobStatus", headers=headers, json={"id": sid}).json()
+    if status["status"] in ("done", "error", "aborted"):
+        break
+    time.sleep(0.05)
+assert status["status"] == "done", status
+assert status["job_id"] == sid + "-1", status
+
+# Snippet 2: the source documents, page by page, a GET with a JSON body.
+uris, start = [], 0
+while True:
+    page = requests.get(base + "/layar/liveSource/" + sid + "/sourceDocuments", headers=headers,
+                        json={"id": sid, "rows": 7, "start": start}).json()
+    assert page["start"] == start and page["rows"] == 7, page
+    if not page["documents"]:
+        break
+    for d in page["documents"]:
+        assert d["id"] == d["uri"] and d["name"] == d["uri"].rsplit("/", 1)[1], d
+        assert d["state"] == "Searchable" and d["metadata"]["file_name"] == [d["name"]], d
+    uris += [d["uri"] for d in page["documents"]]
+    start += len(page["documents"])
+assert uris == sorted(uris) and len(set(uris)) == len(uris) == page["total"], (uris, page)
+print(json.dumps({"documents": len(uris)}), flush=True)
+
+# A body id that is not the path's is refused.
+r = requests.get(base + "/layar/liveSource/" + sid + "/jobStatus", headers=headers, json={"id": "c999"})
+assert r.status_code == 400, r.text
+
+# Snippet 3: delete, with a JSON body.
+r = requests.delete(base + "/layar/liveSource/" + sid, headers=headers, json={"id": sid})
+assert r.status_code == 204 and r.content == b"", (r.status_code, r.content)
+print(json.dumps({"deleted": sid}), flush=True)
+"#;
+
+#[test]
+fn the_live_source_guide_s_python_snippets_run_unchanged() {
+    let python = python_with_requests();
+    let data = tempfile::tempdir().unwrap();
+    let sources = tempfile::tempdir().unwrap();
+    let tree = sources.path().join("tree");
+    for i in 0..30 {
+        let path = tree.join(format!("d{}/file{i:02}.txt", i % 4));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("file number {i}")).unwrap();
+    }
+    let tree = std::fs::canonicalize(&tree).unwrap();
+    let root = sources.path().to_str().unwrap().to_string();
+    let mut server = Server::start(data.path(), &["--source-root", &root]);
+    let out = Command::new(python).args(["-c", GUIDE, &server.base, TOKEN, tree.to_str().unwrap()]).output().unwrap();
+    // SIGKILL right after the 204: the deletion was durable before it.
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("{\"documents\": 30}"), "{stdout}");
+    drop(server);
+    let server = Server::start(data.path(), &["--source-root", &root]);
+    assert_eq!(get(&server, "/layar/liveSource").1, json!([]));
+    let (_, count) = get(&server, &format!("/v1/indexes/default/count?root=file://{}", tree.display()));
+    assert_eq!(count["count"], 0, "the deleted live source's documents came back after a crash");
+
+    // Outside every --source-root: 403, and nothing created.
+    let (status, body) = post_json(
+        &server,
+        "/layar/liveSource",
+        &json!({"liveSourceType": "FILE_SYSTEM", "name": "etc", "url": "/etc"}),
+    );
+    assert_eq!((status, &body["error"]), (403, &json!("forbidden")));
+    let (status, body) =
+        post_json(&server, "/layar/liveSource", &json!({"liveSourceType": "WEB", "name": "w", "url": "http://x"}));
+    assert_eq!((status, &body["error"]), (400, &json!("invalid_input")));
+    assert_eq!(get(&server, "/layar/liveSource").1, json!([]));
+}

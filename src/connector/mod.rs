@@ -99,6 +99,9 @@ pub struct ConnectorInfo {
     pub mode: RunMode,
     /// When it was created (RFC 3339, UTC).
     pub created: String,
+    /// What its creator said of it (empty when nothing was said).
+    #[serde(default)]
+    pub description: String,
 }
 
 /// The state of a connector's import job, as the platform names it.
@@ -343,7 +346,7 @@ impl Connectors {
     /// or one a folder of the other).
     pub fn create(&self, name: &str, root: &str, source: Arc<dyn Source>, mode: RunMode) -> Result<ConnectorInfo> {
         let kind = SourceKind::Custom;
-        self.create_with_kind(name, root, source, mode, kind)
+        self.create_with_kind(name, root, source, mode, kind, "")
     }
 
     fn create_with_kind(
@@ -353,6 +356,7 @@ impl Connectors {
         source: Arc<dyn Source>,
         mode: RunMode,
         kind: SourceKind,
+        description: &str,
     ) -> Result<ConnectorInfo> {
         check_root(root)?;
         check_name("connector name", name)?;
@@ -376,6 +380,7 @@ impl Connectors {
             kind,
             mode,
             created: now_rfc3339(),
+            description: description.to_string(),
         };
         registry.insert(&self.index, info.clone(), source)?;
         Ok(info)
@@ -389,13 +394,29 @@ impl Connectors {
     /// `InvalidInput` if `dir` is not a directory, and as
     /// [`Connectors::create`].
     pub fn create_directory(&self, dir: impl AsRef<Path>, mode: RunMode) -> Result<ConnectorInfo> {
+        self.create_directory_described(dir, None, "", mode)
+    }
+
+    /// [`Connectors::create_directory`] with a name (default: the
+    /// directory's last component) and a description of the creator's.
+    ///
+    /// # Errors
+    /// As [`Connectors::create_directory`].
+    pub fn create_directory_described(
+        &self,
+        dir: impl AsRef<Path>,
+        name: Option<&str>,
+        description: &str,
+        mode: RunMode,
+    ) -> Result<ConnectorInfo> {
         let source = DirectorySource::new(dir)?;
         let path = source.dir().to_string_lossy().into_owned();
         let root = source.root();
         // Named after the directory itself (the whole path is in the kind,
         // and may be longer than a name may be).
-        let name = directory_name(source.dir());
-        self.create_with_kind(&name, &root, Arc::new(source), mode, SourceKind::Directory { path: path.clone() })
+        let name = name.map_or_else(|| directory_name(source.dir()), str::to_string);
+        let kind = SourceKind::Directory { path: path.clone() };
+        self.create_with_kind(&name, &root, Arc::new(source), mode, kind, description)
     }
 
     /// The directory connector whose directory is `dir` (made absolute), if any.

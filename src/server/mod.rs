@@ -16,6 +16,7 @@
 mod auth;
 mod error;
 mod indexes;
+mod layar;
 mod papi;
 mod v1;
 
@@ -47,6 +48,9 @@ pub struct Config {
     pub token: Option<String>,
     /// The largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// The directories that `FILE_SYSTEM` live sources may read (they must
+    /// be one of them or lie under one).
+    pub source_roots: Vec<PathBuf>,
 }
 
 /// The default `--max-body-bytes`: 64 MiB.
@@ -64,6 +68,10 @@ pub(crate) struct AppState {
     max_body_bytes: usize,
     in_flight: Arc<Semaphore>,
     checkpoints: Arc<papi::CheckpointHistory>,
+    /// The live sources' connectors (of the index `default`), once used.
+    connectors: Arc<std::sync::Mutex<Option<crate::connector::Connectors>>>,
+    /// `--source-root`s, canonical.
+    source_roots: Arc<Vec<PathBuf>>,
 }
 
 /// Runs `f` (which blocks: the library's calls) off the async workers.
@@ -122,12 +130,22 @@ pub fn serve(config: Config) -> crate::Result<()> {
     std::fs::create_dir_all(&config.data)?;
     let token = load_token(&config)?;
     let indexes = Arc::new(Indexes::new(&config.data)?);
+    let mut source_roots = Vec::new();
+    for root in &config.source_roots {
+        source_roots.push(
+            std::fs::canonicalize(root)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("--source-root {}: {e}", root.display())))?,
+        );
+    }
+    let connectors = Arc::new(std::sync::Mutex::new(None));
     let state = AppState {
         token: token.into(),
         indexes: indexes.clone(),
         max_body_bytes: config.max_body_bytes,
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         checkpoints: Arc::default(),
+        connectors: connectors.clone(),
+        source_roots: Arc::new(source_roots),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -148,6 +166,9 @@ pub fn serve(config: Config) -> crate::Result<()> {
         std::io::Result::Ok(())
     })?;
     runtime.shutdown_timeout(GRACE);
+    // Import jobs stop at a batch boundary (dropping the connectors joins
+    // them) before the indexes close.
+    drop(connectors.lock().unwrap_or_else(|e| e.into_inner()).take());
     indexes.close_all()
 }
 
@@ -177,6 +198,7 @@ fn router(state: AppState) -> Router {
         .route("/health/ready", get(ready))
         .merge(v1::routes())
         .merge(papi::routes())
+        .merge(layar::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::from_fn_with_state(state.clone(), limit_body))
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
