@@ -319,6 +319,13 @@ fn a_push_api_client_s_wire_format_and_every_command() {
     assert_eq!(papi(&server, "POST", "ping", "", None).0, 405);
     assert_eq!(papi(&server, "GET", "sync", "", None).0, 405);
     assert_eq!(papi(&server, "GET", "nonsense", "", None).0, 404);
+    // A refused command creates no index; an accepted one does.
+    let (status, _) = papi(&server, "POST", "delete_documents_with_prefix", "", form(&[("PAPI_prefix", "")]));
+    assert_eq!(status, 400);
+    let url = server.url("/papi/4/connectors/never/delete_documents_with_prefix");
+    let (status, _, _) = call("POST", &url, bearer(), Some(("application/x-www-form-urlencoded", "PAPI_prefix=")));
+    assert_eq!(status, 400);
+    assert_eq!(get(&server, "/v1/indexes/never").0, 404, "a refused Push API command created an index");
 
     let html = b"<html><head><style>.hidden { color: red }</style><script>var secretword = 1;</script></head>\
         <body><h1>Quarterly&nbsp;report</h1><p class=\"markupclass\">Revenue went <b>up</b>.</p></body></html>";

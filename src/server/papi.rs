@@ -124,14 +124,26 @@ async fn command(
     fields.extend(body_fields(&headers, body, state.max_body_bytes).await?);
     let fields = Fields(fields);
     blocking(move || {
-        let (index, _) = state.indexes.get_or_create(&name)?;
-        if let Some(session) = fields.text("PAPI_session")? {
-            if session.parse::<u64>().ok() != Some(index.session_id().0) {
-                return Err(ApiError::session(index.session_id().0, &session));
+        // Any command creates the index (a Push API client has no other
+        // way to), but a refused one leaves nothing behind.
+        let (index, created) = state.indexes.get_or_create(&name)?;
+        let answer = (|| {
+            if let Some(session) = fields.text("PAPI_session")? {
+                if session.parse::<u64>().ok() != Some(index.session_id().0) {
+                    return Err(ApiError::session(index.session_id().0, &session));
+                }
+            }
+            run(&state, &name, &index, &command, &fields)
+        })();
+        match answer {
+            Ok(text) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()),
+            Err(e) => {
+                if created && e.status.is_client_error() {
+                    let _ = state.indexes.remove(&name);
+                }
+                Err(e)
             }
         }
-        let text = run(&state, &name, &index, &command, &fields)?;
-        Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
     })
     .await
 }
