@@ -158,19 +158,19 @@ fn indexes_documents_barriers_and_search() {
     );
     assert_eq!(
         (status, &body["count"], &body["last_serial"], &body["state"]),
-        (200, &json!(2), &json!(2), &json!("synced")),
+        (200, &json!(2), &json!(2), &json!("Synced")),
         "{body}"
     );
     let (status, doc) = get(&server, "/v1/indexes/docs/documents?uri=share/a.txt");
     assert_eq!(status, 200);
     assert_eq!(doc["metas"], json!({"author": "ann", "tag": ["x", "y"]}));
     assert_eq!(doc["text"]["body"], "quarterly report");
-    assert_eq!(doc["state"], "synced");
+    assert_eq!(doc["state"], "Synced");
     assert_eq!(get(&server, "/v1/indexes/docs/documents?uri=share/b.bin").1["binary"]["raw"], "AAEC");
     assert_eq!(get(&server, "/v1/indexes/docs/documents?uri=nope").0, 404);
     let (_, statuses) = get(&server, "/v1/indexes/docs/status?uri=share/b.bin&uri=nope");
     assert_eq!(statuses[0]["serial"], 2);
-    assert_eq!(statuses[1]["state"], "initial");
+    assert_eq!(statuses[1]["state"], "Initial");
 
     // NDJSON, searchable at once.
     let ndjson = "{\"uri\": \"share/c.txt\", \"text\": {\"body\": \"annual report\"}}\n\n{\"uri\": \"other/d\"}\n";
@@ -180,7 +180,7 @@ fn indexes_documents_barriers_and_search() {
         bearer(),
         Some(("application/x-ndjson", ndjson)),
     );
-    assert_eq!((status, &body["state"]), (200, &json!("searchable")), "{body}");
+    assert_eq!((status, &body["state"]), (200, &json!("Searchable")), "{body}");
     let (_, hits) = get(&server, "/v1/indexes/docs/search?q=report&count=true");
     assert_eq!(hits["count"], 2, "{hits}");
     let uris: Vec<&str> = hits["hits"].as_array().unwrap().iter().map(|h| h["uri"].as_str().unwrap()).collect();
@@ -536,4 +536,104 @@ fn the_live_source_guide_s_python_snippets_run_unchanged() {
         post_json(&server, "/layar/liveSource", &json!({"liveSourceType": "WEB", "name": "w", "url": "http://x"}));
     assert_eq!((status, &body["error"]), (400, &json!("invalid_input")));
     assert_eq!(get(&server, "/layar/liveSource").1, json!([]));
+}
+
+fn send(server: &Server, method: &str, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+    let (status, value, _) = call(method, &server.url(path), bearer(), Some((content_type, body)));
+    (status, value)
+}
+
+#[test]
+fn bulk_updates_deletions_enumeration_checkpoints_and_serials() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let bulk = [
+        r#"{"add": {"uri": "a/1", "stamp": "s1", "metas": {"k": "v"}, "text": {"body": "one"}}}"#,
+        r#"{"add": {"uri": "a/2"}}"#,
+        r#"{"add": {"uri": "b/x/3"}}"#,
+        r#"{"update": {"uri": "a/1", "stamp": "s2", "metas": {"k": ["v1", "v2"]}, "remove_parts": ["body"]}}"#,
+        r#"{"update": {"uri": "missing", "stamp": "s"}}"#,
+        r#"{"frobnicate": {}}"#,
+        r#"not json"#,
+        r#"{"set_checkpoint": {"name": "crawl", "value": "page 1"}}"#,
+        r#"{"set_checkpoint": {"name": "pushdex.x", "value": "refused"}}"#,
+        r#"{"delete": {"uri": "a/2"}}"#,
+    ]
+    .join("\n");
+    let (status, reply) = send(&server, "POST", "/v1/indexes/b/bulk?wait=synced", "application/x-ndjson", &bulk);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["errors"], true);
+    assert_eq!(reply["state"], "Synced");
+    let items = reply["items"].as_array().unwrap();
+    assert_eq!(items.len(), 10);
+    let serials: Vec<Value> = items.iter().map(|i| i["serial"].clone()).collect();
+    assert_eq!(serials[..4], [json!(1), json!(2), json!(3), json!(4)]);
+    assert_eq!(items[4]["error"], "not_found");
+    assert_eq!(items[5]["error"], "invalid_input");
+    assert_eq!(items[6]["error"], "invalid_input");
+    assert_eq!(
+        (serials[7].clone(), &items[8]["error"], serials[9].clone()),
+        (json!(5), &json!("invalid_input"), json!(6))
+    );
+    let doc = get(&server, "/v1/indexes/b/documents?uri=a/1").1;
+    assert_eq!((&doc["stamp"], &doc["metas"]["k"], &doc["text"]), (&json!("s2"), &json!(["v1", "v2"]), &json!({})));
+
+    // PATCH: an update; 404 for a URI the index does not hold.
+    let (status, reply) =
+        send(&server, "PATCH", "/v1/indexes/b/documents?uri=a/1", "application/json", r#"{"stamp": "s3"}"#);
+    assert_eq!((status, &reply["serial"]), (200, &json!(7)), "{reply}");
+    let (status, _) =
+        send(&server, "PATCH", "/v1/indexes/b/documents?uri=nope", "application/json", r#"{"stamp": "s"}"#);
+    assert_eq!(status, 404);
+
+    // Enumeration as NDJSON, and the synced view.
+    let (_, _, _) = call("POST", &server.url("/v1/indexes/b/sync"), bearer(), None);
+    let text = ureq::get(&server.url("/v1/indexes/b/enumerate?mode=not_recursive_all"))
+        .set("Authorization", bearer().unwrap())
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines, [json!({"folder": "a/"}), json!({"folder": "b/"})]);
+    let text = ureq::get(&server.url("/v1/indexes/b/enumerate?root=a"))
+        .set("Authorization", bearer().unwrap())
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let line: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!((&line["uri"], &line["stamp"], &line["state"]), (&json!("a/1"), &json!("s3"), &json!("Synced")));
+    assert_eq!(get(&server, "/v1/indexes/b/enumerate?mode=sideways").0, 400);
+
+    // Deletions by root path and prefix.
+    let (status, reply) =
+        send(&server, "POST", "/v1/indexes/b/delete", "application/json", r#"{"root_path": "b", "recursive": true}"#);
+    assert_eq!((status, &reply["serial"]), (200, &json!(8)));
+    let (status, _) = send(&server, "POST", "/v1/indexes/b/delete", "application/json", r#"{"prefix": ""}"#);
+    assert_eq!(status, 400);
+    assert_eq!(get(&server, "/v1/indexes/b/count").1["count"], 1);
+
+    // Checkpoints.
+    let (status, _) = send(&server, "PUT", "/v1/indexes/b/checkpoints/other", "application/json", r#"{"value": "x"}"#);
+    assert_eq!(status, 200);
+    let (_, list) = get(&server, "/v1/indexes/b/checkpoints");
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["crawl", "other"]);
+    assert_eq!(get(&server, "/v1/indexes/b/checkpoints/crawl").1["value"], "page 1");
+    assert_eq!(get(&server, "/v1/indexes/b/checkpoints/pushdex.connectors.next").0, 400);
+    let (status, _) =
+        send(&server, "PUT", "/v1/indexes/b/checkpoints/pushdex.x", "application/json", r#"{"value": "x"}"#);
+    assert_eq!(status, 400);
+    assert_eq!(call("DELETE", &server.url("/v1/indexes/b/checkpoints/other"), bearer(), None).0, 200);
+    assert_eq!(get(&server, "/v1/indexes/b/checkpoints/other").0, 404);
+    assert_eq!(call("DELETE", &server.url("/v1/indexes/b/checkpoints"), bearer(), None).0, 200);
+    assert_eq!(get(&server, "/v1/indexes/b/checkpoints").1, json!([]));
+
+    // Serials' states.
+    assert_eq!(get(&server, "/v1/indexes/b/serials/1").1["state"], "Synced");
+    let last = get(&server, "/v1/indexes/b/watermarks").1["last"].as_u64().unwrap();
+    assert_eq!(get(&server, &format!("/v1/indexes/b/serials/{}", last + 5)).1["state"], "Initial");
+    let (status, reply) = get(&server, "/v1/indexes/b/serials/abc");
+    assert_eq!((status, &reply["error"]), (400, &json!("invalid_input")));
 }

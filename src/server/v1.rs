@@ -11,14 +11,23 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::{blocking, read_body, AppState};
-use crate::{Document, EnumerationMode, Index, Query, State as DocState, Watermarks};
+use crate::{Document, Entry, EnumerationMode, Index, Query, State as DocState, Update, Watermarks};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1", get(about))
         .route("/v1/indexes", get(list_indexes))
         .route("/v1/indexes/{name}", get(get_index).put(put_index).delete(delete_index))
-        .route("/v1/indexes/{name}/documents", post(add_documents).get(get_document).delete(delete_document))
+        .route(
+            "/v1/indexes/{name}/documents",
+            post(add_documents).get(get_document).delete(delete_document).patch(patch_document),
+        )
+        .route("/v1/indexes/{name}/bulk", post(bulk))
+        .route("/v1/indexes/{name}/delete", post(delete_many))
+        .route("/v1/indexes/{name}/enumerate", get(enumerate))
+        .route("/v1/indexes/{name}/checkpoints", get(list_checkpoints).delete(clear_checkpoints))
+        .route("/v1/indexes/{name}/checkpoints/{cp}", get(get_checkpoint).put(put_checkpoint).delete(delete_checkpoint))
+        .route("/v1/indexes/{name}/serials/{n}", get(serial_state))
         .route("/v1/indexes/{name}/status", get(status))
         .route("/v1/indexes/{name}/count", get(count))
         .route("/v1/indexes/{name}/sync", post(sync))
@@ -109,12 +118,14 @@ fn reach(index: &Index, wait: DocState) -> ApiResult<DocState> {
     Ok(wait)
 }
 
+/// A state as the library names it (`Initial`, `Pushed`, `Synced`,
+/// `Searchable`), as in every dialect.
 fn state_name(state: DocState) -> &'static str {
     match state {
-        DocState::Initial => "initial",
-        DocState::Pushed => "pushed",
-        DocState::Synced => "synced",
-        DocState::Searchable => "searchable",
+        DocState::Initial => "Initial",
+        DocState::Pushed => "Pushed",
+        DocState::Synced => "Synced",
+        DocState::Searchable => "Searchable",
     }
 }
 
@@ -439,6 +450,367 @@ async fn search(
             index.search(&query, limit)?.into_iter().map(|h| HitReply { uri: h.uri, stamp: h.stamp, score: h.score });
         let count = if with_count { Some(index.search_count(&query)?) } else { None };
         Ok(Json(SearchReply { hits: hits.collect(), count }))
+    })
+    .await
+}
+
+/// An update as the JSON API writes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonUpdate {
+    #[serde(default)]
+    uri: Option<String>,
+    #[serde(default)]
+    stamp: Option<String>,
+    #[serde(default)]
+    metas: serde_json::Map<String, Value>,
+    #[serde(default)]
+    text: serde_json::Map<String, Value>,
+    #[serde(default)]
+    binary: serde_json::Map<String, Value>,
+    #[serde(default)]
+    remove_parts: Vec<String>,
+}
+
+impl JsonUpdate {
+    fn into_update(self) -> ApiResult<Update> {
+        let mut update = Update::new();
+        if let Some(stamp) = self.stamp {
+            update = update.stamp(stamp);
+        }
+        for (name, value) in self.metas {
+            let values: Vec<String> = match value {
+                Value::String(v) => vec![v],
+                Value::Array(values) => values
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::String(v) => Ok(v),
+                        _ => Err(ApiError::invalid(format!("meta {name:?}: values are strings"))),
+                    })
+                    .collect::<ApiResult<_>>()?,
+                Value::Null => Vec::new(),
+                _ => return Err(ApiError::invalid(format!("meta {name:?}: a string, an array of strings or null"))),
+            };
+            update = update.meta(name, values);
+        }
+        for (name, value) in self.text {
+            let Value::String(text) = value else {
+                return Err(ApiError::invalid(format!("text part {name:?}: a string")));
+            };
+            update = update.text(name, text);
+        }
+        for (name, value) in self.binary {
+            let Value::String(encoded) = value else {
+                return Err(ApiError::invalid(format!("binary part {name:?}: a base64 string")));
+            };
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|e| ApiError::invalid(format!("binary part {name:?} is not base64: {e}")))?;
+            update = update.part(name, bytes);
+        }
+        for name in self.remove_parts {
+            update = update.remove_part(name);
+        }
+        Ok(update)
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("the body is not valid JSON here: {e}")))
+}
+
+async fn patch_document(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    request: Request,
+) -> ApiResult<Json<Value>> {
+    let params = Params::parse(query);
+    let uri = params.required("uri")?.to_string();
+    let wait = params.wait()?;
+    let body = read_body(request, state.max_body_bytes).await?;
+    let update = parse_json::<JsonUpdate>(&body)?.into_update()?;
+    blocking(move || {
+        let index = state.indexes.existing(&name)?;
+        check_session(&index, &headers)?;
+        let serial = index.update(&uri, update)?;
+        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
+    })
+    .await
+}
+
+/// `{"root_path": R, "recursive": bool}` or `{"prefix": P}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteMany {
+    #[serde(default)]
+    root_path: Option<String>,
+    #[serde(default)]
+    recursive: Option<bool>,
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+async fn delete_many(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    request: Request,
+) -> ApiResult<Json<Value>> {
+    let wait = Params::parse(query).wait()?;
+    let body = read_body(request, state.max_body_bytes).await?;
+    let what: DeleteMany = parse_json(&body)?;
+    blocking(move || {
+        let index = state.indexes.existing(&name)?;
+        check_session(&index, &headers)?;
+        let serial = match (what.root_path, what.prefix) {
+            (Some(root), None) => index.delete_root_path(&root, what.recursive.unwrap_or(true))?,
+            (None, Some(prefix)) => index.delete_with_prefix(&prefix)?,
+            _ => return Err(ApiError::invalid("give one of root_path (with recursive) and prefix")),
+        };
+        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
+    })
+    .await
+}
+
+/// One line of a bulk body.
+enum BulkOp {
+    Add(Document),
+    Update(String, Update),
+    Delete(String),
+    DeleteRootPath(String, bool),
+    DeletePrefix(String),
+    SetCheckpoint(String, String),
+}
+
+fn bulk_op(line: &str) -> ApiResult<BulkOp> {
+    let value: Value = serde_json::from_str(line).map_err(|e| ApiError::invalid(format!("not JSON: {e}")))?;
+    let Value::Object(object) = value else { return Err(ApiError::invalid("an operation is a JSON object")) };
+    if object.len() != 1 {
+        return Err(ApiError::invalid("an operation is an object with one key"));
+    }
+    let (op, body) = object.into_iter().next().expect("one key");
+    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+    let need = |key: &str| text(key).ok_or_else(|| ApiError::invalid(format!("{op}: {key:?} is required")));
+    Ok(match op.as_str() {
+        "add" => BulkOp::Add(
+            serde_json::from_value::<JsonDocument>(body)
+                .map_err(|e| ApiError::invalid(e.to_string()))?
+                .into_document()?,
+        ),
+        "update" => {
+            let update: JsonUpdate = serde_json::from_value(body).map_err(|e| ApiError::invalid(e.to_string()))?;
+            let uri = update.uri.clone().ok_or_else(|| ApiError::invalid("update: \"uri\" is required"))?;
+            BulkOp::Update(uri, update.into_update()?)
+        }
+        "delete" => BulkOp::Delete(need("uri")?),
+        "delete_root_path" => {
+            BulkOp::DeleteRootPath(need("root")?, body.get("recursive").and_then(Value::as_bool).unwrap_or(true))
+        }
+        "delete_prefix" => BulkOp::DeletePrefix(need("prefix")?),
+        "set_checkpoint" => BulkOp::SetCheckpoint(need("name")?, need("value")?),
+        other => return Err(ApiError::invalid(format!("unknown operation {other:?}"))),
+    })
+}
+
+async fn bulk(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    request: Request,
+) -> ApiResult<Json<Value>> {
+    let wait = Params::parse(query).wait()?;
+    indexes_name_ok(&name)?;
+    let body = read_body(request, state.max_body_bytes).await?;
+    let text = String::from_utf8(body.to_vec()).map_err(|_| ApiError::invalid("the body is not UTF-8"))?;
+    blocking(move || {
+        let (index, _) = state.indexes.get_or_create(&name)?;
+        check_session(&index, &headers)?;
+        let mut items = Vec::new();
+        let mut errors = false;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let result = bulk_op(line).and_then(|op| {
+                Ok(match op {
+                    BulkOp::Add(doc) => index.add(doc)?,
+                    BulkOp::Update(uri, update) => index.update(&uri, update)?,
+                    BulkOp::Delete(uri) => index.delete(&uri)?,
+                    BulkOp::DeleteRootPath(root, recursive) => index.delete_root_path(&root, recursive)?,
+                    BulkOp::DeletePrefix(prefix) => index.delete_with_prefix(&prefix)?,
+                    BulkOp::SetCheckpoint(name, value) => index.set_checkpoint(&name, &value)?,
+                })
+            });
+            items.push(match result {
+                Ok(serial) => json!({ "serial": serial.0 }),
+                Err(e) => {
+                    errors = true;
+                    json!({ "error": e.code, "message": e.message })
+                }
+            });
+        }
+        let reached = reach(&index, wait)?;
+        Ok(Json(json!({ "errors": errors, "items": items, "state": state_name(reached) })))
+    })
+    .await
+}
+
+/// A stream of NDJSON chunks made by a blocking task.
+struct Chunks(tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, std::io::Error>>);
+
+impl futures_core::Stream for Chunks {
+    type Item = Result<axum::body::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+async fn enumerate(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(query);
+    let (root, mode, synced) =
+        (params.get("root").unwrap_or("").to_string(), params.mode()?, params.bool("synced", false)?);
+    // Errors before the first byte are statuses; after it, the stream ends.
+    let entries = blocking(move || {
+        let index = state.indexes.existing(&name)?;
+        Ok(if synced { index.enumerate_synced(&root, mode)? } else { index.enumerate(&root, mode)? })
+    })
+    .await?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let mut chunk = Vec::with_capacity(64 << 10);
+        for entry in entries {
+            let line = match entry {
+                Ok(Entry::Document(d)) => {
+                    json!({ "uri": d.uri, "stamp": d.stamp, "state": state_name(d.state), "serial": d.serial.0 })
+                }
+                Ok(Entry::Folder(f)) => json!({ "folder": f }),
+                Err(e) => {
+                    let _ = sender.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    return;
+                }
+            };
+            chunk.extend_from_slice(line.to_string().as_bytes());
+            chunk.push(b'\n');
+            if chunk.len() >= 60 << 10 && sender.blocking_send(Ok(std::mem::take(&mut chunk).into())).is_err() {
+                return; // the client went away
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = sender.blocking_send(Ok(chunk.into()));
+        }
+    });
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/x-ndjson")], axum::body::Body::from_stream(Chunks(receiver)))
+        .into_response())
+}
+
+fn reserved(cp: &str) -> ApiResult<()> {
+    if cp.starts_with(crate::index::RESERVED_CHECKPOINT_PREFIX) {
+        return Err(ApiError::invalid(format!("checkpoint names beginning with pushdex. are reserved: {cp:?}")));
+    }
+    Ok(())
+}
+
+fn checkpoint_json(c: &crate::Checkpoint) -> Value {
+    json!({ "name": c.name, "value": c.value, "serial": c.serial.0, "state": state_name(c.state) })
+}
+
+async fn list_checkpoints(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let index = state.indexes.existing(&name)?;
+        Ok(Json(Value::Array(index.checkpoints()?.iter().map(checkpoint_json).collect())))
+    })
+    .await
+}
+
+async fn clear_checkpoints(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let wait = Params::parse(query).wait()?;
+    blocking(move || {
+        let index = state.indexes.existing(&name)?;
+        check_session(&index, &headers)?;
+        let serial = index.clear_checkpoints()?;
+        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
+    })
+    .await
+}
+
+async fn get_checkpoint(
+    State(state): State<AppState>,
+    Path((name, cp)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    reserved(&cp)?;
+    blocking(move || {
+        let index = state.indexes.existing(&name)?;
+        let c = index.checkpoint(&cp)?.ok_or_else(|| ApiError::not_found(format!("no checkpoint named {cp:?}")))?;
+        Ok(Json(checkpoint_json(&c)))
+    })
+    .await
+}
+
+async fn put_checkpoint(
+    State(state): State<AppState>,
+    Path((name, cp)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    request: Request,
+) -> ApiResult<Json<Value>> {
+    reserved(&cp)?;
+    indexes_name_ok(&name)?;
+    let wait = Params::parse(query).wait()?;
+    let body = read_body(request, state.max_body_bytes).await?;
+    let value: Value = parse_json(&body)?;
+    let value = value
+        .get("value")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid("the body is {\"value\": \"...\"}"))?
+        .to_string();
+    blocking(move || {
+        let (index, _) = state.indexes.get_or_create(&name)?;
+        check_session(&index, &headers)?;
+        let serial = index.set_checkpoint(&cp, &value)?;
+        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
+    })
+    .await
+}
+
+async fn delete_checkpoint(
+    State(state): State<AppState>,
+    Path((name, cp)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    reserved(&cp)?;
+    let wait = Params::parse(query).wait()?;
+    blocking(move || {
+        let index = state.indexes.existing(&name)?;
+        check_session(&index, &headers)?;
+        let serial = index.delete_checkpoint(&cp)?;
+        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
+    })
+    .await
+}
+
+async fn serial_state(
+    State(state): State<AppState>,
+    Path((name, n)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let n: u64 = n.parse().map_err(|_| ApiError::invalid(format!("serial {n:?}: a number")))?;
+    blocking(move || {
+        let index = state.indexes.existing(&name)?;
+        Ok(Json(json!({ "state": state_name(index.state_of(crate::Serial(n))) })))
     })
     .await
 }
