@@ -13,25 +13,12 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
+mod frame_like;
+
+use frame_like::{held, options};
 use pushdex::storage::{SimStorage, Storage};
 use pushdex::wal::{log_name, parse_log_name, FILE_HEADER_BYTES, FRAME_HEADER_BYTES};
-use pushdex::{Document, EnumerationMode, Error, Index, Options};
-
-fn options() -> Options {
-    // Nothing flushes: every operation stays in the log.
-    Options::default().memtable_bytes(256 << 20)
-}
-
-fn held(index: &Index) -> BTreeMap<String, String> {
-    index
-        .enumerate("", EnumerationMode::RecursiveDocuments)
-        .unwrap()
-        .map(|e| match e.unwrap() {
-            pushdex::Entry::Document(d) => (d.uri, d.stamp),
-            other => panic!("{other:?}"),
-        })
-        .collect()
-}
+use pushdex::{Document, Error, Index};
 
 /// Writes `batches` synced batches of 5 documents, one frame each, into the
 /// index open on `storage`; returns what the index held after each batch.

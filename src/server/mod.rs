@@ -81,6 +81,26 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + '
     })
 }
 
+/// A session id a request names (`PAPI_session`, `X-Push-Session`) must be
+/// the index's current one: `409 session_mismatch` otherwise.
+fn check_session(index: &crate::Index, given: &str) -> ApiResult<()> {
+    if given.trim().parse::<u64>().ok() != Some(index.session_id().0) {
+        return Err(ApiError::session(index.session_id().0, given));
+    }
+    Ok(())
+}
+
+/// How many entries `enumerate_synced` yields (the library counts only the
+/// current view).
+fn count_synced(index: &crate::Index, root: &str, mode: crate::EnumerationMode) -> ApiResult<u64> {
+    let mut n = 0u64;
+    for entry in index.enumerate_synced(root, mode)? {
+        entry?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// The token from `--token`, or `DATA/token` (created, random, mode 0600).
 fn load_token(config: &Config) -> std::io::Result<String> {
     if let Some(token) = &config.token {

@@ -12,7 +12,7 @@ use axum::routing::any;
 use axum::Router;
 
 use super::error::{ApiError, ApiResult};
-use super::{blocking, read_body, AppState};
+use super::{blocking, check_session, count_synced, read_body, AppState};
 use crate::{Document, Entry, EnumerationMode, Error, Index, Serial, State as DocState, Update};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -129,9 +129,7 @@ async fn command(
         let (index, created) = state.indexes.get_or_create(&name)?;
         let answer = (|| {
             if let Some(session) = fields.text("PAPI_session")? {
-                if session.parse::<u64>().ok() != Some(index.session_id().0) {
-                    return Err(ApiError::session(index.session_id().0, &session));
-                }
+                check_session(&index, &session)?;
             }
             run(&state, &name, &index, &command, &fields)
         })();
@@ -298,12 +296,7 @@ fn run(state: &AppState, name: &str, index: &Index, command: &str, fields: &Fiel
         }
         "count_synced_entries" => {
             let root = fields.text("PAPI_rootPath")?.unwrap_or_default();
-            let mut n = 0u64;
-            for entry in index.enumerate_synced(&root, fields.mode()?)? {
-                entry?;
-                n += 1;
-            }
-            Ok(n.to_string())
+            Ok(count_synced(index, &root, fields.mode()?)?.to_string())
         }
         "set_checkpoint" => {
             let value = fields.required("PAPI_checkpoint")?;

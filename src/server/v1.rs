@@ -96,12 +96,40 @@ impl Params {
 
 /// `X-Push-Session`, when given, must be the index's current session.
 fn check_session(index: &Index, headers: &HeaderMap) -> ApiResult<()> {
-    let Some(given) = headers.get("x-push-session") else { return Ok(()) };
-    let given = given.to_str().unwrap_or_default();
-    if given.parse::<u64>().ok() != Some(index.session_id().0) {
-        return Err(ApiError::session(index.session_id().0, given));
+    match headers.get("x-push-session") {
+        Some(given) => super::check_session(index, given.to_str().unwrap_or_default()),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Whether a one-operation write may create its index.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Create {
+    No,
+    Yes,
+}
+
+/// A write of one operation: the index (`404` if it does not exist, unless
+/// `create`), the session check, the operation, the wait; answers
+/// `{"serial", "state"}`.
+async fn write_one(
+    state: AppState,
+    name: String,
+    headers: HeaderMap,
+    wait: DocState,
+    create: Create,
+    op: impl FnOnce(&Index) -> ApiResult<crate::Serial> + Send + 'static,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let index = match create {
+            Create::Yes => state.indexes.get_or_create(&name)?.0,
+            Create::No => state.indexes.existing(&name)?,
+        };
+        check_session(&index, &headers)?;
+        let serial = op(&index)?;
+        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
+    })
+    .await
 }
 
 /// Brings the operations up to `serial` to `wait`; returns the state reached.
@@ -204,39 +232,58 @@ struct JsonDocument {
     binary: serde_json::Map<String, Value>,
 }
 
+/// A meta's values in JSON: a string, an array of strings, or (in an
+/// update, to remove the meta) null.
+fn meta_values(name: &str, value: Value, null_allowed: bool) -> ApiResult<Vec<String>> {
+    match value {
+        Value::String(v) => Ok(vec![v]),
+        Value::Array(values) => values
+            .into_iter()
+            .map(|v| match v {
+                Value::String(v) => Ok(v),
+                _ => Err(ApiError::invalid(format!("meta {name:?}: values are strings"))),
+            })
+            .collect(),
+        Value::Null if null_allowed => Ok(Vec::new()),
+        _ => Err(ApiError::invalid(format!("meta {name:?}: a string or an array of strings"))),
+    }
+}
+
+/// A text part in JSON: a string.
+fn text_part(name: &str, value: Value) -> ApiResult<String> {
+    match value {
+        Value::String(text) => Ok(text),
+        _ => Err(ApiError::invalid(format!("text part {name:?}: a string"))),
+    }
+}
+
+/// A binary part in JSON: a base64 string.
+fn binary_part(name: &str, value: Value) -> ApiResult<Vec<u8>> {
+    let Value::String(encoded) = value else {
+        return Err(ApiError::invalid(format!("binary part {name:?}: a base64 string")));
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| ApiError::invalid(format!("binary part {name:?} is not base64: {e}")))
+}
+
 impl JsonDocument {
     fn into_document(self) -> ApiResult<Document> {
         let mut doc = Document::new(self.uri).with_stamp(self.stamp);
         for (name, value) in self.metas {
-            match value {
-                Value::String(v) => doc = doc.with_meta(name, v),
-                Value::Array(values) => {
-                    for v in values {
-                        let Value::String(v) = v else {
-                            return Err(ApiError::invalid(format!("meta {name:?}: values are strings")));
-                        };
-                        doc = doc.with_meta(name.clone(), v);
-                    }
-                }
-                _ => return Err(ApiError::invalid(format!("meta {name:?}: a string or an array of strings"))),
+            for v in meta_values(&name, value, false)? {
+                doc = doc.with_meta(name.clone(), v);
             }
         }
         for (name, value) in self.text {
-            let Value::String(text) = value else {
-                return Err(ApiError::invalid(format!("text part {name:?}: a string")));
-            };
+            let text = text_part(&name, value)?;
             doc = doc.with_text(name, text);
         }
         for (name, value) in self.binary {
             if doc.part(&name).is_some() {
                 return Err(ApiError::invalid(format!("part {name:?} is both text and binary: part names are unique")));
             }
-            let Value::String(encoded) = value else {
-                return Err(ApiError::invalid(format!("binary part {name:?}: a base64 string")));
-            };
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(|e| ApiError::invalid(format!("binary part {name:?} is not base64: {e}")))?;
+            let bytes = binary_part(&name, value)?;
             doc = doc.with_part(name, bytes);
         }
         Ok(doc)
@@ -295,7 +342,7 @@ async fn add_documents(
 ) -> ApiResult<Json<Value>> {
     let params = Params::parse(query);
     let wait = params.wait()?;
-    indexes_name_ok(&name)?;
+    super::indexes::check_name(&name)?;
     let body = read_body(request, state.max_body_bytes).await?;
     let docs = parse_documents(&headers, &body)?;
     if docs.is_empty() {
@@ -321,10 +368,6 @@ async fn add_documents(
         Ok(Json(json!({ "count": count, "last_serial": last.0, "state": state_name(reached) })))
     })
     .await
-}
-
-fn indexes_name_ok(name: &str) -> ApiResult<()> {
-    super::indexes::check_name(name)
 }
 
 async fn get_document(
@@ -354,14 +397,7 @@ async fn delete_document(
 ) -> ApiResult<Json<Value>> {
     let params = Params::parse(query);
     let uri = params.required("uri")?.to_string();
-    let wait = params.wait()?;
-    blocking(move || {
-        let index = state.indexes.existing(&name)?;
-        check_session(&index, &headers)?;
-        let serial = index.delete(&uri)?;
-        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
-    })
-    .await
+    write_one(state, name, headers, params.wait()?, Create::No, move |index| Ok(index.delete(&uri)?)).await
 }
 
 async fn status(
@@ -392,16 +428,7 @@ async fn count(
         (params.get("root").unwrap_or("").to_string(), params.mode()?, params.bool("synced", false)?);
     blocking(move || {
         let index = state.indexes.existing(&name)?;
-        let count = if synced {
-            let mut n = 0u64;
-            for entry in index.enumerate_synced(&root, mode)? {
-                entry?;
-                n += 1;
-            }
-            n
-        } else {
-            index.count(&root, mode)?
-        };
+        let count = if synced { super::count_synced(&index, &root, mode)? } else { index.count(&root, mode)? };
         Ok(Json(json!({ "count": count })))
     })
     .await
@@ -479,33 +506,15 @@ impl JsonUpdate {
             update = update.stamp(stamp);
         }
         for (name, value) in self.metas {
-            let values: Vec<String> = match value {
-                Value::String(v) => vec![v],
-                Value::Array(values) => values
-                    .into_iter()
-                    .map(|v| match v {
-                        Value::String(v) => Ok(v),
-                        _ => Err(ApiError::invalid(format!("meta {name:?}: values are strings"))),
-                    })
-                    .collect::<ApiResult<_>>()?,
-                Value::Null => Vec::new(),
-                _ => return Err(ApiError::invalid(format!("meta {name:?}: a string, an array of strings or null"))),
-            };
+            let values = meta_values(&name, value, true)?;
             update = update.meta(name, values);
         }
         for (name, value) in self.text {
-            let Value::String(text) = value else {
-                return Err(ApiError::invalid(format!("text part {name:?}: a string")));
-            };
+            let text = text_part(&name, value)?;
             update = update.text(name, text);
         }
         for (name, value) in self.binary {
-            let Value::String(encoded) = value else {
-                return Err(ApiError::invalid(format!("binary part {name:?}: a base64 string")));
-            };
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(|e| ApiError::invalid(format!("binary part {name:?} is not base64: {e}")))?;
+            let bytes = binary_part(&name, value)?;
             update = update.part(name, bytes);
         }
         for name in self.remove_parts {
@@ -531,13 +540,7 @@ async fn patch_document(
     let wait = params.wait()?;
     let body = read_body(request, state.max_body_bytes).await?;
     let update = parse_json::<JsonUpdate>(&body)?.into_update()?;
-    blocking(move || {
-        let index = state.indexes.existing(&name)?;
-        check_session(&index, &headers)?;
-        let serial = index.update(&uri, update)?;
-        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
-    })
-    .await
+    write_one(state, name, headers, wait, Create::No, move |index| Ok(index.update(&uri, update)?)).await
 }
 
 /// `{"root_path": R, "recursive": bool}` or `{"prefix": P}`.
@@ -562,15 +565,12 @@ async fn delete_many(
     let wait = Params::parse(query).wait()?;
     let body = read_body(request, state.max_body_bytes).await?;
     let what: DeleteMany = parse_json(&body)?;
-    blocking(move || {
-        let index = state.indexes.existing(&name)?;
-        check_session(&index, &headers)?;
-        let serial = match (what.root_path, what.prefix) {
-            (Some(root), None) => index.delete_root_path(&root, what.recursive.unwrap_or(true))?,
-            (None, Some(prefix)) => index.delete_with_prefix(&prefix)?,
-            _ => return Err(ApiError::invalid("give one of root_path (with recursive) and prefix")),
-        };
-        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
+    if what.root_path.is_some() == what.prefix.is_some() {
+        return Err(ApiError::invalid("give one of root_path (with recursive) and prefix"));
+    }
+    write_one(state, name, headers, wait, Create::No, move |index| match (what.root_path, what.prefix) {
+        (Some(root), _) => Ok(index.delete_root_path(&root, what.recursive.unwrap_or(true))?),
+        (_, prefix) => Ok(index.delete_with_prefix(&prefix.unwrap_or_default())?),
     })
     .await
 }
@@ -623,7 +623,7 @@ async fn bulk(
     request: Request,
 ) -> ApiResult<Json<Value>> {
     let wait = Params::parse(query).wait()?;
-    indexes_name_ok(&name)?;
+    super::indexes::check_name(&name)?;
     let body = read_body(request, state.max_body_bytes).await?;
     let text = String::from_utf8(body.to_vec()).map_err(|_| ApiError::invalid("the body is not UTF-8"))?;
     blocking(move || {
@@ -738,13 +738,7 @@ async fn clear_checkpoints(
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let wait = Params::parse(query).wait()?;
-    blocking(move || {
-        let index = state.indexes.existing(&name)?;
-        check_session(&index, &headers)?;
-        let serial = index.clear_checkpoints()?;
-        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
-    })
-    .await
+    write_one(state, name, headers, wait, Create::No, |index| Ok(index.clear_checkpoints()?)).await
 }
 
 async fn get_checkpoint(
@@ -768,7 +762,7 @@ async fn put_checkpoint(
     request: Request,
 ) -> ApiResult<Json<Value>> {
     reserved(&cp)?;
-    indexes_name_ok(&name)?;
+    super::indexes::check_name(&name)?;
     let wait = Params::parse(query).wait()?;
     let body = read_body(request, state.max_body_bytes).await?;
     let value: Value = parse_json(&body)?;
@@ -777,13 +771,7 @@ async fn put_checkpoint(
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::invalid("the body is {\"value\": \"...\"}"))?
         .to_string();
-    blocking(move || {
-        let (index, _) = state.indexes.get_or_create(&name)?;
-        check_session(&index, &headers)?;
-        let serial = index.set_checkpoint(&cp, &value)?;
-        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
-    })
-    .await
+    write_one(state, name, headers, wait, Create::Yes, move |index| Ok(index.set_checkpoint(&cp, &value)?)).await
 }
 
 async fn delete_checkpoint(
@@ -794,13 +782,7 @@ async fn delete_checkpoint(
 ) -> ApiResult<Json<Value>> {
     reserved(&cp)?;
     let wait = Params::parse(query).wait()?;
-    blocking(move || {
-        let index = state.indexes.existing(&name)?;
-        check_session(&index, &headers)?;
-        let serial = index.delete_checkpoint(&cp)?;
-        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
-    })
-    .await
+    write_one(state, name, headers, wait, Create::No, move |index| Ok(index.delete_checkpoint(&cp)?)).await
 }
 
 async fn serial_state(
