@@ -78,6 +78,14 @@ pub enum Error {
         /// The versions this release reads, both ends included.
         supported: (u32, u32),
     },
+    /// A failed log write or fsync stopped this index's writer: the kernel
+    /// may have dropped bytes the log had handed it, so no later write can
+    /// be promised durable. Reopen the index (recovery keeps every
+    /// operation that was Synced).
+    Poisoned {
+        /// The failure that stopped the writer.
+        reason: String,
+    },
     /// A record that a pushdex layer keeps in reserved checkpoints (a
     /// connector's registry entry or job record) does not parse. The files
     /// are sound; the record's value is not what that layer wrote.
@@ -147,6 +155,9 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::BadRecord { name, detail } => write!(f, "the record {name} is malformed: {detail}"),
+            Error::Poisoned { reason } => {
+                write!(f, "the index's writer stopped after a failed log write or fsync ({reason}): reopen the index")
+            }
         }
     }
 }

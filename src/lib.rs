@@ -82,7 +82,7 @@ pub use document::{
     MAX_VALUE_BYTES,
 };
 pub use error::{Error, Result};
-pub use index::{Create, Enumeration, Index, Options, Problem, PushSession, Repair, Verification};
+pub use index::{Create, Enumeration, Health, Index, Options, Problem, PushSession, Repair, Verification};
 pub use search::{Hit, Query};
 pub use status::{Checkpoint, DocumentStatus, Entry, EnumerationMode, Serial, SessionId, State, Watermarks};
 pub use uri::{folder_prefix, MAX_URI_BYTES};

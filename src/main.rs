@@ -146,6 +146,19 @@ struct ServeArgs {
     /// A directory that FILE_SYSTEM live sources may read (repeatable)
     #[arg(long = "source-root", env = "PUSHDEX_SOURCE_ROOTS", value_delimiter = ':', value_name = "DIR")]
     source_roots: Vec<PathBuf>,
+    /// Refresh every index with new operations this often (seconds, e.g.
+    /// 1 or 0.5) [default: never on its own]
+    #[arg(long, env = "PUSHDEX_REFRESH_INTERVAL", value_name = "SECONDS", value_parser = parse_seconds)]
+    refresh_interval: Option<std::time::Duration>,
+}
+
+/// A positive number of seconds, whole or decimal.
+#[cfg(feature = "server")]
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(std::time::Duration::from_secs_f64(s)),
+        _ => Err(format!("{text:?} is not a number of seconds between 0 and 86400 (e.g. 1 or 0.5)")),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -258,6 +271,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
                 token: args.token,
                 max_body_bytes: args.max_body_bytes,
                 source_roots: args.source_roots,
+                refresh_interval: args.refresh_interval,
             };
             return Ok(pushdex::server::serve(config)?);
         }

@@ -118,7 +118,7 @@ pub fn frame_check(salt: u64, checked: &[u8]) -> u64 {
 }
 
 fn poisoned_error(why: &str) -> Error {
-    Error::Io(io::Error::other(format!("log poisoned by an earlier I/O error: {why}")))
+    Error::Poisoned { reason: why.to_owned() }
 }
 
 /// Appends frames to one log file through an in-memory buffer.
@@ -284,6 +284,11 @@ impl WalWriter {
     /// this writer.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.is_some()
+    }
+
+    /// [`Error::Poisoned`] with the reason, if the writer is poisoned.
+    pub fn poisoned(&self) -> Option<Error> {
+        self.poisoned.as_deref().map(poisoned_error)
     }
 
     /// Stops the writer for good: the index calls this when an fsync of the

@@ -11,7 +11,7 @@ mod common;
 
 use common::{check_recovered, is_storage_error, open, read_state, run_step, script, Model};
 use pushdex::storage::SimStorage;
-use pushdex::{Document, Options};
+use pushdex::{Document, Error, Options};
 
 const EIO: i32 = 5;
 const ENOSPC: i32 = 28;
@@ -59,8 +59,17 @@ fn fail_at(n: u64, errno: i32, steps: &[common::Step], options: &Options, seed: 
             && storage.read(name).is_some_and(|bytes| bytes.len() > pushdex::wal::FILE_HEADER_BYTES)
     });
     if log_fsync_failed {
-        assert!(index.add(Document::new("poisoned")).is_err(), "{what}: a write after a failed log fsync {fired:?}");
-        assert!(index.sync().is_err(), "{what}: a sync after a failed log fsync reported success");
+        let added = index.add(Document::new("poisoned"));
+        assert!(
+            matches!(added, Err(Error::Poisoned { .. } | Error::Closed)),
+            "{what}: a write after a failed log fsync {fired:?}: {added:?}"
+        );
+        assert!(
+            matches!(index.sync(), Err(Error::Poisoned { .. } | Error::Closed)),
+            "{what}: a sync after a failed log fsync reported success"
+        );
+        let health = index.health();
+        assert!(!health.takes_writes(), "{what}: health says the index takes writes: {health:?}");
     }
     storage.crash();
     drop(index);

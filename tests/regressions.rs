@@ -23,7 +23,7 @@ fn a_writer_behind_a_full_memtable_whose_flush_fails_gets_an_error() {
             break;
         }
     }
-    assert!(matches!(refused, Some(Error::Io(_))), "{refused:?}");
+    assert!(matches!(refused, Some(Error::Io(_) | Error::Poisoned { .. })), "{refused:?}");
 }
 
 /// Found by the fault test: a merge committed, then failed to remove the
@@ -89,8 +89,14 @@ fn a_sync_after_a_failed_log_fsync_fails_even_with_nothing_new() {
     assert!(storage.fired().iter().any(|f| f.starts_with("sync wal-")), "{:?}", storage.fired());
     let w = index.watermarks();
     assert_eq!(w.synced, w.last, "nothing new to sync");
-    assert!(index.sync().is_err(), "no sync reports success after a failed fsync");
-    assert!(index.add(Document::new("b")).is_err(), "the writer is poisoned");
+    assert!(
+        matches!(index.sync(), Err(Error::Poisoned { .. })),
+        "no sync reports success after a failed fsync, and the error says why"
+    );
+    assert!(matches!(index.add(Document::new("b")), Err(Error::Poisoned { .. })), "the writer is poisoned");
+    let health = index.health();
+    assert!(!health.takes_writes() && health.writer_stopped.is_some(), "{health:?}");
+    assert!(health.background_failures >= 1 && health.last_background_failure.is_some(), "{health:?}");
 }
 
 /// Found by the `ops` fuzz target: a log rotation failed half-way (its new

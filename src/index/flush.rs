@@ -84,7 +84,10 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> Result<()> {
     })?;
     let merger = Arc::downgrade(inner);
     spawn("pushdex-merge", inner.merge_signal.clone(), merger, |inner| {
-        let _ = inner.merge_if_needed();
+        if let Err(e) = inner.merge_if_needed() {
+            inner.merge_failures.fetch_add(1, Ordering::SeqCst);
+            *inner.last_background_failure.lock().unwrap_or_else(|e| e.into_inner()) = format!("merge: {e}");
+        }
     })
 }
 
@@ -164,19 +167,17 @@ impl Inner {
             // as it was (its log rotation and snapshot stay valid).
             let base = match m.pending.take() {
                 Some(base) => base,
-                None => match self.freeze(m)? {
-                    Some(base) => base,
-                    None => break,
+                None => match self.freeze(m) {
+                    Ok(Some(base)) => base,
+                    Ok(None) => break,
+                    Err(e) => return Err(self.flush_failed(e)),
                 },
             };
             if let Err(e) = self.write_and_commit(m, &base) {
                 // The frozen memtable stays readable; the newer log keeps
                 // the operations after it.
                 m.pending = Some(base);
-                *self.last_flush_failure.lock().unwrap_or_else(|e| e.into_inner()) = e.to_string();
-                self.flush_failures.fetch_add(1, Ordering::SeqCst);
-                self.flushed.notify_all();
-                return Err(e);
+                return Err(self.flush_failed(e));
             }
             self.flushed.notify_all();
             // A new segment may complete a tier.
@@ -193,12 +194,21 @@ impl Inner {
         Ok(m.committed)
     }
 
+    /// Records a failed flush for [`Index::health`](crate::Index::health)
+    /// and for the writers that wait on it (backpressure), and wakes them.
+    fn flush_failed(&self, e: Error) -> Error {
+        *self.last_background_failure.lock().unwrap_or_else(|e| e.into_inner()) = format!("flush: {e}");
+        self.flush_failures.fetch_add(1, Ordering::SeqCst);
+        self.flushed.notify_all();
+        e
+    }
+
     /// Step 1, under the writer lock: make the log durable through `last`,
     /// start a new log file, and set the memtable aside.
     fn freeze(&self, m: &mut Maintenance) -> Result<Option<Base>> {
         let mut shared = self.write_lock();
-        if shared.wal.is_poisoned() {
-            return Err(super::poisoned());
+        if let Some(e) = shared.wal.poisoned() {
+            return Err(e);
         }
         let last = self.last.load(Ordering::SeqCst);
         if last == m.committed {

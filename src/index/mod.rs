@@ -33,7 +33,7 @@ use crate::search::eval::{IndexCache, Snapshot};
 use crate::search::{Hit, Query};
 use crate::segment::Segment;
 use crate::status::{Checkpoint, DocumentStatus, EnumerationMode, Serial, SessionId, State, Watermarks};
-use crate::storage::{FsStorage, LockGuard, Storage};
+use crate::storage::{Counted, FsStorage, LockGuard, Storage};
 use crate::uri::{check_prefix, check_root, check_uri, folder_prefix};
 use crate::wal::{self, WalWriter};
 use flush::{Maintenance, Signal};
@@ -42,6 +42,30 @@ use tables::{CheckpointEntry, LiveSegment, Tables};
 
 /// The log buffer is written to the file (not fsynced) once it holds this much.
 const WRITE_OUT_BYTES: usize = 1 << 20;
+
+/// What [`Index::health`] says of an open index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    /// Why the writer stopped (a failed log write or fsync), if it did:
+    /// every write and sync then fails with [`Error::Poisoned`] until the
+    /// index is reopened.
+    pub writer_stopped: Option<String>,
+    /// Whether the index was closed (every call fails with
+    /// [`Error::Closed`]).
+    pub closed: bool,
+    /// Flushes and merges that failed since the index was opened (each is
+    /// tried again; what was Synced stays in the log meanwhile).
+    pub background_failures: u64,
+    /// The last of those failures.
+    pub last_background_failure: Option<String>,
+}
+
+impl Health {
+    /// Whether the index takes writes: open, and its writer not stopped.
+    pub fn takes_writes(&self) -> bool {
+        !self.closed && self.writer_stopped.is_none()
+    }
+}
 
 /// Settings for [`Index::open_with`].
 #[derive(Clone, Debug)]
@@ -166,6 +190,8 @@ const MAX_GATHER: Duration = Duration::from_millis(2);
 
 pub(crate) struct Inner {
     storage: Arc<dyn Storage>,
+    /// Bytes appended to the index's files since it was opened.
+    written: Arc<AtomicU64>,
     session: SessionId,
     options: Options,
     closed: AtomicBool,
@@ -196,7 +222,9 @@ pub(crate) struct Inner {
     /// Flushes that failed so far, and the last failure: a writer stalled
     /// behind a full memtable gives up when the flush it waits for fails.
     flush_failures: AtomicU64,
-    last_flush_failure: Mutex<String>,
+    merge_failures: AtomicU64,
+    /// The last failed flush or merge (foreground or background).
+    last_background_failure: Mutex<String>,
 }
 
 impl Index {
@@ -284,6 +312,8 @@ impl Index {
     #[doc(hidden)]
     pub fn open_with_storage(storage: Arc<dyn Storage>, options: Options) -> Result<Index> {
         options.check()?;
+        let written = Arc::new(AtomicU64::new(0));
+        let storage: Arc<dyn Storage> = Arc::new(Counted::new(storage, written.clone()));
         let dir_lock = storage.try_lock()?.ok_or_else(|| Error::Locked { path: storage.root().to_path_buf() })?;
         let manifest = manifest::read_manifest(storage.as_ref())?.unwrap_or_default();
         let mut tables = load_committed(storage.as_ref(), &manifest)?;
@@ -301,6 +331,7 @@ impl Index {
         let published = RwLock::new(Arc::new(Snapshot::new(tables.committed_segments(), search_cache.clone())));
         let inner = Arc::new(Inner {
             storage,
+            written,
             session: SessionId(new_session_id()?),
             options,
             closed: AtomicBool::new(false),
@@ -331,7 +362,8 @@ impl Index {
             stall: Mutex::new(()),
             flushed: Condvar::new(),
             flush_failures: AtomicU64::new(0),
-            last_flush_failure: Mutex::new(String::new()),
+            merge_failures: AtomicU64::new(0),
+            last_background_failure: Mutex::new(String::new()),
         });
         // Leftovers of a flush or merge that died before its commit, and
         // logs the manifest covers.
@@ -519,6 +551,31 @@ impl Index {
     /// The three watermarks, `searchable <= synced <= last`.
     pub fn watermarks(&self) -> Watermarks {
         self.inner.watermarks()
+    }
+
+    /// The bytes this index has written to its files (log, segments,
+    /// manifests, bitmaps) since it was opened, recovery included: with the
+    /// bytes pushed, its write amplification. Never goes down.
+    pub fn bytes_written(&self) -> u64 {
+        self.inner.written.load(Ordering::Relaxed)
+    }
+
+    /// Whether the index takes writes, and the last failure of its
+    /// background work (flushes and merges, which are retried).
+    pub fn health(&self) -> Health {
+        let inner = &self.inner;
+        let failures = inner.flush_failures.load(Ordering::SeqCst) + inner.merge_failures.load(Ordering::SeqCst);
+        let last = inner.last_background_failure.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let writer_stopped = match inner.state.read().unwrap_or_else(|e| e.into_inner()).wal.poisoned() {
+            Some(Error::Poisoned { reason }) => Some(reason),
+            _ => None,
+        };
+        Health {
+            writer_stopped,
+            closed: inner.closed.load(Ordering::SeqCst),
+            background_failures: failures,
+            last_background_failure: (!last.is_empty()).then_some(last),
+        }
     }
 
     /// The state of the operation with this serial: `Initial` for
@@ -760,7 +817,7 @@ impl Inner {
             drop(self.flushed.wait_timeout(stall, Duration::from_millis(20)).unwrap_or_else(|e| e.into_inner()));
             self.check_open()?;
             if self.flush_failures.load(Ordering::SeqCst) != failures {
-                let why = self.last_flush_failure.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let why = self.last_background_failure.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 return Err(Error::Io(std::io::Error::other(format!(
                     "the memtable is full and its flush failed: {why}"
                 ))));
@@ -775,8 +832,8 @@ impl Inner {
             // it with nothing changed.
             shared.wal.write_out()?;
         }
-        if shared.wal.is_poisoned() {
-            return Err(poisoned());
+        if let Some(e) = shared.wal.poisoned() {
+            return Err(e);
         }
         let last = op(&mut shared, self.last.load(Ordering::SeqCst) + 1)?;
         self.last.store(last, Ordering::SeqCst);
@@ -795,8 +852,8 @@ impl Inner {
         // A log that failed a write or an fsync fails every sync until
         // reopen, even one with nothing new to make durable: the index is
         // broken and must say so.
-        if self.state.read().unwrap_or_else(|e| e.into_inner()).wal.is_poisoned() {
-            return Err(poisoned());
+        if let Some(e) = self.state.read().unwrap_or_else(|e| e.into_inner()).wal.poisoned() {
+            return Err(e);
         }
         let mut round = self.round.lock().unwrap_or_else(|e| e.into_inner());
         loop {
@@ -884,8 +941,8 @@ impl Inner {
     fn lead_sync_round(&self) -> Result<u64> {
         let (file, covered) = {
             let mut shared = self.write_lock();
-            if shared.wal.is_poisoned() {
-                return Err(poisoned());
+            if let Some(e) = shared.wal.poisoned() {
+                return Err(e);
             }
             shared.wal.write_out()?;
             (shared.wal.file(), self.last.load(Ordering::SeqCst))
@@ -893,10 +950,6 @@ impl Inner {
         file.sync()?;
         Ok(covered)
     }
-}
-
-fn poisoned() -> Error {
-    Error::Io(std::io::Error::other("the log failed an earlier write or fsync; reopen the index"))
 }
 
 impl Inner {

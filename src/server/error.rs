@@ -62,7 +62,9 @@ impl From<Error> for ApiError {
                 (StatusCode::NOT_FOUND, "not_found")
             }
             Error::SessionMismatch { .. } => (StatusCode::CONFLICT, "session_mismatch"),
-            Error::Locked { .. } | Error::Closed => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Error::Locked { .. } | Error::Closed | Error::Poisoned { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             Error::Corrupt { .. } | Error::UnsupportedVersion { .. } | Error::BadRecord { .. } => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "corrupt")
             }

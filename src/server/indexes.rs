@@ -91,6 +91,13 @@ impl Indexes {
         Ok((index, true))
     }
 
+    /// The indexes open now, by name.
+    pub fn open_indexes(&self) -> Vec<(String, Index)> {
+        let mut open: Vec<_> = self.lock().iter().map(|(name, index)| (name.clone(), index.clone())).collect();
+        open.sort_by(|a, b| a.0.cmp(&b.0));
+        open
+    }
+
     /// The names of every index, sorted.
     pub fn names(&self) -> ApiResult<Vec<String>> {
         let mut names = Vec::new();

@@ -51,6 +51,9 @@ pub struct Config {
     /// The directories that `FILE_SYSTEM` live sources may read (they must
     /// be one of them or lie under one).
     pub source_roots: Vec<PathBuf>,
+    /// When set, every index with operations that are not Searchable yet is
+    /// refreshed at this interval; otherwise states move only on request.
+    pub refresh_interval: Option<Duration>,
 }
 
 /// The default `--max-body-bytes`: 64 MiB.
@@ -167,11 +170,15 @@ pub fn serve(config: Config) -> crate::Result<()> {
         connectors: connectors.clone(),
         source_roots: Arc::new(source_roots),
     };
+    let refreshed = indexes.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         // The printed line is the truth (port 0 picks a free port).
         println!("pushdex serve: listening on http://{}", listener.local_addr()?);
+        if let Some(every) = config.refresh_interval {
+            tokio::spawn(refresh_every(refreshed, every));
+        }
         let app = router(state);
         let server = axum::serve(listener, app).with_graceful_shutdown(stop_signal());
         let server = tokio::spawn(async move { server.await });
@@ -190,6 +197,31 @@ pub fn serve(config: Config) -> crate::Result<()> {
     // them) before the indexes close.
     drop(connectors.lock().unwrap_or_else(|e| e.into_inner()).take());
     indexes.close_all()
+}
+
+/// `--refresh-interval`: refreshes, at each tick, every open index whose
+/// newest operation is not Searchable yet (one at a time, off the async
+/// workers). A failure is logged and tried again at the next tick; the
+/// index's own requests report it too.
+async fn refresh_every(indexes: Arc<Indexes>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        for (name, index) in indexes.open_indexes() {
+            let marks = index.watermarks();
+            if marks.searchable >= marks.last {
+                continue;
+            }
+            let refreshed = tokio::task::spawn_blocking(move || index.refresh()).await;
+            match refreshed {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => eprintln!("pushdex serve: refreshing index {name}: {e}"),
+                Err(e) => eprintln!("pushdex serve: refreshing index {name}: {e}"),
+            }
+        }
+    }
 }
 
 /// Resolves at SIGINT or SIGTERM.

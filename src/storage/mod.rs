@@ -9,6 +9,7 @@
 //! Files are named by plain names inside one flat directory (`wal-1.log`,
 //! `MANIFEST`, …); the storage decides where that directory is.
 
+mod counted;
 mod fs;
 mod sim;
 
@@ -18,6 +19,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use counted::Counted;
 pub use fs::FsStorage;
 pub use sim::SimStorage;
 

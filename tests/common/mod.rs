@@ -257,5 +257,5 @@ pub fn check_recovered(storage: &SimStorage, options: &Options, model: &Model, s
 
 /// Whether `e` is what a crashed or failing storage makes the engine say.
 pub fn is_storage_error(e: &Error) -> bool {
-    matches!(e, Error::Io(_) | Error::Closed)
+    matches!(e, Error::Io(_) | Error::Poisoned { .. } | Error::Closed)
 }
