@@ -721,3 +721,92 @@ fn acknowledged_synced_writes_survive_sigkill_under_load() {
         eprintln!("trial {trial}: {} writes acknowledged so far, all there", acknowledged.len());
     }
 }
+
+/// A raw GET: status, Content-Type and body text.
+fn get_text(url: &str, auth: Option<&str>) -> (u16, String, String) {
+    let mut request = ureq::get(url);
+    if let Some(auth) = auth {
+        request = request.set("Authorization", auth);
+    }
+    let response = match request.call() {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+        Err(e) => panic!("GET {url}: {e}"),
+    };
+    let status = response.status();
+    let content_type = response.header("Content-Type").unwrap_or_default().to_string();
+    (status, content_type, response.into_string().unwrap())
+}
+
+/// The value of the sample `line_start` (a metric name and its labels) in
+/// a Prometheus text exposition.
+fn sample(text: &str, line_start: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(line_start)?.trim().parse().ok())
+}
+
+#[test]
+fn health_metrics_and_the_refresh_interval() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &["--refresh-interval", "0.2"]);
+    // Health needs no token.
+    assert_eq!(get_text(&server.url("/health/live"), None).0, 200);
+    let (status, _, body) = get_text(&server.url("/health/ready"), None);
+    assert_eq!(status, 200, "{body}");
+
+    // Pushed only: the interval makes it Searchable without a request.
+    let (status, body) = post_json(
+        &server,
+        "/v1/indexes/m/documents",
+        &json!([{"uri": "a/1", "text": {"body": "alpha"}}, {"uri": "a/2", "text": {"body": "beta"}}]),
+    );
+    assert_eq!((status, &body["state"]), (200, &json!("Pushed")), "{body}");
+    let mut searchable = false;
+    for _ in 0..100 {
+        if get(&server, "/v1/indexes/m/watermarks").1["searchable"] == 2 {
+            searchable = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(searchable, "--refresh-interval 0.2 did not refresh within 10 s");
+    assert_eq!(get(&server, "/v1/indexes/m/search?q=alpha").1["hits"][0]["uri"], "a/1");
+    post_json(&server, "/v1/indexes/m/sync", &json!({}));
+
+    // Metrics need the token, and are the Prometheus text format.
+    assert_eq!(get_text(&server.url("/metrics"), None).0, 401);
+    let (status, content_type, text) = get_text(&server.url("/metrics"), bearer());
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    let requests = r#"pushdex_http_requests_total{method="POST",route="/v1/indexes/{name}/documents",status="200"}"#;
+    assert_eq!(sample(&text, requests), Some(1.0), "{text}");
+    assert!(text.contains("# TYPE pushdex_http_request_duration_seconds histogram"), "{text}");
+    assert_eq!(sample(&text, r#"pushdex_index_documents{index="m"}"#), Some(2.0), "{text}");
+    assert_eq!(sample(&text, r#"pushdex_index_serial{index="m",watermark="searchable"}"#), Some(2.0), "{text}");
+    assert!(sample(&text, r#"pushdex_syncs_total{index="m"}"#) >= Some(1.0), "{text}");
+    assert!(sample(&text, r#"pushdex_refreshes_total{index="m"}"#) >= Some(1.0), "{text}");
+    assert!(sample(&text, r#"pushdex_index_bytes_written_total{index="m"}"#) > Some(100.0), "{text}");
+    assert_eq!(sample(&text, r#"pushdex_index_takes_writes{index="m"}"#), Some(1.0), "{text}");
+    assert_eq!(sample(&text, r#"pushdex_import_jobs{state="running"}"#), Some(0.0), "{text}");
+    // Routes are patterns: no URI or index name in a route label.
+    assert!(!text.contains("route=\"/v1/indexes/m"), "{text}");
+
+    // An index that does not open makes the server not ready, and says which.
+    let broken = data.path().join("indexes/broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("MANIFEST"), b"not a manifest").unwrap();
+    std::fs::write(broken.join("LOCK"), b"").unwrap();
+    let (status, content_type, body) = get_text(&server.url("/health/ready"), None);
+    assert_eq!(status, 503, "{body}");
+    assert!(content_type.starts_with("application/json"), "{content_type}");
+    assert!(body.contains("broken"), "{body}");
+    // The others still serve.
+    assert_eq!(get(&server, "/v1/indexes/m/count").1["count"], 2);
+}
+
+#[test]
+fn without_a_refresh_interval_states_move_only_on_request() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    post_json(&server, "/v1/indexes/q/documents", &json!([{"uri": "a/1", "text": {"body": "alpha"}}]));
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(get(&server, "/v1/indexes/q/watermarks").1, json!({"last": 1, "synced": 0, "searchable": 0}));
+}

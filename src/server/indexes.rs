@@ -112,6 +112,39 @@ impl Indexes {
         Ok(names)
     }
 
+    /// How many indexes the data directory holds, and what is wrong with
+    /// any of them: one that does not open, or whose writer stopped.
+    /// Opens every index not open yet.
+    pub fn readiness(&self) -> (usize, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut count = 0;
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) => return (0, vec![format!("{}: {e}", self.dir.display())]),
+        };
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if check_name(&name).is_err() {
+                continue;
+            }
+            match self.get(&name) {
+                Ok(Some(index)) => {
+                    count += 1;
+                    let health = index.health();
+                    if let Some(why) = health.writer_stopped {
+                        problems.push(format!("index {name}: its writer stopped ({why}); restart the server"));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    count += 1;
+                    problems.push(format!("index {name} does not open: {}", e.message));
+                }
+            }
+        }
+        (count, problems)
+    }
+
     /// Closes and removes index `name`; false if there was none.
     pub fn remove(&self, name: &str) -> ApiResult<bool> {
         let Some(index) = self.get(name)? else { return Ok(false) };

@@ -17,6 +17,7 @@ mod auth;
 mod error;
 mod indexes;
 mod layar;
+mod metrics;
 mod papi;
 mod v1;
 
@@ -32,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::ApiError;
 use error::ApiResult;
@@ -171,6 +173,7 @@ pub fn serve(config: Config) -> crate::Result<()> {
         source_roots: Arc::new(source_roots),
     };
     let refreshed = indexes.clone();
+    metrics::install();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -214,7 +217,7 @@ async fn refresh_every(indexes: Arc<Indexes>, every: Duration) {
             if marks.searchable >= marks.last {
                 continue;
             }
-            let refreshed = tokio::task::spawn_blocking(move || index.refresh()).await;
+            let refreshed = tokio::task::spawn_blocking(move || metrics::refresh(&index)).await;
             match refreshed {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => eprintln!("pushdex serve: refreshing index {name}: {e}"),
@@ -248,6 +251,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/health/live", get(|| async { "OK" }))
         .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics::scrape))
         .merge(v1::routes())
         .merge(papi::routes())
         .merge(layar::routes())
@@ -255,13 +259,57 @@ fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), limit_body))
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
         .layer(middleware::from_fn_with_state(state.clone(), limit_in_flight))
+        .layer(middleware::from_fn(time_limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(metrics::record_request))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
 
-/// `200` while every open index takes writes.
-async fn ready() -> impl IntoResponse {
-    (StatusCode::OK, "OK")
+/// `200` when every index of the data directory opened and none has a
+/// stopped writer; `503` otherwise, naming each index and why.
+async fn ready(State(state): State<AppState>) -> Response {
+    let checked = blocking(move || Ok(state.indexes.readiness())).await;
+    match checked {
+        Ok((indexes, problems)) if problems.is_empty() => {
+            axum::Json(serde_json::json!({ "status": "ready", "indexes": indexes })).into_response()
+        }
+        Ok((_, problems)) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", problems.join("; ")).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The longest a request may take before it is answered `503` (its
+/// operation, already handed to the library, may still complete: its
+/// status tells).
+const REQUEST_TIME_LIMIT: Duration = Duration::from_secs(600);
+
+/// `503 unavailable` for a request that takes longer than
+/// [`REQUEST_TIME_LIMIT`] (a response's streamed body is not limited).
+async fn time_limit(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIME_LIMIT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("the request took longer than {REQUEST_TIME_LIMIT:?}; its operation may still complete: check its status"),
+        )
+        .into_response(),
+    }
+}
+
+/// A handler that panicked (a bug) answers `500` in JSON like every error;
+/// the server goes on.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string());
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the request failed on a bug: {what}"))
+        .into_response()
 }
 
 /// One line per request on stderr: method, path (no query string), status,

@@ -305,7 +305,7 @@ fn run(state: &AppState, name: &str, index: &Index, command: &str, fields: &Fiel
             state.checkpoints.remember(name, index, &cp)?;
             let s = index.set_checkpoint(&cp, &value)?;
             if sync {
-                index.sync()?;
+                super::metrics::sync(index)?;
             }
             serial(s)
         }
@@ -337,8 +337,8 @@ fn run(state: &AppState, name: &str, index: &Index, command: &str, fields: &Fiel
             Ok(out)
         }
         "clear_all_checkpoints" => serial(index.clear_checkpoints()?),
-        "sync" => serial(index.sync()?),
-        "trigger_indexing_job" => serial(index.refresh()?),
+        "sync" => serial(super::metrics::sync(index)?),
+        "trigger_indexing_job" => serial(super::metrics::refresh(index)?),
         "are_documents_searchable" => {
             let s: u64 = fields
                 .required("PAPI_serial")?

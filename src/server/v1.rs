@@ -136,10 +136,10 @@ async fn write_one(
 fn reach(index: &Index, wait: DocState) -> ApiResult<DocState> {
     match wait {
         DocState::Synced => {
-            index.sync()?;
+            super::metrics::sync(index)?;
         }
         DocState::Searchable => {
-            index.refresh()?;
+            super::metrics::refresh(index)?;
         }
         _ => {}
     }
@@ -435,11 +435,12 @@ async fn count(
 }
 
 async fn sync(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    blocking(move || Ok(Json(json!({ "synced": state.indexes.existing(&name)?.sync()?.0 })))).await
+    blocking(move || Ok(Json(json!({ "synced": super::metrics::sync(&state.indexes.existing(&name)?)?.0 })))).await
 }
 
 async fn refresh(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    blocking(move || Ok(Json(json!({ "searchable": state.indexes.existing(&name)?.refresh()?.0 })))).await
+    blocking(move || Ok(Json(json!({ "searchable": super::metrics::refresh(&state.indexes.existing(&name)?)?.0 }))))
+        .await
 }
 
 async fn watermarks(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
