@@ -810,3 +810,452 @@ fn without_a_refresh_interval_states_move_only_on_request() {
     std::thread::sleep(std::time::Duration::from_millis(600));
     assert_eq!(get(&server, "/v1/indexes/q/watermarks").1, json!({"last": 1, "synced": 0, "searchable": 0}));
 }
+
+/// Any request: status, JSON body (`Null` if not JSON), Content-Type and
+/// Retry-After.
+fn request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> (u16, Value, String, Option<String>) {
+    let mut request = ureq::request(method, &server.url(path));
+    for (name, value) in headers {
+        request = request.set(name, value);
+    }
+    let result = match body {
+        Some(bytes) => request.send_bytes(bytes),
+        None => request.call(),
+    };
+    let response = match result {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let status = response.status();
+    let content_type = response.header("Content-Type").unwrap_or_default().to_string();
+    let retry_after = response.header("Retry-After").map(str::to_string);
+    let text = response.into_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null), content_type, retry_after)
+}
+
+/// Everything a refused request must leave as it was: the index `e`'s
+/// watermarks, documents and checkpoints, and the list of indexes.
+fn snapshot(server: &Server) -> Value {
+    json!({
+        "indexes": get(server, "/v1/indexes").1.as_array().unwrap().iter().map(|i| i["name"].clone()).collect::<Vec<_>>(),
+        "watermarks": get(server, "/v1/indexes/e/watermarks").1,
+        "documents": get(server, "/v1/indexes/e/count").1,
+        "checkpoints": get(server, "/v1/indexes/e/checkpoints").1,
+    })
+}
+
+/// Must-show 4 of the server issue: every row of HTTP.md's error table,
+/// each answered in JSON with its code, changing nothing, the server
+/// answering on.
+#[test]
+fn every_row_of_the_error_table_changes_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let roots = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let root = roots.path().to_str().unwrap().to_string();
+    let server = Server::start(data.path(), &["--max-body-bytes", "4096", "--source-root", &root]);
+    let (status, _) = post_json(&server, "/v1/indexes/e/documents?wait=synced", &json!([{"uri": "a/1", "stamp": "s"}]));
+    assert_eq!(status, 200);
+    put_checkpoint(&server, "e", "cp", "v1");
+    let session = get(&server, "/v1/indexes/e").1["session"].as_u64().unwrap().to_string();
+    let mut before = snapshot(&server);
+
+    let auth = ("Authorization", "Bearer test-token-0123456789abcdef");
+    let json_type = ("Content-Type", "application/json");
+    let basic = format!("Basic {}", base64_encode(&format!("papi:{TOKEN}")));
+    let papi_auth = ("Authorization", basic.as_str());
+    let stale = if session == "1" { "2" } else { "1" };
+    let papi_sync = format!("/papi/4/connectors/e/sync?PAPI_session={stale}");
+    let big = format!("[{{\"uri\": \"a/2\", \"text\": {{\"body\": \"{}\"}}}}]", "x".repeat(5000));
+    let outside_url = format!("file://{}", outside.path().display());
+    let outside_source = json!({"liveSourceType": "FILE_SYSTEM", "url": outside_url}).to_string();
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Option<Vec<u8>>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        // invalid_uri
+        (
+            "POST",
+            "/v1/indexes/e/documents",
+            vec![auth, json_type],
+            Some(br#"[{"uri": ""}]"#.to_vec()),
+            400,
+            "invalid_uri",
+        ),
+        (
+            "POST",
+            "/v1/indexes/e/delete",
+            vec![auth, json_type],
+            Some(br#"{"prefix": "a\u0000"}"#.to_vec()),
+            400,
+            "invalid_uri",
+        ),
+        ("DELETE", "/v1/indexes/e/documents?uri=a%00b", vec![auth], None, 400, "invalid_uri"),
+        // invalid_input: bad parameter, bad JSON, bad multipart, bad name
+        (
+            "POST",
+            "/v1/indexes/e/documents?wait=soon",
+            vec![auth, json_type],
+            Some(br#"[{"uri": "a/3"}]"#.to_vec()),
+            400,
+            "invalid_input",
+        ),
+        ("POST", "/v1/indexes/e/documents", vec![auth, json_type], Some(b"[{\"uri\": ".to_vec()), 400, "invalid_input"),
+        (
+            "POST",
+            "/v1/indexes/e/bulk",
+            vec![auth, ("Content-Type", "application/x-ndjson")],
+            Some(b"\xff\xfe".to_vec()),
+            400,
+            "invalid_input",
+        ),
+        ("GET", "/v1/indexes/e/search?q=a&limit=zero", vec![auth], None, 400, "invalid_input"),
+        ("GET", "/v1/indexes/e/enumerate?mode=sideways", vec![auth], None, 400, "invalid_input"),
+        (
+            "PUT",
+            "/v1/indexes/e/checkpoints/pushdex.mine",
+            vec![auth, json_type],
+            Some(br#"{"value": "x"}"#.to_vec()),
+            400,
+            "invalid_input",
+        ),
+        ("PUT", "/v1/indexes/.e", vec![auth], None, 400, "invalid_input"),
+        ("PUT", "/v1/indexes/e%2Fx", vec![auth], None, 400, "invalid_input"),
+        (
+            "POST",
+            "/papi/4/connectors/e/add_documents",
+            vec![papi_auth, ("Content-Type", "multipart/form-data; boundary=xyz")],
+            Some(b"--xyz\r\nnot a part".to_vec()),
+            400,
+            "invalid_input",
+        ),
+        // unauthorized
+        (
+            "POST",
+            "/v1/indexes/e/documents",
+            vec![json_type],
+            Some(br#"[{"uri": "a/4"}]"#.to_vec()),
+            401,
+            "unauthorized",
+        ),
+        (
+            "POST",
+            "/v1/indexes/e/documents",
+            vec![("Authorization", "Bearer nope"), json_type],
+            Some(br#"[{"uri": "a/4"}]"#.to_vec()),
+            401,
+            "unauthorized",
+        ),
+        // forbidden
+        (
+            "POST",
+            "/layar/liveSource",
+            vec![auth, json_type],
+            Some(outside_source.clone().into_bytes()),
+            403,
+            "forbidden",
+        ),
+        // not_found: index, URI, checkpoint, connector, route
+        ("GET", "/v1/indexes/nope/watermarks", vec![auth], None, 404, "not_found"),
+        (
+            "PATCH",
+            "/v1/indexes/e/documents?uri=a/none",
+            vec![auth, json_type],
+            Some(br#"{"stamp": "t"}"#.to_vec()),
+            404,
+            "not_found",
+        ),
+        ("GET", "/v1/indexes/e/documents?uri=a/none", vec![auth], None, 404, "not_found"),
+        ("GET", "/v1/indexes/e/checkpoints/none", vec![auth], None, 404, "not_found"),
+        ("GET", "/layar/liveSource/nope/jobStatus", vec![auth], None, 404, "not_found"),
+        ("GET", "/v2/anything", vec![auth], None, 404, "not_found"),
+        // method_not_allowed
+        ("GET", "/papi/4/connectors/e/add_documents", vec![papi_auth], None, 405, "method_not_allowed"),
+        ("PUT", "/v1/indexes/e/documents", vec![auth], None, 405, "method_not_allowed"),
+        // session_mismatch, in both dialects
+        (
+            "POST",
+            "/v1/indexes/e/documents",
+            vec![auth, json_type, ("X-Push-Session", stale)],
+            Some(br#"[{"uri": "a/5"}]"#.to_vec()),
+            409,
+            "session_mismatch",
+        ),
+        ("POST", &papi_sync, vec![papi_auth], Some(Vec::new()), 409, "session_mismatch"),
+        // payload_too_large (Content-Length over the limit)
+        (
+            "POST",
+            "/v1/indexes/e/documents",
+            vec![auth, json_type],
+            Some(big.clone().into_bytes()),
+            413,
+            "payload_too_large",
+        ),
+        // unsupported_media_type
+        (
+            "POST",
+            "/v1/indexes/e/documents",
+            vec![auth, ("Content-Type", "text/csv")],
+            Some(b"uri\na/6".to_vec()),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "POST",
+            "/v1/indexes/e/search",
+            vec![auth, ("Content-Type", "text/plain")],
+            Some(br#"{"q": "a"}"#.to_vec()),
+            415,
+            "unsupported_media_type",
+        ),
+    ];
+    for (method, path, headers, body, status, code) in &cases {
+        let (got, reply, content_type, _) = request(&server, method, path, headers, body.as_deref());
+        assert_eq!((got, reply["error"].as_str().unwrap_or("(no JSON)")), (*status, *code), "{method} {path}: {reply}");
+        assert!(content_type.starts_with("application/json"), "{method} {path}: {content_type}");
+        assert!(reply["message"].as_str().is_some_and(|m| !m.is_empty()), "{method} {path}: {reply}");
+        assert_eq!(snapshot(&server), before, "{method} {path} changed something");
+    }
+    // 413 for a chunked body (no Content-Length) as it passes the limit.
+    let chunked = ureq::post(&server.url("/v1/indexes/e/documents"))
+        .set("Authorization", auth.1)
+        .set("Content-Type", "application/json")
+        .send(std::io::Cursor::new(big.clone().into_bytes()));
+    let response = match chunked {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(response.status(), 413);
+    let reply: Value = response.into_json().unwrap();
+    assert!(reply["message"].as_str().unwrap().contains("4096 bytes"), "{reply}");
+    assert_eq!(snapshot(&server), before);
+
+    // conflict: an import while one runs (a source big enough that the
+    // second request finds the first under way; tried a few times).
+    let source = roots.path().join("share");
+    std::fs::create_dir(&source).unwrap();
+    for i in 0..3000 {
+        std::fs::write(source.join(format!("f{i:05}.txt")), format!("file {i}")).unwrap();
+    }
+    let create = json!({"liveSourceType": "FILE_SYSTEM", "url": format!("file://{}", source.display())});
+    let (status, created) = post_json(&server, "/layar/liveSource", &create);
+    assert!(status == 200 || status == 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    before["indexes"] = json!(["default", "e"]);
+    let mut conflicted = false;
+    for attempt in 0..5 {
+        let job = |server: &Server| get(server, &format!("/layar/liveSource/{id}/jobStatus")).1;
+        while job(&server)["status"] == "running" {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        for i in 0..3000 {
+            std::fs::write(source.join(format!("f{i:05}.txt")), format!("file {i}, run {attempt}")).unwrap();
+        }
+        let (status, _) = post_json(&server, &format!("/layar/liveSource/{id}/import"), &json!({}));
+        if status == 409 {
+            // The source's own first import may still be running.
+        } else {
+            assert_eq!(status, 202);
+        }
+        let running = job(&server);
+        let (status, reply) = post_json(&server, &format!("/layar/liveSource/{id}/import"), &json!({}));
+        if status == 409 {
+            assert_eq!(reply["error"], "conflict", "{reply}");
+            assert_eq!(job(&server)["job_id"], running["job_id"], "the refused import started a job");
+            conflicted = true;
+            break;
+        }
+    }
+    assert!(conflicted, "no import was still running when the second was asked for, in 5 attempts");
+    assert_eq!(snapshot(&server), before);
+
+    // 503 unavailable: an index that another process holds.
+    let held = pushdex::Index::open(data.path().join("indexes/held")).unwrap();
+    let (status, reply, ..) = request(&server, "GET", "/v1/indexes/held/watermarks", &[auth], None);
+    assert_eq!((status, reply["error"].as_str()), (503, Some("unavailable")), "{reply}");
+    drop(held);
+    // 500 corrupt: an index whose manifest is damaged.
+    let broken = data.path().join("indexes/broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("MANIFEST"), b"not a manifest").unwrap();
+    std::fs::write(broken.join("LOCK"), b"").unwrap();
+    let (status, reply, ..) = request(&server, "GET", "/v1/indexes/broken/watermarks", &[auth], None);
+    assert_eq!((status, reply["error"].as_str()), (500, Some("corrupt")), "{reply}");
+    // The list shows it with its error, and the others as they were.
+    let (_, list) = get(&server, "/v1/indexes");
+    let broken = list.as_array().unwrap().iter().find(|i| i["name"] == "broken").expect("listed");
+    assert_eq!(broken["error"], "corrupt", "{list}");
+    assert_eq!(get(&server, "/v1/indexes/e/watermarks").1, before["watermarks"]);
+}
+
+fn put_checkpoint(server: &Server, index: &str, name: &str, value: &str) {
+    let url = server.url(&format!("/v1/indexes/{index}/checkpoints/{name}"));
+    let (status, reply, _) =
+        call("PUT", &url, bearer(), Some(("application/json", &json!({ "value": value }).to_string())));
+    assert_eq!(status, 200, "{reply}");
+}
+
+/// Writes `bytes` on a new connection and reads the answer (until the
+/// server closes, or 10 s).
+fn raw(server: &Server, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    // The server may answer and close before it has read everything.
+    let _ = stream.write_all(bytes);
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                // One answer is enough: stop at the end of a JSON body.
+                if answer.ends_with(b"}") || answer.ends_with(b"\r\n\r\n") && answer.starts_with(b"HTTP/1.1 4") {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Must-show 4, the connections: garbage bytes, a Content-Length far over
+/// the limit, 200 idle connections, more requests in flight than the
+/// limit, and no token on every route: each answered (or the connection
+/// closed), nothing changed, the server serving on.
+#[test]
+fn hostile_connections_leave_the_server_serving() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &["--max-body-bytes", "4096"]);
+    post_json(&server, "/v1/indexes/e/documents?wait=synced", &json!([{"uri": "a/1"}]));
+    let before = snapshot(&server);
+
+    // Garbage on the socket: a 400, or a closed connection; never a crash.
+    for garbage in [
+        &b"\x00\xff\xfe garbage \r\n\r\n"[..],
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"POST /v1/indexes/e/documents HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        b"GET /v1 HTTP/1.1\r\nHost: \x01\x02\r\nAuthorization: \xff\xff\r\n\r\n",
+        &[b'A'; 1_000_000][..],
+    ] {
+        let answer = raw(&server, garbage);
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 4"), "{garbage:?}: {answer}");
+    }
+    assert_eq!(snapshot(&server), before);
+
+    // A Content-Length far over the limit: without the token, 401 first;
+    // with it, 413 stating the limit, before the body is read.
+    let head = |auth: &str| {
+        format!(
+            "POST /v1/indexes/e/documents HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n\
+             Content-Length: 999999999999\r\n\r\n[{{\"uri\": \"a/2\"}}"
+        )
+    };
+    let answer = raw(&server, head("").as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let answer = raw(&server, head(&format!("Authorization: Bearer {TOKEN}\r\n")).as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("4096 bytes"), "{answer}");
+    assert_eq!(snapshot(&server), before);
+
+    // 200 idle connections: the server answers others meanwhile.
+    let address = server.base.trim_start_matches("http://").to_string();
+    let idle: Vec<std::net::TcpStream> = (0..200).map(|_| std::net::TcpStream::connect(&address).unwrap()).collect();
+    assert_eq!(get(&server, "/v1/indexes/e/count").1["count"], 1);
+    drop(idle);
+
+    // More than 512 requests in flight: each of 512 connections sends a
+    // request whose body never comes (the request holds its slot while it
+    // waits for it); the next request gets 429 with Retry-After.
+    let mut waiting = Vec::new();
+    for _ in 0..512 {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        let request = format!(
+            "POST /v1/indexes/e/documents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n["
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        waiting.push(stream);
+    }
+    let mut refused = None;
+    for _ in 0..100 {
+        let (status, reply, _, retry_after) =
+            request(&server, "GET", "/v1/indexes/e/count", &[("Authorization", bearer().unwrap())], None);
+        if status == 429 {
+            refused = Some((reply, retry_after));
+            break;
+        }
+        // The 512 may not all have reached the server yet.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (reply, retry_after) = refused.expect("no 429 with 512 requests in flight");
+    assert_eq!(reply["error"], "too_many_requests", "{reply}");
+    assert!(retry_after.is_some_and(|s| s.parse::<u64>().is_ok()), "Retry-After");
+    drop(waiting);
+    let mut served = false;
+    for _ in 0..100 {
+        if request(&server, "GET", "/v1/indexes/e/count", &[("Authorization", bearer().unwrap())], None).0 == 200 {
+            served = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(served, "the server did not serve again once the requests in flight went");
+    assert_eq!(snapshot(&server), before, "the abandoned requests changed something");
+
+    // No token, on every route of every dialect: 401, nothing created.
+    let routes = [
+        ("GET", "/v1"),
+        ("GET", "/v1/indexes"),
+        ("GET", "/v1/indexes/n"),
+        ("PUT", "/v1/indexes/n"),
+        ("DELETE", "/v1/indexes/e"),
+        ("POST", "/v1/indexes/n/documents"),
+        ("GET", "/v1/indexes/e/documents?uri=a/1"),
+        ("PATCH", "/v1/indexes/e/documents?uri=a/1"),
+        ("DELETE", "/v1/indexes/e/documents?uri=a/1"),
+        ("POST", "/v1/indexes/n/bulk"),
+        ("POST", "/v1/indexes/e/delete"),
+        ("GET", "/v1/indexes/e/status?uri=a/1"),
+        ("GET", "/v1/indexes/e/enumerate"),
+        ("GET", "/v1/indexes/e/count"),
+        ("GET", "/v1/indexes/e/checkpoints"),
+        ("DELETE", "/v1/indexes/e/checkpoints"),
+        ("GET", "/v1/indexes/e/checkpoints/c"),
+        ("PUT", "/v1/indexes/n/checkpoints/c"),
+        ("DELETE", "/v1/indexes/e/checkpoints/c"),
+        ("POST", "/v1/indexes/e/sync"),
+        ("POST", "/v1/indexes/e/refresh"),
+        ("GET", "/v1/indexes/e/watermarks"),
+        ("GET", "/v1/indexes/e/serials/1"),
+        ("GET", "/v1/indexes/e/search?q=a"),
+        ("POST", "/v1/indexes/e/search"),
+        ("GET", "/papi/4/connectors/n/get_current_session_id"),
+        ("POST", "/papi/4/connectors/n/add_documents"),
+        ("POST", "/layar/liveSource"),
+        ("GET", "/layar/liveSource"),
+        ("GET", "/layar/liveSource/x"),
+        ("DELETE", "/layar/liveSource/x"),
+        ("GET", "/layar/liveSource/x/jobStatus"),
+        ("GET", "/layar/liveSource/x/importStatus"),
+        ("GET", "/layar/liveSource/x/sourceDocuments"),
+        ("POST", "/layar/liveSource/x/import"),
+        ("POST", "/layar/liveSource/x/stop"),
+        ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
+        ("GET", "/nowhere"),
+    ];
+    for (method, path) in routes {
+        let body = (method != "GET" && method != "DELETE").then_some(&b"{}"[..]);
+        let (status, reply, _, _) = request(&server, method, path, &[("Content-Type", "application/json")], body);
+        assert_eq!((status, reply["error"].as_str()), (401, Some("unauthorized")), "{method} {path}: {reply}");
+    }
+    assert_eq!(snapshot(&server), before);
+}

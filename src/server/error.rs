@@ -93,3 +93,54 @@ impl IntoResponse for ApiError {
 
 /// What a handler returns.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Middleware: an error response that is not JSON yet (axum's own answers:
+/// `405` for a method a route does not take, a path that does not decode,
+/// ...) becomes `{"error", "message"}` like every other, its headers
+/// (`Allow`, `Retry-After`) kept.
+pub async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10).await.unwrap_or_default();
+    let mut message = String::from_utf8_lossy(&text).trim().to_string();
+    if let Some(allow) = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()) {
+        message = format!("{method} is not allowed here; this route takes {allow}");
+    } else if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("error").to_string();
+    }
+    let mut answer = ApiError::new(status, code_for(status), message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
+}
+
+/// The code of HTTP.md's table for a status.
+fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        429 => "too_many_requests",
+        503 => "unavailable",
+        507 => "io",
+        400..=499 => "invalid_input",
+        _ => "internal",
+    }
+}

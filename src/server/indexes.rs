@@ -98,13 +98,14 @@ impl Indexes {
         open
     }
 
-    /// The names of every index, sorted.
-    pub fn names(&self) -> ApiResult<Vec<String>> {
+    /// The names of the data directory's folders that may hold an index
+    /// (their names are valid index names), sorted. Opens nothing.
+    pub fn candidates(&self) -> ApiResult<Vec<String>> {
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(Error::Io)? {
             let entry = entry.map_err(Error::Io)?;
             let Ok(name) = entry.file_name().into_string() else { continue };
-            if check_name(&name).is_ok() && self.get(&name)?.is_some() {
+            if check_name(&name).is_ok() && entry.path().is_dir() {
                 names.push(name);
             }
         }
@@ -118,20 +119,15 @@ impl Indexes {
     pub fn readiness(&self) -> (usize, Vec<String>) {
         let mut problems = Vec::new();
         let mut count = 0;
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) => return (0, vec![format!("{}: {e}", self.dir.display())]),
+        let names = match self.candidates() {
+            Ok(names) => names,
+            Err(e) => return (0, vec![e.message]),
         };
-        for entry in entries.flatten() {
-            let Ok(name) = entry.file_name().into_string() else { continue };
-            if check_name(&name).is_err() {
-                continue;
-            }
+        for name in names {
             match self.get(&name) {
                 Ok(Some(index)) => {
                     count += 1;
-                    let health = index.health();
-                    if let Some(why) = health.writer_stopped {
+                    if let Some(why) = index.health().writer_stopped {
                         problems.push(format!("index {name}: its writer stopped ({why}); restart the server"));
                     }
                 }

@@ -30,17 +30,31 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/layar/liveSource/{id}/stop", post(stop))
 }
 
-/// The connectors of the `default` index, opened (and the index created)
-/// on first use.
-fn connectors(state: &AppState) -> ApiResult<Connectors> {
+/// The connectors of the `default` index, opened on first use; the index
+/// is created only by the first live source (`create`), so that reads and
+/// refused requests leave nothing behind.
+fn open_connectors(state: &AppState, create: bool) -> ApiResult<Option<Connectors>> {
     let mut slot = state.connectors.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(connectors) = slot.as_ref() {
-        return Ok(connectors.clone());
+        return Ok(Some(connectors.clone()));
     }
-    let (index, _) = state.indexes.get_or_create(LIVE_SOURCE_INDEX)?;
+    let index = if create {
+        state.indexes.get_or_create(LIVE_SOURCE_INDEX)?.0
+    } else {
+        match state.indexes.get(LIVE_SOURCE_INDEX)? {
+            Some(index) => index,
+            None => return Ok(None),
+        }
+    };
     let connectors = Connectors::open(&index)?;
     *slot = Some(connectors.clone());
-    Ok(connectors)
+    Ok(Some(connectors))
+}
+
+/// The connectors, for a route that names a live source: `404` when none
+/// was ever created.
+fn connectors(state: &AppState) -> ApiResult<Connectors> {
+    open_connectors(state, false)?.ok_or_else(|| ApiError::not_found("no such live source: none has been created"))
 }
 
 /// The JSON body, if any (an empty body is `{}`); its `"id"`, when given,
@@ -128,7 +142,7 @@ async fn create(State(state): State<AppState>, request: Request) -> ApiResult<Re
     let dir = source_dir(&state, &url)?;
     let (name, description) = (text("name"), text("description").unwrap_or_default());
     blocking(move || {
-        let connectors = connectors(&state)?;
+        let connectors = open_connectors(&state, true)?.expect("created when missing");
         let info = connectors.create_directory_described(&dir, name.as_deref(), &description, mode)?;
         connectors.start_import(&info.id)?;
         Ok((StatusCode::CREATED, Json(connector_json(&info))).into_response())
@@ -137,7 +151,11 @@ async fn create(State(state): State<AppState>, request: Request) -> ApiResult<Re
 }
 
 async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    blocking(move || Ok(Json(Value::Array(connectors(&state)?.list().iter().map(connector_json).collect())))).await
+    blocking(move || {
+        let list = open_connectors(&state, false)?.map(|c| c.list()).unwrap_or_default();
+        Ok(Json(Value::Array(list.iter().map(connector_json).collect())))
+    })
+    .await
 }
 
 async fn one(State(state): State<AppState>, Path(id): Path<String>, request: Request) -> ApiResult<Json<Value>> {

@@ -107,21 +107,25 @@ fn name_of(index: &Index) -> String {
 
 /// `index.sync()`, counted and timed.
 pub(crate) fn sync(index: &Index) -> crate::Result<Serial> {
-    let started = Instant::now();
-    let result = index.sync();
-    let name = name_of(index);
-    histogram!("pushdex_sync_duration_seconds", "index" => name.clone()).record(started.elapsed().as_secs_f64());
-    counter!("pushdex_syncs_total", "index" => name).increment(1);
-    result
+    barrier(index, Index::sync, "pushdex_syncs_total", "pushdex_sync_duration_seconds")
 }
 
 /// `index.refresh()`, counted and timed.
 pub(crate) fn refresh(index: &Index) -> crate::Result<Serial> {
+    barrier(index, Index::refresh, "pushdex_refreshes_total", "pushdex_refresh_duration_seconds")
+}
+
+fn barrier(
+    index: &Index,
+    call: fn(&Index) -> crate::Result<Serial>,
+    count: &'static str,
+    latency: &'static str,
+) -> crate::Result<Serial> {
     let started = Instant::now();
-    let result = index.refresh();
+    let result = call(index);
     let name = name_of(index);
-    histogram!("pushdex_refresh_duration_seconds", "index" => name.clone()).record(started.elapsed().as_secs_f64());
-    counter!("pushdex_refreshes_total", "index" => name).increment(1);
+    histogram!(latency, "index" => name.clone()).record(started.elapsed().as_secs_f64());
+    counter!(count, "index" => name).increment(1);
     result
 }
 

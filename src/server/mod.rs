@@ -261,6 +261,7 @@ fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), limit_in_flight))
         .layer(middleware::from_fn(time_limit))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn(metrics::record_request))
         .layer(middleware::from_fn(log_request))
         .with_state(state)

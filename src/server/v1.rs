@@ -33,7 +33,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/indexes/{name}/sync", post(sync))
         .route("/v1/indexes/{name}/refresh", post(refresh))
         .route("/v1/indexes/{name}/watermarks", get(watermarks))
-        .route("/v1/indexes/{name}/search", get(search))
+        .route("/v1/indexes/{name}/search", get(search).post(search_posted))
 }
 
 /// The query string's parameters, repeated ones kept in order.
@@ -185,8 +185,14 @@ fn index_json(name: &str, index: &Index) -> ApiResult<Value> {
 async fn list_indexes(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     blocking(move || {
         let mut out = Vec::new();
-        for name in state.indexes.names()? {
-            out.push(index_json(&name, &state.indexes.existing(&name)?)?);
+        // An index that does not open is listed with its error, and does
+        // not hide the others.
+        for name in state.indexes.candidates()? {
+            match state.indexes.get(&name).and_then(|index| index.map(|i| index_json(&name, &i)).transpose()) {
+                Ok(Some(json)) => out.push(json),
+                Ok(None) => {}
+                Err(e) => out.push(json!({ "name": name, "error": e.code, "message": e.message })),
+            }
         }
         Ok(Json(Value::Array(out)))
     })
@@ -308,6 +314,21 @@ impl JsonDocument {
         }
         json!({ "uri": doc.uri(), "stamp": doc.stamp(), "metas": metas, "text": text, "binary": binary })
     }
+}
+
+/// `415 unsupported_media_type` unless the body is said to be JSON (or its
+/// type is not said).
+fn require_json(headers: &HeaderMap) -> ApiResult<()> {
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence.is_empty() || essence == "application/json" || essence.ends_with("+json") {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("Content-Type {content_type:?}: this route takes application/json"),
+    ))
 }
 
 /// The documents of a body: a JSON array, or NDJSON (one a line).
@@ -468,15 +489,53 @@ async fn search(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<SearchReply>> {
     let params = Params::parse(query);
-    let q = params.required("q")?.to_string();
-    let limit = params.number("limit", 10)?;
-    let with_count = params.bool("count", false)?;
-    let query = Query::parse(&q)?;
+    let request = SearchRequest {
+        q: params.required("q")?.to_string(),
+        limit: params.number("limit", DEFAULT_LIMIT)?,
+        count: params.bool("count", false)?,
+    };
+    run_search(state, name, request).await
+}
+
+/// `POST /v1/indexes/{name}/search`: the same as GET, in a JSON body.
+async fn search_posted(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    request: Request,
+) -> ApiResult<Json<SearchReply>> {
+    let body = read_body(request, state.max_body_bytes).await?;
+    run_search(state, name, parse_json(&headers, &body)?).await
+}
+
+/// The hits asked for when a search does not say.
+const DEFAULT_LIMIT: usize = 10;
+
+fn default_limit() -> usize {
+    DEFAULT_LIMIT
+}
+
+/// A search, from the query string or a JSON body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchRequest {
+    q: String,
+    #[serde(default = "default_limit")]
+    limit: usize,
+    #[serde(default)]
+    count: bool,
+}
+
+async fn run_search(state: AppState, name: String, request: SearchRequest) -> ApiResult<Json<SearchReply>> {
+    let query = Query::parse(&request.q)?;
     blocking(move || {
         let index = state.indexes.existing(&name)?;
-        let hits =
-            index.search(&query, limit)?.into_iter().map(|h| HitReply { uri: h.uri, stamp: h.stamp, score: h.score });
-        let count = if with_count { Some(index.search_count(&query)?) } else { None };
+        let hits = index.search(&query, request.limit)?.into_iter().map(|h| HitReply {
+            uri: h.uri,
+            stamp: h.stamp,
+            score: h.score,
+        });
+        let count = if request.count { Some(index.search_count(&query)?) } else { None };
         Ok(Json(SearchReply { hits: hits.collect(), count }))
     })
     .await
@@ -525,7 +584,9 @@ impl JsonUpdate {
     }
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+/// A JSON body: `Content-Type` missing or `application/json` (else `415`).
+fn parse_json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiResult<T> {
+    require_json(headers)?;
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("the body is not valid JSON here: {e}")))
 }
 
@@ -540,7 +601,7 @@ async fn patch_document(
     let uri = params.required("uri")?.to_string();
     let wait = params.wait()?;
     let body = read_body(request, state.max_body_bytes).await?;
-    let update = parse_json::<JsonUpdate>(&body)?.into_update()?;
+    let update = parse_json::<JsonUpdate>(&headers, &body)?.into_update()?;
     write_one(state, name, headers, wait, Create::No, move |index| Ok(index.update(&uri, update)?)).await
 }
 
@@ -565,7 +626,7 @@ async fn delete_many(
 ) -> ApiResult<Json<Value>> {
     let wait = Params::parse(query).wait()?;
     let body = read_body(request, state.max_body_bytes).await?;
-    let what: DeleteMany = parse_json(&body)?;
+    let what: DeleteMany = parse_json(&headers, &body)?;
     if what.root_path.is_some() == what.prefix.is_some() {
         return Err(ApiError::invalid("give one of root_path (with recursive) and prefix"));
     }
@@ -766,7 +827,7 @@ async fn put_checkpoint(
     super::indexes::check_name(&name)?;
     let wait = Params::parse(query).wait()?;
     let body = read_body(request, state.max_body_bytes).await?;
-    let value: Value = parse_json(&body)?;
+    let value: Value = parse_json(&headers, &body)?;
     let value = value
         .get("value")
         .and_then(Value::as_str)
