@@ -1259,3 +1259,48 @@ fn hostile_connections_leave_the_server_serving() {
     }
     assert_eq!(snapshot(&server), before);
 }
+
+/// Must-show 4's fuzzing: Schemathesis (installed from PyPI when missing)
+/// reads `/openapi.json` and sends a bounded number of generated requests
+/// (fixed seed) to every `/v1` and `/layar` operation: no 5xx, no status,
+/// content type or body that the description does not allow.
+#[test]
+fn schemathesis_finds_no_5xx_and_nothing_against_the_spec() {
+    let has = || Command::new("python3").args(["-c", "import schemathesis"]).status().is_ok_and(|s| s.success());
+    if !has() {
+        let installed = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "schemathesis"])
+            .status()
+            .expect("python3 runs");
+        assert!(installed.success() && has(), "python3 -m pip install schemathesis failed");
+    }
+    let data = tempfile::tempdir().unwrap();
+    let roots = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &["--source-root", roots.path().to_str().unwrap()]);
+    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis");
+    let output = Command::new("python3")
+        .args(["-m", "schemathesis.cli", "run"])
+        .arg(server.url("/openapi.json"))
+        .args(["--url", &server.base])
+        .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
+        .args(["--max-examples", "25", "--seed", "1", "--request-timeout", "30", "--generation-database", "none"])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .env("SCHEMATHESIS_HOOKS", "pushdex_hooks")
+        .env("PYTHONPATH", &hooks)
+        .env("NO_COLOR", "1")
+        .current_dir(data.path())
+        .output()
+        .expect("schemathesis runs");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains("Tested: 34"), "not every operation was tested:\n{report}");
+    // The server is still up and consistent.
+    assert_eq!(get(&server, "/v1").0, 200);
+}

@@ -105,6 +105,7 @@ pub struct ConnectorInfo {
 }
 
 /// The state of a connector's import job, as the platform names it.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum JobState {
     /// No import has run since the connector was created.
@@ -166,6 +167,7 @@ impl fmt::Display for JobState {
 /// failed); `documents_in_queue` the pushes and deletions found needed and
 /// not yet done; `documents_outstanding` every unit not yet settled
 /// (while listing: those listed so far).
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStatus {
     /// `"<connector id>-<run number>"`; empty before the first run.
@@ -256,6 +258,7 @@ impl JobStatus {
 }
 
 /// An import's progress in words and percent.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportStatus {
     /// The job's state.

@@ -13,6 +13,8 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
+#[allow(unused_imports)]
+use super::openapi::*;
 use super::{blocking, read_body, AppState};
 use crate::connector::{ConnectorInfo, Connectors, JobStatus, RunMode, SourceKind};
 
@@ -123,7 +125,8 @@ fn source_dir(state: &AppState, url: &str) -> ApiResult<PathBuf> {
     Ok(dir)
 }
 
-async fn create(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
+#[utoipa::path(post, path = "/layar/liveSource", tag = "layar", summary = "Create a live source (its first import starts)", request_body = LiveSourceCreate, responses((status = 201, body = LiveSource), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn create(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
     let body = body_json(&state, request, None).await?;
     let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
     match text("liveSourceType").as_deref() {
@@ -150,7 +153,8 @@ async fn create(State(state): State<AppState>, request: Request) -> ApiResult<Re
     .await
 }
 
-async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/layar/liveSource", tag = "layar", summary = "Every live source", responses((status = 200, body = Vec<LiveSource>), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     blocking(move || {
         let list = open_connectors(&state, false)?.map(|c| c.list()).unwrap_or_default();
         Ok(Json(Value::Array(list.iter().map(connector_json).collect())))
@@ -158,17 +162,28 @@ async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     .await
 }
 
-async fn one(State(state): State<AppState>, Path(id): Path<String>, request: Request) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/layar/liveSource/{id}", tag = "layar", summary = "One live source", params(("id" = String, Path, description = "The live source's id")), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 200, body = LiveSource), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult<Json<Value>> {
     body_json(&state, request, Some(&id)).await?;
     blocking(move || Ok(Json(connector_json(&connectors(&state)?.get(&id)?)))).await
 }
 
-async fn job_status(State(state): State<AppState>, Path(id): Path<String>, request: Request) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/layar/liveSource/{id}/jobStatus", tag = "layar", summary = "Its import job", params(("id" = String, Path, description = "The live source's id")), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 200, body = JobStatus), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn job_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult<Json<Value>> {
     body_json(&state, request, Some(&id)).await?;
     blocking(move || Ok(Json(job_json(&connectors(&state)?.job_status(&id)?)))).await
 }
 
-async fn import_status(
+#[utoipa::path(get, path = "/layar/liveSource/{id}/importStatus", tag = "layar", summary = "Its import, in words and percent", params(("id" = String, Path, description = "The live source's id")), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 200, body = ImportStatus), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn import_status(
     State(state): State<AppState>,
     Path(id): Path<String>,
     request: Request,
@@ -181,7 +196,8 @@ async fn import_status(
     .await
 }
 
-async fn source_documents(
+#[utoipa::path(get, path = "/layar/liveSource/{id}/sourceDocuments", tag = "layar", summary = "A page of its documents, in URI order", params(("id" = String, Path, description = "The live source's id"), PageParams), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 200, body = SourcePageJson), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn source_documents(
     State(state): State<AppState>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
@@ -233,7 +249,12 @@ async fn source_documents(
     .await
 }
 
-async fn import(State(state): State<AppState>, Path(id): Path<String>, request: Request) -> ApiResult<Response> {
+#[utoipa::path(post, path = "/layar/liveSource/{id}/import", tag = "layar", summary = "Start an import", params(("id" = String, Path, description = "The live source's id")), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 202, body = JobStatus), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn import(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult<Response> {
     body_json(&state, request, Some(&id)).await?;
     blocking(move || {
         let connectors = connectors(&state)?;
@@ -250,7 +271,12 @@ async fn import(State(state): State<AppState>, Path(id): Path<String>, request: 
     .await
 }
 
-async fn stop(State(state): State<AppState>, Path(id): Path<String>, request: Request) -> ApiResult<Response> {
+#[utoipa::path(post, path = "/layar/liveSource/{id}/stop", tag = "layar", summary = "Stop its import at a batch boundary", params(("id" = String, Path, description = "The live source's id")), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 202, body = JobStatus), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn stop(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult<Response> {
     body_json(&state, request, Some(&id)).await?;
     blocking(move || {
         let status = connectors(&state)?.stop(&id)?;
@@ -259,7 +285,12 @@ async fn stop(State(state): State<AppState>, Path(id): Path<String>, request: Re
     .await
 }
 
-async fn delete(State(state): State<AppState>, Path(id): Path<String>, request: Request) -> ApiResult<StatusCode> {
+#[utoipa::path(delete, path = "/layar/liveSource/{id}", tag = "layar", summary = "Delete a live source and its documents (irreversible)", params(("id" = String, Path, description = "The live source's id")), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 204, description = "Deleted with its documents, durably"), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult<StatusCode> {
     body_json(&state, request, Some(&id)).await?;
     // Durable before the answer: `Connectors::delete` syncs.
     blocking(move || {

@@ -18,6 +18,7 @@ mod error;
 mod indexes;
 mod layar;
 mod metrics;
+mod openapi;
 mod papi;
 mod v1;
 
@@ -252,6 +253,7 @@ fn router(state: AppState) -> Router {
         .route("/health/live", get(|| async { "OK" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics::scrape))
+        .route("/openapi.json", get(openapi::openapi))
         .merge(v1::routes())
         .merge(papi::routes())
         .merge(layar::routes())

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
+#[allow(unused_imports)]
+use super::openapi::*;
 use super::{blocking, read_body, AppState};
 use crate::{Document, Entry, EnumerationMode, Index, Query, State as DocState, Update, Watermarks};
 
@@ -161,7 +163,8 @@ fn watermarks_json(w: Watermarks) -> Value {
     json!({ "last": w.last.0, "synced": w.synced.0, "searchable": w.searchable.0 })
 }
 
-async fn about(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/v1", tag = "v1", summary = "The server's version and limits", responses((status = 200, body = About), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn about(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "limits": {
@@ -182,7 +185,8 @@ fn index_json(name: &str, index: &Index) -> ApiResult<Value> {
     }))
 }
 
-async fn list_indexes(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/indexes", tag = "v1", summary = "Every index", responses((status = 200, body = Vec<IndexInfo>), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn list_indexes(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     blocking(move || {
         let mut out = Vec::new();
         // An index that does not open is listed with its error, and does
@@ -199,11 +203,13 @@ async fn list_indexes(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     .await
 }
 
-async fn get_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/indexes/{name}", tag = "v1", summary = "One index", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, body = IndexInfo), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn get_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     blocking(move || Ok(Json(index_json(&name, &state.indexes.existing(&name)?)?))).await
 }
 
-async fn put_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+#[utoipa::path(put, path = "/v1/indexes/{name}", tag = "v1", summary = "Create an index", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, description = "It existed", body = IndexInfo), (status = 201, description = "Created", body = IndexInfo), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn put_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
     blocking(move || {
         let (index, created) = state.indexes.get_or_create(&name)?;
         let status = if created { StatusCode::CREATED } else { StatusCode::OK };
@@ -212,7 +218,8 @@ async fn put_index(State(state): State<AppState>, Path(name): Path<String>) -> A
     .await
 }
 
-async fn delete_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+#[utoipa::path(delete, path = "/v1/indexes/{name}", tag = "v1", summary = "Remove an index and its directory", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 204, description = "Closed and removed"), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn delete_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     blocking(move || {
         if state.indexes.remove(&name)? {
             Ok(StatusCode::NO_CONTENT)
@@ -354,7 +361,8 @@ fn parse_documents(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<Document>>
     docs.into_iter().map(JsonDocument::into_document).collect()
 }
 
-async fn add_documents(
+#[utoipa::path(post, path = "/v1/indexes/{name}/documents", tag = "v1", summary = "Add documents (one atomic batch)", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), request_body(content((Vec<DocumentJson> = "application/json"), (Vec<DocumentJson> = "application/x-ndjson")), description = "A JSON array of documents, or NDJSON (one document a line): one add_all, atomic"), responses((status = 200, body = BatchAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn add_documents(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -391,7 +399,8 @@ async fn add_documents(
     .await
 }
 
-async fn get_document(
+#[utoipa::path(get, path = "/v1/indexes/{name}/documents", tag = "v1", summary = "One document", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), UriParam), responses((status = 200, body = StoredDocument), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn get_document(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -410,7 +419,8 @@ async fn get_document(
     .await
 }
 
-async fn delete_document(
+#[utoipa::path(delete, path = "/v1/indexes/{name}/documents", tag = "v1", summary = "Delete a document", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), UriParam, WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), responses((status = 200, body = WriteAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn delete_document(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -421,7 +431,8 @@ async fn delete_document(
     write_one(state, name, headers, params.wait()?, Create::No, move |index| Ok(index.delete(&uri)?)).await
 }
 
-async fn status(
+#[utoipa::path(get, path = "/v1/indexes/{name}/status", tag = "v1", summary = "The status of documents", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), UrisParam), responses((status = 200, body = Vec<StatusEntry>), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn status(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -439,7 +450,8 @@ async fn status(
     .await
 }
 
-async fn count(
+#[utoipa::path(get, path = "/v1/indexes/{name}/count", tag = "v1", summary = "Count a folder", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), EnumerateParams), responses((status = 200, body = Count), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn count(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -455,35 +467,45 @@ async fn count(
     .await
 }
 
-async fn sync(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(post, path = "/v1/indexes/{name}/sync", tag = "v1", summary = "Make every operation Synced", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, body = Synced), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn sync(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     blocking(move || Ok(Json(json!({ "synced": super::metrics::sync(&state.indexes.existing(&name)?)?.0 })))).await
 }
 
-async fn refresh(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(post, path = "/v1/indexes/{name}/refresh", tag = "v1", summary = "Make every operation Searchable", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, body = Searchable), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn refresh(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     blocking(move || Ok(Json(json!({ "searchable": super::metrics::refresh(&state.indexes.existing(&name)?)?.0 }))))
         .await
 }
 
-async fn watermarks(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/indexes/{name}/watermarks", tag = "v1", summary = "The watermarks", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, body = WatermarksJson), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn watermarks(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     blocking(move || Ok(Json(watermarks_json(state.indexes.existing(&name)?.watermarks())))).await
 }
 
 /// A search's answer (a typed struct, so that scores print as `f32`s).
-#[derive(Serialize)]
-struct SearchReply {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct SearchReply {
+    /// The best hits, best first.
     hits: Vec<HitReply>,
+    /// Every match (with `count=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     count: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct HitReply {
+/// A hit.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct HitReply {
+    /// The document's URI.
     uri: String,
+    /// Its stamp.
     stamp: String,
+    /// Its BM25 score.
     score: f32,
 }
 
-async fn search(
+#[utoipa::path(get, path = "/v1/indexes/{name}/search", tag = "v1", summary = "Search", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), SearchParams), responses((status = 200, body = SearchReply), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn search(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -498,7 +520,8 @@ async fn search(
 }
 
 /// `POST /v1/indexes/{name}/search`: the same as GET, in a JSON body.
-async fn search_posted(
+#[utoipa::path(post, path = "/v1/indexes/{name}/search", tag = "v1", summary = "Search, the query in a JSON body", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), request_body = SearchRequest, responses((status = 200, body = SearchReply), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn search_posted(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -516,12 +539,16 @@ fn default_limit() -> usize {
 }
 
 /// A search, from the query string or a JSON body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SearchRequest {
+pub(super) struct SearchRequest {
+    /// The query (`Query::parse` syntax).
     q: String,
+    /// How many hits (1 to 10000; default 10).
     #[serde(default = "default_limit")]
+    #[schema(minimum = 1, maximum = 10000)]
     limit: usize,
+    /// Whether to count every match too (default false).
     #[serde(default)]
     count: bool,
 }
@@ -590,7 +617,8 @@ fn parse_json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) 
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("the body is not valid JSON here: {e}")))
 }
 
-async fn patch_document(
+#[utoipa::path(patch, path = "/v1/indexes/{name}/documents", tag = "v1", summary = "Update a stored document", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), UriParam, WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), request_body = UpdateJson, responses((status = 200, body = WriteAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn patch_document(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -606,18 +634,22 @@ async fn patch_document(
 }
 
 /// `{"root_path": R, "recursive": bool}` or `{"prefix": P}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DeleteMany {
+pub(super) struct DeleteMany {
+    /// A folder: the documents under it.
     #[serde(default)]
     root_path: Option<String>,
+    /// With `root_path`: its sub-folders too (default false).
     #[serde(default)]
     recursive: Option<bool>,
+    /// A raw URI prefix (not empty).
     #[serde(default)]
     prefix: Option<String>,
 }
 
-async fn delete_many(
+#[utoipa::path(post, path = "/v1/indexes/{name}/delete", tag = "v1", summary = "Delete a folder or a prefix", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), request_body = DeleteMany, responses((status = 200, body = WriteAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn delete_many(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -677,7 +709,8 @@ fn bulk_op(line: &str) -> ApiResult<BulkOp> {
     })
 }
 
-async fn bulk(
+#[utoipa::path(post, path = "/v1/indexes/{name}/bulk", tag = "v1", summary = "Many operations, each its own", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), request_body(content = Vec<BulkLine>, content_type = "application/x-ndjson", description = "NDJSON: one operation (a BulkLine) a line, applied in order, each its own operation"), responses((status = 200, body = BulkAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn bulk(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -732,7 +765,8 @@ impl futures_core::Stream for Chunks {
     }
 }
 
-async fn enumerate(
+#[utoipa::path(get, path = "/v1/indexes/{name}/enumerate", tag = "v1", summary = "List a folder", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), EnumerateParams), responses((status = 200, description = "NDJSON, streamed: {\"uri\", \"stamp\", \"state\", \"serial\"} or {\"folder\"} a line", content_type = "application/x-ndjson", body = String), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn enumerate(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -785,7 +819,11 @@ fn checkpoint_json(c: &crate::Checkpoint) -> Value {
     json!({ "name": c.name, "value": c.value, "serial": c.serial.0, "state": state_name(c.state) })
 }
 
-async fn list_checkpoints(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/indexes/{name}/checkpoints", tag = "v1", summary = "Every checkpoint", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, body = Vec<CheckpointJson>), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn list_checkpoints(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
     blocking(move || {
         let index = state.indexes.existing(&name)?;
         Ok(Json(Value::Array(index.checkpoints()?.iter().map(checkpoint_json).collect())))
@@ -793,7 +831,8 @@ async fn list_checkpoints(State(state): State<AppState>, Path(name): Path<String
     .await
 }
 
-async fn clear_checkpoints(
+#[utoipa::path(delete, path = "/v1/indexes/{name}/checkpoints", tag = "v1", summary = "Remove every checkpoint", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), responses((status = 200, body = WriteAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn clear_checkpoints(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -803,7 +842,8 @@ async fn clear_checkpoints(
     write_one(state, name, headers, wait, Create::No, |index| Ok(index.clear_checkpoints()?)).await
 }
 
-async fn get_checkpoint(
+#[utoipa::path(get, path = "/v1/indexes/{name}/checkpoints/{cp}", tag = "v1", summary = "One checkpoint", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), ("cp" = String, Path, description = "The checkpoint")), responses((status = 200, body = CheckpointJson), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn get_checkpoint(
     State(state): State<AppState>,
     Path((name, cp)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
@@ -816,7 +856,8 @@ async fn get_checkpoint(
     .await
 }
 
-async fn put_checkpoint(
+#[utoipa::path(put, path = "/v1/indexes/{name}/checkpoints/{cp}", tag = "v1", summary = "Set a checkpoint", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), ("cp" = String, Path, description = "The checkpoint (not pushdex.*)"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), request_body = CheckpointValue, responses((status = 200, body = WriteAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn put_checkpoint(
     State(state): State<AppState>,
     Path((name, cp)): Path<(String, String)>,
     RawQuery(query): RawQuery,
@@ -836,7 +877,8 @@ async fn put_checkpoint(
     write_one(state, name, headers, wait, Create::Yes, move |index| Ok(index.set_checkpoint(&cp, &value)?)).await
 }
 
-async fn delete_checkpoint(
+#[utoipa::path(delete, path = "/v1/indexes/{name}/checkpoints/{cp}", tag = "v1", summary = "Remove a checkpoint", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), ("cp" = String, Path, description = "The checkpoint"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), responses((status = 200, body = WriteAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn delete_checkpoint(
     State(state): State<AppState>,
     Path((name, cp)): Path<(String, String)>,
     RawQuery(query): RawQuery,
@@ -847,7 +889,8 @@ async fn delete_checkpoint(
     write_one(state, name, headers, wait, Create::No, move |index| Ok(index.delete_checkpoint(&cp)?)).await
 }
 
-async fn serial_state(
+#[utoipa::path(get, path = "/v1/indexes/{name}/serials/{n}", tag = "v1", summary = "A serial's state", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), ("n" = u64, Path, description = "A serial")), responses((status = 200, body = SerialState), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+pub(super) async fn serial_state(
     State(state): State<AppState>,
     Path((name, n)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
