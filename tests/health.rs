@@ -1,5 +1,6 @@
-//! `Index::health` and `Index::bytes_written`: what the server's
-//! `/health/ready` and `/metrics` report.
+//! What the server reads and sets on open indexes: `Index::health` and
+//! `Index::bytes_written` (its `/health/ready` and `/metrics`), and
+//! `Index::set_memtable_bytes` (its memory budget shared among indexes).
 
 mod common;
 
@@ -53,4 +54,36 @@ fn health_says_when_the_writer_stopped_and_why() {
     }
     index.clone().close().ok();
     assert!(index.health().closed);
+}
+
+fn segments_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("seg-"))
+        .count()
+}
+
+#[test]
+fn a_lowered_flush_threshold_flushes_an_open_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open_with(dir.path(), Options::default().memtable_bytes(64 << 20)).unwrap();
+    let batch =
+        |from: usize| (from..from + 1000).map(|i| Document::new(format!("d/{i}")).with_text("t", "words ".repeat(20)));
+    index.add_all(batch(0)).unwrap();
+    index.sync().unwrap();
+    assert_eq!(segments_in(dir.path()), 0, "64 MiB is far from full");
+    assert!(index.set_memtable_bytes(100).is_err(), "below the minimum");
+    index.set_memtable_bytes(Options::MIN_MEMTABLE_BYTES).unwrap();
+    // The next writes find the memtable past the threshold and flush it.
+    let mut flushed = false;
+    for round in 1..200 {
+        index.add_all(batch(round * 1000)).unwrap();
+        if segments_in(dir.path()) > 0 {
+            flushed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(flushed, "no flush after the threshold was lowered");
+    assert_eq!(index.count("", pushdex::EnumerationMode::RecursiveDocuments).unwrap(), index.watermarks().last.0);
 }

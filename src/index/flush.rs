@@ -134,7 +134,7 @@ pub(crate) struct Base {
 impl Inner {
     /// Whether the active memtable has passed the flush threshold.
     pub(crate) fn memtable_full(&self) -> bool {
-        self.read_tables().tables.mem_bytes >= self.options.memtable_bytes
+        self.read_tables().tables.mem_bytes >= self.memtable_limit()
     }
 
     fn read_tables(&self) -> std::sync::RwLockReadGuard<'_, super::Shared> {

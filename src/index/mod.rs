@@ -16,7 +16,7 @@ mod verify;
 
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -194,6 +194,9 @@ pub(crate) struct Inner {
     written: Arc<AtomicU64>,
     session: SessionId,
     options: Options,
+    /// The flush threshold: `options.memtable_bytes` at open, changed by
+    /// [`Index::set_memtable_bytes`].
+    memtable_bytes: AtomicUsize,
     closed: AtomicBool,
     last: AtomicU64,
     synced: AtomicU64,
@@ -333,6 +336,7 @@ impl Index {
             storage,
             written,
             session: SessionId(new_session_id()?),
+            memtable_bytes: AtomicUsize::new(options.memtable_bytes),
             options,
             closed: AtomicBool::new(false),
             last: AtomicU64::new(last),
@@ -558,6 +562,20 @@ impl Index {
     /// bytes pushed, its write amplification. Never goes down.
     pub fn bytes_written(&self) -> u64 {
         self.inner.written.load(Ordering::Relaxed)
+    }
+
+    /// Changes this open index's flush threshold ([`Options::memtable_bytes`]
+    /// at open): a process that shares one memory budget among many
+    /// indexes (the server) lowers it as more indexes open. Takes effect at
+    /// the next write: a memtable already past a lowered threshold is then
+    /// flushed.
+    ///
+    /// # Errors
+    /// `InvalidInput` below [`Options::MIN_MEMTABLE_BYTES`].
+    pub fn set_memtable_bytes(&self, bytes: usize) -> Result<()> {
+        Options::default().memtable_bytes(bytes).check()?;
+        self.inner.memtable_bytes.store(bytes, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Whether the index takes writes, and the last failure of its
@@ -810,7 +828,7 @@ impl Inner {
         // operation is refused rather than left waiting for good (a storage
         // that has failed may never let a flush through).
         let failures = self.flush_failures.load(Ordering::SeqCst);
-        while shared.tables.frozen.is_some() && shared.tables.mem_bytes >= self.options.memtable_bytes {
+        while shared.tables.frozen.is_some() && shared.tables.mem_bytes >= self.memtable_limit() {
             drop(shared);
             self.signal.notify();
             let stall = self.stall.lock().unwrap_or_else(|e| e.into_inner());
@@ -837,7 +855,7 @@ impl Inner {
         }
         let last = op(&mut shared, self.last.load(Ordering::SeqCst) + 1)?;
         self.last.store(last, Ordering::SeqCst);
-        if shared.tables.mem_bytes >= self.options.memtable_bytes && shared.tables.frozen.is_none() {
+        if shared.tables.mem_bytes >= self.memtable_limit() && shared.tables.frozen.is_none() {
             self.signal.notify();
         }
         drop(shared);
@@ -953,6 +971,11 @@ impl Inner {
 }
 
 impl Inner {
+    /// The flush threshold now.
+    pub(crate) fn memtable_limit(&self) -> usize {
+        self.memtable_bytes.load(Ordering::SeqCst)
+    }
+
     /// Closes the index: no call gets through afterwards. With `flush`
     /// (an explicit `close()`) the memtable is committed so that the next
     /// open replays nothing; else (the last handle dropped) the log is synced.

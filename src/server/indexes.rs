@@ -11,11 +11,20 @@ use crate::{Create, Error, Index, Options};
 /// The longest index name.
 pub const MAX_NAME_CHARS: usize = 64;
 
-/// Every index's memtable: with two per index (the active one and the one
-/// being flushed), 20 indexes written at once hold at most 640 MiB of
-/// memtables in the worst case and far less in practice; a shared budget
-/// comes with the memory issue.
-const MEMTABLE_BYTES: usize = 16 << 20;
+/// The memtables of all open indexes share this budget: each index's
+/// flush threshold is the budget divided by the number of open indexes,
+/// between [`MIN_MEMTABLE_BYTES`] and [`MAX_MEMTABLE_BYTES`], and is
+/// lowered for every index as more open. An index holds at most two
+/// memtables (the active one and the one being flushed), so memtables stay
+/// within twice the budget; with 20 indexes written at once the server
+/// stayed within 512 MiB of RSS (`cargo bench --bench server -- memory`,
+/// figures in the README).
+pub const MEMTABLE_BUDGET_BYTES: usize = 128 << 20;
+/// The largest flush threshold an index gets (one index alone).
+pub const MAX_MEMTABLE_BYTES: usize = 16 << 20;
+/// The smallest (many indexes): below it, flushes make segments too small
+/// to be worth their merges.
+pub const MIN_MEMTABLE_BYTES: usize = 1 << 20;
 
 /// The indexes of one data directory.
 pub struct Indexes {
@@ -52,7 +61,17 @@ impl Indexes {
     }
 
     fn options(create: Create) -> Options {
-        Options::default().memtable_bytes(MEMTABLE_BYTES).create(create)
+        Options::default().memtable_bytes(MIN_MEMTABLE_BYTES).create(create)
+    }
+
+    /// Shares the memtable budget among the open indexes (called with the
+    /// map locked, whenever an index opens or goes).
+    fn rebalance(open: &HashMap<String, Index>) {
+        let share = (MEMTABLE_BUDGET_BYTES / open.len().max(1)).clamp(MIN_MEMTABLE_BYTES, MAX_MEMTABLE_BYTES);
+        for index in open.values() {
+            // Cannot fail: the share is above the library's minimum.
+            let _ = index.set_memtable_bytes(share);
+        }
     }
 
     /// The index `name` if it exists (opening it on first use). Blocks.
@@ -65,6 +84,7 @@ impl Indexes {
         match Index::open_with(self.dir.join(name), Indexes::options(Create::Never)) {
             Ok(index) => {
                 open.insert(name.to_string(), index.clone());
+                Indexes::rebalance(&open);
                 Ok(Some(index))
             }
             Err(Error::NoIndex { .. }) => Ok(None),
@@ -88,6 +108,7 @@ impl Indexes {
         }
         let index = Index::open_with(self.dir.join(name), Indexes::options(Create::IfEmpty))?;
         open.insert(name.to_string(), index.clone());
+        Indexes::rebalance(&open);
         Ok((index, true))
     }
 
@@ -144,7 +165,11 @@ impl Indexes {
     /// Closes and removes index `name`; false if there was none.
     pub fn remove(&self, name: &str) -> ApiResult<bool> {
         let Some(index) = self.get(name)? else { return Ok(false) };
-        self.lock().remove(name);
+        {
+            let mut open = self.lock();
+            open.remove(name);
+            Indexes::rebalance(&open);
+        }
         index.close()?;
         std::fs::remove_dir_all(self.dir.join(name)).map_err(Error::Io)?;
         Ok(true)
