@@ -348,6 +348,16 @@ fn a_push_api_client_s_wire_format_and_every_command() {
     ]);
     let (status, last) = papi(&server, "POST", "add_documents", "", Some((content_type, body)));
     assert_eq!((status, last.as_str()), (200, "7"));
+    // Repeated metas kept in order; url and public_url ignored; the HTML
+    // part stored as its visible text, the octet stream as bytes.
+    let (_, doc) = get(&server, "/v1/indexes/pushed/documents?uri=eno:bo:master");
+    assert_eq!(doc["metas"], json!({"author": ["ann", "bob"]}), "{doc}");
+    assert_eq!(doc["stamp"], "v1");
+    let text = doc["text"]["master"].as_str().unwrap();
+    assert!(text.contains("Quarterly") && text.contains("Revenue went") && !text.contains('<'), "{text}");
+    assert!(!doc.to_string().contains("example.com"), "url and public_url are ignored: {doc}");
+    let (_, binary) = get(&server, "/v1/indexes/pushed/documents?uri=eno:bo:masterpart");
+    assert_eq!(binary["binary"]["master"], "AJ+Slg==", "{binary}");
 
     // Status lines: URI, stamp, exists, state, serial; percent-encoded.
     let (_, lines) = papi(&server, "GET", "get_documents_status", "?PAPI_uri=eno:bo:master&PAPI_uri=nope%20x", None);
@@ -395,6 +405,25 @@ fn a_push_api_client_s_wire_format_and_every_command() {
     let (_, lines) =
         papi(&server, "GET", "get_documents_status", "?PAPI_uri=share/a/x.txt&PAPI_uri=share/a/b/y.txt", None);
     assert!(lines.starts_with("share%2Fa%2Fx.txt  false") && lines.contains("y.txt  true"), "{lines}");
+
+    // Deletion by URI (repeated): the serial of the last one.
+    let before: u64 = papi(&server, "POST", "sync", "", None).1.parse().unwrap();
+    let (status, serial) = papi(
+        &server,
+        "POST",
+        "delete_documents",
+        "",
+        form(&[("PAPI_uri", "share/a/b/y.txt"), ("PAPI_uri", "eno:bo:masterpart:subpart1")]),
+    );
+    assert_eq!((status, serial.parse::<u64>().unwrap()), (200, before + 2));
+    let (_, lines) = papi(
+        &server,
+        "GET",
+        "get_documents_status",
+        "?PAPI_uri=share/a/b/y.txt&PAPI_uri=eno:bo:masterpart:subpart1",
+        None,
+    );
+    assert_eq!(lines.lines().filter(|l| l.split(' ').nth(2) == Some("false")).count(), 2, "{lines}");
 
     // Update: a missing URI refuses, saying how many were applied.
     let (content_type, body) = multipart(&[

@@ -511,6 +511,21 @@ pub(super) async fn search(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<SearchReply>> {
     let params = Params::parse(query);
+    // HTTP.md's second-part options wait for the library's (API.md,
+    // "Search, second part"): refused, never silently ignored.
+    match params.get("mode") {
+        None | Some("strict") => {}
+        Some(mode) => {
+            return Err(ApiError::invalid(format!(
+                "mode={mode:?}: this version serves mode=strict (Query::parse) only"
+            )))
+        }
+    }
+    for key in ["offset", "sort", "facet", "snippet"] {
+        if params.get(key).is_some() {
+            return Err(ApiError::invalid(format!("{key}= is not served by this version of pushdex")));
+        }
+    }
     let request = SearchRequest {
         q: params.required("q")?.to_string(),
         limit: params.number("limit", DEFAULT_LIMIT)?,
