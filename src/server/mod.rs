@@ -21,6 +21,7 @@ mod metrics;
 mod openapi;
 mod papi;
 mod v1;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
+use super::wire::JsonDocument;
 use super::{blocking, read_body, AppState};
 use crate::{Document, Entry, EnumerationMode, Index, Query, State as DocState, Update, Watermarks};
 
@@ -230,21 +231,6 @@ pub(super) async fn delete_index(State(state): State<AppState>, Path(name): Path
     .await
 }
 
-/// A document as the JSON API writes it.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct JsonDocument {
-    uri: String,
-    #[serde(default)]
-    stamp: String,
-    #[serde(default)]
-    metas: serde_json::Map<String, Value>,
-    #[serde(default)]
-    text: serde_json::Map<String, Value>,
-    #[serde(default)]
-    binary: serde_json::Map<String, Value>,
-}
-
 /// A meta's values in JSON: a string, an array of strings, or (in an
 /// update, to remove the meta) null.
 fn meta_values(name: &str, value: Value, null_allowed: bool) -> ApiResult<Vec<String>> {
@@ -280,47 +266,25 @@ fn binary_part(name: &str, value: Value) -> ApiResult<Vec<u8>> {
         .map_err(|e| ApiError::invalid(format!("binary part {name:?} is not base64: {e}")))
 }
 
-impl JsonDocument {
-    fn into_document(self) -> ApiResult<Document> {
-        let mut doc = Document::new(self.uri).with_stamp(self.stamp);
-        for (name, value) in self.metas {
-            for v in meta_values(&name, value, false)? {
-                doc = doc.with_meta(name.clone(), v);
-            }
+/// A stored document in the JSON API's shape.
+fn document_json(doc: &Document) -> Value {
+    let mut metas = serde_json::Map::new();
+    for (name, _) in doc.all_metas() {
+        if !metas.contains_key(name) {
+            let values = doc.metas(name);
+            let value = if values.len() == 1 { json!(values[0]) } else { json!(values) };
+            metas.insert(name.to_string(), value);
         }
-        for (name, value) in self.text {
-            let text = text_part(&name, value)?;
-            doc = doc.with_text(name, text);
-        }
-        for (name, value) in self.binary {
-            if doc.part(&name).is_some() {
-                return Err(ApiError::invalid(format!("part {name:?} is both text and binary: part names are unique")));
-            }
-            let bytes = binary_part(&name, value)?;
-            doc = doc.with_part(name, bytes);
-        }
-        Ok(doc)
     }
-
-    fn from_document(doc: &Document) -> Value {
-        let mut metas = serde_json::Map::new();
-        for (name, _) in doc.all_metas() {
-            if !metas.contains_key(name) {
-                let values = doc.metas(name);
-                let value = if values.len() == 1 { json!(values[0]) } else { json!(values) };
-                metas.insert(name.to_string(), value);
-            }
+    let (mut text, mut binary) = (serde_json::Map::new(), serde_json::Map::new());
+    for (name, is_text, bytes) in doc.parts() {
+        if is_text {
+            text.insert(name.to_string(), json!(String::from_utf8_lossy(bytes)));
+        } else {
+            binary.insert(name.to_string(), json!(base64::engine::general_purpose::STANDARD.encode(bytes)));
         }
-        let (mut text, mut binary) = (serde_json::Map::new(), serde_json::Map::new());
-        for (name, is_text, bytes) in doc.parts() {
-            if is_text {
-                text.insert(name.to_string(), json!(String::from_utf8_lossy(bytes)));
-            } else {
-                binary.insert(name.to_string(), json!(base64::engine::general_purpose::STANDARD.encode(bytes)));
-            }
-        }
-        json!({ "uri": doc.uri(), "stamp": doc.stamp(), "metas": metas, "text": text, "binary": binary })
     }
+    json!({ "uri": doc.uri(), "stamp": doc.stamp(), "metas": metas, "text": text, "binary": binary })
 }
 
 /// `415 unsupported_media_type` unless the body is said to be JSON (or its
@@ -358,7 +322,7 @@ fn parse_documents(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<Document>>
             format!("Content-Type {content_type:?}: application/json or application/x-ndjson"),
         ));
     };
-    docs.into_iter().map(JsonDocument::into_document).collect()
+    Ok(docs.into_iter().map(|JsonDocument(doc)| doc).collect())
 }
 
 #[utoipa::path(post, path = "/v1/indexes/{name}/documents", tag = "v1", summary = "Add documents (one atomic batch)", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), request_body(content((Vec<DocumentJson> = "application/json"), (Vec<DocumentJson> = "application/x-ndjson")), description = "A JSON array of documents, or NDJSON (one document a line): one add_all, atomic"), responses((status = 200, body = BatchAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
@@ -411,7 +375,7 @@ pub(super) async fn get_document(
         let index = state.indexes.existing(&name)?;
         let status = index.status(&uri)?;
         let doc = index.get(&uri)?.ok_or_else(|| ApiError::not_found(format!("no document with URI {uri:?}")))?;
-        let mut value = JsonDocument::from_document(&doc);
+        let mut value = document_json(&doc);
         value["state"] = json!(state_name(status.state));
         value["serial"] = json!(status.serial.0);
         Ok(Json(value))
@@ -704,11 +668,9 @@ fn bulk_op(line: &str) -> ApiResult<BulkOp> {
     let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
     let need = |key: &str| text(key).ok_or_else(|| ApiError::invalid(format!("{op}: {key:?} is required")));
     Ok(match op.as_str() {
-        "add" => BulkOp::Add(
-            serde_json::from_value::<JsonDocument>(body)
-                .map_err(|e| ApiError::invalid(e.to_string()))?
-                .into_document()?,
-        ),
+        "add" => {
+            BulkOp::Add(serde_json::from_value::<JsonDocument>(body).map_err(|e| ApiError::invalid(e.to_string()))?.0)
+        }
         "update" => {
             let update: JsonUpdate = serde_json::from_value(body).map_err(|e| ApiError::invalid(e.to_string()))?;
             let uri = update.uri.clone().ok_or_else(|| ApiError::invalid("update: \"uri\" is required"))?;
