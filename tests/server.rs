@@ -26,7 +26,12 @@ impl Server {
             .arg(data)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // PUSHDEX_TEST_SERVER_LOG=1 shows the servers' request logs.
+            .stderr(if std::env::var_os("PUSHDEX_TEST_SERVER_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -1199,11 +1204,13 @@ fn hostile_connections_leave_the_server_serving() {
     assert_eq!(get(&server, "/v1/indexes/e/count").1["count"], 1);
     drop(idle);
 
-    // More than 512 requests in flight: each of 512 connections sends a
+    // More than 512 requests in flight: each of 520 connections sends a
     // request whose body never comes (the request holds its slot while it
-    // waits for it); the next request gets 429 with Retry-After.
+    // waits for it; the last few may already get 429, and a slot of an
+    // earlier request may be released a moment late); the next request
+    // gets 429 with Retry-After.
     let mut waiting = Vec::new();
-    for _ in 0..512 {
+    for _ in 0..520 {
         use std::io::Write;
         let mut stream = std::net::TcpStream::connect(&address).unwrap();
         let request = format!(
@@ -1332,4 +1339,102 @@ fn schemathesis_finds_no_5xx_and_nothing_against_the_spec() {
     assert!(report.contains("Tested: 34"), "not every operation was tested:\n{report}");
     // The server is still up and consistent.
     assert_eq!(get(&server, "/v1").0, 200);
+}
+
+/// Found by a review against HTTP.md: the synced checkpoint value across
+/// dialects, clears and a removed index; refused first requests that left
+/// an index behind; a stale session on a sync or a read; the live sources
+/// after their index was removed; a bulk `recursive` that was not a bool.
+#[test]
+fn review_findings_checkpoints_creations_sessions_and_live_sources() {
+    let data = tempfile::tempdir().unwrap();
+    let roots = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &["--source-root", roots.path().to_str().unwrap()]);
+    let get_cp = |name: &str| papi(&server, "GET", "get_checkpoint", &format!("?PAPI_name={name}"), None);
+    let set_cp = |name: &str, value: &str, sync: &str| {
+        let (status, _) = papi(
+            &server,
+            "POST",
+            "set_checkpoint",
+            "",
+            form(&[("PAPI_name", name), ("PAPI_checkpoint", value), ("PAPI_sync", sync)]),
+        );
+        assert_eq!(status, 200);
+    };
+    // A /v1 write after a synced Push API one: the newest synced value.
+    set_cp("a", "v1", "true");
+    set_cp("a", "v2", "false");
+    post_json(&server, "/v1/indexes/pushed/sync", &json!({}));
+    put_checkpoint(&server, "pushed", "a", "v3");
+    assert_eq!(get_cp("a"), (200, "v2".to_string()));
+    post_json(&server, "/v1/indexes/pushed/sync", &json!({}));
+    assert_eq!(get_cp("a"), (200, "v3".to_string()));
+    // A synced clear: no value, even though an older one was synced.
+    set_cp("b", "v1", "true");
+    set_cp("b", "v2", "false");
+    papi(&server, "POST", "clear_all_checkpoints", "", None);
+    papi(&server, "POST", "sync", "", None);
+    set_cp("b", "v3", "false");
+    assert_eq!(get_cp("b").0, 404);
+    // A removed and recreated index starts with no history.
+    set_cp("c", "old", "true");
+    assert_eq!(call("DELETE", &server.url("/v1/indexes/pushed"), bearer(), None).0, 204);
+    set_cp("c", "new", "false");
+    assert_eq!(get_cp("c").0, 404);
+
+    // Refused first requests create nothing.
+    let stale = [("Authorization", bearer().unwrap()), ("Content-Type", "application/json"), ("X-Push-Session", "7")];
+    let (status, ..) = request(&server, "POST", "/v1/indexes/n1/documents", &stale, Some(br#"[{"uri": "a"}]"#));
+    assert_eq!(status, 409);
+    let long = "x".repeat(300);
+    let (status, reply, _) = call(
+        "PUT",
+        &server.url(&format!("/v1/indexes/n2/checkpoints/{long}")),
+        bearer(),
+        Some(("application/json", r#"{"value": "v"}"#)),
+    );
+    assert_eq!(status, 400, "{reply}");
+    let (status, reply, _) = call(
+        "POST",
+        &server.url("/v1/indexes/n3/bulk"),
+        bearer(),
+        Some((
+            "application/x-ndjson",
+            "{\"delete\": {}}\n{\"delete_root_path\": {\"root\": \"r\", \"recursive\": \"false\"}}\n",
+        )),
+    );
+    assert_eq!((status, &reply["errors"]), (200, &json!(true)), "{reply}");
+    assert!(reply["items"][1]["message"].as_str().unwrap().contains("true or false"), "{reply}");
+    std::fs::write(roots.path().join("a-file"), "x").unwrap();
+    let url = format!("file://{}", roots.path().join("a-file").display());
+    let (status, reply) =
+        post_json(&server, "/layar/liveSource", &json!({"liveSourceType": "FILE_SYSTEM", "url": url}));
+    assert_eq!(status, 400, "{reply}");
+    let names: Vec<Value> =
+        get(&server, "/v1/indexes").1.as_array().unwrap().iter().map(|i| i["name"].clone()).collect();
+    assert_eq!(names, [json!("pushed")], "a refused request created an index");
+
+    // A stale session on a barrier or a read: 409.
+    let session = get(&server, "/v1/indexes/pushed").1["session"].as_u64().unwrap();
+    let stale_session = (session + 1).to_string();
+    for (method, path) in [("POST", "/v1/indexes/pushed/sync"), ("GET", "/v1/indexes/pushed/watermarks")] {
+        let headers = [("Authorization", bearer().unwrap()), ("X-Push-Session", stale_session.as_str())];
+        let (status, reply, ..) = request(&server, method, path, &headers, (method == "POST").then_some(&b"{}"[..]));
+        assert_eq!((status, reply["error"].as_str()), (409, Some("session_mismatch")), "{method} {path}");
+    }
+    let good = session.to_string();
+    let headers = [("Authorization", bearer().unwrap()), ("X-Push-Session", good.as_str())];
+    assert_eq!(request(&server, "GET", "/v1/indexes/pushed/watermarks", &headers, None).0, 200);
+
+    // Live sources, their index removed, then created again.
+    let source = roots.path().join("tree");
+    std::fs::create_dir(&source).unwrap();
+    std::fs::write(source.join("f.txt"), "hello").unwrap();
+    let create = json!({"liveSourceType": "FILE_SYSTEM", "url": format!("file://{}", source.display())});
+    assert_eq!(post_json(&server, "/layar/liveSource", &create).0, 201);
+    assert_eq!(get(&server, "/layar/liveSource").1.as_array().unwrap().len(), 1);
+    assert_eq!(call("DELETE", &server.url("/v1/indexes/default"), bearer(), None).0, 204);
+    assert_eq!(get(&server, "/layar/liveSource").1, json!([]));
+    assert_eq!(post_json(&server, "/layar/liveSource", &create).0, 201);
+    assert_eq!(get(&server, "/layar/liveSource").1.as_array().unwrap().len(), 1);
 }

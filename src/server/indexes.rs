@@ -27,9 +27,17 @@ pub const MAX_MEMTABLE_BYTES: usize = 16 << 20;
 pub const MIN_MEMTABLE_BYTES: usize = 1 << 20;
 
 /// The indexes of one data directory.
+///
+/// An index is created by the first request that writes to it, and only if
+/// that request is accepted: [`Indexes::create_or_use`] runs the request on
+/// the new index before any other request can see it, and removes the
+/// index if the request is refused. Opening, creating and removing hold
+/// `changing`, so that no request opens a directory while another creates
+/// or removes it. Lock order: `changing`, then `open`.
 pub struct Indexes {
     dir: PathBuf,
     open: Mutex<HashMap<String, Index>>,
+    changing: Mutex<()>,
 }
 
 /// Checks an index name: 1–64 characters of `A-Z a-z 0-9 . _ -`, not
@@ -53,7 +61,7 @@ impl Indexes {
     pub fn new(data: &std::path::Path) -> std::io::Result<Indexes> {
         let dir = data.join("indexes");
         std::fs::create_dir_all(&dir)?;
-        Ok(Indexes { dir, open: Mutex::new(HashMap::new()) })
+        Ok(Indexes { dir, open: Mutex::new(HashMap::new()), changing: Mutex::new(()) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Index>> {
@@ -74,9 +82,22 @@ impl Indexes {
         }
     }
 
+    fn changing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The index `name` if it exists (opening it on first use). Blocks.
     pub fn get(&self, name: &str) -> ApiResult<Option<Index>> {
         check_name(name)?;
+        if let Some(index) = self.lock().get(name) {
+            return Ok(Some(index.clone()));
+        }
+        let _changing = self.changing();
+        self.open_existing(name)
+    }
+
+    /// [`Indexes::get`] with `changing` held.
+    fn open_existing(&self, name: &str) -> ApiResult<Option<Index>> {
         let mut open = self.lock();
         if let Some(index) = open.get(name) {
             return Ok(Some(index.clone()));
@@ -92,24 +113,62 @@ impl Indexes {
         }
     }
 
+    /// Where index `name` lives.
+    pub fn dir_of(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
     /// The index `name`, which must exist: `404 not_found` otherwise.
     pub fn existing(&self, name: &str) -> ApiResult<Index> {
         self.get(name)?.ok_or_else(|| ApiError::not_found(format!("no index named {name:?}")))
     }
 
-    /// The index `name`, created if it does not exist; and whether it was.
-    pub fn get_or_create(&self, name: &str) -> ApiResult<(Index, bool)> {
+    /// Runs `request` on index `name`, creating the index if it does not
+    /// exist (`request` is told whether it did). A new index is seen by no
+    /// other request until `request` returns; if `request` is refused (a
+    /// 4xx), the new index is closed and removed, so that a refused request
+    /// creates nothing. Other requests that need to open an index wait
+    /// meanwhile.
+    pub fn create_or_use<T>(&self, name: &str, request: impl FnOnce(&Index, bool) -> ApiResult<T>) -> ApiResult<T> {
+        self.create_or_use_keeping(name, request, |_| true)
+    }
+
+    /// [`Indexes::create_or_use`], where an accepted request keeps a new
+    /// index only when `keep` says it changed something (a bulk request
+    /// whose every line failed creates nothing either).
+    pub fn create_or_use_keeping<T>(
+        &self,
+        name: &str,
+        request: impl FnOnce(&Index, bool) -> ApiResult<T>,
+        keep: impl FnOnce(&T) -> bool,
+    ) -> ApiResult<T> {
         if let Some(index) = self.get(name)? {
-            return Ok((index, false));
+            return request(&index, false);
         }
-        let mut open = self.lock();
-        if let Some(index) = open.get(name) {
-            return Ok((index.clone(), false));
+        let changing = self.changing();
+        if let Some(index) = self.open_existing(name)? {
+            drop(changing);
+            return request(&index, false);
         }
-        let index = Index::open_with(self.dir.join(name), Indexes::options(Create::IfEmpty))?;
-        open.insert(name.to_string(), index.clone());
-        Indexes::rebalance(&open);
-        Ok((index, true))
+        let dir = self.dir.join(name);
+        let index = Index::open_with(&dir, Indexes::options(Create::IfEmpty))?;
+        let answer = request(&index, true);
+        let refused = match &answer {
+            Ok(value) => !keep(value),
+            Err(e) => e.status.is_client_error(),
+        };
+        match refused {
+            true => {
+                index.close()?;
+                std::fs::remove_dir_all(&dir).map_err(Error::Io)?;
+            }
+            false => {
+                let mut open = self.lock();
+                open.insert(name.to_string(), index);
+                Indexes::rebalance(&open);
+            }
+        }
+        answer
     }
 
     /// The indexes open now, by name.
@@ -162,16 +221,26 @@ impl Indexes {
         (count, problems)
     }
 
-    /// Closes and removes index `name`; false if there was none.
+    /// Closes and removes index `name`; false if there was none. An index
+    /// that does not open because it is damaged is removed too.
     pub fn remove(&self, name: &str) -> ApiResult<bool> {
-        let Some(index) = self.get(name)? else { return Ok(false) };
-        {
+        check_name(name)?;
+        let _changing = self.changing();
+        let dir = self.dir.join(name);
+        let index = match self.open_existing(name) {
+            Ok(Some(index)) => Some(index),
+            Ok(None) => return Ok(false),
+            Err(e) if e.code == "corrupt" => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(index) = index {
             let mut open = self.lock();
             open.remove(name);
             Indexes::rebalance(&open);
+            drop(open);
+            index.close()?;
         }
-        index.close()?;
-        std::fs::remove_dir_all(self.dir.join(name)).map_err(Error::Io)?;
+        std::fs::remove_dir_all(&dir).map_err(Error::Io)?;
         Ok(true)
     }
 

@@ -32,22 +32,21 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/layar/liveSource/{id}/stop", post(stop))
 }
 
-/// The connectors of the `default` index, opened on first use; the index
-/// is created only by the first live source (`create`), so that reads and
-/// refused requests leave nothing behind.
-fn open_connectors(state: &AppState, create: bool) -> ApiResult<Option<Connectors>> {
-    let mut slot = state.connectors.lock().unwrap_or_else(|e| e.into_inner());
+/// The connectors of the `default` index, opened on first use; `None`
+/// while no live source was ever created (the index is created only by the
+/// first one, so that reads and refused requests leave nothing behind).
+fn open_connectors(state: &AppState) -> ApiResult<Option<Connectors>> {
+    let slot = || state.connectors.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(connectors) = slot().as_ref() {
+        return Ok(Some(connectors.clone()));
+    }
+    // Not under the slot's lock: a first live source being created holds
+    // the indexes' lock, then takes the slot's.
+    let Some(index) = state.indexes.get(LIVE_SOURCE_INDEX)? else { return Ok(None) };
+    let mut slot = slot();
     if let Some(connectors) = slot.as_ref() {
         return Ok(Some(connectors.clone()));
     }
-    let index = if create {
-        state.indexes.get_or_create(LIVE_SOURCE_INDEX)?.0
-    } else {
-        match state.indexes.get(LIVE_SOURCE_INDEX)? {
-            Some(index) => index,
-            None => return Ok(None),
-        }
-    };
     let connectors = Connectors::open(&index)?;
     *slot = Some(connectors.clone());
     Ok(Some(connectors))
@@ -56,7 +55,7 @@ fn open_connectors(state: &AppState, create: bool) -> ApiResult<Option<Connector
 /// The connectors, for a route that names a live source: `404` when none
 /// was ever created.
 fn connectors(state: &AppState) -> ApiResult<Connectors> {
-    open_connectors(state, false)?.ok_or_else(|| ApiError::not_found("no such live source: none has been created"))
+    open_connectors(state)?.ok_or_else(|| ApiError::not_found("no such live source: none has been created"))
 }
 
 /// The JSON body, if any (an empty body is `{}`); its `"id"`, when given,
@@ -145,9 +144,26 @@ pub(super) async fn create(State(state): State<AppState>, request: Request) -> A
     let dir = source_dir(&state, &url)?;
     let (name, description) = (text("name"), text("description").unwrap_or_default());
     blocking(move || {
-        let connectors = open_connectors(&state, true)?.expect("created when missing");
-        let info = connectors.create_directory_described(&dir, name.as_deref(), &description, mode)?;
-        connectors.start_import(&info.id)?;
+        let create = |connectors: &Connectors| -> ApiResult<ConnectorInfo> {
+            let info = connectors.create_directory_described(&dir, name.as_deref(), &description, mode)?;
+            connectors.start_import(&info.id)?;
+            Ok(info)
+        };
+        let info = match open_connectors(&state)? {
+            Some(connectors) => create(&connectors)?,
+            // The first live source creates the index `default`, unless it
+            // is refused.
+            None => state.indexes.create_or_use(LIVE_SOURCE_INDEX, |index, _| {
+                let mut slot = state.connectors.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(connectors) = slot.as_ref() {
+                    return create(connectors);
+                }
+                let connectors = Connectors::open(index)?;
+                let info = create(&connectors)?;
+                *slot = Some(connectors);
+                Ok(info)
+            })?,
+        };
         Ok((StatusCode::CREATED, Json(connector_json(&info))).into_response())
     })
     .await
@@ -156,7 +172,7 @@ pub(super) async fn create(State(state): State<AppState>, request: Request) -> A
 #[utoipa::path(get, path = "/layar/liveSource", tag = "layar", summary = "Every live source", responses((status = 200, body = Vec<LiveSource>), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
 pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let list = open_connectors(&state, false)?.map(|c| c.list()).unwrap_or_default();
+        let list = open_connectors(&state)?.map(|c| c.list()).unwrap_or_default();
         Ok(Json(Value::Array(list.iter().map(connector_json).collect())))
     })
     .await
@@ -265,7 +281,14 @@ pub(super) async fn import(
                 format!("live source {id} has an import under way: stop it first, or wait"),
             ));
         }
-        let status = connectors.start_import(&id)?;
+        // Two imports asked for at once: the one that loses the race is a
+        // conflict too, not a bad request.
+        let status = connectors.start_import(&id).map_err(|e| match e {
+            crate::Error::InvalidInput { reason } if connectors.job_status(&id).is_ok_and(|s| s.status.is_active()) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", reason)
+            }
+            e => e.into(),
+        })?;
         Ok((StatusCode::ACCEPTED, Json(job_json(&status))).into_response())
     })
     .await

@@ -14,6 +14,7 @@
 //! and the rest of `/v1` come next.
 
 mod auth;
+mod checkpoints;
 mod error;
 mod indexes;
 mod layar;
@@ -74,7 +75,7 @@ pub(crate) struct AppState {
     indexes: Arc<Indexes>,
     max_body_bytes: usize,
     in_flight: Arc<Semaphore>,
-    checkpoints: Arc<papi::CheckpointHistory>,
+    checkpoints: Arc<checkpoints::CheckpointHistory>,
     /// The live sources' connectors (of the index `default`), once used.
     connectors: Arc<std::sync::Mutex<Option<crate::connector::Connectors>>>,
     /// `--source-root`s, canonical.
@@ -123,6 +124,8 @@ fn load_token(config: &Config) -> std::io::Result<String> {
             eprintln!("token: {} (from that file)", path.display());
             return Ok(token);
         }
+        // An empty file (a crash while it was written): made again.
+        std::fs::remove_file(&path)?;
     }
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -176,28 +179,43 @@ pub fn serve(config: Config) -> crate::Result<()> {
     };
     let refreshed = indexes.clone();
     metrics::install();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // Every request in flight may hold a blocking thread (a sync, a
+    // streamed enumeration): room for all of them, and the timer's.
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().max_blocking_threads(MAX_IN_FLIGHT + 64).enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        // Registered before the line is printed: a SIGTERM sent as soon as
+        // the line is read stops the server gracefully.
+        let stop = stop_signal()?;
         // The printed line is the truth (port 0 picks a free port).
         println!("pushdex serve: listening on http://{}", listener.local_addr()?);
         if let Some(every) = config.refresh_interval {
             tokio::spawn(refresh_every(refreshed, every));
         }
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            stop.await;
+            let _ = stopping.send(true);
+        });
+        let signalled = move |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
         let app = router(state);
-        let server = axum::serve(listener, app).with_graceful_shutdown(stop_signal());
-        let server = tokio::spawn(async move { server.await });
+        let server = axum::serve(listener, app).with_graceful_shutdown(signalled(stopped.clone()));
+        let mut server = tokio::spawn(async move { server.await });
         // Requests in flight get GRACE once the signal came.
-        let mut server = server;
         tokio::select! {
             result = &mut server => result.map_err(std::io::Error::other)??,
-            () = async { stop_signal().await; tokio::time::sleep(GRACE).await } => {
+            () = async { signalled(stopped).await; tokio::time::sleep(GRACE).await } => {
                 eprintln!("pushdex serve: requests still in flight after {GRACE:?}; stopping anyway");
             }
         }
         std::io::Result::Ok(())
     })?;
-    runtime.shutdown_timeout(GRACE);
+    // The requests' own work ended with them (or GRACE is spent): what is
+    // left gets a moment, not another GRACE.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     // Import jobs stop at a batch boundary (dropping the connectors joins
     // them) before the indexes close.
     drop(connectors.lock().unwrap_or_else(|e| e.into_inner()).take());
@@ -229,23 +247,26 @@ async fn refresh_every(indexes: Arc<Indexes>, every: Duration) {
     }
 }
 
-/// Resolves at SIGINT or SIGTERM.
-async fn stop_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// A future that resolves at SIGINT or SIGTERM; the handlers are
+/// registered when this returns.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {}
-        () = terminate => {}
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
@@ -255,13 +276,16 @@ fn router(state: AppState) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics::scrape))
         .route("/openapi.json", get(openapi::openapi))
-        .merge(v1::routes())
+        .merge(v1::routes().route_layer(middleware::from_fn_with_state(state.clone(), v1::session_guard)))
         .merge(papi::routes())
         .merge(layar::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
+        // Layers run outermost (last added) first: the log line, metrics,
+        // JSON errors, panics, the time limit, then authentication before
+        // any limit, then the in-flight and body limits.
         .layer(middleware::from_fn_with_state(state.clone(), limit_body))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
         .layer(middleware::from_fn_with_state(state.clone(), limit_in_flight))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
         .layer(middleware::from_fn(time_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(error::json_errors))
@@ -328,7 +352,7 @@ async fn log_request(request: Request, next: Next) -> Response {
 
 /// `429` with `Retry-After` beyond [`MAX_IN_FLIGHT`] requests at once.
 async fn limit_in_flight(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+    let Ok(permit) = state.in_flight.clone().try_acquire_owned() else {
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
@@ -336,7 +360,15 @@ async fn limit_in_flight(State(state): State<AppState>, request: Request, next: 
         )
         .into_response();
     };
-    next.run(request).await
+    // A streamed body (enumerate) is in flight until its last byte: the
+    // permit goes with the body.
+    use http_body_util::BodyExt;
+    next.run(request).await.map(|body| {
+        axum::body::Body::new(body.map_frame(move |frame| {
+            let _in_flight = &permit;
+            frame
+        }))
+    })
 }
 
 /// `413` before the body is read when its Content-Length says it is over
@@ -353,7 +385,17 @@ async fn limit_body(State(state): State<AppState>, request: Request, next: Next)
     next.run(request).await
 }
 
-/// The request's body, at most `limit` bytes (`413` past it).
+/// The request's body, at most `limit` bytes (`413` past it; `400` for a
+/// body that breaks off or is malformed).
 async fn read_body(request: Request, limit: usize) -> ApiResult<axum::body::Bytes> {
-    axum::body::to_bytes(request.into_body(), limit).await.map_err(|_| ApiError::too_large(limit))
+    axum::body::to_bytes(request.into_body(), limit).await.map_err(|e| {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(error) = cause {
+            if error.is::<http_body_util::LengthLimitError>() {
+                return ApiError::too_large(limit);
+            }
+            cause = error.source();
+        }
+        ApiError::invalid(format!("the request body could not be read: {e}"))
+    })
 }

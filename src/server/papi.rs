@@ -126,22 +126,13 @@ async fn command(
     blocking(move || {
         // Any command creates the index (a Push API client has no other
         // way to), but a refused one leaves nothing behind.
-        let (index, created) = state.indexes.get_or_create(&name)?;
-        let answer = (|| {
+        let text = state.indexes.create_or_use(&name, |index, _| {
             if let Some(session) = fields.text("PAPI_session")? {
-                check_session(&index, &session)?;
+                check_session(index, &session)?;
             }
-            run(&state, &name, &index, &command, &fields)
-        })();
-        match answer {
-            Ok(text) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()),
-            Err(e) => {
-                if created && e.status.is_client_error() {
-                    let _ = state.indexes.remove(&name);
-                }
-                Err(e)
-            }
-        }
+            run(&state, index, &command, &fields)
+        })?;
+        Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
     })
     .await
 }
@@ -217,7 +208,7 @@ fn checkpoint_name(fields: &Fields) -> ApiResult<String> {
     })
 }
 
-fn run(state: &AppState, name: &str, index: &Index, command: &str, fields: &Fields) -> ApiResult<String> {
+fn run(state: &AppState, index: &Index, command: &str, fields: &Fields) -> ApiResult<String> {
     let serial = |s: Serial| Ok(s.0.to_string());
     match command {
         "get_current_session_id" => Ok(index.session_id().0.to_string()),
@@ -302,8 +293,7 @@ fn run(state: &AppState, name: &str, index: &Index, command: &str, fields: &Fiel
             let value = fields.required("PAPI_checkpoint")?;
             let cp = checkpoint_name(fields)?;
             let sync = fields.bool("PAPI_sync", false)?;
-            state.checkpoints.remember(name, index, &cp)?;
-            let s = index.set_checkpoint(&cp, &value)?;
+            let s = state.checkpoints.set(index, &cp, &value)?;
             if sync {
                 super::metrics::sync(index)?;
             }
@@ -311,14 +301,14 @@ fn run(state: &AppState, name: &str, index: &Index, command: &str, fields: &Fiel
         }
         "get_checkpoint" => {
             let cp = checkpoint_name(fields)?;
-            state.checkpoints.synced_value(name, index, &cp)?.ok_or_else(|| {
+            state.checkpoints.synced_value(index, &cp)?.ok_or_else(|| {
                 ApiError::not_found(format!("no synced checkpoint named {cp:?} (sync, or PAPI_sync=true)"))
             })
         }
         "get_checkpoint_info" => {
             let cp = checkpoint_name(fields)?;
             let value = if fields.bool("PAPI_showSynchronizedOnly", true)? {
-                state.checkpoints.synced_value(name, index, &cp)?
+                state.checkpoints.synced_value(index, &cp)?
             } else {
                 index.checkpoint(&cp)?.map(|c| c.value)
             };
@@ -328,15 +318,14 @@ fn run(state: &AppState, name: &str, index: &Index, command: &str, fields: &Fiel
             let synced_only = fields.bool("PAPI_showSynchronizedOnly", false)?;
             let mut out = String::new();
             for c in index.checkpoints()? {
-                let value =
-                    if synced_only { state.checkpoints.synced_value(name, index, &c.name)? } else { Some(c.value) };
+                let value = if synced_only { state.checkpoints.synced_value(index, &c.name)? } else { Some(c.value) };
                 if let Some(value) = value {
                     out.push_str(&format!("{} {}\n", encode(&c.name), escape_value(&value)));
                 }
             }
             Ok(out)
         }
-        "clear_all_checkpoints" => serial(index.clear_checkpoints()?),
+        "clear_all_checkpoints" => serial(state.checkpoints.clear(index)?),
         "sync" => serial(super::metrics::sync(index)?),
         "trigger_indexing_job" => serial(super::metrics::refresh(index)?),
         "are_documents_searchable" => {
@@ -484,52 +473,4 @@ fn visible_text(html: &str) -> String {
     html2text::config::plain_no_decorate()
         .string_from_read(html.as_bytes(), usize::MAX / 4)
         .unwrap_or_else(|_| html.to_string())
-}
-
-/// The values of checkpoints set through this dialect that were replaced
-/// before they were synced: `get_checkpoint` answers the newest *synced*
-/// value, and the library keeps only the newest.
-#[derive(Default)]
-pub(super) struct CheckpointHistory {
-    earlier: std::sync::Mutex<HashMap<CheckpointKey, Vec<(String, u64)>>>,
-}
-
-/// (index, checkpoint): whose earlier values (with their serials, oldest
-/// first) are kept.
-type CheckpointKey = (String, String);
-
-impl CheckpointHistory {
-    /// Before `name` is set again: keeps its current value while it may
-    /// still be the newest synced one.
-    fn remember(&self, index_name: &str, index: &Index, name: &str) -> ApiResult<()> {
-        let Some(current) = index.checkpoint(name)? else { return Ok(()) };
-        let mut earlier = self.earlier.lock().unwrap_or_else(|e| e.into_inner());
-        let list = earlier.entry((index_name.to_string(), name.to_string())).or_default();
-        let synced = index.watermarks().synced.0;
-        // Only the newest synced value, and what came after it, can matter.
-        if let Some(newest_synced) = list.iter().rposition(|(_, s)| *s <= synced) {
-            list.drain(..newest_synced);
-        }
-        list.push((current.value, current.serial.0));
-        Ok(())
-    }
-
-    /// The newest synced value of checkpoint `name`.
-    fn synced_value(&self, index_name: &str, index: &Index, name: &str) -> ApiResult<Option<String>> {
-        let current = index.checkpoint(name)?;
-        if let Some(c) = &current {
-            if c.state >= DocState::Synced {
-                return Ok(Some(c.value.clone()));
-            }
-        }
-        let synced = index.watermarks().synced.0;
-        let earlier = self.earlier.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(list) = earlier.get(&(index_name.to_string(), name.to_string())) else { return Ok(None) };
-        // A deletion or clear after the value makes it gone: only values
-        // that the current checkpoint replaced count.
-        if current.is_none() {
-            return Ok(None);
-        }
-        Ok(list.iter().rev().find(|(_, s)| *s <= synced).map(|(v, _)| v.clone()))
-    }
 }

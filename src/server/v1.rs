@@ -97,6 +97,31 @@ impl Params {
     }
 }
 
+/// Middleware of every `/v1/indexes/{name}/...` route, reads and barriers
+/// included: a request that names a push session (`X-Push-Session`) that
+/// is not the index's current one gets `409 session_mismatch`, whatever it
+/// asks (a client that crashed must not take a sync or a status for its
+/// own). An index that does not exist is left to the handler (`404`).
+pub(super) async fn session_guard(
+    State(state): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let given = request.headers().get("x-push-session").map(|v| v.to_str().unwrap_or_default().to_string());
+    let name = request.uri().path().strip_prefix("/v1/indexes/").and_then(|rest| rest.split('/').next());
+    if let (Some(given), Some(name)) = (given, name.map(str::to_string)) {
+        let checked = blocking(move || match state.indexes.get(&name) {
+            Ok(Some(index)) => super::check_session(&index, &given),
+            _ => Ok(()),
+        })
+        .await;
+        if let Err(e) = checked {
+            return e.into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// `X-Push-Session`, when given, must be the index's current session.
 fn check_session(index: &Index, headers: &HeaderMap) -> ApiResult<()> {
     match headers.get("x-push-session") {
@@ -124,13 +149,15 @@ async fn write_one(
     op: impl FnOnce(&Index) -> ApiResult<crate::Serial> + Send + 'static,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let index = match create {
-            Create::Yes => state.indexes.get_or_create(&name)?.0,
-            Create::No => state.indexes.existing(&name)?,
+        let write = |index: &Index, _created: bool| {
+            check_session(index, &headers)?;
+            let serial = op(index)?;
+            Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(index, wait)?) })))
         };
-        check_session(&index, &headers)?;
-        let serial = op(&index)?;
-        Ok(Json(json!({ "serial": serial.0, "state": state_name(reach(&index, wait)?) })))
+        match create {
+            Create::Yes => state.indexes.create_or_use(&name, write),
+            Create::No => write(&state.indexes.existing(&name)?, false),
+        }
     })
     .await
 }
@@ -212,9 +239,10 @@ pub(super) async fn get_index(State(state): State<AppState>, Path(name): Path<St
 #[utoipa::path(put, path = "/v1/indexes/{name}", tag = "v1", summary = "Create an index", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, description = "It existed", body = IndexInfo), (status = 201, description = "Created", body = IndexInfo), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
 pub(super) async fn put_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
     blocking(move || {
-        let (index, created) = state.indexes.get_or_create(&name)?;
+        let (created, info) =
+            state.indexes.create_or_use(&name, |index, created| Ok((created, index_json(&name, index)?)))?;
         let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-        Ok((status, Json(index_json(&name, &index)?)).into_response())
+        Ok((status, Json(info)).into_response())
     })
     .await
 }
@@ -222,7 +250,13 @@ pub(super) async fn put_index(State(state): State<AppState>, Path(name): Path<St
 #[utoipa::path(delete, path = "/v1/indexes/{name}", tag = "v1", summary = "Remove an index and its directory", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 204, description = "Closed and removed"), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
 pub(super) async fn delete_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     blocking(move || {
-        if state.indexes.remove(&name)? {
+        if name == super::layar::LIVE_SOURCE_INDEX {
+            // The live sources go with their index: their jobs stop first.
+            drop(state.connectors.lock().unwrap_or_else(|e| e.into_inner()).take());
+        }
+        let removed = state.indexes.remove(&name)?;
+        state.checkpoints.forget(&state.indexes.dir_of(&name));
+        if removed {
             Ok(StatusCode::NO_CONTENT)
         } else {
             Err(ApiError::not_found(format!("no index named {name:?}")))
@@ -343,22 +377,13 @@ pub(super) async fn add_documents(
     }
     blocking(move || {
         let count = docs.len();
-        // A refused request creates nothing: the batch is checked by the
-        // library before anything is written, and the index is created
-        // only for a batch it can take.
-        let (index, created) = state.indexes.get_or_create(&name)?;
-        check_session(&index, &headers)?;
-        let last = match index.add_all(docs) {
-            Ok(last) => last,
-            Err(e) => {
-                if created {
-                    let _ = state.indexes.remove(&name);
-                }
-                return Err(e.into());
-            }
-        };
-        let reached = reach(&index, wait)?;
-        Ok(Json(json!({ "count": count, "last_serial": last.0, "state": state_name(reached) })))
+        // A refused request creates nothing (create_or_use).
+        state.indexes.create_or_use(&name, |index, _| {
+            check_session(index, &headers)?;
+            let last = index.add_all(docs)?;
+            let reached = reach(index, wait)?;
+            Ok(Json(json!({ "count": count, "last_serial": last.0, "state": state_name(reached) })))
+        })
     })
     .await
 }
@@ -619,7 +644,7 @@ pub(super) struct DeleteMany {
     /// A folder: the documents under it.
     #[serde(default)]
     root_path: Option<String>,
-    /// With `root_path`: its sub-folders too (default false).
+    /// With `root_path`: its sub-folders too (default true).
     #[serde(default)]
     recursive: Option<bool>,
     /// A raw URI prefix (not empty).
@@ -678,7 +703,14 @@ fn bulk_op(line: &str) -> ApiResult<BulkOp> {
         }
         "delete" => BulkOp::Delete(need("uri")?),
         "delete_root_path" => {
-            BulkOp::DeleteRootPath(need("root")?, body.get("recursive").and_then(Value::as_bool).unwrap_or(true))
+            let recursive = match body.get("recursive") {
+                None => true,
+                Some(Value::Bool(b)) => *b,
+                Some(other) => {
+                    return Err(ApiError::invalid(format!("delete_root_path: recursive is true or false, not {other}")))
+                }
+            };
+            BulkOp::DeleteRootPath(need("root")?, recursive)
         }
         "delete_prefix" => BulkOp::DeletePrefix(need("prefix")?),
         "set_checkpoint" => BulkOp::SetCheckpoint(need("name")?, need("value")?),
@@ -699,31 +731,43 @@ pub(super) async fn bulk(
     let body = read_body(request, state.max_body_bytes).await?;
     let text = String::from_utf8(body.to_vec()).map_err(|_| ApiError::invalid("the body is not UTF-8"))?;
     blocking(move || {
-        let (index, _) = state.indexes.get_or_create(&name)?;
-        check_session(&index, &headers)?;
-        let mut items = Vec::new();
-        let mut errors = false;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let result = bulk_op(line).and_then(|op| {
-                Ok(match op {
-                    BulkOp::Add(doc) => index.add(doc)?,
-                    BulkOp::Update(uri, update) => index.update(&uri, update)?,
-                    BulkOp::Delete(uri) => index.delete(&uri)?,
-                    BulkOp::DeleteRootPath(root, recursive) => index.delete_root_path(&root, recursive)?,
-                    BulkOp::DeletePrefix(prefix) => index.delete_with_prefix(&prefix)?,
-                    BulkOp::SetCheckpoint(name, value) => index.set_checkpoint(&name, &value)?,
-                })
-            });
-            items.push(match result {
-                Ok(serial) => json!({ "serial": serial.0 }),
-                Err(e) => {
-                    errors = true;
-                    json!({ "error": e.code, "message": e.message })
+        let history = state.checkpoints.clone();
+        // A request none of whose lines was accepted creates nothing.
+        let (reply, _) = state.indexes.create_or_use_keeping(
+            &name,
+            |index, _| {
+                check_session(index, &headers)?;
+                let mut items = Vec::new();
+                let mut errors = false;
+                let mut accepted = false;
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    let result = bulk_op(line).and_then(|op| {
+                        Ok(match op {
+                            BulkOp::Add(doc) => index.add(doc)?,
+                            BulkOp::Update(uri, update) => index.update(&uri, update)?,
+                            BulkOp::Delete(uri) => index.delete(&uri)?,
+                            BulkOp::DeleteRootPath(root, recursive) => index.delete_root_path(&root, recursive)?,
+                            BulkOp::DeletePrefix(prefix) => index.delete_with_prefix(&prefix)?,
+                            BulkOp::SetCheckpoint(name, value) => history.set(index, &name, &value)?,
+                        })
+                    });
+                    items.push(match result {
+                        Ok(serial) => {
+                            accepted = true;
+                            json!({ "serial": serial.0 })
+                        }
+                        Err(e) => {
+                            errors = true;
+                            json!({ "error": e.code, "message": e.message })
+                        }
+                    });
                 }
-            });
-        }
-        let reached = reach(&index, wait)?;
-        Ok(Json(json!({ "errors": errors, "items": items, "state": state_name(reached) })))
+                let reached = reach(index, wait)?;
+                Ok((Json(json!({ "errors": errors, "items": items, "state": state_name(reached) })), accepted))
+            },
+            |(_, accepted)| *accepted,
+        )?;
+        Ok(reply)
     })
     .await
 }
@@ -816,7 +860,8 @@ pub(super) async fn clear_checkpoints(
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let wait = Params::parse(query).wait()?;
-    write_one(state, name, headers, wait, Create::No, |index| Ok(index.clear_checkpoints()?)).await
+    let history = state.checkpoints.clone();
+    write_one(state, name, headers, wait, Create::No, move |index| Ok(history.clear(index)?)).await
 }
 
 #[utoipa::path(get, path = "/v1/indexes/{name}/checkpoints/{cp}", tag = "v1", summary = "One checkpoint", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), ("cp" = String, Path, description = "The checkpoint")), responses((status = 200, body = CheckpointJson), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
@@ -851,7 +896,8 @@ pub(super) async fn put_checkpoint(
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::invalid("the body is {\"value\": \"...\"}"))?
         .to_string();
-    write_one(state, name, headers, wait, Create::Yes, move |index| Ok(index.set_checkpoint(&cp, &value)?)).await
+    let history = state.checkpoints.clone();
+    write_one(state, name, headers, wait, Create::Yes, move |index| Ok(history.set(index, &cp, &value)?)).await
 }
 
 #[utoipa::path(delete, path = "/v1/indexes/{name}/checkpoints/{cp}", tag = "v1", summary = "Remove a checkpoint", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), ("cp" = String, Path, description = "The checkpoint"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), responses((status = 200, body = WriteAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
@@ -863,7 +909,8 @@ pub(super) async fn delete_checkpoint(
 ) -> ApiResult<Json<Value>> {
     reserved(&cp)?;
     let wait = Params::parse(query).wait()?;
-    write_one(state, name, headers, wait, Create::No, move |index| Ok(index.delete_checkpoint(&cp)?)).await
+    let history = state.checkpoints.clone();
+    write_one(state, name, headers, wait, Create::No, move |index| Ok(history.delete(index, &cp)?)).await
 }
 
 #[utoipa::path(get, path = "/v1/indexes/{name}/serials/{n}", tag = "v1", summary = "A serial's state", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), ("n" = u64, Path, description = "A serial")), responses((status = 200, body = SerialState), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
