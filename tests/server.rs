@@ -1437,4 +1437,17 @@ fn review_findings_checkpoints_creations_sessions_and_live_sources() {
     assert_eq!(get(&server, "/layar/liveSource").1, json!([]));
     assert_eq!(post_json(&server, "/layar/liveSource", &create).0, 201);
     assert_eq!(get(&server, "/layar/liveSource").1.as_array().unwrap().len(), 1);
+    // A file URL is percent-encoded (and may name localhost); an interval
+    // that is not a whole number of seconds is refused.
+    let spaced = roots.path().join("my tree");
+    std::fs::create_dir(&spaced).unwrap();
+    let url = format!("file://localhost{}", spaced.display()).replace(' ', "%20");
+    let (status, reply) =
+        post_json(&server, "/layar/liveSource", &json!({"liveSourceType": "FILE_SYSTEM", "url": url}));
+    assert_eq!(status, 201, "{reply}");
+    let other = roots.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let bad = json!({"liveSourceType": "FILE_SYSTEM", "url": other.to_str().unwrap(), "runMode": "CONTINUOUS",
+                     "scanIntervalSeconds": "often"});
+    assert_eq!(post_json(&server, "/layar/liveSource", &bad).0, 400);
 }

@@ -107,7 +107,17 @@ fn job_json(status: &JobStatus) -> Value {
 /// The directory of a `FILE_SYSTEM` source, which must lie under one of the
 /// server's `--source-root`s (after `..` and symlinks are resolved).
 fn source_dir(state: &AppState, url: &str) -> ApiResult<PathBuf> {
-    let path = url.strip_prefix("file://").unwrap_or(url);
+    // file:///dir, file://localhost/dir (percent-encoded, as a file URL
+    // is), or a plain absolute path.
+    let path = match url.strip_prefix("file://") {
+        Some(rest) => {
+            let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+            let bytes: Vec<u8> = percent_encoding::percent_decode_str(rest).collect();
+            String::from_utf8(bytes).map_err(|_| ApiError::invalid(format!("url {url:?}: not UTF-8 once decoded")))?
+        }
+        None => url.to_string(),
+    };
+    let path = path.as_str();
     if !path.starts_with('/') {
         return Err(ApiError::invalid(format!("url {url:?}: file:///absolute/dir or /absolute/dir")));
     }
@@ -136,7 +146,12 @@ pub(super) async fn create(State(state): State<AppState>, request: Request) -> A
     let mode = match text("runMode").map(|m| m.to_ascii_uppercase()).as_deref() {
         None | Some("SCAN_ONCE") => RunMode::Once,
         Some("CONTINUOUS") => {
-            let secs = body.get("scanIntervalSeconds").and_then(Value::as_u64).unwrap_or(60);
+            let secs = match body.get("scanIntervalSeconds") {
+                None | Some(Value::Null) => 60,
+                Some(v) => v.as_u64().filter(|s| *s > 0).ok_or_else(|| {
+                    ApiError::invalid(format!("scanIntervalSeconds {v}: a whole number of seconds, at least 1"))
+                })?,
+            };
             RunMode::Continuous { interval: Duration::from_secs(secs) }
         }
         Some(other) => return Err(ApiError::invalid(format!("runMode {other:?}: SCAN_ONCE or CONTINUOUS"))),

@@ -173,17 +173,13 @@ async fn body_fields(headers: &HeaderMap, body: axum::body::Bytes, limit: usize)
     ))
 }
 
+/// What RFC 3986 leaves unreserved: letters, digits, `-`, `.`, `_`, `~`.
+const RESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// Percent-encodes all but RFC 3986's unreserved characters.
 fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, RESERVED).to_string()
 }
 
 /// A checkpoint value in a line: `\` `\\`, CR `\r`, LF `\n`.
