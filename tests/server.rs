@@ -1450,4 +1450,18 @@ fn review_findings_checkpoints_creations_sessions_and_live_sources() {
     let bad = json!({"liveSourceType": "FILE_SYSTEM", "url": other.to_str().unwrap(), "runMode": "CONTINUOUS",
                      "scanIntervalSeconds": "often"});
     assert_eq!(post_json(&server, "/layar/liveSource", &bad).0, 400);
+
+    // A Push API part in another encoding is decoded by its label; an
+    // unknown label makes a binary part.
+    let (content_type, body) = multipart(&[
+        ("PAPI_e:uri", None, b"enc/1252"),
+        ("PAPI_e:part_bytes:master", Some("text/plain"), b"caf\xe9 cr\xe8me"),
+        ("PAPI_e:part_directive:master:encoding", None, b"windows-1252"),
+        ("PAPI_f:uri", None, b"enc/unknown"),
+        ("PAPI_f:part_bytes:master", Some("text/plain"), b"caf\xe9"),
+        ("PAPI_f:part_directive:master:encoding", None, b"no-such-encoding"),
+    ]);
+    assert_eq!(papi(&server, "POST", "add_documents", "", Some((content_type, body))).0, 200);
+    assert_eq!(get(&server, "/v1/indexes/pushed/documents?uri=enc/1252").1["text"]["master"], "café crème");
+    assert_eq!(get(&server, "/v1/indexes/pushed/documents?uri=enc/unknown").1["binary"]["master"], "Y2Fm6Q==");
 }

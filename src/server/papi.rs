@@ -411,11 +411,17 @@ impl PapiDocument {
         if !texty {
             return Content::Binary(bytes.to_vec());
         }
+        // Any encoding label of the WHATWG Encoding Standard (`utf8`,
+        // `latin1`, `windows-1252`, `shift_jis`, ...); bytes that do not
+        // decode, or an unknown label, make a binary part.
         let decoded = match directive("encoding").map(str::to_ascii_lowercase).as_deref() {
             None | Some("utf-8" | "utf8") => String::from_utf8(bytes.to_vec()).ok(),
-            Some("iso-8859-1" | "latin1" | "latin-1") => Some(bytes.iter().map(|&b| b as char).collect()),
-            Some("us-ascii" | "ascii") if bytes.is_ascii() => String::from_utf8(bytes.to_vec()).ok(),
-            Some(_) => None,
+            Some(label) => {
+                let label = if label == "latin-1" { "latin1" } else { label };
+                encoding_rs::Encoding::for_label(label.as_bytes()).and_then(|encoding| {
+                    encoding.decode_without_bom_handling_and_without_replacement(bytes).map(|text| text.into_owned())
+                })
+            }
         };
         let Some(text) = decoded else { return Content::Binary(bytes.to_vec()) };
         if matches!(mime.as_deref(), Some("text/html" | "application/xhtml+xml")) {
