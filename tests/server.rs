@@ -1422,6 +1422,19 @@ fn review_findings_checkpoints_creations_sessions_and_live_sources() {
         let (status, reply, ..) = request(&server, method, path, &headers, (method == "POST").then_some(&b"{}"[..]));
         assert_eq!((status, reply["error"].as_str()), (409, Some("session_mismatch")), "{method} {path}");
     }
+    // The same through a percent-encoded name, and on PUT of a new index.
+    let headers = [("Authorization", bearer().unwrap()), ("X-Push-Session", stale_session.as_str())];
+    let (status, ..) = request(&server, "POST", "/v1/indexes/%70ushed/sync", &headers, Some(b"{}"));
+    assert_eq!(status, 409);
+    assert_eq!(request(&server, "PUT", "/v1/indexes/n4", &headers, None).0, 409);
+    assert_eq!(get(&server, "/v1/indexes/n4").0, 404);
+    // The Push API does not show pushdex's own checkpoints; a synced value
+    // of a checkpoint deleted since is still listed as synced.
+    assert_eq!(get_cp("pushdex.x").0, 400);
+    set_cp("d", "kept", "true");
+    call("DELETE", &server.url("/v1/indexes/pushed/checkpoints/d"), bearer(), None);
+    let (_, listed) = papi(&server, "GET", "enumerate_checkpoints_info", "?PAPI_showSynchronizedOnly=true", None);
+    assert!(listed.contains("d kept\n"), "{listed}");
     let good = session.to_string();
     let headers = [("Authorization", bearer().unwrap()), ("X-Push-Session", good.as_str())];
     assert_eq!(request(&server, "GET", "/v1/indexes/pushed/watermarks", &headers, None).0, 200);
@@ -1447,9 +1460,11 @@ fn review_findings_checkpoints_creations_sessions_and_live_sources() {
     assert_eq!(status, 201, "{reply}");
     let other = roots.path().join("other");
     std::fs::create_dir(&other).unwrap();
-    let bad = json!({"liveSourceType": "FILE_SYSTEM", "url": other.to_str().unwrap(), "runMode": "CONTINUOUS",
-                     "scanIntervalSeconds": "often"});
-    assert_eq!(post_json(&server, "/layar/liveSource", &bad).0, 400);
+    for interval in [json!("often"), json!(0), json!(u64::MAX)] {
+        let bad = json!({"liveSourceType": "FILE_SYSTEM", "url": other.to_str().unwrap(), "runMode": "CONTINUOUS",
+                         "scanIntervalSeconds": interval});
+        assert_eq!(post_json(&server, "/layar/liveSource", &bad).0, 400, "{interval}");
+    }
 
     // A Push API part in another encoding is decoded by its label; an
     // unknown label makes a binary part.

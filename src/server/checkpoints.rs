@@ -58,12 +58,24 @@ impl CheckpointHistory {
 
     /// `index.clear_checkpoints()`, recorded for every checkpoint it clears.
     pub(crate) fn clear(&self, index: &Index) -> Result<Serial> {
+        let mut histories = self.lock();
+        let names = Self::names_locked(&histories, index)?;
+        Self::write_locked(&mut histories, index, &names, || index.clear_checkpoints(), None)
+    }
+
+    /// Every checkpoint name of `index` now, and those written since the
+    /// server started (a deleted one may still have a synced value), sorted.
+    pub(crate) fn names(&self, index: &Index) -> Result<Vec<String>> {
+        Self::names_locked(&self.lock(), index)
+    }
+
+    fn names_locked(histories: &HashMap<(PathBuf, String), History>, index: &Index) -> Result<Vec<String>> {
         let mut names: Vec<String> = index.checkpoints()?.into_iter().map(|c| c.name).collect();
         let path = index.path();
-        names.extend(self.lock().keys().filter(|(p, _)| p == path).map(|(_, n)| n.clone()));
+        names.extend(histories.keys().filter(|(p, _)| p == path).map(|(_, n)| n.clone()));
         names.sort();
         names.dedup();
-        self.write(index, &names, || index.clear_checkpoints(), None)
+        Ok(names)
     }
 
     fn write(
@@ -73,7 +85,16 @@ impl CheckpointHistory {
         write: impl FnOnce() -> Result<Serial>,
         left: Option<&str>,
     ) -> Result<Serial> {
-        let mut histories = self.lock();
+        Self::write_locked(&mut self.lock(), index, names, write, left)
+    }
+
+    fn write_locked(
+        histories: &mut HashMap<(PathBuf, String), History>,
+        index: &Index,
+        names: &[String],
+        write: impl FnOnce() -> Result<Serial>,
+        left: Option<&str>,
+    ) -> Result<Serial> {
         let path = index.path().to_path_buf();
         // The values before the first recorded write, read before it.
         let mut bases = Vec::new();

@@ -38,6 +38,13 @@ pub struct Indexes {
     dir: PathBuf,
     open: Mutex<HashMap<String, Index>>,
     changing: Mutex<()>,
+    /// Set by [`Indexes::close_all`]: nothing opens or is created after.
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+/// `503`: the server is stopping.
+fn stopping() -> ApiError {
+    ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the server is stopping")
 }
 
 /// Checks an index name: 1–64 characters of `A-Z a-z 0-9 . _ -`, not
@@ -61,7 +68,7 @@ impl Indexes {
     pub fn new(data: &std::path::Path) -> std::io::Result<Indexes> {
         let dir = data.join("indexes");
         std::fs::create_dir_all(&dir)?;
-        Ok(Indexes { dir, open: Mutex::new(HashMap::new()), changing: Mutex::new(()) })
+        Ok(Indexes { dir, open: Mutex::new(HashMap::new()), changing: Mutex::new(()), stopping: Default::default() })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Index>> {
@@ -96,14 +103,19 @@ impl Indexes {
         self.open_existing(name)
     }
 
-    /// [`Indexes::get`] with `changing` held.
+    /// [`Indexes::get`] with `changing` held (which every insertion and
+    /// removal holds: the map is locked only to look and to insert, never
+    /// while an index recovers).
     fn open_existing(&self, name: &str) -> ApiResult<Option<Index>> {
-        let mut open = self.lock();
-        if let Some(index) = open.get(name) {
+        if let Some(index) = self.lock().get(name) {
             return Ok(Some(index.clone()));
+        }
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(stopping());
         }
         match Index::open_with(self.dir.join(name), Indexes::options(Create::Never)) {
             Ok(index) => {
+                let mut open = self.lock();
                 open.insert(name.to_string(), index.clone());
                 Indexes::rebalance(&open);
                 Ok(Some(index))
@@ -149,6 +161,9 @@ impl Indexes {
         if let Some(index) = self.open_existing(name)? {
             drop(changing);
             return request(&index, false);
+        }
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(stopping());
         }
         let dir = self.dir.join(name);
         let index = Index::open_with(&dir, Indexes::options(Create::IfEmpty))?;
@@ -222,8 +237,11 @@ impl Indexes {
     }
 
     /// Closes and removes index `name`; false if there was none. An index
-    /// that does not open because it is damaged is removed too.
-    pub fn remove(&self, name: &str) -> ApiResult<bool> {
+    /// that does not open because it is damaged is removed too. `closing`
+    /// runs once the index is out of reach of new requests and before it
+    /// closes (what it returns, a guard, is held until the index is closed):
+    /// the server drops what it keeps of the index there.
+    pub fn remove<G>(&self, name: &str, closing: impl FnOnce() -> G) -> ApiResult<bool> {
         check_name(name)?;
         let _changing = self.changing();
         let dir = self.dir.join(name);
@@ -233,13 +251,16 @@ impl Indexes {
             Err(e) if e.code == "corrupt" => None,
             Err(e) => return Err(e),
         };
-        if let Some(index) = index {
+        {
             let mut open = self.lock();
             open.remove(name);
             Indexes::rebalance(&open);
-            drop(open);
+        }
+        let guard = closing();
+        if let Some(index) = index {
             index.close()?;
         }
+        drop(guard);
         std::fs::remove_dir_all(&dir).map_err(Error::Io)?;
         Ok(true)
     }
@@ -247,6 +268,9 @@ impl Indexes {
     /// Closes every open index (each syncs); the first failure is returned
     /// after all were tried.
     pub fn close_all(&self) -> crate::Result<()> {
+        // After every create in progress; none starts after.
+        let _changing = self.changing();
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
         let open: Vec<(String, Index)> = self.lock().drain().collect();
         let mut result = Ok(());
         for (name, index) in open {

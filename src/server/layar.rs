@@ -21,6 +21,9 @@ use crate::connector::{ConnectorInfo, Connectors, JobStatus, RunMode, SourceKind
 /// The index that holds the live sources.
 pub const LIVE_SOURCE_INDEX: &str = "default";
 
+/// The longest time between two scans of a continuous source: a year.
+const MAX_SCAN_INTERVAL_SECONDS: u64 = 366 * 24 * 3600;
+
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/layar/liveSource", post(create).get(list))
@@ -148,8 +151,10 @@ pub(super) async fn create(State(state): State<AppState>, request: Request) -> A
         Some("CONTINUOUS") => {
             let secs = match body.get("scanIntervalSeconds") {
                 None | Some(Value::Null) => 60,
-                Some(v) => v.as_u64().filter(|s| *s > 0).ok_or_else(|| {
-                    ApiError::invalid(format!("scanIntervalSeconds {v}: a whole number of seconds, at least 1"))
+                Some(v) => v.as_u64().filter(|s| (1..=MAX_SCAN_INTERVAL_SECONDS).contains(s)).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "scanIntervalSeconds {v}: a whole number of seconds, 1 to {MAX_SCAN_INTERVAL_SECONDS}"
+                    ))
                 })?,
             };
             RunMode::Continuous { interval: Duration::from_secs(secs) }

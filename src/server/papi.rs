@@ -198,10 +198,14 @@ fn state_word(state: DocState) -> &'static str {
 
 /// The checkpoint name `""` (the protocol's default) is `default`.
 fn checkpoint_name(fields: &Fields) -> ApiResult<String> {
-    Ok(match fields.text("PAPI_name")?.unwrap_or_default() {
+    let name = match fields.text("PAPI_name")?.unwrap_or_default() {
         name if name.is_empty() => "default".to_string(),
         name => name,
-    })
+    };
+    if name.starts_with(crate::index::RESERVED_CHECKPOINT_PREFIX) {
+        return Err(ApiError::invalid(format!("checkpoint {name:?}: names beginning with pushdex. are pushdex's own")));
+    }
+    Ok(name)
 }
 
 fn run(state: &AppState, index: &Index, command: &str, fields: &Fields) -> ApiResult<String> {
@@ -312,11 +316,21 @@ fn run(state: &AppState, index: &Index, command: &str, fields: &Fields) -> ApiRe
         }
         "enumerate_checkpoints_info" => {
             let synced_only = fields.bool("PAPI_showSynchronizedOnly", false)?;
+            let checkpoints: Vec<(String, Option<String>)> = if synced_only {
+                // Names deleted since their synced value count too.
+                let mut out = Vec::new();
+                for name in state.checkpoints.names(index)? {
+                    let value = state.checkpoints.synced_value(index, &name)?;
+                    out.push((name, value));
+                }
+                out
+            } else {
+                index.checkpoints()?.into_iter().map(|c| (c.name, Some(c.value))).collect()
+            };
             let mut out = String::new();
-            for c in index.checkpoints()? {
-                let value = if synced_only { state.checkpoints.synced_value(index, &c.name)? } else { Some(c.value) };
+            for (name, value) in checkpoints {
                 if let Some(value) = value {
-                    out.push_str(&format!("{} {}\n", encode(&c.name), escape_value(&value)));
+                    out.push_str(&format!("{} {}\n", encode(&name), escape_value(&value)));
                 }
             }
             Ok(out)

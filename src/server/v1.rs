@@ -108,8 +108,13 @@ pub(super) async fn session_guard(
     next: axum::middleware::Next,
 ) -> Response {
     let given = request.headers().get("x-push-session").map(|v| v.to_str().unwrap_or_default().to_string());
-    let name = request.uri().path().strip_prefix("/v1/indexes/").and_then(|rest| rest.split('/').next());
-    if let (Some(given), Some(name)) = (given, name.map(str::to_string)) {
+    let name = request
+        .uri()
+        .path()
+        .strip_prefix("/v1/indexes/")
+        .and_then(|rest| rest.split('/').next())
+        .map(|segment| percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned());
+    if let (Some(given), Some(name)) = (given, name) {
         let checked = blocking(move || match state.indexes.get(&name) {
             Ok(Some(index)) => super::check_session(&index, &given),
             _ => Ok(()),
@@ -237,10 +242,16 @@ pub(super) async fn get_index(State(state): State<AppState>, Path(name): Path<St
 }
 
 #[utoipa::path(put, path = "/v1/indexes/{name}", tag = "v1", summary = "Create an index", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, description = "It existed", body = IndexInfo), (status = 201, description = "Created", body = IndexInfo), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
-pub(super) async fn put_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+pub(super) async fn put_index(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     blocking(move || {
-        let (created, info) =
-            state.indexes.create_or_use(&name, |index, created| Ok((created, index_json(&name, index)?)))?;
+        let (created, info) = state.indexes.create_or_use(&name, |index, created| {
+            check_session(index, &headers)?;
+            Ok((created, index_json(&name, index)?))
+        })?;
         let status = if created { StatusCode::CREATED } else { StatusCode::OK };
         Ok((status, Json(info)).into_response())
     })
@@ -250,12 +261,17 @@ pub(super) async fn put_index(State(state): State<AppState>, Path(name): Path<St
 #[utoipa::path(delete, path = "/v1/indexes/{name}", tag = "v1", summary = "Remove an index and its directory", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 204, description = "Closed and removed"), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
 pub(super) async fn delete_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     blocking(move || {
-        if name == super::layar::LIVE_SOURCE_INDEX {
-            // The live sources go with their index: their jobs stop first.
-            drop(state.connectors.lock().unwrap_or_else(|e| e.into_inner()).take());
-        }
-        let removed = state.indexes.remove(&name)?;
-        state.checkpoints.forget(&state.indexes.dir_of(&name));
+        let path = state.indexes.dir_of(&name);
+        let removed = state.indexes.remove(&name, || {
+            state.checkpoints.forget(&path);
+            // The live sources go with their index: their jobs stop first,
+            // and no request sets them again before the index is closed.
+            let mut slot = state.connectors.lock().unwrap_or_else(|e| e.into_inner());
+            if name == super::layar::LIVE_SOURCE_INDEX {
+                drop(slot.take());
+            }
+            slot
+        })?;
         if removed {
             Ok(StatusCode::NO_CONTENT)
         } else {
