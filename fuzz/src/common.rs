@@ -28,6 +28,7 @@ pub fn error_kind(e: &Error) -> &'static str {
         Error::Closed => "Closed",
         Error::Corrupt { .. } => "Corrupt",
         Error::Io(_) => "Io",
+        Error::Poisoned { .. } => "Poisoned",
         _ => "other",
     }
 }

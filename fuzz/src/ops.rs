@@ -383,9 +383,9 @@ impl Run {
     }
 
     /// A call failed: only allowed once a fault is armed, and then only
-    /// with an I/O error.
+    /// with an I/O error, or the writer that one stopped.
     fn failed(&self, e: &Error) {
-        assert!(self.faulty && error_kind(e) == "Io", "an operation failed: {e:?}");
+        assert!(self.faulty && matches!(error_kind(e), "Io" | "Poisoned"), "an operation failed: {e:?}");
     }
 
     /// A refused call: the error the API names (or, once a fault is armed,
@@ -393,7 +393,7 @@ impl Run {
     fn refused(&self, result: pushdex::Result<Serial>, kind: &str) {
         match result {
             Ok(s) => panic!("a call the API refuses returned {s}"),
-            Err(e) if self.faulty && error_kind(&e) == "Io" => {}
+            Err(e) if self.faulty && matches!(error_kind(&e), "Io" | "Poisoned") => {}
             Err(e) => assert_eq!(error_kind(&e), kind, "{e:?}"),
         }
     }
