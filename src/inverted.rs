@@ -609,6 +609,10 @@ pub(crate) fn parse_column(bytes: &[u8], rows: u64) -> std::result::Result<Posti
     let bad = |what: &str| format!("a search column is damaged: {what}");
     let count = get_varint(bytes, &mut at).ok_or_else(|| bad("no count"))?;
     let width = *bytes.get(at).ok_or_else(|| bad("no width"))?;
+    if !matches!(width, 0 | 1 | 2 | 4) {
+        // Any other width would index values out of bounds.
+        return Err(bad(&format!("a value width of {width} bytes")));
+    }
     at += 1;
     let len = get_varint(bytes, &mut at).ok_or_else(|| bad("no bitmap length"))? as usize;
     let raw = bytes.get(at..at.saturating_add(len)).ok_or_else(|| bad("the rows run past the end"))?;
@@ -635,7 +639,7 @@ pub(crate) fn parse_column(bytes: &[u8], rows: u64) -> std::result::Result<Posti
     let values = &bytes[at + len..];
     if rows_bitmap.len() != count
         || rows_bitmap.max().is_some_and(|max| u64::from(max) >= rows)
-        || values.len() as u64 != count * u64::from(width)
+        || Some(values.len() as u64) != count.checked_mul(u64::from(width))
     {
         return Err(bad("its rows, count and values disagree"));
     }
@@ -645,6 +649,23 @@ pub(crate) fn parse_column(bytes: &[u8], rows: u64) -> std::result::Result<Posti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_column_with_a_width_no_writer_uses_is_damage_not_a_panic() {
+        let column = Column { rows: vec![1, 5, 9], values: vec![300, 7, 9] };
+        let mut bytes = Vec::new();
+        column.encode(&mut bytes, true);
+        assert_eq!(bytes[1], 2, "count 3 (one byte), then the width");
+        for width in [3u8, 5, 8, 255] {
+            // Values sized for the hostile width, so that only the width is wrong.
+            let mut hostile = bytes[..bytes.len() - 6].to_vec();
+            hostile[1] = width;
+            hostile.extend(std::iter::repeat_n(0xAB, 3 * usize::from(width)));
+            let error = parse_column(&hostile, 1 << 20).err().expect("a bad width is refused");
+            assert!(error.contains("width"), "{error}");
+            assert_eq!(column_len(&hostile), None);
+        }
+    }
 
     #[test]
     fn columns_round_trip_at_every_width() {
