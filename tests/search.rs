@@ -121,3 +121,28 @@ fn fields_metas_folders_and_boolean_algebra() {
     assert_eq!(hits.len(), 5);
     assert!(hits.windows(2).all(|w| w[0].score > w[1].score || (w[0].score == w[1].score && w[0].uri < w[1].uri)));
 }
+
+/// A query built in code, nested far deeper than any parsed one: refused
+/// with `InvalidInput`, not a stack overflow; the deepest parsed query is
+/// still searched.
+#[test]
+fn a_query_nested_without_bound_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = pushdex::Index::open(dir.path()).unwrap();
+    index.add(pushdex::Document::new("a").with_text("body", "word")).unwrap();
+    index.refresh().unwrap();
+    let mut deep = text("word");
+    for _ in 0..100_000 {
+        deep = Query::Not(Box::new(deep));
+    }
+    assert!(matches!(index.search(&deep, 10), Err(pushdex::Error::InvalidInput { .. })));
+    assert!(matches!(index.search_count(&deep), Err(pushdex::Error::InvalidInput { .. })));
+    // Dropping it recursively would overflow the stack too: unwind it.
+    while let Query::Not(inner) = deep {
+        deep = *inner;
+    }
+    let parsed = Query::parse(&format!("{}word{}", "(word OR ".repeat(256), ")".repeat(256))).unwrap();
+    assert_eq!(index.search_count(&parsed).unwrap(), 1);
+    let nots = Query::parse(&format!("{}word", "NOT ".repeat(256))).unwrap();
+    assert_eq!(index.search_count(&nots).unwrap(), 1);
+}

@@ -543,12 +543,14 @@ impl Index {
     /// damaged segment.
     pub fn search(&self, query: &Query, limit: usize) -> Result<Vec<Hit>> {
         self.inner.check_open()?;
+        query.check_depth()?;
         self.inner.snapshot().search(query, limit)
     }
 
     /// How many Searchable documents match `query`.
     pub fn search_count(&self, query: &Query) -> Result<u64> {
         self.inner.check_open()?;
+        query.check_depth()?;
         self.inner.snapshot().count(query)
     }
 

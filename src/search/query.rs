@@ -95,7 +95,33 @@ pub struct Hit {
 /// user input here) from overflowing the stack.
 const MAX_DEPTH: usize = 256;
 
+/// How deeply `And`, `Or` and `Not` may nest in a query given to search
+/// (one built in code included): above what any parsed query reaches (each
+/// parser level adds at most two), well within a thread's stack.
+const MAX_QUERY_DEPTH: usize = 4 * MAX_DEPTH;
+
 impl Query {
+    /// `InvalidInput` for a query nested deeper than [`MAX_QUERY_DEPTH`]
+    /// (`And`, `Or` and `Not` inside each other): search recurses once per
+    /// level, and a query built in code has no parser to bound it. Walks
+    /// the query without recursing.
+    pub(crate) fn check_depth(&self) -> crate::Result<()> {
+        let mut stack = vec![(self, 1usize)];
+        while let Some((query, depth)) = stack.pop() {
+            if depth > MAX_QUERY_DEPTH {
+                return Err(crate::Error::InvalidInput {
+                    reason: format!("the query is nested deeper than {MAX_QUERY_DEPTH} levels"),
+                });
+            }
+            match query {
+                Query::And(list) | Query::Or(list) => stack.extend(list.iter().map(|q| (q, depth + 1))),
+                Query::Not(inner) => stack.push((inner, depth + 1)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Parses a query written in pushdex's query syntax.
     ///
     /// | text | query |
