@@ -1204,32 +1204,33 @@ fn hostile_connections_leave_the_server_serving() {
     assert_eq!(get(&server, "/v1/indexes/e/count").1["count"], 1);
     drop(idle);
 
-    // More than 512 requests in flight: each of 520 connections sends a
+    // More than 512 requests in flight: each of 512 connections sends a
     // request whose body never comes (the request holds its slot while it
-    // waits for it; the last few may already get 429, and a slot of an
-    // earlier request may be released a moment late); the next request
-    // gets 429 with Retry-After.
+    // waits for it); then a probe should get 429 with Retry-After. A loaded
+    // machine may take a while to dispatch them all (and a slot of an
+    // earlier request may be released a moment late), so more are added,
+    // a few at a time, until a probe is refused: at most 1000 connections
+    // and 60 s.
     let mut waiting = Vec::new();
-    for _ in 0..520 {
-        use std::io::Write;
-        let mut stream = std::net::TcpStream::connect(&address).unwrap();
-        let request = format!(
-            "POST /v1/indexes/e/documents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
-             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n["
-        );
-        stream.write_all(request.as_bytes()).unwrap();
-        waiting.push(stream);
-    }
     let mut refused = None;
-    for _ in 0..100 {
+    let started = std::time::Instant::now();
+    while refused.is_none() && waiting.len() < 1000 && started.elapsed() < std::time::Duration::from_secs(60) {
+        for _ in 0..if waiting.is_empty() { 512 } else { 4 } {
+            use std::io::Write;
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            let request = format!(
+                "POST /v1/indexes/e/documents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 100\r\n\r\n["
+            );
+            stream.write_all(request.as_bytes()).unwrap();
+            waiting.push(stream);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
         let (status, reply, _, retry_after) =
             request(&server, "GET", "/v1/indexes/e/count", &[("Authorization", bearer().unwrap())], None);
         if status == 429 {
             refused = Some((reply, retry_after));
-            break;
         }
-        // The 512 may not all have reached the server yet.
-        std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let (reply, retry_after) = refused.expect("no 429 with 512 requests in flight");
     assert_eq!(reply["error"], "too_many_requests", "{reply}");
