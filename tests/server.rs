@@ -1480,4 +1480,27 @@ fn review_findings_checkpoints_creations_sessions_and_live_sources() {
     assert_eq!(papi(&server, "POST", "add_documents", "", Some((content_type, body))).0, 200);
     assert_eq!(get(&server, "/v1/indexes/pushed/documents?uri=enc/1252").1["text"]["master"], "café crème");
     assert_eq!(get(&server, "/v1/indexes/pushed/documents?uri=enc/unknown").1["binary"]["master"], "Y2Fm6Q==");
+
+    // PATCH: a null meta removes it, values and parts are set; a meta that
+    // is not strings, text that is not a string, binary that is not base64
+    // are refused and change nothing.
+    let doc = json!([{"uri": "p/1", "metas": {"k": "v", "keep": "x"}, "text": {"t": "old"}}]);
+    post_json(&server, "/v1/indexes/patched/documents", &doc);
+    let patch = r#"{"metas": {"k": null, "tag": ["a", "b"]}, "text": {"t": "new"}, "binary": {"raw": "AAEC"}}"#;
+    let (status, reply) = send(&server, "PATCH", "/v1/indexes/patched/documents?uri=p/1", "application/json", patch);
+    assert_eq!(status, 200, "{reply}");
+    let stored = get(&server, "/v1/indexes/patched/documents?uri=p/1").1;
+    assert_eq!(stored["metas"], json!({"keep": "x", "tag": ["a", "b"]}), "{stored}");
+    assert_eq!((&stored["text"]["t"], &stored["binary"]["raw"]), (&json!("new"), &json!("AAEC")));
+    let before = get(&server, "/v1/indexes/patched/watermarks").1;
+    for bad in [
+        r#"{"metas": {"k": 5}}"#,
+        r#"{"metas": {"k": ["a", 1]}}"#,
+        r#"{"text": {"t": 5}}"#,
+        r#"{"binary": {"raw": "!!"}}"#,
+    ] {
+        let (status, reply) = send(&server, "PATCH", "/v1/indexes/patched/documents?uri=p/1", "application/json", bad);
+        assert_eq!((status, reply["error"].as_str()), (400, Some("invalid_input")), "{bad}: {reply}");
+    }
+    assert_eq!(get(&server, "/v1/indexes/patched/watermarks").1, before);
 }

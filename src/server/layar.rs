@@ -137,7 +137,7 @@ fn source_dir(state: &AppState, url: &str) -> ApiResult<PathBuf> {
     Ok(dir)
 }
 
-#[utoipa::path(post, path = "/layar/liveSource", tag = "layar", summary = "Create a live source (its first import starts)", request_body = LiveSourceCreate, responses((status = 201, body = LiveSource), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(post, path = "/layar/liveSource", tag = "layar", summary = "Create a live source (its first import starts)", request_body = LiveSourceCreate, responses((status = 201, body = LiveSource), Errors))]
 pub(super) async fn create(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
     let body = body_json(&state, request, None).await?;
     let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
@@ -189,7 +189,7 @@ pub(super) async fn create(State(state): State<AppState>, request: Request) -> A
     .await
 }
 
-#[utoipa::path(get, path = "/layar/liveSource", tag = "layar", summary = "Every live source", responses((status = 200, body = Vec<LiveSource>), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/layar/liveSource", tag = "layar", summary = "Every live source", responses((status = 200, body = Vec<LiveSource>), Errors))]
 pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     blocking(move || {
         let list = open_connectors(&state)?.map(|c| c.list()).unwrap_or_default();
@@ -198,7 +198,7 @@ pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>
     .await
 }
 
-#[utoipa::path(get, path = "/layar/liveSource/{id}", tag = "layar", summary = "One live source", params(("id" = String, Path, description = "The live source's id")), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 200, body = LiveSource), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/layar/liveSource/{id}", tag = "layar", summary = "One live source", params(SourceId), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 200, body = LiveSource), Errors))]
 pub(super) async fn one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -208,7 +208,7 @@ pub(super) async fn one(
     blocking(move || Ok(Json(connector_json(&connectors(&state)?.get(&id)?)))).await
 }
 
-#[utoipa::path(get, path = "/layar/liveSource/{id}/jobStatus", tag = "layar", summary = "Its import job", params(("id" = String, Path, description = "The live source's id")), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 200, body = JobStatus), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/layar/liveSource/{id}/jobStatus", tag = "layar", summary = "Its import job", params(SourceId), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 200, body = JobStatus), Errors))]
 pub(super) async fn job_status(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -218,7 +218,7 @@ pub(super) async fn job_status(
     blocking(move || Ok(Json(job_json(&connectors(&state)?.job_status(&id)?)))).await
 }
 
-#[utoipa::path(get, path = "/layar/liveSource/{id}/importStatus", tag = "layar", summary = "Its import, in words and percent", params(("id" = String, Path, description = "The live source's id")), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 200, body = ImportStatus), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/layar/liveSource/{id}/importStatus", tag = "layar", summary = "Its import, in words and percent", params(SourceId), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 200, body = ImportStatus), Errors))]
 pub(super) async fn import_status(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -232,7 +232,7 @@ pub(super) async fn import_status(
     .await
 }
 
-#[utoipa::path(get, path = "/layar/liveSource/{id}/sourceDocuments", tag = "layar", summary = "A page of its documents, in URI order", params(("id" = String, Path, description = "The live source's id"), PageParams), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 200, body = SourcePageJson), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/layar/liveSource/{id}/sourceDocuments", tag = "layar", summary = "A page of its documents, in URI order", params(SourceId, PageParams), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 200, body = SourcePageJson), Errors))]
 pub(super) async fn source_documents(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -285,7 +285,7 @@ pub(super) async fn source_documents(
     .await
 }
 
-#[utoipa::path(post, path = "/layar/liveSource/{id}/import", tag = "layar", summary = "Start an import", params(("id" = String, Path, description = "The live source's id")), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 202, body = JobStatus), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(post, path = "/layar/liveSource/{id}/import", tag = "layar", summary = "Start an import", params(SourceId), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 202, body = JobStatus), Errors))]
 pub(super) async fn import(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -314,7 +314,7 @@ pub(super) async fn import(
     .await
 }
 
-#[utoipa::path(post, path = "/layar/liveSource/{id}/stop", tag = "layar", summary = "Stop its import at a batch boundary", params(("id" = String, Path, description = "The live source's id")), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 202, body = JobStatus), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(post, path = "/layar/liveSource/{id}/stop", tag = "layar", summary = "Stop its import at a batch boundary", params(SourceId), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 202, body = JobStatus), Errors))]
 pub(super) async fn stop(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -328,7 +328,7 @@ pub(super) async fn stop(
     .await
 }
 
-#[utoipa::path(delete, path = "/layar/liveSource/{id}", tag = "layar", summary = "Delete a live source and its documents (irreversible)", params(("id" = String, Path, description = "The live source's id")), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 204, description = "Deleted with its documents, durably"), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/layar/liveSource/{id}", tag = "layar", summary = "Delete a live source and its documents (irreversible)", params(SourceId), request_body(content = Option<SourceRequest>, description = "Optional; the guide sends {\"id\": ID}"), responses((status = 204, description = "Deleted with its documents, durably"), Errors))]
 pub(super) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -393,6 +393,43 @@ pub struct SourceDocumentJson {
     pub metadata: BTreeMap<String, Vec<String>>,
 }
 
+/// The error answers any operation may give, `{"error", "message"}`.
+#[derive(utoipa::IntoResponses)]
+pub enum Errors {
+    /// Refused; nothing changed
+    #[response(status = "4XX")]
+    Refused(ErrorBody),
+    /// Failed
+    #[response(status = "5XX")]
+    Failed(ErrorBody),
+}
+
+/// `{name}`: an index.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IndexName {
+    /// The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .
+    #[param(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")]
+    pub name: String,
+}
+
+/// `{id}`: a live source.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SourceId {
+    /// The live source's id
+    pub id: String,
+}
+
+/// `X-Push-Session`, on a write.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct SessionHeader {
+    /// The push session: 409 session_mismatch if it is not the index's current one
+    #[serde(rename = "X-Push-Session")]
+    pub session: Option<String>,
+}
+
 /// `?wait=`: the state a write's answer waits for.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -1,5 +1,7 @@
 //! The JSON API: `/v1/...` (HTTP.md, part 3), in today's conventions.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +14,7 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
-use super::wire::JsonDocument;
+use super::wire::{Base64, JsonDocument, MetaValues};
 use super::{blocking, read_body, AppState};
 use crate::{Document, Entry, EnumerationMode, Index, Query, State as DocState, Update, Watermarks};
 
@@ -196,7 +198,7 @@ fn watermarks_json(w: Watermarks) -> Value {
     json!({ "last": w.last.0, "synced": w.synced.0, "searchable": w.searchable.0 })
 }
 
-#[utoipa::path(get, path = "/v1", tag = "v1", summary = "The server's version and limits", responses((status = 200, body = About), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1", tag = "v1", summary = "The server's version and limits", responses((status = 200, body = About), Errors))]
 pub(super) async fn about(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -218,7 +220,7 @@ fn index_json(name: &str, index: &Index) -> ApiResult<Value> {
     }))
 }
 
-#[utoipa::path(get, path = "/v1/indexes", tag = "v1", summary = "Every index", responses((status = 200, body = Vec<IndexInfo>), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/indexes", tag = "v1", summary = "Every index", responses((status = 200, body = Vec<IndexInfo>), Errors))]
 pub(super) async fn list_indexes(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     blocking(move || {
         let mut out = Vec::new();
@@ -236,12 +238,12 @@ pub(super) async fn list_indexes(State(state): State<AppState>) -> ApiResult<Jso
     .await
 }
 
-#[utoipa::path(get, path = "/v1/indexes/{name}", tag = "v1", summary = "One index", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, body = IndexInfo), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/indexes/{name}", tag = "v1", summary = "One index", params(IndexName), responses((status = 200, body = IndexInfo), Errors))]
 pub(super) async fn get_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     blocking(move || Ok(Json(index_json(&name, &state.indexes.existing(&name)?)?))).await
 }
 
-#[utoipa::path(put, path = "/v1/indexes/{name}", tag = "v1", summary = "Create an index", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, description = "It existed", body = IndexInfo), (status = 201, description = "Created", body = IndexInfo), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/indexes/{name}", tag = "v1", summary = "Create an index", params(IndexName), responses((status = 200, description = "It existed", body = IndexInfo), (status = 201, description = "Created", body = IndexInfo), Errors))]
 pub(super) async fn put_index(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -258,7 +260,7 @@ pub(super) async fn put_index(
     .await
 }
 
-#[utoipa::path(delete, path = "/v1/indexes/{name}", tag = "v1", summary = "Remove an index and its directory", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 204, description = "Closed and removed"), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/indexes/{name}", tag = "v1", summary = "Remove an index and its directory", params(IndexName), responses((status = 204, description = "Closed and removed"), Errors))]
 pub(super) async fn delete_index(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     blocking(move || {
         let path = state.indexes.dir_of(&name);
@@ -279,41 +281,6 @@ pub(super) async fn delete_index(State(state): State<AppState>, Path(name): Path
         }
     })
     .await
-}
-
-/// A meta's values in JSON: a string, an array of strings, or (in an
-/// update, to remove the meta) null.
-fn meta_values(name: &str, value: Value, null_allowed: bool) -> ApiResult<Vec<String>> {
-    match value {
-        Value::String(v) => Ok(vec![v]),
-        Value::Array(values) => values
-            .into_iter()
-            .map(|v| match v {
-                Value::String(v) => Ok(v),
-                _ => Err(ApiError::invalid(format!("meta {name:?}: values are strings"))),
-            })
-            .collect(),
-        Value::Null if null_allowed => Ok(Vec::new()),
-        _ => Err(ApiError::invalid(format!("meta {name:?}: a string or an array of strings"))),
-    }
-}
-
-/// A text part in JSON: a string.
-fn text_part(name: &str, value: Value) -> ApiResult<String> {
-    match value {
-        Value::String(text) => Ok(text),
-        _ => Err(ApiError::invalid(format!("text part {name:?}: a string"))),
-    }
-}
-
-/// A binary part in JSON: a base64 string.
-fn binary_part(name: &str, value: Value) -> ApiResult<Vec<u8>> {
-    let Value::String(encoded) = value else {
-        return Err(ApiError::invalid(format!("binary part {name:?}: a base64 string")));
-    };
-    base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|e| ApiError::invalid(format!("binary part {name:?} is not base64: {e}")))
 }
 
 /// A stored document in the JSON API's shape.
@@ -375,7 +342,7 @@ fn parse_documents(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<Document>>
     Ok(docs.into_iter().map(|JsonDocument(doc)| doc).collect())
 }
 
-#[utoipa::path(post, path = "/v1/indexes/{name}/documents", tag = "v1", summary = "Add documents (one atomic batch)", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), request_body(content((Vec<DocumentJson> = "application/json"), (Vec<DocumentJson> = "application/x-ndjson")), description = "A JSON array of documents, or NDJSON (one document a line): one add_all, atomic"), responses((status = 200, body = BatchAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/indexes/{name}/documents", tag = "v1", summary = "Add documents (one atomic batch)", params(IndexName, WaitParam, SessionHeader), request_body(content((Vec<DocumentJson> = "application/json"), (Vec<DocumentJson> = "application/x-ndjson")), description = "A JSON array of documents, or NDJSON (one document a line): one add_all, atomic"), responses((status = 200, body = BatchAck), Errors))]
 pub(super) async fn add_documents(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -404,7 +371,7 @@ pub(super) async fn add_documents(
     .await
 }
 
-#[utoipa::path(get, path = "/v1/indexes/{name}/documents", tag = "v1", summary = "One document", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), UriParam), responses((status = 200, body = StoredDocument), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/indexes/{name}/documents", tag = "v1", summary = "One document", params(IndexName, UriParam), responses((status = 200, body = StoredDocument), Errors))]
 pub(super) async fn get_document(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -424,7 +391,7 @@ pub(super) async fn get_document(
     .await
 }
 
-#[utoipa::path(delete, path = "/v1/indexes/{name}/documents", tag = "v1", summary = "Delete a document", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), UriParam, WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), responses((status = 200, body = WriteAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/indexes/{name}/documents", tag = "v1", summary = "Delete a document", params(IndexName, UriParam, WaitParam, SessionHeader), responses((status = 200, body = WriteAck), Errors))]
 pub(super) async fn delete_document(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -436,7 +403,7 @@ pub(super) async fn delete_document(
     write_one(state, name, headers, params.wait()?, Create::No, move |index| Ok(index.delete(&uri)?)).await
 }
 
-#[utoipa::path(get, path = "/v1/indexes/{name}/status", tag = "v1", summary = "The status of documents", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), UrisParam), responses((status = 200, body = Vec<StatusEntry>), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/indexes/{name}/status", tag = "v1", summary = "The status of documents", params(IndexName, UrisParam), responses((status = 200, body = Vec<StatusEntry>), Errors))]
 pub(super) async fn status(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -455,7 +422,7 @@ pub(super) async fn status(
     .await
 }
 
-#[utoipa::path(get, path = "/v1/indexes/{name}/count", tag = "v1", summary = "Count a folder", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), EnumerateParams), responses((status = 200, body = Count), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/indexes/{name}/count", tag = "v1", summary = "Count a folder", params(IndexName, EnumerateParams), responses((status = 200, body = Count), Errors))]
 pub(super) async fn count(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -472,18 +439,18 @@ pub(super) async fn count(
     .await
 }
 
-#[utoipa::path(post, path = "/v1/indexes/{name}/sync", tag = "v1", summary = "Make every operation Synced", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, body = Synced), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/indexes/{name}/sync", tag = "v1", summary = "Make every operation Synced", params(IndexName), responses((status = 200, body = Synced), Errors))]
 pub(super) async fn sync(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     blocking(move || Ok(Json(json!({ "synced": super::metrics::sync(&state.indexes.existing(&name)?)?.0 })))).await
 }
 
-#[utoipa::path(post, path = "/v1/indexes/{name}/refresh", tag = "v1", summary = "Make every operation Searchable", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, body = Searchable), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/indexes/{name}/refresh", tag = "v1", summary = "Make every operation Searchable", params(IndexName), responses((status = 200, body = Searchable), Errors))]
 pub(super) async fn refresh(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     blocking(move || Ok(Json(json!({ "searchable": super::metrics::refresh(&state.indexes.existing(&name)?)?.0 }))))
         .await
 }
 
-#[utoipa::path(get, path = "/v1/indexes/{name}/watermarks", tag = "v1", summary = "The watermarks", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, body = WatermarksJson), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/indexes/{name}/watermarks", tag = "v1", summary = "The watermarks", params(IndexName), responses((status = 200, body = WatermarksJson), Errors))]
 pub(super) async fn watermarks(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     blocking(move || Ok(Json(watermarks_json(state.indexes.existing(&name)?.watermarks())))).await
 }
@@ -509,7 +476,7 @@ pub(super) struct HitReply {
     score: f32,
 }
 
-#[utoipa::path(get, path = "/v1/indexes/{name}/search", tag = "v1", summary = "Search", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), SearchParams), responses((status = 200, body = SearchReply), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/indexes/{name}/search", tag = "v1", summary = "Search", params(IndexName, SearchParams), responses((status = 200, body = SearchReply), Errors))]
 pub(super) async fn search(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -540,7 +507,7 @@ pub(super) async fn search(
 }
 
 /// `POST /v1/indexes/{name}/search`: the same as GET, in a JSON body.
-#[utoipa::path(post, path = "/v1/indexes/{name}/search", tag = "v1", summary = "Search, the query in a JSON body", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), request_body = SearchRequest, responses((status = 200, body = SearchReply), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/indexes/{name}/search", tag = "v1", summary = "Search, the query in a JSON body", params(IndexName), request_body = SearchRequest, responses((status = 200, body = SearchReply), Errors))]
 pub(super) async fn search_posted(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -596,12 +563,13 @@ struct JsonUpdate {
     uri: Option<String>,
     #[serde(default)]
     stamp: Option<String>,
+    /// A meta's values; `null` removes the meta.
     #[serde(default)]
-    metas: serde_json::Map<String, Value>,
+    metas: BTreeMap<String, Option<MetaValues>>,
     #[serde(default)]
-    text: serde_json::Map<String, Value>,
+    text: BTreeMap<String, String>,
     #[serde(default)]
-    binary: serde_json::Map<String, Value>,
+    binary: BTreeMap<String, Base64>,
     #[serde(default)]
     remove_parts: Vec<String>,
 }
@@ -612,16 +580,13 @@ impl JsonUpdate {
         if let Some(stamp) = self.stamp {
             update = update.stamp(stamp);
         }
-        for (name, value) in self.metas {
-            let values = meta_values(&name, value, true)?;
-            update = update.meta(name, values);
+        for (name, values) in self.metas {
+            update = update.meta(name, values.map(|MetaValues(v)| v).unwrap_or_default());
         }
-        for (name, value) in self.text {
-            let text = text_part(&name, value)?;
+        for (name, text) in self.text {
             update = update.text(name, text);
         }
-        for (name, value) in self.binary {
-            let bytes = binary_part(&name, value)?;
+        for (name, Base64(bytes)) in self.binary {
             update = update.part(name, bytes);
         }
         for name in self.remove_parts {
@@ -637,7 +602,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) 
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("the body is not valid JSON here: {e}")))
 }
 
-#[utoipa::path(patch, path = "/v1/indexes/{name}/documents", tag = "v1", summary = "Update a stored document", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), UriParam, WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), request_body = UpdateJson, responses((status = 200, body = WriteAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/indexes/{name}/documents", tag = "v1", summary = "Update a stored document", params(IndexName, UriParam, WaitParam, SessionHeader), request_body = UpdateJson, responses((status = 200, body = WriteAck), Errors))]
 pub(super) async fn patch_document(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -668,7 +633,7 @@ pub(super) struct DeleteMany {
     prefix: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/indexes/{name}/delete", tag = "v1", summary = "Delete a folder or a prefix", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), request_body = DeleteMany, responses((status = 200, body = WriteAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/indexes/{name}/delete", tag = "v1", summary = "Delete a folder or a prefix", params(IndexName, WaitParam, SessionHeader), request_body = DeleteMany, responses((status = 200, body = WriteAck), Errors))]
 pub(super) async fn delete_many(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -734,7 +699,7 @@ fn bulk_op(line: &str) -> ApiResult<BulkOp> {
     })
 }
 
-#[utoipa::path(post, path = "/v1/indexes/{name}/bulk", tag = "v1", summary = "Many operations, each its own", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), request_body(content = Vec<BulkLine>, content_type = "application/x-ndjson", description = "NDJSON: one operation (a BulkLine) a line, applied in order, each its own operation"), responses((status = 200, body = BulkAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/indexes/{name}/bulk", tag = "v1", summary = "Many operations, each its own", params(IndexName, WaitParam, SessionHeader), request_body(content = Vec<BulkLine>, content_type = "application/x-ndjson", description = "NDJSON: one operation (a BulkLine) a line, applied in order, each its own operation"), responses((status = 200, body = BulkAck), Errors))]
 pub(super) async fn bulk(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -802,7 +767,7 @@ impl futures_core::Stream for Chunks {
     }
 }
 
-#[utoipa::path(get, path = "/v1/indexes/{name}/enumerate", tag = "v1", summary = "List a folder", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), EnumerateParams), responses((status = 200, description = "NDJSON, streamed: {\"uri\", \"stamp\", \"state\", \"serial\"} or {\"folder\"} a line", content_type = "application/x-ndjson", body = String), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/indexes/{name}/enumerate", tag = "v1", summary = "List a folder", params(IndexName, EnumerateParams), responses((status = 200, description = "NDJSON, streamed: {\"uri\", \"stamp\", \"state\", \"serial\"} or {\"folder\"} a line", content_type = "application/x-ndjson", body = String), Errors))]
 pub(super) async fn enumerate(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -856,7 +821,7 @@ fn checkpoint_json(c: &crate::Checkpoint) -> Value {
     json!({ "name": c.name, "value": c.value, "serial": c.serial.0, "state": state_name(c.state) })
 }
 
-#[utoipa::path(get, path = "/v1/indexes/{name}/checkpoints", tag = "v1", summary = "Every checkpoint", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, body = Vec<CheckpointJson>), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/indexes/{name}/checkpoints", tag = "v1", summary = "Every checkpoint", params(IndexName), responses((status = 200, body = Vec<CheckpointJson>), Errors))]
 pub(super) async fn list_checkpoints(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -868,7 +833,7 @@ pub(super) async fn list_checkpoints(
     .await
 }
 
-#[utoipa::path(delete, path = "/v1/indexes/{name}/checkpoints", tag = "v1", summary = "Remove every checkpoint", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), responses((status = 200, body = WriteAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/indexes/{name}/checkpoints", tag = "v1", summary = "Remove every checkpoint", params(IndexName, WaitParam, SessionHeader), responses((status = 200, body = WriteAck), Errors))]
 pub(super) async fn clear_checkpoints(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -880,7 +845,7 @@ pub(super) async fn clear_checkpoints(
     write_one(state, name, headers, wait, Create::No, move |index| Ok(history.clear(index)?)).await
 }
 
-#[utoipa::path(get, path = "/v1/indexes/{name}/checkpoints/{cp}", tag = "v1", summary = "One checkpoint", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), ("cp" = String, Path, description = "The checkpoint")), responses((status = 200, body = CheckpointJson), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/indexes/{name}/checkpoints/{cp}", tag = "v1", summary = "One checkpoint", params(IndexName, ("cp" = String, Path, description = "The checkpoint")), responses((status = 200, body = CheckpointJson), Errors))]
 pub(super) async fn get_checkpoint(
     State(state): State<AppState>,
     Path((name, cp)): Path<(String, String)>,
@@ -894,7 +859,7 @@ pub(super) async fn get_checkpoint(
     .await
 }
 
-#[utoipa::path(put, path = "/v1/indexes/{name}/checkpoints/{cp}", tag = "v1", summary = "Set a checkpoint", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), ("cp" = String, Path, description = "The checkpoint (not pushdex.*)"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), request_body = CheckpointValue, responses((status = 200, body = WriteAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/indexes/{name}/checkpoints/{cp}", tag = "v1", summary = "Set a checkpoint", params(IndexName, ("cp" = String, Path, description = "The checkpoint (not pushdex.*)"), WaitParam, SessionHeader), request_body = CheckpointValue, responses((status = 200, body = WriteAck), Errors))]
 pub(super) async fn put_checkpoint(
     State(state): State<AppState>,
     Path((name, cp)): Path<(String, String)>,
@@ -916,7 +881,7 @@ pub(super) async fn put_checkpoint(
     write_one(state, name, headers, wait, Create::Yes, move |index| Ok(history.set(index, &cp, &value)?)).await
 }
 
-#[utoipa::path(delete, path = "/v1/indexes/{name}/checkpoints/{cp}", tag = "v1", summary = "Remove a checkpoint", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), ("cp" = String, Path, description = "The checkpoint"), WaitParam, ("X-Push-Session" = Option<String>, Header, description = "The push session: 409 session_mismatch if it is not the index's current one")), responses((status = 200, body = WriteAck), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/indexes/{name}/checkpoints/{cp}", tag = "v1", summary = "Remove a checkpoint", params(IndexName, ("cp" = String, Path, description = "The checkpoint"), WaitParam, SessionHeader), responses((status = 200, body = WriteAck), Errors))]
 pub(super) async fn delete_checkpoint(
     State(state): State<AppState>,
     Path((name, cp)): Path<(String, String)>,
@@ -929,7 +894,7 @@ pub(super) async fn delete_checkpoint(
     write_one(state, name, headers, wait, Create::No, move |index| Ok(history.delete(index, &cp)?)).await
 }
 
-#[utoipa::path(get, path = "/v1/indexes/{name}/serials/{n}", tag = "v1", summary = "A serial's state", params(("name" = String, Path, description = "The index: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"), ("n" = u64, Path, description = "A serial")), responses((status = 200, body = SerialState), (status = "4XX", description = "Refused; nothing changed", body = ErrorBody), (status = "5XX", description = "Failed", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/indexes/{name}/serials/{n}", tag = "v1", summary = "A serial's state", params(IndexName, ("n" = u64, Path, description = "A serial")), responses((status = 200, body = SerialState), Errors))]
 pub(super) async fn serial_state(
     State(state): State<AppState>,
     Path((name, n)): Path<(String, String)>,

@@ -1,5 +1,6 @@
 //! Documents in the JSON API's shape (`{"uri", "stamp", "metas", "text",
-//! "binary"}`), read straight into a [`Document`] as the JSON is parsed:
+//! "binary"}`), read straight into a [`Document`] as the JSON is parsed
+//! (and the meta values and base64 parts of updates):
 //! no intermediate maps of `Value`s, which cost the server more than the
 //! engine's own work on a bulk push.
 
@@ -105,7 +106,8 @@ impl<'de, V: Deserialize<'de>> Visitor<'de> for Pairs<'_, V> {
 }
 
 /// A meta's values: a string or an array of strings.
-struct MetaValues(Vec<String>);
+#[derive(Debug)]
+pub(super) struct MetaValues(pub(super) Vec<String>);
 
 impl<'de> Deserialize<'de> for MetaValues {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<MetaValues, D::Error> {
@@ -138,7 +140,8 @@ impl<'de> Deserialize<'de> for MetaValues {
 }
 
 /// A binary part: a base64 string.
-struct Base64(Vec<u8>);
+#[derive(Debug)]
+pub(super) struct Base64(pub(super) Vec<u8>);
 
 impl<'de> Deserialize<'de> for Base64 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Base64, D::Error> {
