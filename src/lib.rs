@@ -53,29 +53,40 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+/// The engine's internal layers (the log, the manifest, segments, the trie,
+/// the storage): public, undocumented, with no stability promise, only with
+/// the `internals` feature, which pushdex's own tests, benches and fuzz
+/// targets turn on; private otherwise.
+macro_rules! internal_mod {
+    ($name:ident) => {
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        #[allow(dead_code, unreachable_pub)]
+        mod $name;
+    };
+}
+
 mod bloom;
 pub mod connector;
 mod document;
 mod error;
+mod files;
 mod frontcode;
 mod index;
 mod inverted;
-#[doc(hidden)]
-pub mod manifest;
+internal_mod!(manifest);
 mod record;
 mod search;
-#[doc(hidden)]
-pub mod segment;
+internal_mod!(segment);
 #[cfg(feature = "server")]
 pub mod server;
 mod status;
-#[doc(hidden)]
-pub mod storage;
-#[doc(hidden)]
-pub mod trie;
+internal_mod!(storage);
+internal_mod!(trie);
 mod uri;
-#[doc(hidden)]
-pub mod wal;
+internal_mod!(wal);
 
 pub use document::{
     Document, Update, MAX_BATCH_BYTES, MAX_BATCH_DOCUMENTS, MAX_NAME_BYTES, MAX_PART_BYTES, MAX_STAMP_BYTES,
@@ -83,6 +94,6 @@ pub use document::{
 };
 pub use error::{Error, Result};
 pub use index::{Create, Enumeration, Health, Index, Options, Problem, PushSession, Repair, Verification};
-pub use search::{Hit, Query};
+pub use search::{Hit, Query, MAX_QUERY_DEPTH, MAX_SEARCH_LIMIT};
 pub use status::{Checkpoint, DocumentStatus, Entry, EnumerationMode, Serial, SessionId, State, Watermarks};
 pub use uri::{folder_prefix, MAX_URI_BYTES};

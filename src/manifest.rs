@@ -21,14 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::storage::Storage;
-use crate::wal;
 
-/// The manifest's file name.
-pub const MANIFEST: &str = "MANIFEST";
-/// Where a new manifest is written before it is renamed over [`MANIFEST`].
-const MANIFEST_TMP: &str = "MANIFEST.tmp";
-/// The directory lock's file name (see `storage::fs`): never a data file.
-const LOCK: &str = "LOCK";
+pub use crate::files::MANIFEST;
+use crate::files::{FileName, MANIFEST_TMP};
 const MANIFEST_MAGIC: &[u8; 8] = b"PDXMAN\r\n";
 const BITMAP_MAGIC: &[u8; 8] = b"PDXDEL\r\n";
 const VERSION: u32 = 1;
@@ -211,7 +206,7 @@ pub fn remove_orphans(storage: &dyn Storage, manifest: &Manifest, keep: impl Fn(
     let named: HashSet<&str> = manifest_names(manifest).collect();
     let mut removed = Vec::new();
     for name in storage.list()? {
-        let ours = is_like(&name, "seg-", ".pdx") || is_like(&name, "del-", ".bm") || name == MANIFEST_TMP;
+        let ours = FileName::parse(&name).is_some_and(FileName::is_committed_data);
         if ours && !named.contains(name.as_str()) && !keep(&name) {
             match storage.remove(&name) {
                 Ok(()) => removed.push(name),
@@ -227,26 +222,17 @@ pub fn remove_orphans(storage: &dyn Storage, manifest: &Manifest, keep: impl Fn(
     Ok(removed)
 }
 
-/// `name` is `<prefix>*<suffix>`.
-fn is_like(name: &str, prefix: &str, suffix: &str) -> bool {
-    name.len() >= prefix.len() + suffix.len() && name.starts_with(prefix) && name.ends_with(suffix)
-}
-
 /// Every file name a manifest holds: segments and bitmaps.
 fn manifest_names(manifest: &Manifest) -> impl Iterator<Item = &str> {
     manifest.segments.iter().flat_map(|s| std::iter::once(s.name.as_str()).chain(s.deletions.as_deref()))
 }
 
-/// The generation `g` of a `seg-<g>.pdx` or `del-<g>.bm` name, spelled the
-/// way the index spells it (decimal, no sign, no leading zero).
+/// The generation `g` of a `seg-<g>.pdx` or `del-<g>.bm` name.
 fn file_gen(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("seg-").and_then(|r| r.strip_suffix(".pdx"));
-    let digits = digits.or_else(|| name.strip_prefix("del-").and_then(|r| r.strip_suffix(".bm")))?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0'))
-    {
-        return None;
+    match FileName::parse(name)? {
+        FileName::Segment(gen) | FileName::Bitmap(gen) => Some(gen),
+        _ => None,
     }
-    digits.parse().ok()
 }
 
 /// A name a manifest may hold: a plain file name in the index directory,
@@ -259,7 +245,10 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
     if name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
         return Err(format!("file name {name:?} is not a plain file name"));
     }
-    if name == MANIFEST || name == MANIFEST_TMP || name == LOCK || wal::parse_log_name(name).is_some() {
+    if matches!(
+        FileName::parse(name),
+        Some(FileName::Lock | FileName::Manifest | FileName::ManifestTmp | FileName::Log(_))
+    ) {
         return Err(format!("file name {name:?} is reserved"));
     }
     Ok(())
@@ -400,6 +389,7 @@ fn read_frame(storage: &dyn Storage, name: &str, magic: &[u8; 8]) -> Result<Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::LOCK;
     use crate::storage::FsStorage;
 
     fn storage() -> (tempfile::TempDir, FsStorage) {

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::error::{Error, Result};
+use crate::files::FileName;
 use crate::storage::{Storage, StorageFile};
 
 /// Bytes before a frame's payload: `check` u64, `len` u32, `serial` u64, `kind` u8.
@@ -72,21 +73,16 @@ const KEEP_BUFFER_CAPACITY: usize = 4 << 20;
 
 /// The name of the log file of generation `gen`: `wal-<gen>.log`.
 pub fn log_name(gen: u64) -> String {
-    format!("wal-{gen}.log")
+    FileName::Log(gen).to_string()
 }
 
 /// The generation of a log file name written by [`log_name`]; `None` for
-/// any other name.
-///
-/// Only the canonical spelling is accepted (no sign, no leading zero), so two
-/// different files can never claim the same generation.
+/// any other name (see [`FileName::parse`]: only the canonical spelling).
 pub fn parse_log_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("wal-")?.strip_suffix(".log")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0'))
-    {
-        return None;
+    match FileName::parse(name)? {
+        FileName::Log(gen) => Some(gen),
+        _ => None,
     }
-    digits.parse().ok()
 }
 
 /// The 32 bytes that start a version 2 log file with this salt.

@@ -50,7 +50,7 @@ use pushdex::{
 /// Large enough that only `refresh()` and `compact()` write segments. An
 /// automatic flush or merge runs on a background thread, so the files would
 /// depend on timing and a reported (file, offset, mask) would not reproduce.
-/// Explicit, so that `PUSHDEX_MEMTABLE_BYTES` does not change the layout.
+/// Explicit, so that `PUSHDEX_DEFAULT_MEMTABLE_BYTES` builds do not change the layout.
 const MEMTABLE_BYTES: usize = 1 << 20;
 
 /// Every byte of every file, every mask, every cut.

@@ -145,4 +145,15 @@ fn a_query_nested_without_bound_is_refused() {
     assert_eq!(index.search_count(&parsed).unwrap(), 1);
     let nots = Query::parse(&format!("{}word", "NOT ".repeat(256))).unwrap();
     assert_eq!(index.search_count(&nots).unwrap(), 1);
+    // The bound is exact: MAX_QUERY_DEPTH levels of operators pass, one
+    // more is refused, whichever operator it is.
+    let nest = |levels: usize, wrap: fn(Query) -> Query| (0..levels).fold(text("word"), |q, _| wrap(q));
+    for wrap in [|q| Query::Not(Box::new(q)), |q| Query::And(vec![q]), |q| Query::Or(vec![Query::All, q])] {
+        let deepest = nest(pushdex::MAX_QUERY_DEPTH, wrap);
+        assert!(index.search_count(&deepest).is_ok());
+        assert!(index.search(&deepest, pushdex::MAX_SEARCH_LIMIT).is_ok());
+        let deeper = nest(pushdex::MAX_QUERY_DEPTH + 1, wrap);
+        assert!(matches!(index.search_count(&deeper), Err(pushdex::Error::InvalidInput { .. })));
+        assert!(matches!(index.search(&deeper, 1), Err(pushdex::Error::InvalidInput { .. })));
+    }
 }

@@ -375,6 +375,9 @@ impl Connectors {
                 other.root, other.id
             )));
         }
+        if registry.next_id > registry::MAX_ID {
+            return Err(Error::invalid_input("every connector id of this index has been used"));
+        }
         let info = ConnectorInfo {
             id: format!("c{}", registry.next_id),
             name: name.to_string(),

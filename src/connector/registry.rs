@@ -58,6 +58,9 @@ impl Registry {
         let mut registry = Registry { entries: BTreeMap::new(), next_id: 1 };
         if let Some(c) = index.checkpoint(NEXT_ID)? {
             registry.next_id = c.value.parse().map_err(|e| bad(NEXT_ID, format!("{e}")))?;
+            if registry.next_id == 0 {
+                return Err(bad(NEXT_ID, format!("{} is not a connector id number", registry.next_id)));
+            }
         }
         for c in index.checkpoints_with_prefix(CONNECTOR)? {
             let info: ConnectorInfo = serde_json::from_str(&c.value).map_err(|e| bad(&c.name, e.to_string()))?;
@@ -104,7 +107,7 @@ impl Registry {
 
     /// Records a new connector: the next id, then its entry, made durable.
     pub fn insert(&mut self, index: &Index, info: ConnectorInfo, source: Arc<dyn Source>) -> Result<()> {
-        let number = id_number(&info.id).expect("ids are made by Connectors::create");
+        let number = id_number(&info.id).expect("ids are made by Connectors::create from `next_id`");
         let json = serde_json::to_string(&info).map_err(|e| Error::invalid_input(e.to_string()))?;
         index.set_reserved_checkpoint(NEXT_ID, &(number + 1).to_string())?;
         index.set_reserved_checkpoint(&connector_key(&info.id), &json)?;
@@ -135,5 +138,47 @@ pub(crate) fn id_number(id: &str) -> Option<u64> {
     if digits.starts_with('0') {
         return None;
     }
-    digits.parse().ok()
+    digits.parse().ok().filter(|&number| number <= MAX_ID)
+}
+
+/// The highest connector id number: one more always fits in a `u64`, so
+/// the counter of the next id (at most `MAX_ID + 1`, every id used) never
+/// overflows.
+pub(crate) const MAX_ID: u64 = u64::MAX - 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector::{Connectors, RunMode};
+
+    /// Ids come from a counter in a reserved checkpoint: its last value
+    /// refuses a new connector instead of overflowing, and a record beyond
+    /// it is a bad record, not a panic.
+    #[test]
+    fn connector_ids_cannot_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        index.set_reserved_checkpoint(NEXT_ID, &MAX_ID.to_string()).unwrap();
+        let connectors = Connectors::open(&index).unwrap();
+        let last = connectors.create_directory(tree.path(), RunMode::Once).unwrap();
+        assert_eq!(last.id, format!("c{MAX_ID}"));
+        let other = tempfile::tempdir().unwrap();
+        let refused = connectors.create_directory(other.path(), RunMode::Once);
+        assert!(matches!(refused, Err(Error::InvalidInput { .. })), "{refused:?}");
+        drop(connectors);
+        // Reloaded, the registry says the same.
+        let connectors = Connectors::open(&index).unwrap();
+        assert!(matches!(connectors.create_directory(other.path(), RunMode::Once), Err(Error::InvalidInput { .. })));
+        drop(connectors);
+        // A counter or an id past the last one was not written by pushdex.
+        index.set_reserved_checkpoint(NEXT_ID, &u64::MAX.to_string()).unwrap();
+        assert!(Connectors::open(&index).is_ok());
+        index.set_reserved_checkpoint(NEXT_ID, "0").unwrap();
+        assert!(matches!(Connectors::open(&index), Err(Error::BadRecord { .. })));
+        index.set_reserved_checkpoint(NEXT_ID, "1").unwrap();
+        let json = serde_json::to_string(&ConnectorInfo { id: format!("c{}", u64::MAX), ..last }).unwrap();
+        index.set_reserved_checkpoint(&connector_key(&format!("c{}", u64::MAX)), &json).unwrap();
+        assert!(matches!(Connectors::open(&index), Err(Error::BadRecord { .. })));
+    }
 }

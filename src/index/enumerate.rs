@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 
 use crate::error::Result;
-use crate::index::merge::Merged;
+use crate::index::cursor::Cursor;
 use crate::index::Index;
 use crate::status::{DocumentStatus, Entry, EnumerationMode, Serial};
 use crate::uri::{folder_prefix, place, prefix_successor, Place};
@@ -47,7 +47,7 @@ impl Enumeration {
         let limit = if self.synced_only { inner.synced.load(std::sync::atomic::Ordering::SeqCst) } else { u64::MAX };
         let marks = inner.watermarks();
         let mode = self.mode;
-        let mut keys = Merged::new(tables, &self.prefix, &start)?;
+        let mut keys = Cursor::new(tables, &self.prefix, &start)?;
         let mut looked = 0;
         while let Some((key, item)) = keys.next_entry()? {
             looked += 1;

@@ -7,9 +7,11 @@
 //! `sync()` writes the buffer out and fsyncs it, one leader at a time, for
 //! every thread waiting (group commit, [`Inner::sync_to`]).
 
+mod background;
+mod compaction;
+mod cursor;
 mod enumerate;
 mod flush;
-mod merge;
 mod session;
 mod tables;
 mod verify;
@@ -27,6 +29,7 @@ pub use verify::{Problem, Repair, Verification};
 
 use crate::document::{check_name, check_value, Document, Update, MAX_BATCH_BYTES, MAX_BATCH_DOCUMENTS};
 use crate::error::{Error, Result};
+use crate::files::FileName;
 use crate::manifest;
 use crate::record::{kind, DocRecord, Op};
 use crate::search::eval::{IndexCache, Snapshot};
@@ -36,9 +39,16 @@ use crate::status::{Checkpoint, DocumentStatus, EnumerationMode, Serial, Session
 use crate::storage::{Counted, FsStorage, LockGuard, Storage};
 use crate::uri::{check_prefix, check_root, check_uri, folder_prefix};
 use crate::wal::{self, WalWriter};
-use flush::{Maintenance, Signal};
+use background::Background;
+use compaction::{MergePolicy, Tiered};
+use flush::Maintenance;
 pub use tables::RESERVED_CHECKPOINT_PREFIX;
 use tables::{CheckpointEntry, LiveSegment, Tables};
+
+/// How long a writer stalled behind a full memtable waits before it looks
+/// again, should a wake-up ever be missed (none is: see
+/// [`Inner::wake_stalled`]).
+const STALL_SAFETY_NET: Duration = Duration::from_secs(1);
 
 /// The log buffer is written to the file (not fsynced) once it holds this much.
 const WRITE_OUT_BYTES: usize = 1 << 20;
@@ -95,18 +105,38 @@ pub enum Create {
 /// being flushed) fit a few-GiB, 2-core machine with room to spare.
 const DEFAULT_MEMTABLE_BYTES: usize = 64 << 20;
 
-/// Overrides the default flush threshold, for tests that run unchanged
-/// programs (such as the API contract) across many flushes and merges.
-pub(crate) const MEMTABLE_BYTES_ENV: &str = "PUSHDEX_MEMTABLE_BYTES";
+/// The default flush threshold of this build: [`DEFAULT_MEMTABLE_BYTES`],
+/// unless the crate was compiled with the environment variable
+/// `PUSHDEX_DEFAULT_MEMTABLE_BYTES` set to a number of bytes (a testing aid:
+/// CI builds the API contract, which opens indexes with the defaults, once
+/// with a 4 KiB memtable so that it crosses many flushes and merges). Read
+/// when the crate is compiled, never at run time: a program's behaviour does
+/// not depend on the environment it runs in.
+const BUILD_MEMTABLE_BYTES: usize = match option_env!("PUSHDEX_DEFAULT_MEMTABLE_BYTES") {
+    Some(bytes) => parse_build_bytes(bytes),
+    None => DEFAULT_MEMTABLE_BYTES,
+};
+
+/// A decimal number of bytes, at compile time (a bad one fails the build).
+const fn parse_build_bytes(text: &str) -> usize {
+    let digits = text.as_bytes();
+    assert!(!digits.is_empty(), "PUSHDEX_DEFAULT_MEMTABLE_BYTES is empty");
+    let mut value = 0usize;
+    let mut i = 0;
+    while i < digits.len() {
+        assert!(digits[i].is_ascii_digit(), "PUSHDEX_DEFAULT_MEMTABLE_BYTES is not a number of bytes");
+        value = value * 10 + (digits[i] - b'0') as usize;
+        i += 1;
+    }
+    assert!(value >= Options::MIN_MEMTABLE_BYTES, "PUSHDEX_DEFAULT_MEMTABLE_BYTES is below 4096");
+    value
+}
 
 impl Default for Options {
-    /// 64 MiB of memtable, unless the environment variable
-    /// `PUSHDEX_MEMTABLE_BYTES` holds a number of bytes (a testing aid: CI
-    /// runs the API contract with a 4 KiB memtable this way). An explicit
-    /// [`Options::memtable_bytes`] always wins.
+    /// 64 MiB of memtable (see [`BUILD_MEMTABLE_BYTES`] for test builds),
+    /// [`Create::Always`]. Reads no environment.
     fn default() -> Options {
-        let from_env = std::env::var(MEMTABLE_BYTES_ENV).ok().and_then(|v| v.trim().parse().ok());
-        Options { memtable_bytes: from_env.unwrap_or(DEFAULT_MEMTABLE_BYTES), create: Create::Always }
+        Options { memtable_bytes: BUILD_MEMTABLE_BYTES, create: Create::Always }
     }
 }
 
@@ -188,6 +218,30 @@ struct SyncRound {
 /// The longest a leader waits for the writers its last round released.
 const MAX_GATHER: Duration = Duration::from_millis(2);
 
+/// One open index, shared by the user's handles and (weakly) by the
+/// background threads.
+///
+/// # Lock order
+///
+/// A thread that holds several of these locks took them in this order, and
+/// never takes an earlier one while it holds a later one:
+///
+/// 1. `merging` (a whole merge; `compact`, the merge thread, close)
+/// 2. `maintenance` (a flush or a merge's pick and commit; refresh, close)
+/// 3. `round` (the group-commit round; `sync_to`, which poisons the log
+///    under it when an fsync fails)
+/// 4. `stall` (a writer checking whether it must wait for a flush)
+/// 5. `state` (the writer lock: tables and log)
+/// 6. `published` (what search sees; taken by `publish` after reading
+///    `state`, which it releases first)
+/// 7. `dir_lock`
+///
+/// The background work's own locks (its signals, thread handles and last
+/// failure) and the search cache's are leaves: nothing is taken under them.
+/// `round` and `stall` are never held together. In particular nothing takes
+/// `maintenance` under `state` (a flush takes `state` inside
+/// `maintenance`), and the writers' `flushed` condition variable is only
+/// notified under `stall` ([`Inner::wake_stalled`]).
 pub(crate) struct Inner {
     storage: Arc<dyn Storage>,
     /// Bytes appended to the index's files since it was opened.
@@ -213,21 +267,16 @@ pub(crate) struct Inner {
     gathered: Condvar,
     dir_lock: Mutex<Option<LockGuard>>,
     maintenance: Mutex<Maintenance>,
-    /// Wakes the flush thread.
-    signal: Arc<Signal>,
-    /// Wakes the merge thread.
-    merge_signal: Arc<Signal>,
     /// Held through a merge: one at a time, and close waits for it.
     merging: Mutex<()>,
-    /// Writers stalled behind a full memtable wait here for a flush.
+    /// Which segments merge.
+    merge_policy: Box<dyn MergePolicy>,
+    /// Writers stalled behind a full memtable wait on `flushed` under this
+    /// lock for a flush to finish or fail (see [`Inner::wake_stalled`]).
     stall: Mutex<()>,
     flushed: Condvar,
-    /// Flushes that failed so far, and the last failure: a writer stalled
-    /// behind a full memtable gives up when the flush it waits for fails.
-    flush_failures: AtomicU64,
-    merge_failures: AtomicU64,
-    /// The last failed flush or merge (foreground or background).
-    last_background_failure: Mutex<String>,
+    /// The flush and merge threads and their failures.
+    background: Background,
 }
 
 impl Index {
@@ -268,7 +317,7 @@ impl Index {
                 Err(e) => return Err(e),
             },
         };
-        Index::open_with_storage(Arc::new(storage), options)
+        Index::open_on(Arc::new(storage), options)
     }
 
     /// Reads every file of the index in `dir` (every block of every segment
@@ -300,20 +349,28 @@ impl Index {
     }
 
     /// [`Index::verify`] on any [`Storage`].
+    #[cfg(feature = "internals")]
     #[doc(hidden)]
     pub fn verify_storage(storage: &dyn Storage) -> Result<Verification> {
         verify::verify(storage)
     }
 
     /// [`Index::repair`] on any [`Storage`].
+    #[cfg(feature = "internals")]
     #[doc(hidden)]
     pub fn repair_storage(storage: Arc<dyn Storage>) -> Result<Repair> {
         verify::repair(storage)
     }
 
     /// Opens an index on any [`Storage`] (the crash tests use an in-memory one).
+    #[cfg(feature = "internals")]
     #[doc(hidden)]
     pub fn open_with_storage(storage: Arc<dyn Storage>, options: Options) -> Result<Index> {
+        Index::open_on(storage, options)
+    }
+
+    /// Opens an index on `storage`: what every open comes to.
+    fn open_on(storage: Arc<dyn Storage>, options: Options) -> Result<Index> {
         options.check()?;
         let written = Arc::new(AtomicU64::new(0));
         let storage: Arc<dyn Storage> = Arc::new(Counted::new(storage, written.clone()));
@@ -360,19 +417,16 @@ impl Index {
                 manifest: manifest.clone(),
                 merge_output: None,
             }),
-            signal: Arc::new(Signal::default()),
-            merge_signal: Arc::new(Signal::default()),
             merging: Mutex::new(()),
+            merge_policy: Box::new(Tiered::default()),
             stall: Mutex::new(()),
             flushed: Condvar::new(),
-            flush_failures: AtomicU64::new(0),
-            merge_failures: AtomicU64::new(0),
-            last_background_failure: Mutex::new(String::new()),
+            background: Background::default(),
         });
         // Leftovers of a flush or merge that died before its commit, and
         // logs the manifest covers.
         inner.remove_obsolete(&manifest, None)?;
-        flush::spawn_background(&inner)?;
+        Background::start(&inner)?;
         Ok(Index { _handles: Arc::new(LastHandle { inner: inner.clone() }), inner })
     }
 
@@ -577,6 +631,8 @@ impl Index {
     pub fn set_memtable_bytes(&self, bytes: usize) -> Result<()> {
         Options::default().memtable_bytes(bytes).check()?;
         self.inner.memtable_bytes.store(bytes, Ordering::SeqCst);
+        // A raised threshold may let stalled writers through.
+        self.inner.wake_stalled();
         Ok(())
     }
 
@@ -584,8 +640,7 @@ impl Index {
     /// background work (flushes and merges, which are retried).
     pub fn health(&self) -> Health {
         let inner = &self.inner;
-        let failures = inner.flush_failures.load(Ordering::SeqCst) + inner.merge_failures.load(Ordering::SeqCst);
-        let last = inner.last_background_failure.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let last = inner.background.last_failure();
         let writer_stopped = match inner.state.read().unwrap_or_else(|e| e.into_inner()).wal.poisoned() {
             Some(Error::Poisoned { reason }) => Some(reason),
             _ => None,
@@ -593,8 +648,8 @@ impl Index {
         Health {
             writer_stopped,
             closed: inner.closed.load(Ordering::SeqCst),
-            background_failures: failures,
-            last_background_failure: (!last.is_empty()).then_some(last),
+            background_failures: inner.background.failures(),
+            last_background_failure: last.map(|failure| failure.to_string()),
         }
     }
 
@@ -829,18 +884,25 @@ impl Inner {
         // grow to the threshold again, not beyond. If that flush fails, the
         // operation is refused rather than left waiting for good (a storage
         // that has failed may never let a flush through).
-        let failures = self.flush_failures.load(Ordering::SeqCst);
-        while shared.tables.frozen.is_some() && shared.tables.mem_bytes >= self.memtable_limit() {
+        let failures = self.background.flush_failures();
+        while self.must_stall(&shared) {
             drop(shared);
-            self.signal.notify();
-            let stall = self.stall.lock().unwrap_or_else(|e| e.into_inner());
-            drop(self.flushed.wait_timeout(stall, Duration::from_millis(20)).unwrap_or_else(|e| e.into_inner()));
+            self.background.flush.notify();
+            {
+                let stall = self.stall.lock().unwrap_or_else(|e| e.into_inner());
+                // Checked again under `stall`: a flush that ends after this
+                // check notifies while we wait ([`Inner::wake_stalled`]).
+                // The timeout is a safety net, not the mechanism.
+                let still = self.must_stall(&self.state.read().unwrap_or_else(|e| e.into_inner()));
+                if still && self.background.flush_failures() == failures && !self.closed.load(Ordering::SeqCst) {
+                    drop(self.flushed.wait_timeout(stall, STALL_SAFETY_NET).unwrap_or_else(|e| e.into_inner()));
+                }
+            }
             self.check_open()?;
-            if self.flush_failures.load(Ordering::SeqCst) != failures {
-                let why = self.last_background_failure.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                return Err(Error::Io(std::io::Error::other(format!(
-                    "the memtable is full and its flush failed: {why}"
-                ))));
+            if self.background.flush_failures() != failures {
+                let failure = self.background.last_failure();
+                let context = "the memtable is full and its flush failed";
+                return Err(failure.map_or_else(|| Error::Io(std::io::Error::other(context)), |f| f.to_error(context)));
             }
             shared = self.write_lock();
         }
@@ -855,14 +917,33 @@ impl Inner {
         if let Some(e) = shared.wal.poisoned() {
             return Err(e);
         }
-        let last = op(&mut shared, self.last.load(Ordering::SeqCst) + 1)?;
+        // Between buffering its frame and storing `last`, an operation must
+        // not be cut short: the next one would reuse its serials and the
+        // log would no longer open. A panic there (a bug, or an allocation
+        // failure) stops the writer instead, as a failed fsync does; the
+        // operations Synced so far stay, and a reopen recovers.
+        let next = self.last.load(Ordering::SeqCst) + 1;
+        let last = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(&mut shared, next))) {
+            Ok(last) => last?,
+            Err(panic) => {
+                shared.wal.poison("an operation panicked while it was being applied");
+                drop(shared);
+                std::panic::resume_unwind(panic);
+            }
+        };
         self.last.store(last, Ordering::SeqCst);
         if shared.tables.mem_bytes >= self.memtable_limit() && shared.tables.frozen.is_none() {
-            self.signal.notify();
+            self.background.flush.notify();
         }
         drop(shared);
         self.wake_gatherer();
         Ok(Serial(last))
+    }
+
+    /// Whether a writer must wait for the flush in progress: the memtable
+    /// that takes writes is full again before the frozen one is written.
+    fn must_stall(&self, shared: &Shared) -> bool {
+        shared.tables.frozen.is_some() && shared.tables.mem_bytes >= self.memtable_limit()
     }
 
     /// Group commit: returns once every operation up to `target` is fsynced.
@@ -882,7 +963,7 @@ impl Inner {
                 return Ok(Serial(synced));
             }
             if let Some(why) = &round.failed {
-                return Err(Error::Io(std::io::Error::other(why.clone())));
+                return Err(Error::Poisoned { reason: why.clone() });
             }
             if round.leader {
                 round.waiting += 1;
@@ -986,8 +1067,10 @@ impl Inner {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Err(Error::Closed);
         }
-        self.signal.notify();
-        self.merge_signal.notify();
+        // Writers stalled behind a full memtable see the flag and give up;
+        // the threads end (a merge gives up at the flag).
+        self.wake_stalled();
+        self.background.stop();
         // Wait for a merge (it gives up at the flag), a flush in progress,
         // and a writer that saw the index open before the flag was set: the
         // final sync covers every operation that returned a serial, and
@@ -1025,6 +1108,8 @@ impl Shared {
             [doc] => self.wal.append(serial, kind::ADD, |buf| Op::Add(record(doc)).encode(buf)),
             _ => self.wal.append(serial, kind::BATCH, |buf| Op::Batch(docs.iter().map(record).collect()).encode(buf)),
         }
+        #[cfg(test)]
+        tests::panic_point();
         let mut last = serial;
         for (serial, doc) in (serial..).zip(docs) {
             self.tables.put(serial, &doc.uri, doc.stamp, doc.body);
@@ -1112,7 +1197,7 @@ fn next_free_gen(storage: &dyn Storage, manifest: &manifest::Manifest) -> Result
     }
     let mut next = manifest.next_gen.max(1);
     for name in storage.list()? {
-        let gen = wal::parse_log_name(&name).or_else(|| flush::parse_gen(&name));
+        let gen = FileName::parse(&name).and_then(FileName::gen);
         if let Some(gen) = gen {
             if gen >= MAX_GEN {
                 return Err(too_far(&name, gen));
@@ -1121,4 +1206,56 @@ fn next_free_gen(storage: &dyn Storage, manifest: &manifest::Manifest) -> Result
         }
     }
     Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    thread_local! {
+        /// Set by a test: the next `add` on this thread panics after its
+        /// frame is buffered and before its serial is stored.
+        static PANIC_AFTER_LOGGING: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub(super) fn panic_point() {
+        if PANIC_AFTER_LOGGING.with(|armed| armed.replace(false)) {
+            panic!("injected: a panic between buffering a frame and storing `last`");
+        }
+    }
+
+    fn doc(i: u32) -> Document {
+        Document::new(format!("file:///d/{i}")).with_stamp(format!("s{i}")).with_text("body", "words")
+    }
+
+    /// Before the guard, the panicked batch's serials were handed out again
+    /// and the next open refused the log as Corrupt.
+    #[test]
+    fn a_panic_mid_batch_stops_the_writer_and_the_index_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        index.add_all((0..3).map(doc)).unwrap();
+        index.sync().unwrap();
+        PANIC_AFTER_LOGGING.with(|armed| armed.set(true));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| index.add_all((3..6).map(doc))));
+        assert!(panicked.is_err());
+        // The writer is stopped: nothing more is accepted or promised.
+        assert!(matches!(index.add(doc(9)), Err(Error::Poisoned { .. })), "{:?}", index.add(doc(9)));
+        assert!(matches!(index.sync(), Err(Error::Poisoned { .. })));
+        assert!(index.health().writer_stopped.is_some());
+        assert_eq!(index.get("file:///d/2").unwrap().map(|d| d.stamp().to_string()), Some("s2".into()));
+        drop(index);
+        // What was Synced is there, the rest is not, and writes go on.
+        let index = Index::open(dir.path()).unwrap();
+        assert_eq!(index.watermarks().last, Serial(3));
+        assert!(index.get("file:///d/2").unwrap().is_some());
+        assert!(index.get("file:///d/3").unwrap().is_none());
+        assert_eq!(index.add(doc(7)).unwrap(), Serial(4));
+        index.sync().unwrap();
+        index.close().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        assert!(index.get("file:///d/7").unwrap().is_some());
+    }
 }

@@ -12,4 +12,5 @@ pub(crate) mod analysis;
 pub(crate) mod eval;
 mod query;
 
-pub use query::{Hit, Query};
+pub use eval::MAX_LIMIT as MAX_SEARCH_LIMIT;
+pub use query::{Hit, Query, MAX_QUERY_DEPTH};

@@ -95,29 +95,33 @@ pub struct Hit {
 /// user input here) from overflowing the stack.
 const MAX_DEPTH: usize = 256;
 
-/// How deeply `And`, `Or` and `Not` may nest in a query given to search
-/// (one built in code included): above what any parsed query reaches (each
-/// parser level adds at most two), well within a thread's stack.
-const MAX_QUERY_DEPTH: usize = 4 * MAX_DEPTH;
+/// How deeply `And`, `Or` and `Not` may nest in a query given to
+/// [`Index::search`](crate::Index::search) and
+/// [`Index::search_count`](crate::Index::search_count): `Not(Not(word))`
+/// is nested 2 deep. Search recurses once per level; a query built in code
+/// has no parser to bound it. Every parsed query nested up to 256
+/// parentheses or `NOT`s in one way (`(a OR (b OR …))`, `NOT NOT …`) is
+/// within it; one that piles two operators on every level of 256
+/// parentheses (`(a (b OR (…)))`) is not, and is refused by search.
+pub const MAX_QUERY_DEPTH: usize = 256;
 
 impl Query {
-    /// `InvalidInput` for a query nested deeper than [`MAX_QUERY_DEPTH`]
-    /// (`And`, `Or` and `Not` inside each other): search recurses once per
-    /// level, and a query built in code has no parser to bound it. Walks
-    /// the query without recursing.
+    /// `InvalidInput` for a query whose `And`, `Or` and `Not` nest deeper
+    /// than [`MAX_QUERY_DEPTH`]. Walks the query without recursing.
     pub(crate) fn check_depth(&self) -> crate::Result<()> {
-        let mut stack = vec![(self, 1usize)];
+        let mut stack = vec![(self, 0usize)];
         while let Some((query, depth)) = stack.pop() {
-            if depth > MAX_QUERY_DEPTH {
+            let children: &[Query] = match query {
+                Query::And(list) | Query::Or(list) => list,
+                Query::Not(inner) => std::slice::from_ref(inner.as_ref()),
+                _ => continue,
+            };
+            if depth == MAX_QUERY_DEPTH {
                 return Err(crate::Error::InvalidInput {
-                    reason: format!("the query is nested deeper than {MAX_QUERY_DEPTH} levels"),
+                    reason: format!("the query is nested deeper than {MAX_QUERY_DEPTH} levels of AND, OR and NOT"),
                 });
             }
-            match query {
-                Query::And(list) | Query::Or(list) => stack.extend(list.iter().map(|q| (q, depth + 1))),
-                Query::Not(inner) => stack.push((inner, depth + 1)),
-                _ => {}
-            }
+            stack.extend(children.iter().map(|q| (q, depth + 1)));
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{LockGuard, Mapped, Storage, StorageFile};
+use crate::files::LOCK;
 
 /// Files in a directory of the file system, mapped with `memmap2`.
 #[derive(Debug)]
@@ -127,7 +128,7 @@ impl Storage for FsStorage {
     }
 
     fn try_lock_shared(&self) -> io::Result<Option<LockGuard>> {
-        let file = match File::open(self.path("LOCK")) {
+        let file = match File::open(self.path(LOCK)) {
             Ok(file) => file,
             // Never opened: nothing can hold it (an open creates it first).
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(Box::new(()))),
@@ -170,7 +171,7 @@ impl Storage for FsStorage {
     }
 
     fn try_lock(&self) -> io::Result<Option<LockGuard>> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(self.path("LOCK"))?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(self.path(LOCK))?;
         // A flock belongs to the open file, which a child forked by any
         // thread of this process shares until it execs (the descriptor is
         // close-on-exec): an index closed in that window stays locked for

@@ -11,6 +11,8 @@
 
 mod counted;
 mod fs;
+/// The in-memory storage of the crash and fault tests.
+#[cfg(any(test, feature = "internals"))]
 mod sim;
 
 use std::any::Any;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 
 pub use counted::Counted;
 pub use fs::FsStorage;
+#[cfg(any(test, feature = "internals"))]
 pub use sim::SimStorage;
 
 /// Read-only bytes of a whole file: a memory map on the real storage.

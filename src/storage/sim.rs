@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{LockGuard, Mapped, Storage, StorageFile};
+use crate::files::LOCK;
 
 /// An in-memory, fault-injecting [`Storage`].
 #[derive(Clone)]
@@ -459,10 +460,10 @@ impl Storage for SimStorage {
         state.locked = true;
         // The real storage's lock is a file, created by the first lock and
         // never removed: what tells an index directory from others.
-        if !state.live.contains_key("LOCK") {
+        if !state.live.contains_key(LOCK) {
             let node = Arc::new(Node::default());
-            state.live.insert("LOCK".to_string(), node.clone());
-            state.durable.insert("LOCK".to_string(), node);
+            state.live.insert(LOCK.to_string(), node.clone());
+            state.durable.insert(LOCK.to_string(), node);
         }
         Ok(Some(Box::new(SimLock(self.state.clone()))))
     }

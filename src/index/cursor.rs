@@ -36,19 +36,19 @@ struct Head<'a> {
 
 /// The merged cursor. Sources are kept newest first, so on equal keys the
 /// first one wins and the others are skipped.
-pub(crate) struct Merged<'a> {
+pub(crate) struct Cursor<'a> {
     tables: &'a Tables,
     prefix: &'a [u8],
     heads: Vec<Head<'a>>,
     key: Vec<u8>,
 }
 
-impl<'a> Merged<'a> {
+impl<'a> Cursor<'a> {
     /// Positions a cursor at the first key under `prefix` that is >= `start`.
-    pub fn new(tables: &'a Tables, prefix: &'a [u8], start: &[u8]) -> Result<Merged<'a>> {
-        let mut merged = Merged { tables, prefix, heads: Vec::new(), key: Vec::new() };
-        merged.seek(start)?;
-        Ok(merged)
+    pub fn new(tables: &'a Tables, prefix: &'a [u8], start: &[u8]) -> Result<Cursor<'a>> {
+        let mut cursor = Cursor { tables, prefix, heads: Vec::new(), key: Vec::new() };
+        cursor.seek(start)?;
+        Ok(cursor)
     }
 
     /// Moves to the first key >= `start`.
