@@ -30,7 +30,38 @@ pub const MAX_BATCH_BYTES: usize = 256 * 1024 * 1024;
 ///     .with_text("body", "hello world");
 /// assert_eq!(d.part("body"), Some(&b"hello world"[..]));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// # Serde form
+///
+/// A stable shape, independent of how pushdex stores documents: the URI,
+/// the stamp, the metas as `[name, value]` pairs in order, and the parts in
+/// order, each `{"text": {"name", "value"}}` (a string) or
+/// `{"binary": {"name", "value"}}` (bytes: an array of numbers in JSON).
+///
+/// ```
+/// use pushdex::Document;
+/// let d = Document::new("file:///a.txt")
+///     .with_stamp("v1")
+///     .with_meta("author", "ann")
+///     .with_text("body", "hi")
+///     .with_part("thumb", vec![1, 2]);
+/// let json = serde_json::json!({
+///     "uri": "file:///a.txt",
+///     "stamp": "v1",
+///     "metas": [["author", "ann"]],
+///     "parts": [
+///         {"text": {"name": "body", "value": "hi"}},
+///         {"binary": {"name": "thumb", "value": [1, 2]}}
+///     ]
+/// });
+/// assert_eq!(serde_json::to_value(&d).unwrap(), json);
+/// assert_eq!(serde_json::from_value::<Document>(json).unwrap(), d);
+/// ```
+///
+/// `stamp`, `metas` and `parts` may be left out when reading. What serde
+/// reads is not checked until the document is pushed: a part name given
+/// twice is then refused with `InvalidInput`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Document {
     uri: String,
     stamp: String,
@@ -181,6 +212,75 @@ impl Document {
     /// The URI and the stamp, taken apart without copying.
     pub(crate) fn into_uri_and_stamp(self) -> (String, String) {
         (self.uri, self.stamp)
+    }
+}
+
+/// [`Document`]'s serde form, borrowed for writing.
+#[derive(Serialize)]
+#[serde(rename = "Document")]
+struct DocumentOut<'a> {
+    uri: &'a str,
+    stamp: &'a str,
+    metas: &'a [(String, String)],
+    parts: Vec<PartOut<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "Part", rename_all = "lowercase")]
+enum PartOut<'a> {
+    Text { name: &'a str, value: &'a str },
+    Binary { name: &'a str, value: &'a serde_bytes::Bytes },
+}
+
+/// [`Document`]'s serde form, owned for reading.
+#[derive(Deserialize)]
+#[serde(rename = "Document", deny_unknown_fields)]
+struct DocumentIn {
+    uri: String,
+    #[serde(default)]
+    stamp: String,
+    #[serde(default)]
+    metas: Vec<(String, String)>,
+    #[serde(default)]
+    parts: Vec<PartIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "Part", rename_all = "lowercase")]
+enum PartIn {
+    Text { name: String, value: String },
+    Binary { name: String, value: serde_bytes::ByteBuf },
+}
+
+impl Serialize for Document {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut parts = Vec::with_capacity(self.body.parts.len());
+        for part in &self.body.parts {
+            parts.push(if part.text {
+                // Text parts are made from strings (or read as strings below).
+                let value = std::str::from_utf8(&part.bytes).map_err(serde::ser::Error::custom)?;
+                PartOut::Text { name: &part.name, value }
+            } else {
+                PartOut::Binary { name: &part.name, value: serde_bytes::Bytes::new(&part.bytes) }
+            });
+        }
+        DocumentOut { uri: &self.uri, stamp: &self.stamp, metas: &self.body.metas, parts }.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Document {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Document, D::Error> {
+        let DocumentIn { uri, stamp, metas, parts } = DocumentIn::deserialize(deserializer)?;
+        // Kept as given, repeated names included: `check` refuses those
+        // with a reason, where replacing one silently would hide the error.
+        let parts = parts
+            .into_iter()
+            .map(|part| match part {
+                PartIn::Text { name, value } => Part { name, text: true, bytes: value.into_bytes() },
+                PartIn::Binary { name, value } => Part { name, text: false, bytes: value.into_vec() },
+            })
+            .collect();
+        Ok(Document { uri, stamp, body: Body { metas, parts } })
     }
 }
 
