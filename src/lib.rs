@@ -48,7 +48,7 @@
 //! operation log, then applied to an in-memory radix trie. A document's state
 //! is never stored: it is derived from its serial and three [`Watermarks`].
 //! `sync()` writes the log and fsyncs it, sharing one fsync among all threads
-//! that ask at once. See `DESIGN.md` and `docs/FORMAT.md`.
+//! that ask at once. See `docs/ARCHITECTURE.md` and `docs/FORMAT.md`.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]

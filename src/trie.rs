@@ -1,6 +1,6 @@
 //! The memtable: a radix (compressed, Patricia) trie over byte keys.
 //!
-//! Keys are URIs (DESIGN.md §3). Besides point get / insert / remove the trie
+//! Keys are URIs (docs/ARCHITECTURE.md, "The path of one operation"). Besides point get / insert / remove the trie
 //! answers, in time proportional to the prefix length plus the output:
 //!
 //! * [`Trie::count_prefix`]: how many keys start with a prefix;

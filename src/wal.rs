@@ -463,8 +463,8 @@ pub struct Recovery {
 /// being written.
 ///
 /// Before returning, every file kept is fsynced, and the directory too, so
-/// that everything passed to `apply` is durable (DESIGN.md, "Open syncs what
-/// it recovers").
+/// that everything passed to `apply` is durable (docs/ARCHITECTURE.md,
+/// "Open and recovery").
 ///
 /// # Errors
 ///

@@ -7,8 +7,9 @@
 //! it only to pick its inputs and to commit, and writes the merged segment
 //! without it, so that flushes never wait for a merge. Writers are held only
 //! for the short steps that change shared state: the freeze and the
-//! installs. The prefix rule of DESIGN.md section 5 holds because a commit's
-//! state is snapshotted at the freeze, after the log is fsynced through it:
+//! installs. The prefix rule (a manifest covers a prefix of the operations)
+//! holds because a commit's state is snapshotted at the freeze, after the
+//! log is fsynced through it:
 //! the manifest covering serial F holds exactly the effects of operations
 //! 1..F (the frozen memtable, the deletion bitmaps and checkpoints as they
 //! were at F). Deletions made after F live only in memory and in the newer
