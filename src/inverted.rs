@@ -30,8 +30,8 @@ use roaring::RoaringBitmap;
 use crate::document::{Body, BodyItem};
 use crate::error::{Error, Result};
 use crate::record::{get_varint, put_varint, varint_len};
-use crate::search::analysis::for_each_word;
 use crate::segment::{SectionWriter, Segment};
+use crate::text::for_each_word;
 
 /// Columns of at most this many rows hold them as varints (the first row,
 /// then the differences) rather than as a roaring bitmap, whose smallest

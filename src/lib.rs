@@ -71,6 +71,7 @@ pub mod server;
 mod status;
 #[doc(hidden)]
 pub mod storage;
+mod text;
 #[doc(hidden)]
 pub mod trie;
 mod uri;

@@ -37,9 +37,9 @@ use roaring::RoaringBitmap;
 
 use crate::error::{Error, Result};
 use crate::inverted::{term_key, value_at, Postings, META, WORD};
-use crate::search::analysis::words;
 use crate::search::{Hit, Query};
 use crate::segment::Segment;
+use crate::text::words;
 use crate::uri::{folder_prefix, place, Place};
 
 const K1: f64 = 1.2;
