@@ -59,7 +59,6 @@ mod document;
 mod error;
 mod frontcode;
 mod index;
-mod inverted;
 #[doc(hidden)]
 pub mod manifest;
 mod record;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use pushdex::segment::{FOOTER_BYTES, SECTIONS};
+use pushdex::segment::{parse_footer, Section};
 use pushdex::{Document, Entry, EnumerationMode, Error, Index, Options, Query, State};
 
 fn all(index: &Index) -> BTreeSet<String> {
@@ -257,16 +257,15 @@ fn damaged_segments_and_manifests_are_corrupt() {
     let manifest_len = fs::metadata(original.path().join("MANIFEST")).unwrap().len() as usize;
     // The sections (bodies, stamps, rows, uris, bloom, names, norms,
     // postings, terms, metas, parts, block crcs) from the footer's table (docs/FORMAT.md): their first, last and 40 spread bytes.
-    let footer = &bytes[len - FOOTER_BYTES..];
-    let u64_at = |at: usize| u64::from_le_bytes(footer[at..at + 8].try_into().unwrap()) as usize;
+    let footer = parse_footer(&bytes).unwrap();
     let mut targets: Vec<(&str, usize)> = Vec::new();
-    for section in 0..SECTIONS {
-        let (off, section_len) = (u64_at(40 + 16 * section), u64_at(48 + 16 * section));
+    for section in Section::ALL {
+        let (off, section_len) = (footer.section(section).start as usize, footer.section_len(section) as usize);
         assert!(section_len > 0, "section {section} is empty");
         targets.extend((0..40).map(|k| ("seg", off + k * section_len / 40)));
         targets.push(("seg", off + section_len - 1));
     }
-    targets.extend((len - FOOTER_BYTES..len).map(|at| ("seg", at)));
+    targets.extend((len - footer.len..len).map(|at| ("seg", at)));
     targets.extend((0..manifest_len).map(|at| ("MANIFEST", at)));
     for (file, at) in targets {
         let dir = tempfile::tempdir().unwrap();
@@ -294,3 +293,4 @@ fn damaged_segments_and_manifests_are_corrupt() {
     }
     assert!(matches!(Index::open(dir.path()), Err(Error::Corrupt { .. })));
 }
+
