@@ -63,7 +63,7 @@ macro_rules! internal_mod {
         #[doc(hidden)]
         pub mod $name;
         #[cfg(not(feature = "internals"))]
-        #[allow(dead_code, unreachable_pub)]
+        #[allow(dead_code, unreachable_pub, unused_imports)]
         mod $name;
     };
 }
@@ -75,7 +75,6 @@ mod error;
 mod files;
 mod frontcode;
 mod index;
-mod inverted;
 internal_mod!(manifest);
 mod record;
 mod search;
@@ -84,6 +83,7 @@ internal_mod!(segment);
 pub mod server;
 mod status;
 internal_mod!(storage);
+mod text;
 internal_mod!(trie);
 mod uri;
 internal_mod!(wal);

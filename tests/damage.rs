@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use pushdex::segment::Section;
 use pushdex::{
     folder_prefix, Checkpoint, Document, DocumentStatus, Entry, EnumerationMode, Error, Index, Options, Serial, State,
     Update,
@@ -70,8 +71,8 @@ const SMALL_FILE: usize = 1024;
 /// The layouts of docs/FORMAT.md, as the crate exports them.
 const LOG_HEADER: usize = pushdex::wal::FILE_HEADER_BYTES;
 const FRAME_HEADER: usize = pushdex::wal::FRAME_HEADER_BYTES;
-const SEGMENT_FOOTER: usize = pushdex::segment::FOOTER_BYTES;
-const SEGMENT_SECTIONS: usize = pushdex::segment::SECTIONS;
+/// The footer of the segments this build writes (format version 4).
+const SEGMENT_FOOTER: usize = pushdex::segment::v4::FOOTER_LEN;
 const SEGMENT_BLOCK: usize = pushdex::segment::BLOCK;
 /// The header of `MANIFEST` and of deletion bitmaps.
 const FILE_HEADER: usize = 20;
@@ -582,13 +583,13 @@ fn parse_frames(bytes: &[u8]) -> Vec<(usize, usize, u64)> {
     frames
 }
 
-/// The sections of an undamaged segment, from its footer's table.
+/// The sections of an undamaged segment (offset, length), in
+/// `Section::ALL` order, from its footer's table of contents.
 fn parse_sections(bytes: &[u8]) -> Vec<(usize, usize)> {
-    let footer = &bytes[bytes.len() - SEGMENT_FOOTER..];
-    assert_eq!(&footer[..8], b"PDXSEG\r\n");
-    let sections: Vec<(usize, usize)> = (0..SEGMENT_SECTIONS)
-        .map(|i| (le_u64(footer, 40 + 16 * i) as usize, le_u64(footer, 48 + 16 * i) as usize))
-        .collect();
+    let footer = pushdex::segment::parse_footer(bytes).expect("an undamaged segment's footer");
+    assert_eq!((footer.version, footer.len), (pushdex::segment::VERSION, SEGMENT_FOOTER));
+    let sections: Vec<(usize, usize)> =
+        Section::ALL.iter().map(|&s| (footer.section(s).start as usize, footer.section_len(s) as usize)).collect();
     let mut at = 0;
     for &(off, len) in &sections {
         assert_eq!(off, at, "sections follow each other");
@@ -756,7 +757,7 @@ fn plan(file: &FileInfo, full: bool) -> (BTreeMap<usize, BTreeSet<u8>>, BTreeSet
                     // block-checked ones, of every 64 KiB block.
                     // (bodies, stamps, rows, names, norms, postings, metas:
                     // docs/FORMAT.md).
-                    let step = if [0, 1, 2, 5, 6, 7, 9].contains(&i) { SEGMENT_BLOCK } else { section_len.max(1) };
+                    let step = if Section::ALL[i].blocked().is_some() { SEGMENT_BLOCK } else { section_len.max(1) };
                     for start in (off..off + section_len).step_by(step) {
                         all_masks(start, &mut flips);
                         all_masks((start + step).min(off + section_len) - 1, &mut flips);

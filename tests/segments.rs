@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use pushdex::segment::{FOOTER_BYTES, SECTIONS};
+use pushdex::segment::{parse_footer, Section};
 use pushdex::{Document, Entry, EnumerationMode, Error, Index, Options, Query, State};
 
 fn all(index: &Index) -> BTreeSet<String> {
@@ -257,16 +257,15 @@ fn damaged_segments_and_manifests_are_corrupt() {
     let manifest_len = fs::metadata(original.path().join("MANIFEST")).unwrap().len() as usize;
     // The sections (bodies, stamps, rows, uris, bloom, names, norms,
     // postings, terms, metas, parts, block crcs) from the footer's table (docs/FORMAT.md): their first, last and 40 spread bytes.
-    let footer = &bytes[len - FOOTER_BYTES..];
-    let u64_at = |at: usize| u64::from_le_bytes(footer[at..at + 8].try_into().unwrap()) as usize;
+    let footer = parse_footer(&bytes).unwrap();
     let mut targets: Vec<(&str, usize)> = Vec::new();
-    for section in 0..SECTIONS {
-        let (off, section_len) = (u64_at(40 + 16 * section), u64_at(48 + 16 * section));
+    for section in Section::ALL {
+        let (off, section_len) = (footer.section(section).start as usize, footer.section_len(section) as usize);
         assert!(section_len > 0, "section {section} is empty");
         targets.extend((0..40).map(|k| ("seg", off + k * section_len / 40)));
         targets.push(("seg", off + section_len - 1));
     }
-    targets.extend((len - FOOTER_BYTES..len).map(|at| ("seg", at)));
+    targets.extend((len - footer.len..len).map(|at| ("seg", at)));
     targets.extend((0..manifest_len).map(|at| ("MANIFEST", at)));
     for (file, at) in targets {
         let dir = tempfile::tempdir().unwrap();
@@ -293,4 +292,70 @@ fn damaged_segments_and_manifests_are_corrupt() {
         }
     }
     assert!(matches!(Index::open(dir.path()), Err(Error::Corrupt { .. })));
+}
+
+/// An index of one segment: 50 documents with a text part `t` and a meta.
+fn one_segment() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    index
+        .add_all((0..50).map(|i| {
+            Document::new(format!("d/{i:02}"))
+                .with_stamp("s")
+                .with_text("t", format!("word{i} all"))
+                .with_meta("m", "x")
+        }))
+        .unwrap();
+    index.close().unwrap();
+    let seg = files(dir.path(), "pdx").pop().unwrap();
+    (dir, seg)
+}
+
+/// A norms column whose value width byte is one no writer uses (3, 5, ...),
+/// with every checksum made to match: `Corrupt` (at open, which checks each
+/// norms column's header against its part), never an out-of-bounds read of
+/// the lengths (before 347e547 the first search panicked).
+#[test]
+fn a_norms_column_with_a_bad_width_is_corrupt() {
+    for width in [3u8, 5, 8, 255] {
+        let (dir, seg) = one_segment();
+        let mut bytes = fs::read(&seg).unwrap();
+        let footer = parse_footer(&bytes).unwrap();
+        let norms = footer.section(Section::Norms).start as usize;
+        // The first column: count (50, one varint byte), then the width.
+        assert_eq!(bytes[norms], 50);
+        assert_eq!(bytes[norms + 1], 1, "lengths of one byte");
+        bytes[norms + 1] = width;
+        pushdex::segment::reseal(&mut bytes).unwrap();
+        fs::write(&seg, &bytes).unwrap();
+        match Index::open(dir.path()) {
+            Err(Error::Corrupt { detail, .. }) => assert!(detail.contains("norms"), "{detail}"),
+            Err(e) => panic!("width {width}: expected Corrupt, got {e:?}"),
+            Ok(index) => match index.search(&Query::parse("t:all").unwrap(), 10) {
+                Err(Error::Corrupt { .. }) => {}
+                other => panic!("width {width}: a bad norms width gave {other:?}"),
+            },
+        }
+    }
+}
+
+/// A segment of the next format version (its trailer, the part every
+/// version keeps, says so): `UnsupportedVersion` naming the file, the
+/// version found and the versions read, not `Corrupt`.
+#[test]
+fn a_segment_of_a_newer_format_version_is_unsupported() {
+    use pushdex::segment::{v4, OLDEST_VERSION, VERSION};
+    let (dir, seg) = one_segment();
+    let mut bytes = fs::read(&seg).unwrap();
+    let trailer = bytes.len() - v4::TRAILER_LEN;
+    bytes[trailer + v4::VERSION_AT..][..4].copy_from_slice(&(VERSION + 1).to_le_bytes());
+    let crc = crc32c::crc32c(&bytes[trailer..trailer + v4::TRAILER_CRC_AT]);
+    bytes[trailer + v4::TRAILER_CRC_AT..][..4].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&seg, &bytes).unwrap();
+    match Index::open(dir.path()) {
+        Err(Error::UnsupportedVersion { path, found, supported }) => {
+            assert_eq!((path, found, supported), (seg, VERSION + 1, (OLDEST_VERSION, VERSION)));
+        }
+        other => panic!("expected UnsupportedVersion, got {other:?}"),
+    }
 }

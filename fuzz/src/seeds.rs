@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use pushdex::segment::{write_segment, SegmentEntry};
+use pushdex::segment::{parse_footer, reseal, write_segment, Section, SegmentEntry};
 use pushdex::storage::{SimStorage, Storage};
 use pushdex::{Document, Index, Options, Update};
 
@@ -103,7 +103,24 @@ pub fn seeds() -> Vec<Seed> {
     .expect("write_segment");
     out.push(("segment", "written".into(), with_mode(0, &storage.read("seg-1.pdx").expect("segment"))));
     let flushed = history(true);
-    out.push(("segment", "flushed".into(), with_mode(0, &file(&flushed, ".pdx"))));
+    let segment = file(&flushed, ".pdx");
+    out.push(("segment", "flushed".into(), with_mode(0, &segment)));
+    // The previous format version (3), which is still read: the fixture
+    // the main crate's tests read, written by the version 3 writer.
+    out.push(("segment", "written-v3".into(), with_mode(0, include_bytes!("../../tests/fixtures/segment-v3.pdx"))));
+    // Column widths no writer uses, every checksum made to match, so that
+    // the width checks (norms headers at open, postings at search) are
+    // reached: the first norms column and the first postings column, each
+    // a count (one varint byte here) then the width.
+    let footer = parse_footer(&segment).expect("a written segment's footer");
+    for (name, section) in [("bad-norms-width", Section::Norms), ("bad-postings-width", Section::Postings)] {
+        let mut bytes = segment.clone();
+        let at = footer.section(section).start as usize + 1;
+        assert!(bytes[at] <= 4, "{name}: a width at {at}");
+        bytes[at] = 3;
+        reseal(&mut bytes).expect("reseal");
+        out.push(("segment", name.into(), with_mode(0, &bytes)));
+    }
     for (i, len) in [128, 512].into_iter().enumerate() {
         out.push(("segment", format!("structured-{i}"), with_mode(1, &noise(i as u64 + 11, len))));
     }

@@ -36,10 +36,10 @@ use std::sync::{Arc, Mutex};
 use roaring::RoaringBitmap;
 
 use crate::error::{Error, Result};
-use crate::inverted::{term_key, value_at, Postings, META, WORD};
-use crate::search::analysis::words;
 use crate::search::{Hit, Query};
 use crate::segment::Segment;
+use crate::segment::{term_key, value_at, Postings, META, WORD};
+use crate::text::words;
 use crate::uri::{folder_prefix, place, Place};
 
 const K1: f64 = 1.2;

@@ -30,8 +30,10 @@ use roaring::RoaringBitmap;
 use crate::document::{Body, BodyItem};
 use crate::error::{Error, Result};
 use crate::record::{get_varint, put_varint, varint_len};
-use crate::search::analysis::for_each_word;
-use crate::segment::{SectionWriter, Segment};
+use crate::storage::StorageFile;
+use crate::text::for_each_word;
+
+use super::format::{le_u64, Section, SectionWriter, Sections, Slice, Written};
 
 /// Columns of at most this many rows hold them as varints (the first row,
 /// then the differences) rather than as a roaring bitmap, whose smallest
@@ -133,9 +135,8 @@ pub(crate) struct PartInfo {
     pub norms: std::ops::Range<u64>,
 }
 
-/// Where the search sections landed: (offset, length, block crcs, whole crc)
-/// each, in file order.
-pub(crate) type Written = [(u64, u64, Vec<u32>, u32); 5];
+/// Where the search sections landed, in file order.
+pub(crate) type SearchSections = Vec<(Section, Written)>;
 
 /// Meta-value terms per block of the `metas` section.
 pub(crate) const META_BLOCK: usize = 32;
@@ -144,7 +145,7 @@ pub(crate) const META_BLOCK: usize = 32;
 /// sight: analysing a body costs one hash and, for a known term, one
 /// comparison against the arena per word.
 #[derive(Default)]
-struct Terms {
+struct Interner {
     /// Every term: its hash, id, and key as `arena[start..start + len]`.
     table: hashbrown::HashTable<TermSlot>,
     arena: Vec<u8>,
@@ -160,7 +161,7 @@ struct TermSlot {
     start: usize,
 }
 
-impl Terms {
+impl Interner {
     fn key(&self, id: u32) -> &[u8] {
         let (start, len) = self.spans[id as usize];
         &self.arena[start..start + len]
@@ -173,7 +174,7 @@ impl Terms {
     /// The id of `key`, a new one if it is new.
     fn intern(&mut self, key: &[u8]) -> u32 {
         let hash = xxhash_rust::xxh3::xxh3_64(key);
-        let Terms { table, arena, spans } = self;
+        let Interner { table, arena, spans } = self;
         let same = |slot: &TermSlot| {
             slot.hash == hash && slot.len as usize == key.len() && &arena[slot.start..slot.start + key.len()] == key
         };
@@ -213,7 +214,7 @@ impl Terms {
 #[derive(Default)]
 pub(crate) struct Analyzer {
     parts: BTreeMap<String, Column>,
-    terms: Terms,
+    terms: Interner,
     /// Term ids of every occurrence, row after row.
     occurrences: Vec<u32>,
     /// Per row, the end of its occurrences.
@@ -276,7 +277,7 @@ impl Analyzer {
     }
 
     /// Writes the four search sections, starting at `at` in `file`.
-    pub fn write(self, file: &dyn crate::storage::StorageFile, at: u64) -> Result<Written> {
+    pub fn write(self, file: &dyn StorageFile, at: u64) -> Result<SearchSections> {
         let mut sink = Sink::new(file, at);
         for (name, column) in &self.parts {
             sink.part(name, column)?;
@@ -319,18 +320,18 @@ impl Analyzer {
 /// `inputs[i]`'s row `r` is row `remap[i][r]` of the new segment, or left
 /// out when that is `u32::MAX`. No body is read or analysed again.
 pub(crate) fn write_merged(
-    inputs: &[&Segment],
+    inputs: &[Inverted<'_>],
     remap: &[Vec<u32>],
-    file: &dyn crate::storage::StorageFile,
+    file: &dyn StorageFile,
     at: u64,
-) -> Result<Written> {
+) -> Result<SearchSections> {
     let mut sink = Sink::new(file, at);
     let mut column = Column::default();
-    let carry = |column: &mut Column, seg: &Segment, map: &[u32], from: &Postings<'_>| -> Result<()> {
+    let carry = |column: &mut Column, seg: &Inverted<'_>, map: &[u32], from: &Postings<'_>| -> Result<()> {
         for (rank, row) in from.rows.iter().enumerate() {
-            let new = *map.get(row as usize).ok_or_else(|| {
-                Error::corrupt(seg.path(), format!("a search column names row {row}, past the {} rows", seg.rows()))
-            })?;
+            let new = *map
+                .get(row as usize)
+                .ok_or_else(|| seg.corrupt(format!("a search column names row {row}, past the {} rows", seg.rows)))?;
             if new != u32::MAX {
                 column.push(new, from.value(rank));
             }
@@ -375,7 +376,7 @@ pub(crate) fn write_merged(
         for (i, table) in tables.iter_mut().enumerate() {
             if table.peek()? == Some(&key[1..]) {
                 let (_, offset) = table.next_term()?.expect("peeked");
-                carry(&mut column, inputs[i], &remap[i], &inputs[i].postings_at(offset)?)?;
+                carry(&mut column, &inputs[i], &remap[i], &inputs[i].postings_at(offset)?)?;
             }
         }
         column.sort();
@@ -393,7 +394,7 @@ pub(crate) fn write_merged(
     while let Some((key, found)) = stream.next() {
         column.clear();
         for found in found {
-            let (seg, map) = (inputs[found.index], &remap[found.index]);
+            let (seg, map) = (&inputs[found.index], &remap[found.index]);
             carry(&mut column, seg, map, &seg.postings_at(found.value)?)?;
         }
         column.sort();
@@ -408,10 +409,10 @@ pub(crate) fn write_merged(
 /// postings (one per term) while the terms fst, the metas table and the
 /// parts table are built in memory, then those three.
 struct Sink<'f> {
-    file: &'f dyn crate::storage::StorageFile,
+    file: &'f dyn StorageFile,
     norms: Option<SectionWriter<'f>>,
     postings: Option<SectionWriter<'f>>,
-    written: Vec<(u64, u64, Vec<u32>, u32)>,
+    written: SearchSections,
     parts: Vec<u8>,
     part_count: usize,
     terms: fst::MapBuilder<Vec<u8>>,
@@ -428,12 +429,12 @@ struct Sink<'f> {
 }
 
 impl<'f> Sink<'f> {
-    fn new(file: &'f dyn crate::storage::StorageFile, at: u64) -> Sink<'f> {
+    fn new(file: &'f dyn StorageFile, at: u64) -> Sink<'f> {
         Sink {
             file,
             norms: Some(SectionWriter::new(file, at)),
             postings: None,
-            written: Vec::with_capacity(4),
+            written: Vec::with_capacity(5),
             parts: Vec::new(),
             part_count: 0,
             terms: fst::MapBuilder::memory(),
@@ -461,8 +462,8 @@ impl<'f> Sink<'f> {
     fn start_postings(&mut self) -> Result<()> {
         let norms = self.norms.take().expect("postings start once");
         let done = norms.finish()?;
-        self.postings = Some(SectionWriter::new(self.file, done.0 + done.1));
-        self.written.push(done);
+        self.postings = Some(SectionWriter::new(self.file, done.end()));
+        self.written.push((Section::Norms, done));
         Ok(())
     }
 
@@ -481,31 +482,31 @@ impl<'f> Sink<'f> {
         }
     }
 
-    fn finish(mut self) -> Result<Written> {
+    fn finish(mut self) -> Result<SearchSections> {
         let postings = self.postings.take().expect("postings were started");
         let done = postings.finish()?;
-        let mut at = done.0 + done.1;
-        self.written.push(done);
+        let mut at = done.end();
+        self.written.push((Section::Postings, done));
         let terms = self.terms.into_inner().map_err(|e| Error::invalid_input(format!("search terms: {e}")))?;
         let mut w = SectionWriter::new(self.file, at);
         w.put(&terms)?;
         let done = w.finish()?;
-        at = done.0 + done.1;
-        self.written.push(done);
+        at = done.end();
+        self.written.push((Section::Terms, done));
         let mut w = SectionWriter::new(self.file, at);
         let blocks = self.metas.blocks() as u64;
         w.put(&self.metas.finish())?;
         w.put(&blocks.to_le_bytes())?;
         let done = w.finish()?;
-        at = done.0 + done.1;
-        self.written.push(done);
+        at = done.end();
+        self.written.push((Section::Metas, done));
         let mut table = Vec::with_capacity(self.parts.len() + 10);
         put_varint(&mut table, self.part_count);
         table.extend_from_slice(&self.parts);
         let mut w = SectionWriter::new(self.file, at);
         w.put(&table)?;
-        self.written.push(w.finish()?);
-        Ok(self.written.try_into().expect("five sections"))
+        self.written.push((Section::Parts, w.finish()?));
+        Ok(self.written)
     }
 }
 
@@ -541,6 +542,248 @@ pub(crate) fn parse_parts(bytes: &[u8], rows: u64, norms_len: u64) -> std::resul
         return Err(bad("bytes after the last part"));
     }
     Ok(parts)
+}
+
+/// A segment's inverted index as read at open: the verified `terms` fst
+/// and the parsed `parts` table.
+pub(crate) struct InvertedIndex {
+    terms: fst::Map<Slice>,
+    parts: Vec<PartInfo>,
+}
+
+impl InvertedIndex {
+    /// Reads the `terms` fst and the `parts` table of `sections` (both
+    /// verified whole at open) and checks the `metas` block index.
+    pub(crate) fn open(sections: &Sections, rows: u64) -> Result<InvertedIndex> {
+        let terms = fst::Map::new(sections.slice(Section::Terms))
+            .map_err(|e| sections.corrupt(format!("the terms section is not an fst: {e}")))?;
+        let parts = parse_parts(sections.whole(Section::Parts), rows, sections.len(Section::Norms))
+            .map_err(|e| sections.corrupt(e))?;
+        let index = InvertedIndex { terms, parts };
+        let inverted = Inverted { sections, index: &index, rows };
+        inverted.meta_index()?;
+        // Each norms column's header against its part (a block read per
+        // part): the count, a width a writer uses, the length.
+        for part in &index.parts {
+            let bad = |what: &str| sections.corrupt(format!("the norms of part {:?}: {what}", part.name));
+            let head = sections.read(Section::Norms, part.norms.start..part.norms.end.min(part.norms.start + 32))?;
+            let len = column_len(head).ok_or_else(|| bad("a damaged column header"))?;
+            if len as u64 != part.norms.end - part.norms.start {
+                return Err(bad(&format!(
+                    "a column of {len} bytes in a place of {}",
+                    part.norms.end - part.norms.start
+                )));
+            }
+            if column_count(head) != Some(part.docs) {
+                return Err(bad(&format!("a column of {:?} rows for {} documents", column_count(head), part.docs)));
+            }
+        }
+        Ok(index)
+    }
+}
+
+/// The inverted index of an open segment: what search and merges read.
+#[derive(Clone, Copy)]
+pub(crate) struct Inverted<'a> {
+    pub(crate) sections: &'a Sections,
+    pub(crate) index: &'a InvertedIndex,
+    /// The segment's row count.
+    pub(crate) rows: u64,
+}
+
+impl<'a> Inverted<'a> {
+    fn corrupt(&self, detail: impl Into<String>) -> Error {
+        self.sections.corrupt(detail)
+    }
+
+    /// The text parts, by name.
+    pub(crate) fn parts(&self) -> &'a [PartInfo] {
+        &self.index.parts
+    }
+
+    /// The norms of `part` (one of [`Inverted::parts`]): its rows and their
+    /// lengths in words, as many rows as the part's documents, the lengths
+    /// adding up to its total.
+    pub(crate) fn norms(&self, part: &PartInfo) -> Result<Postings<'a>> {
+        let bytes = self.sections.read(Section::Norms, part.norms.clone())?;
+        let norms = parse_column(bytes, self.rows).map_err(|e| self.corrupt(e))?;
+        let total: u64 = (0..norms.rows.len() as usize).map(|rank| u64::from(norms.value(rank))).sum();
+        if norms.rows.len() != part.docs || total != part.total_len {
+            return Err(self.corrupt(format!(
+                "part {:?} has {} documents of {} words, and norms for {} of {total}",
+                part.name,
+                part.docs,
+                part.total_len,
+                norms.rows.len()
+            )));
+        }
+        Ok(norms)
+    }
+
+    /// The terms fst: term key → offset of its postings.
+    pub(crate) fn terms(&self) -> &'a fst::Map<Slice> {
+        &self.index.terms
+    }
+
+    /// The postings at `offset` in the postings section.
+    pub(crate) fn postings_at(&self, offset: u64) -> Result<Postings<'a>> {
+        let head = self.postings_head(offset)?;
+        let bad = || self.corrupt(format!("postings at {offset} are out of place"));
+        let len = column_len(head).ok_or_else(bad)? as u64;
+        let to = offset.checked_add(len).filter(|&to| to <= self.sections.len(Section::Postings)).ok_or_else(bad)?;
+        let bytes = self.sections.read(Section::Postings, offset..to)?;
+        parse_column(bytes, self.rows).map_err(|e| self.corrupt(e))
+    }
+
+    /// The (verified) bytes at `offset` in the postings section that a
+    /// column's header can take, fewer at the section's end.
+    fn postings_head(&self, offset: u64) -> Result<&'a [u8]> {
+        let end = self.sections.len(Section::Postings);
+        if offset >= end {
+            return Err(self.corrupt(format!("postings at {offset} are out of place")));
+        }
+        self.sections.read(Section::Postings, offset..end.min(offset + 32))
+    }
+
+    /// How many rows the term with key `key` is in (deleted ones too),
+    /// read from its postings' header alone; `None` if the segment does
+    /// not hold it.
+    pub(crate) fn postings_count(&self, key: &[u8]) -> Result<Option<u64>> {
+        let Some(offset) = self.term_offset(key)? else { return Ok(None) };
+        let count = column_count(self.postings_head(offset)?)
+            .filter(|&n| n <= self.rows)
+            .ok_or_else(|| self.corrupt(format!("the postings at {offset} have a damaged header")))?;
+        Ok(Some(count))
+    }
+
+    /// The postings of the term with key `key` (see [`term_key`]), if the
+    /// segment holds it.
+    pub(crate) fn postings(&self, key: &[u8]) -> Result<Option<Postings<'a>>> {
+        self.term_offset(key)?.map(|offset| self.postings_at(offset)).transpose()
+    }
+
+    /// Where the postings of the term with key `key` are: words in the
+    /// terms fst, meta values in the metas table.
+    fn term_offset(&self, key: &[u8]) -> Result<Option<u64>> {
+        match key.split_first() {
+            Some((&META, key)) => self.meta_offset(key),
+            _ => Ok(self.index.terms.get(key)),
+        }
+    }
+
+    /// The `metas` section's block count and where its block index starts.
+    fn meta_index(&self) -> Result<(u64, u64)> {
+        let len = self.sections.len(Section::Metas);
+        let bad = || self.corrupt("the metas table's block index is damaged");
+        let last = len.checked_sub(8).ok_or_else(bad)?;
+        let count = le_u64(self.sections.read(Section::Metas, last..len)?, 0);
+        let index = count.checked_mul(8).and_then(|n| last.checked_sub(n)).ok_or_else(bad)?;
+        Ok((count, index))
+    }
+
+    /// The postings offset of meta term `key` (without its kind byte): a
+    /// binary search over the blocks' first keys, then a scan of one block.
+    fn meta_offset(&self, key: &[u8]) -> Result<Option<u64>> {
+        let at = self.meta_index()?;
+        // The last block whose first key is <= key.
+        let (mut lo, mut hi) = (0, at.0);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let mut first_le = false;
+            self.sections.front_coded_block(Section::Metas, at, mid, true, &mut |k, _| {
+                first_le = k <= key;
+                false
+            })?;
+            if first_le {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let Some(block) = lo.checked_sub(1) else { return Ok(None) };
+        let mut found = None;
+        self.sections.front_coded_block(Section::Metas, at, block, true, &mut |k, offset| {
+            if k == key {
+                found = Some(offset);
+            }
+            k < key
+        })?;
+        Ok(found)
+    }
+
+    /// The meta terms in key order, a block at a time.
+    pub(crate) fn meta_terms(&self) -> Result<MetaTerms<'a>> {
+        Ok(MetaTerms { inv: *self, at: self.meta_index()?, block: 0, keys: Vec::new(), entries: Vec::new(), next: 0 })
+    }
+
+    /// Reads the whole inverted index: every part's norms and every term's
+    /// postings, checking each as a search would. Returns how many
+    /// (term, row) postings there are.
+    pub(crate) fn check(&self) -> Result<u64> {
+        for part in self.parts() {
+            self.norms(part)?;
+        }
+        let mut total = 0;
+        let mut stream = self.index.terms.stream();
+        use fst::Streamer;
+        while let Some((_, offset)) = stream.next() {
+            total += self.postings_at(offset)?.rows.len();
+        }
+        let mut metas = self.meta_terms()?;
+        while let Some((_, offset)) = metas.next_term()? {
+            total += self.postings_at(offset)?.rows.len();
+        }
+        Ok(total)
+    }
+}
+
+/// A segment's meta terms (keys without the kind byte) with their
+/// postings offsets, in key order, decoded a block at a time.
+pub(crate) struct MetaTerms<'a> {
+    inv: Inverted<'a>,
+    at: (u64, u64),
+    block: u64,
+    /// The current block's keys, one after the other, and per entry the
+    /// end of its key and its postings offset.
+    keys: Vec<u8>,
+    entries: Vec<(usize, u64)>,
+    next: usize,
+}
+
+impl MetaTerms<'_> {
+    /// The next term, valid until the next call.
+    pub(crate) fn next_term(&mut self) -> Result<Option<(&[u8], u64)>> {
+        if self.peek()?.is_none() {
+            return Ok(None);
+        }
+        self.next += 1;
+        let (start, (end, offset)) = (self.start(self.next - 1), self.entries[self.next - 1]);
+        Ok(Some((&self.keys[start..end], offset)))
+    }
+
+    fn start(&self, entry: usize) -> usize {
+        entry.checked_sub(1).map_or(0, |e| self.entries[e].0)
+    }
+
+    /// The next term without moving past it.
+    pub(crate) fn peek(&mut self) -> Result<Option<&[u8]>> {
+        while self.next == self.entries.len() {
+            if self.block == self.at.0 {
+                return Ok(None);
+            }
+            let (keys, entries) = (&mut self.keys, &mut self.entries);
+            keys.clear();
+            entries.clear();
+            self.inv.sections.front_coded_block(Section::Metas, self.at, self.block, true, &mut |k, offset| {
+                keys.extend_from_slice(k);
+                entries.push((keys.len(), offset));
+                true
+            })?;
+            self.next = 0;
+            self.block += 1;
+        }
+        Ok(Some(&self.keys[self.start(self.next)..self.entries[self.next].0]))
+    }
 }
 
 /// A column read back: rows, and a value by rank.

@@ -1,5 +1,6 @@
 //! Text analysis: how a text part, and the text of a [`Query::Text`], become
-//! the words that are indexed and looked up.
+//! the words that are indexed (by `segment`) and looked up (by `search`).
+//! It sits below both, so that segments never import the search layer.
 //!
 //! One function serves both sides on purpose: a document is found by a query
 //! only if both went through exactly the same analysis.

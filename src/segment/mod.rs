@@ -1,0 +1,401 @@
+//! Immutable, sorted, memory-mapped segment files.
+//!
+//! A segment is a memtable written out in URI order: an `fst::Map` from URI
+//! to ordinal (its rank), fixed-width rows by ordinal (serial, stamp and body
+//! locations), the stamp and body heaps, the URIs by ordinal, and the
+//! inverted index search reads. Because the URIs are sorted, every prefix is
+//! one contiguous ordinal range, which is what makes subtree deletion one
+//! bitmap range per segment. `docs/FORMAT.md` has the layout.
+//!
+//! A blocked Bloom filter over the URIs (`bloom`) lets a lookup skip a
+//! segment that cannot hold the URI without walking its fst.
+//!
+//! Checksums at the right grain: the footer, the `uris`, `bloom`, `terms`
+//! and `parts` sections and the block-checksum table are verified in full at
+//! open (fst trusts its input); rows, heaps, names, norms, postings and metas
+//! carry a crc32c per 64 KiB block, checked when a block is first read.
+//!
+//! The modules, lowest first (none imports one above it):
+//!
+//! - `format`: the on-disk layout: [`Section`], the footer and its table
+//!   of contents, the versions read, the section writer and the
+//!   block-verified section reader;
+//! - `postings`: the inverted index (term keys, columns, norms, the parts
+//!   table), written at flush or merge and read by search, over section
+//!   bytes;
+//! - `reader`: [`Segment`]: open, lookups, rows, iteration, `verify_all`;
+//! - `writer`: [`write_segment`], which also reads back what it wrote.
+
+mod format;
+mod postings;
+mod reader;
+mod writer;
+
+pub use format::{
+    parse_footer, reseal, v3, v4, Footer, FooterError, Section, BLOCK, BLOCKED, MAGIC, NAMES_BLOCK, OLDEST_VERSION,
+    ROW_BYTES, SUPPORTED, TOC_VERSION, VERSION, WHOLE,
+};
+pub(crate) use postings::{term_key, value_at, Postings, META, WORD};
+pub use reader::{Row, Segment, SegmentIter};
+pub use writer::{write_segment, Entries, SegmentEntry};
+pub(crate) use writer::{write_segment_with, Terms};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Error, Result};
+    use crate::storage::{FsStorage, Storage};
+    use fst::Streamer;
+    use std::collections::BTreeMap;
+
+    fn write(storage: &dyn Storage, name: &str, entries: &BTreeMap<Vec<u8>, (u64, String, Vec<u8>)>) -> Segment {
+        write_segment(storage, name, &|visit| {
+            for (uri, (serial, stamp, body)) in entries {
+                visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        Segment::open(storage, name).unwrap()
+    }
+
+    #[test]
+    fn round_trip_and_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path()).unwrap();
+        let mut entries = BTreeMap::new();
+        for i in 0..5000u64 {
+            let uri = format!("f/{}/{i:05}", i % 7).into_bytes();
+            let body = if i == 17 { vec![7u8; 200_000] } else { vec![i as u8; (i % 50) as usize] };
+            entries.insert(uri, (i + 1, format!("s{i}"), body));
+        }
+        let seg = write(&storage, "seg-1.pdx", &entries);
+        assert_eq!(seg.rows(), 5000);
+        for (ord, (uri, (serial, stamp, body))) in entries.iter().enumerate() {
+            assert_eq!(seg.ordinal(uri).unwrap(), Some(ord as u32));
+            let row = seg.row(ord as u32).unwrap();
+            assert_eq!((row.serial, row.stamp, row.body), (*serial, stamp.as_str(), body.as_slice()));
+        }
+        assert_eq!(seg.ordinal(b"nope").unwrap(), None);
+        let range = seg.prefix_range(b"f/3/").unwrap();
+        let want = entries.keys().filter(|k| k.starts_with(b"f/3/")).count();
+        assert_eq!((range.end - range.start) as usize, want);
+        let mut it = seg.range(b"f/3/", b"f/3/02");
+        let mut got = Vec::new();
+        while let Some(item) = it.next_entry() {
+            got.push(item.unwrap().0.to_vec());
+        }
+        let want: Vec<Vec<u8>> =
+            entries.keys().filter(|k| k.starts_with(b"f/3/") && k.as_slice() >= &b"f/3/02"[..]).cloned().collect();
+        assert_eq!(got, want);
+        assert_eq!(seg.prefix_range(b"\xff").unwrap(), 5000..5000);
+        assert_eq!(seg.lower_bound(b"").unwrap(), 0);
+    }
+
+    #[test]
+    fn empty_segment_and_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path()).unwrap();
+        let seg = write(&storage, "seg-1.pdx", &BTreeMap::new());
+        assert_eq!(seg.rows(), 0);
+        assert_eq!(seg.prefix_range(b"a").unwrap(), 0..0);
+        let err = write_segment(&storage, "seg-2.pdx", &|visit| {
+            visit(SegmentEntry { uri: b"b", serial: 1, stamp: "", body: b"" })?;
+            visit(SegmentEntry { uri: b"a", serial: 2, stamp: "", body: b"" })
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }));
+    }
+
+    /// Everything a segment's inverted index holds, readable.
+    type Dump = (Vec<(String, u64, u64, Vec<(u32, u32)>)>, Vec<(Vec<u8>, Vec<(u32, u32)>)>);
+
+    fn dump(seg: &Segment) -> Dump {
+        let column = |p: Postings<'_>| p.rows.iter().enumerate().map(|(r, row)| (row, p.value(r))).collect::<Vec<_>>();
+        let parts =
+            seg.parts().iter().map(|p| (p.name.clone(), p.docs, p.total_len, column(seg.norms(p).unwrap()))).collect();
+        let mut terms = Vec::new();
+        let mut metas = seg.meta_terms().unwrap();
+        while let Some((key, offset)) = metas.next_term().unwrap() {
+            let key = [&[META][..], key].concat();
+            terms.push((key, column(seg.postings_at(offset).unwrap())));
+        }
+        let mut stream = seg.terms().stream();
+        while let Some((key, offset)) = stream.next() {
+            terms.push((key.to_vec(), column(seg.postings_at(offset).unwrap())));
+        }
+        (parts, terms)
+    }
+
+    fn body(i: u64) -> Vec<u8> {
+        let words = ["alpha", "Beta", "gamma", "delta", "ÉTÉ", "x"];
+        let mut doc = crate::document::Document::new("u");
+        let text: Vec<&str> = (0..(i % 9)).map(|k| words[((i * 7 + k * k) % 6) as usize]).collect();
+        doc = doc.with_text("body", text.join(" "));
+        if i.is_multiple_of(3) {
+            doc = doc.with_text("title", format!("Title {i} alpha"));
+        }
+        if i.is_multiple_of(4) {
+            doc = doc.with_meta("tag", format!("t{}", i % 5)).with_meta("tag", "all");
+        }
+        if i.is_multiple_of(5) {
+            doc = doc.with_part("blob", b"alpha beta".to_vec());
+        }
+        doc.body().encode()
+    }
+
+    #[test]
+    fn uri_at_walks_back_from_ordinals() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path()).unwrap();
+        let mut entries = BTreeMap::new();
+        for i in 0..3000u64 {
+            let uri = format!("s://h/{}/{}{}", i % 13, "x".repeat((i % 5) as usize), i * 7919 % 3001).into_bytes();
+            entries.insert(uri, (i, String::new(), body(i)));
+        }
+        entries.insert(b"s://h".to_vec(), (0, String::new(), body(0)));
+        entries.insert(b"s://h/".to_vec(), (0, String::new(), body(0)));
+        let seg = write(&storage, "seg-1.pdx", &entries);
+        for (ord, uri) in entries.keys().enumerate() {
+            assert_eq!(&seg.uri_at(ord as u32).unwrap(), uri);
+        }
+        assert!(matches!(seg.uri_at(entries.len() as u32), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn merged_postings_equal_a_fresh_analysis() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path()).unwrap();
+        let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+        for i in 0..2000u64 {
+            let uri = format!("u/{:05}", i * 37 % 2011).into_bytes();
+            if i % 3 == 0 {
+                b.insert(uri, (i, String::new(), body(i)));
+            } else {
+                a.insert(uri, (i, String::new(), body(i)));
+            }
+        }
+        // Some URIs in both: b's version wins; and rows of a left out.
+        for i in 0..300u64 {
+            let uri = format!("u/{:05}", i * 37 % 2011).into_bytes();
+            a.insert(uri, (i, String::new(), body(i + 5000)));
+        }
+        let (seg_a, seg_b) = (write(&storage, "a.pdx", &a), write(&storage, "b.pdx", &b));
+        let mut merged = BTreeMap::new();
+        let mut remap = vec![vec![u32::MAX; a.len()], vec![u32::MAX; b.len()]];
+        let mut keep = Vec::new();
+        for (ord, (uri, e)) in a.iter().enumerate() {
+            if ord % 11 != 0 && !b.contains_key(uri) {
+                merged.insert(uri.clone(), e.clone());
+                keep.push((0, ord, uri.clone()));
+            }
+        }
+        for (ord, (uri, e)) in b.iter().enumerate() {
+            merged.insert(uri.clone(), e.clone());
+            keep.push((1, ord, uri.clone()));
+        }
+        for (input, ord, uri) in keep {
+            remap[input][ord] = merged.keys().position(|k| *k == uri).unwrap() as u32;
+        }
+        let remap = std::cell::RefCell::new(remap);
+        let entries = |visit: &mut dyn FnMut(SegmentEntry<'_>) -> Result<()>| {
+            for (uri, (serial, stamp, body)) in &merged {
+                visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
+            }
+            Ok(())
+        };
+        let terms = Terms::Merge { inputs: vec![&seg_a, &seg_b], remap: &remap };
+        write_segment_with(&storage, "m.pdx", &entries, terms).unwrap();
+        write_segment(&storage, "f.pdx", &entries).unwrap();
+        let (m, f) = (Segment::open(&storage, "m.pdx").unwrap(), Segment::open(&storage, "f.pdx").unwrap());
+        let want = dump(&f);
+        assert!(want.0.len() == 2 && want.1.len() > 20, "the fixture has parts and terms");
+        assert!(want.1.iter().any(|(k, _)| k.starts_with(b"wbody\0\xc3\xa9t\xc3\xa9")), "words are lower-cased");
+        assert!(!want.1.iter().any(|(k, _)| k.starts_with(b"wblob")), "binary parts are not indexed");
+        assert_eq!(dump(&m), want);
+        // Lookups by key, and a term the segment does not hold.
+        let mut key = Vec::new();
+        term_key(&mut key, META, "tag", "all");
+        let all = f.postings(&key).unwrap().unwrap();
+        assert_eq!(all.rows.len(), merged.values().filter(|e| e.0 % 4 == 0).count() as u64);
+        term_key(&mut key, WORD, "body", "nope");
+        assert!(f.postings(&key).unwrap().is_none());
+    }
+
+    /// What `tests/fixtures/segment-v3.pdx` holds (written by the version 3
+    /// writer, before version 4): 240 documents with text parts, metas and
+    /// a binary part.
+    fn fixture_entries() -> Vec<(Vec<u8>, u64, String, Vec<u8>)> {
+        let words = ["alpha", "Beta", "gamma", "delta", "ÉTÉ", "x", "3.14", "don't"];
+        let mut out = Vec::new();
+        for i in 0..240u64 {
+            let uri = format!("file:///fixture/{}/{i:04}", i % 7).into_bytes();
+            let text: Vec<&str> = (0..(i % 11)).map(|k| words[((i * 7 + k * k) % 8) as usize]).collect();
+            let mut doc = crate::document::Document::new("u").with_text("body", text.join(" "));
+            if i % 3 == 0 {
+                doc = doc.with_text("title", format!("Title {i} alpha"));
+            }
+            if i % 4 == 0 {
+                doc = doc.with_meta("tag", format!("t{}", i % 5)).with_meta("tag", "all");
+            }
+            if i % 5 == 0 {
+                doc = doc.with_part("blob", vec![i as u8; 40]);
+            }
+            out.push((uri, i * 3 + 1, format!("2024-03-{:02}", i % 28 + 1), doc.body().encode()));
+        }
+        out.sort();
+        out
+    }
+
+    /// Version 3's fixed footer (the previous version, still read): a file
+    /// written by the version 3 writer opens, reads whole, and holds the
+    /// same rows, URIs and inverted index as the same entries written now.
+    #[test]
+    fn a_version_3_segment_reads_as_it_was_written() {
+        let v3 = include_bytes!("../../tests/fixtures/segment-v3.pdx");
+        assert_eq!(&v3[v3.len() - v3::FOOTER_LEN..][..8], MAGIC, "a fixed version 3 footer");
+        assert_eq!(parse_footer(v3).unwrap().version, 3);
+        let storage = crate::storage::SimStorage::new("/idx");
+        storage.write("old.pdx", v3);
+        let entries = fixture_entries();
+        write_segment(&storage, "new.pdx", &|visit| {
+            for (uri, serial, stamp, body) in &entries {
+                visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let (old, new) = (Segment::open(&storage, "old.pdx").unwrap(), Segment::open(&storage, "new.pdx").unwrap());
+        assert_eq!((old.version(), new.version()), (3, VERSION));
+        old.verify_all().unwrap();
+        assert_eq!(old.rows(), entries.len() as u64);
+        assert_eq!((old.min_serial(), old.max_serial()), (new.min_serial(), new.max_serial()));
+        for (ord, (uri, serial, stamp, body)) in entries.iter().enumerate() {
+            let ord = ord as u32;
+            assert_eq!(old.ordinal(uri).unwrap(), Some(ord));
+            assert_eq!(old.uri_at(ord).unwrap(), *uri);
+            assert_eq!(old.row(ord).unwrap(), Row { serial: *serial, stamp, body });
+        }
+        assert_eq!(old.prefix_range(b"file:///fixture/3/").unwrap(), new.prefix_range(b"file:///fixture/3/").unwrap());
+        let want = dump(&new);
+        assert!(want.0.len() == 2 && want.1.len() > 10, "the fixture has parts and terms");
+        assert_eq!(dump(&old), want);
+        // Only the footer differs: the sections are byte for byte the same.
+        let new_bytes = storage.read("new.pdx").unwrap();
+        let (f3, f4) = (parse_footer(v3).unwrap(), parse_footer(&new_bytes).unwrap());
+        assert_eq!(f3.sections, f4.sections);
+        assert_eq!(v3[..v3.len() - v3::FOOTER_LEN], new_bytes[..new_bytes.len() - v4::FOOTER_LEN]);
+    }
+
+    /// The bytes of a segment of `n` small documents.
+    fn written(n: u64) -> Vec<u8> {
+        let storage = crate::storage::SimStorage::new("/idx");
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..n).map(|i| (format!("u/{i:03}").into_bytes(), body(i))).collect();
+        write_segment(&storage, "s.pdx", &|visit| {
+            for (i, (uri, body)) in entries.iter().enumerate() {
+                visit(SegmentEntry { uri, serial: i as u64 + 1, stamp: "s", body })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        storage.read("s.pdx").unwrap()
+    }
+
+    fn open_bytes(bytes: &[u8]) -> Result<Segment> {
+        let storage = crate::storage::SimStorage::new("/idx");
+        storage.write("s.pdx", bytes);
+        Segment::open(&storage, "s.pdx")
+    }
+
+    /// Rewrites the footer crcs of version 4 file `bytes` after an edit of
+    /// its footer.
+    fn reseal_footer(bytes: &mut [u8]) {
+        let len = bytes.len();
+        let t = len - v4::TRAILER_LEN;
+        let crc = crc32c::crc32c(&bytes[t..t + v4::TRAILER_CRC_AT]);
+        bytes[t + v4::TRAILER_CRC_AT..][..4].copy_from_slice(&crc.to_le_bytes());
+        let footer_len = format::le_u32(bytes, t + v4::FOOTER_LEN_AT) as usize;
+        let crc = crc32c::crc32c(&bytes[len - footer_len..len - 4]);
+        bytes[len - 4..].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    #[test]
+    fn the_table_of_contents_is_checked_entry_by_entry() {
+        let bytes = written(40);
+        let footer = parse_footer(&bytes).unwrap();
+        assert_eq!((footer.version, footer.len), (VERSION, v4::FOOTER_LEN));
+        assert!(open_bytes(&bytes).is_ok());
+        let toc = bytes.len() - v4::FOOTER_LEN + v4::HEAD_LEN;
+        let entry = |e: usize| toc + v4::TOC_ENTRY_LEN * e;
+        let corrupt = |bytes: &[u8], what: &str| match open_bytes(bytes) {
+            Err(Error::Corrupt { detail, .. }) => assert!(detail.contains(what), "{what}: {detail}"),
+            other => panic!("{what}: expected Corrupt, got {other:?}"),
+        };
+        // An id this version does not know (a later version's section).
+        let mut b = bytes.clone();
+        b[entry(3)..][..4].copy_from_slice(&99u32.to_le_bytes());
+        reseal_footer(&mut b);
+        corrupt(&b, "section id 99");
+        // A section listed twice, so another is missing.
+        let mut b = bytes.clone();
+        b[entry(3)..][..4].copy_from_slice(&Section::Bodies.id().to_le_bytes());
+        reseal_footer(&mut b);
+        corrupt(&b, "twice");
+        // One entry fewer: the last section goes missing... the count and
+        // the room disagree unless the footer shrinks too.
+        let mut b = bytes.clone();
+        let count_at = bytes.len() - v4::FOOTER_LEN + v4::ENTRIES_AT;
+        b[count_at..][..4].copy_from_slice(&11u32.to_le_bytes());
+        reseal_footer(&mut b);
+        corrupt(&b, "room for 12");
+        // A section moved: no longer right after the one before.
+        let mut b = bytes.clone();
+        let off = format::le_u64(&b, entry(2) + v4::ENTRY_OFFSET_AT) + 1;
+        b[entry(2) + v4::ENTRY_OFFSET_AT..][..8].copy_from_slice(&off.to_le_bytes());
+        reseal_footer(&mut b);
+        corrupt(&b, "out of place");
+        // Flags this version does not define.
+        let mut b = bytes.clone();
+        b[bytes.len() - v4::FOOTER_LEN + v4::FLAGS_AT] = 1;
+        reseal_footer(&mut b);
+        corrupt(&b, "flags");
+        // A footer length that is not a whole number of entries.
+        let mut b = bytes.clone();
+        let at = bytes.len() - v4::TRAILER_LEN + v4::FOOTER_LEN_AT;
+        b[at..][..4].copy_from_slice(&(v4::FOOTER_LEN as u32 + 1).to_le_bytes());
+        reseal_footer(&mut b);
+        assert!(matches!(open_bytes(&b), Err(Error::Corrupt { .. })));
+        // A flipped version byte without a new trailer crc is damage.
+        let mut b = bytes.clone();
+        b[bytes.len() - v4::TRAILER_LEN + v4::VERSION_AT] ^= 1;
+        corrupt(&b, "trailer crc32c");
+        // Every cut of the footer is damage, never a panic.
+        for cut in 1..=v4::FOOTER_LEN {
+            assert!(matches!(open_bytes(&bytes[..bytes.len() - cut]), Err(Error::Corrupt { .. })), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn a_version_outside_the_supported_range_is_unsupported() {
+        let bytes = written(10);
+        for found in [VERSION + 1, u32::MAX, OLDEST_VERSION - 1, 0] {
+            let mut b = bytes.clone();
+            let at = b.len() - v4::TRAILER_LEN + v4::VERSION_AT;
+            b[at..][..4].copy_from_slice(&found.to_le_bytes());
+            reseal_footer(&mut b);
+            match open_bytes(&b) {
+                Err(Error::UnsupportedVersion { found: f, supported, .. }) => {
+                    assert_eq!((f, supported), (found, (OLDEST_VERSION, VERSION)))
+                }
+                other => panic!("version {found}: {other:?}"),
+            }
+        }
+        // In version 3's fixed footer too.
+        let mut v3 = include_bytes!("../../tests/fixtures/segment-v3.pdx").to_vec();
+        let f = v3.len() - v3::FOOTER_LEN;
+        v3[f + v3::VERSION_AT..][..4].copy_from_slice(&(VERSION + 1).to_le_bytes());
+        let crc = crc32c::crc32c(&v3[f..f + v3::CRC_AT]);
+        v3[f + v3::CRC_AT..][..4].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(open_bytes(&v3), Err(Error::UnsupportedVersion { found, .. }) if found == VERSION + 1));
+    }
+}

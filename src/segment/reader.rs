@@ -1,0 +1,391 @@
+//! Reading a segment file: [`Segment::open`] checks the footer and every
+//! section it can check without reading the heaps; lookups, rows, URIs by
+//! ordinal and ordered iteration ([`SegmentIter`]) read the rest, each
+//! 64 KiB block verified on first use; [`Segment::verify_all`] reads it all.
+
+use std::fmt;
+use std::io;
+use std::ops::Range;
+use std::path::Path;
+
+use fst::{IntoStreamer, Streamer};
+
+use crate::bloom;
+use crate::error::{Error, Result};
+use crate::storage::{Storage, StorageFile};
+use crate::uri::prefix_successor;
+
+use super::format::{
+    le_u32, le_u64, parse_footer, Section, Sections, Slice, BLOCKED, NAMES_BLOCK, ROW_BODY_LEN, ROW_BODY_OFF,
+    ROW_BYTES, ROW_SERIAL, ROW_STAMP_LEN, ROW_STAMP_OFF, WHOLE,
+};
+use super::postings::{Inverted, InvertedIndex, PartInfo, Postings};
+
+/// An open segment.
+pub struct Segment {
+    name: String,
+    version: u32,
+    sections: Sections,
+    uris: fst::Map<Slice>,
+    inverted: InvertedIndex,
+    rows: u64,
+    min_serial: u64,
+    max_serial: u64,
+    /// The crc32c of each whole section that the footer holds and open
+    /// does not check (the block-checked ones, from version 4 on), for
+    /// [`Segment::verify_all`].
+    whole_crcs: [Option<u32>; Section::COUNT],
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment").field("name", &self.name).field("rows", &self.rows).finish()
+    }
+}
+
+/// One row of a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Row<'a> {
+    /// The serial of the operation that wrote this version.
+    pub serial: u64,
+    /// The stamp.
+    pub stamp: &'a str,
+    /// The encoded body.
+    pub body: &'a [u8],
+}
+
+/// The crc32c of bytes `range` of `file`, read in chunks.
+fn file_crc(file: &dyn StorageFile, range: Range<usize>) -> Result<u32> {
+    const CHUNK: usize = 1 << 20;
+    let mut buf = vec![0u8; CHUNK.min(range.len())];
+    let (mut crc, mut at) = (0u32, range.start);
+    while at < range.end {
+        let n = CHUNK.min(range.end - at);
+        file.read_at(at as u64, &mut buf[..n])?;
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        at += n;
+    }
+    Ok(crc)
+}
+
+impl Segment {
+    /// Maps segment `name` and checks its footer (docs/FORMAT.md, "Checks"),
+    /// its block-checksum table, its `uris`, `bloom`, `terms` and `parts`
+    /// sections, and the `metas` block index. A missing file is `Corrupt`
+    /// (a manifest names it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedVersion`] for a segment of a format version
+    /// outside [`super::SUPPORTED`], [`Error::Corrupt`] for damage,
+    /// [`Error::Io`].
+    pub fn open(storage: &dyn Storage, name: &str) -> Result<Segment> {
+        let path = storage.root().join(name);
+        let map = match storage.map(name) {
+            Ok(map) => map,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::corrupt(&path, "the segment file is missing"));
+            }
+            Err(e) => return Err(Error::Io(e)),
+        };
+        let footer = parse_footer((*map).as_ref()).map_err(|e| e.at(&path))?;
+        // Verified in full before fst (which trusts its input) walks it.
+        // Read through the file, not the map: the pages stay in the page
+        // cache without counting in this process's resident memory until
+        // lookups touch them.
+        let file = storage.open(name)?;
+        for s in WHOLE {
+            let want = footer.crcs[s.index()].expect("every version keeps the crc of a whole-checked section");
+            let range = footer.section(s);
+            let got = file_crc(file.as_ref(), range.start as usize..range.end as usize)?;
+            if want != got {
+                return Err(Error::corrupt(&path, format!("{s} section crc32c is {got:#010x}, expected {want:#010x}")));
+            }
+        }
+        let sections = Sections::new(&path, map, &footer);
+        let uris = fst::Map::new(sections.slice(Section::Uris))
+            .map_err(|e| sections.corrupt(format!("the uris section is not an fst: {e}")))?;
+        let rows = footer.rows;
+        if uris.len() as u64 != rows {
+            return Err(sections.corrupt(format!("the uris section holds {} URIs for {rows} rows", uris.len())));
+        }
+        let inverted = InvertedIndex::open(&sections, rows)?;
+        let mut whole_crcs = footer.crcs;
+        for s in WHOLE {
+            whole_crcs[s.index()] = None;
+        }
+        Ok(Segment {
+            name: name.to_string(),
+            version: footer.version,
+            sections,
+            uris,
+            inverted,
+            rows,
+            min_serial: footer.min_serial,
+            max_serial: footer.max_serial,
+            whole_crcs,
+        })
+    }
+
+    /// The file name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file's path, for errors.
+    pub fn path(&self) -> &Path {
+        self.sections.path()
+    }
+
+    /// The format version the file was written in.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// How many rows the segment holds.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The smallest serial of a row (0 when empty).
+    pub fn min_serial(&self) -> u64 {
+        self.min_serial
+    }
+
+    /// The largest serial of a row (0 when empty).
+    pub fn max_serial(&self) -> u64 {
+        self.max_serial
+    }
+
+    /// The size of the file.
+    pub fn file_bytes(&self) -> u64 {
+        self.sections.file_bytes().len() as u64
+    }
+
+    fn ordinal_checked(&self, value: u64) -> Result<u32> {
+        if value >= self.rows {
+            return Err(self.sections.corrupt(format!("URI ordinal {value} is past the {} rows", self.rows)));
+        }
+        Ok(value as u32)
+    }
+
+    /// The ordinal of `uri`, if the segment holds it. The URI filter
+    /// answers most misses without walking the fst.
+    pub fn ordinal(&self, uri: &[u8]) -> Result<Option<u32>> {
+        if !self.may_contain(uri) {
+            return Ok(None);
+        }
+        self.uris.get(uri).map(|v| self.ordinal_checked(v)).transpose()
+    }
+
+    /// False if the segment certainly does not hold `uri` (its filter,
+    /// verified at open, says so); true if it may.
+    pub fn may_contain(&self, uri: &[u8]) -> bool {
+        bloom::may_contain(self.sections.whole(Section::Bloom), uri)
+    }
+
+    /// The first ordinal whose URI is `>= key` (`rows()` if none).
+    pub fn lower_bound(&self, key: &[u8]) -> Result<u32> {
+        let mut stream = self.uris.range().ge(key).into_stream();
+        match stream.next() {
+            Some((_, v)) => self.ordinal_checked(v),
+            None => Ok(self.rows as u32),
+        }
+    }
+
+    /// The ordinals of the URIs that start with `prefix`.
+    pub fn prefix_range(&self, prefix: &[u8]) -> Result<Range<u32>> {
+        let start = self.lower_bound(prefix)?;
+        let end = match prefix_successor(prefix) {
+            Some(next) => self.lower_bound(&next)?,
+            None => self.rows as u32,
+        };
+        Ok(start..end.max(start))
+    }
+
+    /// Iterates `(uri, ordinal)` over the URIs that start with `prefix` and
+    /// are `>= start`, in order.
+    pub fn range(&self, prefix: &[u8], start: &[u8]) -> SegmentIter<'_> {
+        let from = if start > prefix { start } else { prefix };
+        let builder = self.uris.range().ge(from);
+        let stream = match prefix_successor(prefix) {
+            Some(next) => builder.lt(next).into_stream(),
+            None => builder.into_stream(),
+        };
+        SegmentIter { stream, seg: self }
+    }
+
+    fn raw_row(&self, ordinal: u32) -> Result<&[u8]> {
+        let at = u64::from(ordinal) * ROW_BYTES as u64;
+        self.sections.read(Section::Rows, at..at + ROW_BYTES as u64)
+    }
+
+    /// The serial of a row.
+    pub fn serial(&self, ordinal: u32) -> Result<u64> {
+        Ok(le_u64(self.raw_row(ordinal)?, ROW_SERIAL))
+    }
+
+    /// A whole row.
+    pub fn row(&self, ordinal: u32) -> Result<Row<'_>> {
+        let raw = self.raw_row(ordinal)?;
+        let serial = le_u64(raw, ROW_SERIAL);
+        let (stamp_off, body_off) = (le_u64(raw, ROW_STAMP_OFF), le_u64(raw, ROW_BODY_OFF));
+        let (stamp_len, body_len) = (u64::from(le_u32(raw, ROW_STAMP_LEN)), u64::from(le_u32(raw, ROW_BODY_LEN)));
+        let overflow = || self.sections.corrupt(format!("row {ordinal} points past the end of a heap"));
+        let stamp =
+            self.sections.read(Section::Stamps, stamp_off..stamp_off.checked_add(stamp_len).ok_or_else(overflow)?)?;
+        let body =
+            self.sections.read(Section::Bodies, body_off..body_off.checked_add(body_len).ok_or_else(overflow)?)?;
+        let stamp = std::str::from_utf8(stamp)
+            .map_err(|_| self.sections.corrupt(format!("the stamp of row {ordinal} is not UTF-8")))?;
+        Ok(Row { serial, stamp, body })
+    }
+
+    /// The URI of row `ordinal`, from the front-coded `names` section.
+    pub fn uri_at(&self, ordinal: u32) -> Result<Vec<u8>> {
+        if u64::from(ordinal) >= self.rows {
+            return Err(self.sections.corrupt(format!("no URI has ordinal {ordinal}: past the last row")));
+        }
+        // Open checked that the names section holds the block offsets.
+        let blocks = self.rows.div_ceil(NAMES_BLOCK as u64);
+        let index = self.sections.len(Section::Names) - 8 * blocks;
+        let block = u64::from(ordinal) / NAMES_BLOCK as u64;
+        let (mut skip, mut uri) = (ordinal as usize % NAMES_BLOCK, None);
+        self.sections.front_coded_block(Section::Names, (blocks, index), block, false, &mut |key, _| {
+            if skip == 0 {
+                uri = Some(key.to_vec());
+            }
+            skip = skip.wrapping_sub(1);
+            uri.is_none()
+        })?;
+        uri.ok_or_else(|| self.sections.corrupt(format!("block {block} of the names has no URI {ordinal}")))
+    }
+
+    /// Reads the whole segment as every reader would: every block of every
+    /// block-checked section (and, from version 4 on, its whole crc), every
+    /// row, the URI of every ordinal in both the `uris` fst and the `names`
+    /// section (they must agree, in order), every row's serial within the
+    /// footer's range, and the whole inverted index. What `Index::verify`
+    /// and the writer's self-check run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] naming the first damage found.
+    pub fn verify_all(&self) -> Result<()> {
+        for s in BLOCKED {
+            for block in 0..self.sections.blocks(s) {
+                self.sections.verify(s, block)?;
+            }
+            if let Some(want) = self.whole_crcs[s.index()] {
+                let got = crc32c::crc32c(self.sections.read(s, 0..self.sections.len(s))?);
+                if got != want {
+                    return Err(self
+                        .sections
+                        .corrupt(format!("{s} section crc32c is {got:#010x}, expected {want:#010x}")));
+                }
+            }
+        }
+        let mut uris = self.uris.stream();
+        let mut expected = 0u64;
+        while let Some((uri, ordinal)) = uris.next() {
+            if ordinal != expected {
+                return Err(self
+                    .sections
+                    .corrupt(format!("the URI fst gives ordinal {ordinal} where {expected} comes next")));
+            }
+            let ordinal = self.ordinal_checked(ordinal)?;
+            if self.uri_at(ordinal)? != uri {
+                return Err(self.sections.corrupt(format!("the names section and the URI fst differ at {ordinal}")));
+            }
+            let row = self.row(ordinal)?;
+            if self.rows > 0 && !(self.min_serial..=self.max_serial).contains(&row.serial) {
+                return Err(self.sections.corrupt(format!(
+                    "row {ordinal} has serial {}, outside the footer's {}..={}",
+                    row.serial, self.min_serial, self.max_serial
+                )));
+            }
+            expected += 1;
+        }
+        if expected != self.rows {
+            return Err(self
+                .sections
+                .corrupt(format!("the URI fst holds {expected} URIs, the footer {} rows", self.rows)));
+        }
+        self.check_search_index()?;
+        Ok(())
+    }
+}
+
+/// The inverted index (see [`super::postings`]).
+impl Segment {
+    /// The inverted index, for search and merges.
+    pub(crate) fn inverted(&self) -> Inverted<'_> {
+        Inverted { sections: &self.sections, index: &self.inverted, rows: self.rows }
+    }
+
+    /// The text parts, by name.
+    pub(crate) fn parts(&self) -> &[PartInfo] {
+        self.inverted().parts()
+    }
+
+    /// The norms of `part` (one of [`Segment::parts`]): its rows and their
+    /// lengths in words.
+    pub(crate) fn norms(&self, part: &PartInfo) -> Result<Postings<'_>> {
+        self.inverted().norms(part)
+    }
+
+    /// The terms fst: term key → offset of its postings.
+    #[cfg(test)]
+    pub(crate) fn terms(&self) -> &fst::Map<Slice> {
+        self.inverted().terms()
+    }
+
+    /// The postings at `offset` in the postings section.
+    #[cfg(test)]
+    pub(crate) fn postings_at(&self, offset: u64) -> Result<Postings<'_>> {
+        self.inverted().postings_at(offset)
+    }
+
+    /// The meta terms in key order.
+    #[cfg(test)]
+    pub(crate) fn meta_terms(&self) -> Result<super::postings::MetaTerms<'_>> {
+        self.inverted().meta_terms()
+    }
+
+    /// How many rows the term with key `key` is in (deleted ones too),
+    /// read from its postings' header alone; `None` if the segment does
+    /// not hold it.
+    pub(crate) fn postings_count(&self, key: &[u8]) -> Result<Option<u64>> {
+        self.inverted().postings_count(key)
+    }
+
+    /// The postings of the term with key `key` (see
+    /// [`super::term_key`]), if the segment holds it.
+    pub(crate) fn postings(&self, key: &[u8]) -> Result<Option<Postings<'_>>> {
+        self.inverted().postings(key)
+    }
+
+    /// Reads the whole inverted index: every part's norms and every term's
+    /// postings, checking each as a search would. Returns how many
+    /// (term, row) postings there are. For tests and fuzzing.
+    #[doc(hidden)]
+    pub fn check_search_index(&self) -> Result<u64> {
+        self.inverted().check()
+    }
+}
+
+/// Ordered `(uri, ordinal)` pairs of a segment.
+pub struct SegmentIter<'a> {
+    stream: fst::map::Stream<'a>,
+    seg: &'a Segment,
+}
+
+impl SegmentIter<'_> {
+    /// The next pair; the URI is valid until the next call.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next_entry(&mut self) -> Option<Result<(&[u8], u32)>> {
+        let seg = self.seg;
+        let (key, value) = self.stream.next()?;
+        Some(seg.ordinal_checked(value).map(|ord| (key, ord)))
+    }
+}
