@@ -27,7 +27,7 @@ fn fail_at(n: u64, errno: i32, steps: &[common::Step], options: &Options, seed: 
             assert!(is_storage_error(&e), "{what}: open failed with {e}");
             // The failure was used up: open works now, on an empty index.
             let index = open(&storage, options).unwrap_or_else(|e| panic!("{what}: second open: {e}"));
-            assert_eq!(read_state(&index).unwrap(), common::State::default());
+            assert_eq!(read_state(&index).unwrap(), common::Contents::default());
             index
         }
     };
@@ -39,7 +39,7 @@ fn fail_at(n: u64, errno: i32, steps: &[common::Step], options: &Options, seed: 
         let result = run_step(&mut index, &storage, options, step);
         synced = synced.max(index.watermarks().synced.0);
         match result {
-            Ok(true) => model.apply(step),
+            Ok(true) => step.apply(&mut model),
             Ok(false) => {}
             Err(e) => {
                 assert!(is_storage_error(&e), "{what}: {step:?} failed with {e}");
@@ -50,7 +50,7 @@ fn fail_at(n: u64, errno: i32, steps: &[common::Step], options: &Options, seed: 
     }
     let fired = storage.fired().split_off(before);
     if let Ok(got) = read_state(&index) {
-        assert_eq!(got, model.state, "{what}: after {fired:?}, reads hold exactly the accepted operations");
+        assert_eq!(got, model.contents(), "{what}: after {fired:?}, reads hold exactly the accepted operations");
     }
     // The fsync of a log holding frames failed (not that of a new log's
     // header, which never became the writer's): poisoned until reopen.
@@ -140,7 +140,7 @@ fn failing_every_fsync_from_some_point_loses_nothing_reported_synced() {
             let result = run_step(&mut index, &storage, &options, step);
             synced = synced.max(index.watermarks().synced.0);
             match result {
-                Ok(true) => model.apply(step),
+                Ok(true) => step.apply(&mut model),
                 Ok(false) => {}
                 Err(e) => assert!(is_storage_error(&e), "{what}: {step:?}: {e}"),
             }

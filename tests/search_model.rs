@@ -1,7 +1,7 @@
 //! `Index::search` and `Index::search_count` against a naive model.
 //!
-//! The model is a `BTreeMap` of the current documents (URI → stamp, metas,
-//! parts), plus a copy of it taken at every `refresh()`: search must see
+//! The model is the shared one of the current documents (URI → stamp, metas,
+//! parts: `tests/common/model.rs`), plus a copy of it taken at every `refresh()`: search must see
 //! exactly that copy (API.md, "Search": "What search sees"). Random
 //! sequences of add / add_all / update / delete / delete_root_path /
 //! delete_with_prefix / refresh / reopen run on an index with the smallest
@@ -61,11 +61,14 @@
 //!   model scores are nonzero and differ by less than 1e-6 relative (a near
 //!   tie that rounding may flip); score-0 hits must be in exact URI order.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
+use common::model::{under, Change, Doc, Edit, Mismatch, Model, Op};
 use proptest::prelude::*;
-use pushdex::{Document, Error, Hit, Index, Options, Query, Update};
+use pushdex::{Document, Hit, Index, Options, Query, Update};
 
 // ---------------------------------------------------------------------------
 // The small universe: URIs, roots, prefixes, words, names, values.
@@ -188,21 +191,13 @@ fn binary() -> impl Strategy<Value = String> + Clone {
     })
 }
 
-#[derive(Clone, Debug)]
-struct DocSpec {
-    uri: String,
-    stamp: String,
-    metas: Vec<(String, String)>,
-    /// `(name, is_text, content)`; a later part of the same name replaces
-    /// the earlier one, as `with_text` / `with_part` do.
-    parts: Vec<(String, bool, String)>,
-}
-
 fn stamp() -> impl Strategy<Value = String> + Clone {
     prop_oneof![Just(String::new()), "[a-c][0-9]"]
 }
 
-fn doc_spec() -> impl Strategy<Value = DocSpec> {
+/// A document to add: its URI, and metas and parts (a later part of a name
+/// replaces the earlier one, as `with_text` / `with_part` do).
+fn doc_spec() -> impl Strategy<Value = (String, Doc)> {
     (
         uri(),
         stamp(),
@@ -211,48 +206,43 @@ fn doc_spec() -> impl Strategy<Value = DocSpec> {
         proptest::option::weighted(0.4, (prop_oneof![3 => Just("blob".to_string()), 1 => pick(TEXT_PARTS)], binary())),
     )
         .prop_map(|(uri, stamp, metas, texts, bin)| {
-            let mut parts: Vec<(String, bool, String)> = texts.into_iter().map(|(n, t)| (n, true, t)).collect();
-            if let Some((name, bytes)) = bin {
-                // Sometimes before the text parts, sometimes after: a binary
-                // part may replace a text part of the same name or the reverse.
-                if bytes.len() % 2 == 0 {
-                    parts.insert(0, (name, false, bytes));
-                } else {
-                    parts.push((name, false, bytes));
-                }
+            let mut doc = Doc::new(stamp);
+            for (name, value) in metas {
+                doc = doc.meta(name, value);
             }
-            DocSpec { uri, stamp, metas, parts }
+            // The binary part sometimes before the text parts, sometimes
+            // after: a binary part may replace a text part of the same name
+            // or the reverse.
+            let before = bin.as_ref().is_some_and(|(_, bytes)| bytes.len() % 2 == 0);
+            if let (true, Some((name, bytes))) = (before, &bin) {
+                doc = doc.binary(name.clone(), bytes.clone().into_bytes());
+            }
+            for (name, text) in texts {
+                doc = doc.text(name, text);
+            }
+            if let (false, Some((name, bytes))) = (before, bin) {
+                doc = doc.binary(name, bytes.into_bytes());
+            }
+            (uri, doc)
         })
-}
-
-#[derive(Clone, Debug)]
-enum Change {
-    Meta(String, Vec<String>),
-    Text(String, String),
-    Part(String, String),
-    Remove(String),
 }
 
 fn change() -> impl Strategy<Value = Change> {
     prop_oneof![
         3 => (pick(META_NAMES), proptest::collection::vec(pick(META_VALUES), 0..3)).prop_map(|(n, v)| Change::Meta(n, v)),
-        4 => (pick(TEXT_PARTS), text(8)).prop_map(|(n, t)| Change::Text(n, t)),
-        1 => (prop_oneof![Just("blob".to_string()), pick(TEXT_PARTS)], binary()).prop_map(|(n, b)| Change::Part(n, b)),
-        2 => prop_oneof![Just("blob".to_string()), pick(TEXT_PARTS)].prop_map(Change::Remove),
+        4 => (pick(TEXT_PARTS), text(8)).prop_map(|(n, t)| Change::text(n, t)),
+        1 => (prop_oneof![Just("blob".to_string()), pick(TEXT_PARTS)], binary()).prop_map(|(n, b)| Change::binary(n, b)),
+        2 => prop_oneof![Just("blob".to_string()), pick(TEXT_PARTS)].prop_map(Change::RemovePart),
     ]
 }
 
 #[derive(Clone, Debug)]
-enum Op {
+enum Step {
     /// Nothing (what shrinking makes of irrelevant operations).
     Skip,
-    Add(DocSpec),
-    AddAll(Vec<DocSpec>),
-    /// URI, new stamp, changes (at least one of the two is given).
-    Update(String, Option<String>, Vec<Change>),
-    Delete(String),
-    DeleteRootPath(String, bool),
-    DeletePrefix(String),
+    /// add / add_all / update (a new stamp, changes, at least one of the
+    /// two) / delete / delete_root_path / delete_with_prefix.
+    Write(Op),
     /// `refresh()`, then compare these queries.
     Refresh(Vec<Query>),
     /// `close()` + `open_with` + `refresh()`, then compare.
@@ -300,79 +290,33 @@ fn queries() -> impl Strategy<Value = Vec<Query>> {
     proptest::collection::vec(query(), 4..8)
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         // First, so that shrinking turns the operations that do not matter
         // into skips (the operation list cannot shrink below its minimum
         // length); rare otherwise.
-        1 => Just(Op::Skip),
-        16 => doc_spec().prop_map(Op::Add),
-        3 => proptest::collection::vec(doc_spec(), 1..4).prop_map(Op::AddAll),
+        1 => Just(Step::Skip),
+        16 => doc_spec().prop_map(|(u, d)| Step::Write(Op::Add(u, d))),
+        3 => proptest::collection::vec(doc_spec(), 1..4).prop_map(|docs| Step::Write(Op::AddAll(docs))),
         8 => (uri(), proptest::option::weighted(0.4, stamp()), proptest::collection::vec(change(), 0..4))
-            .prop_map(|(u, s, c)| {
-                let s = if s.is_none() && c.is_empty() { Some("u1".to_string()) } else { s };
-                Op::Update(u, s, c)
+            .prop_map(|(u, stamp, changes)| {
+                let stamp = if stamp.is_none() && changes.is_empty() { Some("u1".to_string()) } else { stamp };
+                Step::Write(Op::Update(u, Edit { stamp, changes }))
             }),
-        4 => uri().prop_map(Op::Delete),
-        2 => (pick(ROOTS), any::<bool>()).prop_map(|(r, rec)| Op::DeleteRootPath(r, rec)),
-        2 => pick(PREFIXES).prop_map(Op::DeletePrefix),
-        6 => queries().prop_map(Op::Refresh),
-        2 => queries().prop_map(Op::Reopen),
-        2 => queries().prop_map(Op::Check),
+        4 => uri().prop_map(|u| Step::Write(Op::Delete(u))),
+        2 => (pick(ROOTS), any::<bool>()).prop_map(|(r, rec)| Step::Write(Op::DeleteRootPath(r, rec))),
+        2 => pick(PREFIXES).prop_map(|p| Step::Write(Op::DeletePrefix(p))),
+        6 => queries().prop_map(Step::Refresh),
+        2 => queries().prop_map(Step::Reopen),
+        2 => queries().prop_map(Step::Check),
     ]
 }
 
 // ---------------------------------------------------------------------------
 // The model.
 
-#[derive(Clone, Debug, PartialEq)]
-struct MPart {
-    name: String,
-    text: bool,
-    content: String,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-struct MDoc {
-    stamp: String,
-    metas: Vec<(String, String)>,
-    parts: Vec<MPart>,
-}
-
-impl MDoc {
-    fn set_part(&mut self, part: MPart) {
-        match self.parts.iter_mut().find(|p| p.name == part.name) {
-            Some(old) => *old = part,
-            None => self.parts.push(part),
-        }
-    }
-}
-
-fn build(spec: &DocSpec) -> (Document, MDoc) {
-    let mut doc = Document::new(spec.uri.clone()).with_stamp(spec.stamp.clone());
-    let mut m = MDoc { stamp: spec.stamp.clone(), ..MDoc::default() };
-    for (n, v) in &spec.metas {
-        doc = doc.with_meta(n.clone(), v.clone());
-        m.metas.push((n.clone(), v.clone()));
-    }
-    for (name, is_text, content) in &spec.parts {
-        doc = if *is_text {
-            doc.with_text(name.clone(), content.clone())
-        } else {
-            doc.with_part(name.clone(), content.clone().into_bytes())
-        };
-        m.set_part(MPart { name: name.clone(), text: *is_text, content: content.clone() });
-    }
-    (doc, m)
-}
-
-fn folder_prefix(root: &str) -> String {
-    if root.is_empty() || root.ends_with('/') {
-        root.to_string()
-    } else {
-        format!("{root}/")
-    }
-}
+// The documents, their updates and deletions are the shared model's
+// (tests/common/model.rs); here, what search sees of them.
 
 /// The model's analysis: see the module docs for why this equals UAX #29
 /// on the texts this test writes.
@@ -409,12 +353,13 @@ struct Searchable {
 }
 
 impl Searchable {
-    fn new(docs: &BTreeMap<String, MDoc>) -> Searchable {
+    fn new(model: &Model) -> Searchable {
         let mut out = Searchable { docs: BTreeMap::new(), parts: HashMap::new(), df: HashMap::new() };
-        for (uri, doc) in docs {
+        for (uri, held) in &model.docs {
+            let doc = &held.doc;
             let mut texts = BTreeMap::new();
             for part in doc.parts.iter().filter(|p| p.text) {
-                let ws = words(&part.content);
+                let ws = words(std::str::from_utf8(&part.bytes).expect("a text part is UTF-8"));
                 let mut tfs: HashMap<String, u64> = HashMap::new();
                 for w in &ws {
                     *tfs.entry(w.clone()).or_default() += 1;
@@ -468,11 +413,7 @@ impl Searchable {
                 Some(score)
             }
             Query::Meta { name, value } => doc.metas.iter().any(|(n, v)| n == name && v == value).then_some(0.0),
-            Query::Under { root, recursive } => {
-                let prefix = folder_prefix(root);
-                let rest = uri.strip_prefix(prefix.as_str())?;
-                (*recursive || !rest.contains('/')).then_some(0.0)
-            }
+            Query::Under { root, recursive } => under(uri, root, *recursive).then_some(0.0),
             Query::Prefix(p) => uri.starts_with(p.as_str()).then_some(0.0),
             Query::And(qs) => {
                 let mut score = 0.0;
@@ -596,133 +537,67 @@ fn open(dir: &Path) -> Index {
     Index::open_with(dir, Options::default().memtable_bytes(4096)).unwrap()
 }
 
-fn run(ops: Vec<Op>, last: Vec<Query>) -> Result<(), TestCaseError> {
+fn run(steps: Vec<Step>, last: Vec<Query>) -> Result<(), TestCaseError> {
+    let fail = |e: Mismatch| TestCaseError::fail(e.to_string());
     let dir = tempfile::tempdir().unwrap();
     let mut index = Some(open(dir.path()));
-    let mut current: BTreeMap<String, MDoc> = BTreeMap::new();
-    let mut searchable = Searchable::new(&current);
-    for (i, op) in ops.iter().enumerate() {
-        let mut step = || -> Result<(), TestCaseError> {
+    let mut model = Model::default();
+    let mut searchable = Searchable::new(&model);
+    for (i, step) in steps.iter().enumerate() {
+        let mut one = || -> Result<(), TestCaseError> {
             let idx = index.as_ref().unwrap();
-            match op {
-                Op::Skip => {}
-                Op::Add(spec) => {
-                    let (doc, m) = build(spec);
-                    idx.add(doc).unwrap();
-                    current.insert(spec.uri.clone(), m);
+            match step {
+                Step::Skip => {}
+                Step::Write(op) => {
+                    model.write(idx, op).map_err(fail)?;
                 }
-                Op::AddAll(specs) => {
-                    let built: Vec<(Document, MDoc)> = specs.iter().map(build).collect();
-                    idx.add_all(built.iter().map(|(d, _)| d.clone())).unwrap();
-                    for (spec, (_, m)) in specs.iter().zip(built) {
-                        current.insert(spec.uri.clone(), m);
-                    }
-                }
-                Op::Update(uri, stamp, changes) => {
-                    let mut update = Update::new();
-                    if let Some(s) = stamp {
-                        update = update.stamp(s.clone());
-                    }
-                    for c in changes {
-                        update = match c {
-                            Change::Meta(n, v) => update.meta(n.clone(), v.clone()),
-                            Change::Text(n, t) => update.text(n.clone(), t.clone()),
-                            Change::Part(n, b) => update.part(n.clone(), b.clone().into_bytes()),
-                            Change::Remove(n) => update.remove_part(n.clone()),
-                        };
-                    }
-                    let result = idx.update(uri, update);
-                    match current.get_mut(uri) {
-                        None => prop_assert!(
-                            matches!(result, Err(Error::NotFound { .. })),
-                            "update of absent {uri}: {result:?}"
-                        ),
-                        Some(m) => {
-                            result.unwrap();
-                            if let Some(s) = stamp {
-                                m.stamp.clone_from(s);
-                            }
-                            for c in changes {
-                                match c {
-                                    Change::Meta(n, v) => {
-                                        m.metas.retain(|(name, _)| name != n);
-                                        m.metas.extend(v.iter().map(|v| (n.clone(), v.clone())));
-                                    }
-                                    Change::Text(n, t) => {
-                                        m.set_part(MPart { name: n.clone(), text: true, content: t.clone() })
-                                    }
-                                    Change::Part(n, b) => {
-                                        m.set_part(MPart { name: n.clone(), text: false, content: b.clone() })
-                                    }
-                                    Change::Remove(n) => m.parts.retain(|p| &p.name != n),
-                                }
-                            }
-                        }
-                    }
-                }
-                Op::Delete(uri) => {
-                    idx.delete(uri).unwrap();
-                    current.remove(uri);
-                }
-                Op::DeleteRootPath(root, recursive) => {
-                    idx.delete_root_path(root, *recursive).unwrap();
-                    let prefix = folder_prefix(root);
-                    current.retain(|uri, _| match uri.strip_prefix(prefix.as_str()) {
-                        None => true,
-                        Some(rest) => !*recursive && rest.contains('/'),
-                    });
-                }
-                Op::DeletePrefix(prefix) => {
-                    idx.delete_with_prefix(prefix).unwrap();
-                    current.retain(|uri, _| !uri.starts_with(prefix.as_str()));
-                }
-                Op::Refresh(qs) => {
-                    idx.refresh().unwrap();
-                    searchable = Searchable::new(&current);
+                Step::Refresh(qs) => {
+                    model.barrier(idx, true).map_err(fail)?;
+                    searchable = Searchable::new(&model);
                     compare(idx, &searchable, qs)?;
                 }
-                Op::Reopen(qs) => {
+                Step::Reopen(qs) => {
                     index.take().unwrap().close().unwrap();
                     let idx = index.insert(open(dir.path()));
+                    model.reopened(&idx.watermarks(), model.last).map_err(TestCaseError::fail)?;
                     // What a reopened index searches is whatever its manifest
                     // committed (automatic flushes included): refresh first.
-                    idx.refresh().unwrap();
-                    searchable = Searchable::new(&current);
+                    model.barrier(idx, true).map_err(fail)?;
+                    searchable = Searchable::new(&model);
                     compare(idx, &searchable, qs)?;
                 }
-                Op::Check(qs) => compare(idx, &searchable, qs)?,
+                Step::Check(qs) => compare(idx, &searchable, qs)?,
             }
             Ok(())
         };
-        if let Err(e) = step() {
+        if let Err(e) = one() {
             // The operations that ran, without the skips: proptest's
             // shrinking cannot remove operations below the minimum count.
-            let ran: Vec<&Op> = ops[..=i].iter().filter(|op| !matches!(op, Op::Skip)).collect();
+            let ran: Vec<&Step> = steps[..=i].iter().filter(|step| !matches!(step, Step::Skip)).collect();
             return Err(TestCaseError::fail(format!("{e}\nafter the operations {ran:#?}")));
         }
     }
     let idx = index.take().unwrap();
     // At the end: search still sees the last refresh, whatever came after.
     compare(&idx, &searchable, &last).map_err(|e| {
-        let ran: Vec<&Op> = ops.iter().filter(|op| !matches!(op, Op::Skip)).collect();
+        let ran: Vec<&Step> = steps.iter().filter(|step| !matches!(step, Step::Skip)).collect();
         TestCaseError::fail(format!("{e}\nat the end, after the operations {ran:#?}"))
     })?;
     // `status` / `get` see the newest state meanwhile.
     for uri in URIS {
-        let got = idx.get(uri).unwrap();
-        let want = current.get(*uri);
-        prop_assert_eq!(got.is_some(), want.is_some(), "get({})", uri);
-        if let (Some(got), Some(want)) = (got, want) {
-            prop_assert_eq!(got.stamp(), want.stamp.as_str(), "stamp of {}", uri);
-            for p in &want.parts {
-                prop_assert_eq!(got.part(&p.name), Some(p.content.as_bytes()), "part {} of {}", p.name, uri);
-            }
-        }
-        prop_assert_eq!(idx.status(uri).unwrap().exists(), current.contains_key(*uri), "status({})", uri);
+        let want = model.docs.get(*uri);
+        prop_assert_eq!(idx.get(uri).unwrap(), want.map(|held| held.doc.document(uri)), "get({})", uri);
+        let status = idx.status(uri).unwrap();
+        prop_assert_eq!(
+            (status.exists(), status.serial.0),
+            (want.is_some(), want.map_or(0, |h| h.serial)),
+            "status({})",
+            uri
+        );
     }
     // And a final refresh makes everything visible.
-    idx.refresh().unwrap();
-    compare(&idx, &Searchable::new(&current), &last)?;
+    model.barrier(&idx, true).map_err(fail)?;
+    compare(&idx, &Searchable::new(&model), &last)?;
     idx.close().unwrap();
     Ok(())
 }
@@ -735,8 +610,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn search_matches_model(ops in proptest::collection::vec(op(), 50..70), last in queries()) {
-        run(ops, last)?;
+    fn search_matches_model(steps in proptest::collection::vec(step(), 50..70), last in queries()) {
+        run(steps, last)?;
     }
 }
 

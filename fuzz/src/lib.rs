@@ -18,6 +18,10 @@
 mod common;
 pub mod log;
 pub mod manifest;
+/// The tests' model of an index, shared with the `ops` target.
+#[allow(dead_code)] // the tests use parts of it that `ops` does not
+#[path = "../../tests/common/model.rs"]
+mod model;
 pub mod ops;
 pub mod seeds;
 pub mod segment;

@@ -1,4 +1,6 @@
 //! `ops`: operation sequences against a `BTreeMap` model, with crashes.
+//! The model is the tests' (`tests/common/model.rs`, included by path as
+//! `crate::model`); this file turns the input into its operations.
 //!
 //! The input is read with `arbitrary` as a list of [`Op`]s (at most
 //! [`MAX_OPS`]) over tiny alphabets of URIs, names and values, run against
@@ -29,43 +31,18 @@
 //!   last`, never inside a batch; `synced == last == j`; serials go on from
 //!   `j + 1`; after a clean close or drop, `j == last`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arbitrary::{Arbitrary, Unstructured};
 use pushdex::storage::{SimStorage, Storage};
-use pushdex::{Document, Entry, EnumerationMode, Error, Index, Options, Serial, Update, Watermarks};
+use pushdex::{Error, Index, Options};
 
 use crate::common::{error_kind, ROOT};
-
-/// `assert!` for a comparison that may be run again: returns the mismatch.
-macro_rules! ensure {
-    ($cond:expr, $($what:tt)+) => {
-        if !$cond {
-            return Err(Mismatch::Wrong(format!($($what)+)));
-        }
-    };
-}
-
-/// `assert_eq!` for a comparison that may be run again.
-macro_rules! ensure_eq {
-    ($got:expr, $want:expr, $($what:tt)+) => {{
-        let (got, want) = (&$got, &$want);
-        if got != want {
-            return Err(Mismatch::Wrong(format!("{}: got {got:?}, want {want:?}", format!($($what)+))));
-        }
-    }};
-}
+use crate::model::{self, Doc, Edit, Mismatch, Model};
 
 /// Operations per input.
 pub const MAX_OPS: usize = 48;
-
-const MODES: [EnumerationMode; 4] = [
-    EnumerationMode::RecursiveDocuments,
-    EnumerationMode::NotRecursiveDocuments,
-    EnumerationMode::NotRecursiveFolders,
-    EnumerationMode::NotRecursiveAll,
-];
 
 /// A URI over `a`, `b` and `/`: folders, empty folder names (`a//b`) and
 /// leading slashes all happen.
@@ -255,89 +232,58 @@ impl<'a> Arbitrary<'a> for Op {
     }
 }
 
-/// A document in the model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct MDoc {
-    serial: u64,
-    stamp: String,
-    metas: Vec<(String, String)>,
-    parts: Vec<(String, bool, Vec<u8>)>,
-}
-
-impl MDoc {
-    fn set_part(&mut self, name: &str, text: bool, bytes: Vec<u8>) {
-        match self.parts.iter_mut().find(|p| p.0 == name) {
-            Some(p) => *p = (name.to_string(), text, bytes),
-            None => self.parts.push((name.to_string(), text, bytes)),
+impl DocSpec {
+    /// The document: a stamp `s0`..`s3` or none, at most three metas and two parts.
+    fn doc(&self) -> (String, Doc) {
+        let mut doc = Doc::new(self.stamp.map(|s| format!("s{}", s % 4)).unwrap_or_default());
+        for (name, value) in self.metas.iter().take(3) {
+            doc = doc.meta(name.meta(), value.to_string());
         }
-    }
-}
-
-/// What the index holds after some serial.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct State {
-    docs: BTreeMap<String, MDoc>,
-    checkpoints: BTreeMap<String, (String, u64)>,
-}
-
-impl State {
-    /// API.md's definitions, written out as plainly as possible.
-    fn enumerate(&self, root: &str, mode: EnumerationMode, synced: Option<u64>) -> Vec<String> {
-        let prefix = if root.is_empty() || root.ends_with('/') { root.to_string() } else { format!("{root}/") };
-        let mut out = BTreeSet::new();
-        for (uri, doc) in &self.docs {
-            if !uri.starts_with(&prefix) || synced.is_some_and(|s| doc.serial > s) {
-                continue;
-            }
-            let rest = &uri[prefix.len()..];
-            match rest.find('/') {
-                None if mode != EnumerationMode::NotRecursiveFolders => {
-                    out.insert(uri.clone());
-                }
-                Some(_) if mode == EnumerationMode::RecursiveDocuments => {
-                    out.insert(uri.clone());
-                }
-                Some(i) if mode == EnumerationMode::NotRecursiveFolders || mode == EnumerationMode::NotRecursiveAll => {
-                    out.insert(format!("{prefix}{}", &rest[..=i]));
-                }
-                _ => {}
-            }
+        for part in self.parts.iter().take(2) {
+            doc = if part.text {
+                doc.text(part.name.part(), String::from_utf8(part.bytes()).expect("ASCII"))
+            } else {
+                doc.binary(part.name.part(), part.bytes())
+            };
         }
-        out.into_iter().collect()
+        (self.uri.0.clone(), doc)
     }
 }
 
-/// The model: the current state, and the state after every serial that
-/// ends an operation (a batch's inner serials are no recovery point).
-#[derive(Debug)]
-struct Model {
-    state: State,
-    last: u64,
-    /// The synced watermark is at least this.
-    synced: u64,
-    searchable: u64,
-    /// `history[j]`: the state after serial `j`, if `j` ends an operation.
-    history: Vec<Option<State>>,
-}
-
-fn doc_of(spec: &DocSpec, serial: u64) -> (Document, MDoc) {
-    let stamp = spec.stamp.map(|s| format!("s{}", s % 4)).unwrap_or_default();
-    let mut doc = Document::new(spec.uri.0.as_str()).with_stamp(stamp.as_str());
-    let mut m = MDoc { serial, stamp, metas: Vec::new(), parts: Vec::new() };
-    for (name, value) in spec.metas.iter().take(3) {
-        doc = doc.with_meta(name.meta(), value.to_string());
-        m.metas.push((name.meta().to_string(), value.to_string()));
+impl Op {
+    /// The write of a step that writes (up to 6 documents of a batch, 3
+    /// changes of an update, 2 values of a meta).
+    fn write(&self) -> Option<model::Op> {
+        Some(match self {
+            Op::Add(spec) => {
+                let (uri, doc) = spec.doc();
+                model::Op::Add(uri, doc)
+            }
+            Op::AddAll(specs) => model::Op::AddAll(specs.iter().take(6).map(DocSpec::doc).collect()),
+            Op::Update(uri, stamp, changes) => {
+                let changes = changes.iter().take(3).map(|change| match change {
+                    Change::Meta(name, values) => model::Change::Meta(
+                        name.meta().to_string(),
+                        values.iter().take(2).map(|v| v.to_string()).collect(),
+                    ),
+                    Change::Part(p) if p.text => {
+                        model::Change::text(p.name.part(), String::from_utf8(p.bytes()).expect("ASCII"))
+                    }
+                    Change::Part(p) => model::Change::binary(p.name.part(), p.bytes()),
+                    Change::RemovePart(name) => model::Change::RemovePart(name.part().to_string()),
+                });
+                let edit = Edit { stamp: stamp.map(|s| format!("s{}", s % 4)), changes: changes.collect() };
+                model::Op::Update(uri.0.clone(), edit)
+            }
+            Op::Delete(uri) => model::Op::Delete(uri.0.clone()),
+            Op::DeleteRootPath(root, recursive) => model::Op::DeleteRootPath(root.0.clone(), *recursive),
+            Op::DeleteWithPrefix(prefix) => model::Op::DeletePrefix(prefix.0.clone()),
+            Op::SetCheckpoint(name, value) => model::Op::SetCheckpoint(name.name().to_string(), value.to_string()),
+            Op::DeleteCheckpoint(name) => model::Op::DeleteCheckpoint(name.name().to_string()),
+            Op::ClearCheckpoints => model::Op::ClearCheckpoints,
+            _ => return None,
+        })
     }
-    for part in spec.parts.iter().take(2) {
-        let bytes = part.bytes();
-        doc = if part.text {
-            doc.with_text(part.name.part(), String::from_utf8(bytes.clone()).expect("ASCII"))
-        } else {
-            doc.with_part(part.name.part(), bytes.clone())
-        };
-        m.set_part(part.name.part(), part.text, bytes);
-    }
-    (doc, m)
 }
 
 fn open(storage: &SimStorage) -> pushdex::Result<Index> {
@@ -363,38 +309,19 @@ impl Run {
         self.index.as_ref().expect("an open index")
     }
 
-    /// Applies the outcome of a write of `n` serials: on success the model
-    /// moves on through `apply` (called once per serial); on failure nothing
-    /// changes, and the failure must be allowed.
-    fn written(&mut self, result: pushdex::Result<Serial>, n: u64, mut apply: impl FnMut(&mut State, u64, usize)) {
-        match result {
-            Ok(serial) => {
-                let first = self.model.last + 1;
-                assert_eq!(serial, Serial(self.model.last + n), "the serial of a write");
-                for i in 0..n {
-                    apply(&mut self.model.state, first + i, i as usize);
-                    let end = i + 1 == n;
-                    self.model.history.push(end.then(|| self.model.state.clone()));
-                }
-                self.model.last += n;
-            }
-            Err(e) => self.failed(&e),
-        }
-    }
-
     /// A call failed: only allowed once a fault is armed, and then only
     /// with an I/O error, or the writer that one stopped.
     fn failed(&self, e: &Error) {
         assert!(self.faulty && matches!(error_kind(e), "Io" | "Poisoned"), "an operation failed: {e:?}");
     }
 
-    /// A refused call: the error the API names (or, once a fault is armed,
-    /// the I/O error of a poisoned log, which may be checked first).
-    fn refused(&self, result: pushdex::Result<Serial>, kind: &str) {
+    /// A comparison with the model: a wrong answer fails; a failed call must
+    /// be allowed (and then changed nothing).
+    fn judge<T>(&self, result: Result<T, Mismatch>) {
         match result {
-            Ok(s) => panic!("a call the API refuses returned {s}"),
-            Err(e) if self.faulty && matches!(error_kind(&e), "Io" | "Poisoned") => {}
-            Err(e) => assert_eq!(error_kind(&e), kind, "{e:?}"),
+            Ok(_) => {}
+            Err(Mismatch::Failed(e)) => self.failed(&e),
+            Err(Mismatch::Wrong(what)) => panic!("{what}"),
         }
     }
 
@@ -416,136 +343,22 @@ impl Run {
     }
 
     fn call(&mut self, ix: &Index, op: &Op) {
+        if let Some(write) = op.write() {
+            // A write: the model says its serial, or how the API refuses it
+            // (once a fault is armed, the I/O error of a poisoned log may
+            // come first).
+            self.probes.extend(write.uris().into_iter().map(str::to_string));
+            if let model::Op::DeleteRootPath(root, _) = &write {
+                self.roots.insert(root.clone());
+            }
+            let result = self.model.write(ix, &write);
+            return self.judge(result);
+        }
         match op {
-            Op::Add(spec) => {
-                let (doc, m) = doc_of(spec, 0);
-                self.probes.insert(spec.uri.0.clone());
-                self.written(ix.add(doc), 1, |s, serial, _| {
-                    s.docs.insert(spec.uri.0.clone(), MDoc { serial, ..m.clone() });
-                });
+            Op::Sync | Op::Refresh => {
+                let result = self.model.barrier(ix, matches!(op, Op::Refresh));
+                self.judge(result);
             }
-            Op::AddAll(specs) => {
-                let specs = &specs[..specs.len().min(6)];
-                let docs: Vec<(Document, MDoc)> = specs.iter().map(|s| doc_of(s, 0)).collect();
-                let result = ix.add_all(docs.iter().map(|d| d.0.clone()));
-                if specs.is_empty() {
-                    return self.refused(result, "InvalidInput");
-                }
-                self.probes.extend(specs.iter().map(|s| s.uri.0.clone()));
-                self.written(result, specs.len() as u64, |s, serial, i| {
-                    s.docs.insert(specs[i].uri.0.clone(), MDoc { serial, ..docs[i].1.clone() });
-                });
-            }
-            Op::Update(uri, stamp, changes) => {
-                let changes = &changes[..changes.len().min(3)];
-                let stamp = stamp.map(|s| format!("s{}", s % 4));
-                let mut update = Update::new();
-                if let Some(stamp) = &stamp {
-                    update = update.stamp(stamp.as_str());
-                }
-                for change in changes {
-                    update = match change {
-                        Change::Meta(name, values) => {
-                            update.meta(name.meta(), values.iter().take(2).map(|v| v.to_string()))
-                        }
-                        Change::Part(p) if p.text => {
-                            update.text(p.name.part(), String::from_utf8(p.bytes()).expect("ASCII"))
-                        }
-                        Change::Part(p) => update.part(p.name.part(), p.bytes()),
-                        Change::RemovePart(name) => update.remove_part(name.part()),
-                    };
-                }
-                self.probes.insert(uri.0.clone());
-                let result = ix.update(&uri.0, update);
-                if stamp.is_none() && changes.is_empty() {
-                    return self.refused(result, "InvalidInput");
-                }
-                if !self.model.state.docs.contains_key(&uri.0) {
-                    return self.refused(result, "NotFound");
-                }
-                self.written(result, 1, |s, serial, _| {
-                    let doc = s.docs.get_mut(&uri.0).expect("present");
-                    doc.serial = serial;
-                    if let Some(stamp) = &stamp {
-                        doc.stamp.clone_from(stamp);
-                    }
-                    for change in changes {
-                        match change {
-                            Change::Meta(name, values) => {
-                                doc.metas.retain(|(n, _)| n != name.meta());
-                                let values = values.iter().take(2);
-                                doc.metas.extend(values.map(|v| (name.meta().to_string(), v.to_string())));
-                            }
-                            Change::Part(p) => doc.set_part(p.name.part(), p.text, p.bytes()),
-                            Change::RemovePart(name) => doc.parts.retain(|p| p.0 != name.part()),
-                        }
-                    }
-                });
-            }
-            Op::Delete(uri) => {
-                self.probes.insert(uri.0.clone());
-                self.written(ix.delete(&uri.0), 1, |s, _, _| {
-                    s.docs.remove(&uri.0);
-                });
-            }
-            Op::DeleteRootPath(root, recursive) => {
-                self.roots.insert(root.0.clone());
-                let mode = if *recursive {
-                    EnumerationMode::RecursiveDocuments
-                } else {
-                    EnumerationMode::NotRecursiveDocuments
-                };
-                self.written(ix.delete_root_path(&root.0, *recursive), 1, |s, _, _| {
-                    for gone in s.enumerate(&root.0, mode, None) {
-                        s.docs.remove(&gone);
-                    }
-                });
-            }
-            Op::DeleteWithPrefix(prefix) => {
-                let result = ix.delete_with_prefix(&prefix.0);
-                if prefix.0.is_empty() {
-                    return self.refused(result, "InvalidInput");
-                }
-                self.written(result, 1, |s, _, _| s.docs.retain(|u, _| !u.starts_with(&prefix.0)));
-            }
-            // pushdex's own names are refused.
-            Op::SetCheckpoint(Checkpoint::Reserved, value) => {
-                return self
-                    .refused(ix.set_checkpoint(Checkpoint::Reserved.name(), &value.to_string()), "InvalidInput");
-            }
-            Op::DeleteCheckpoint(Checkpoint::Reserved) => {
-                return self.refused(ix.delete_checkpoint(Checkpoint::Reserved.name()), "InvalidInput");
-            }
-            Op::SetCheckpoint(name, value) => {
-                self.written(ix.set_checkpoint(name.name(), &value.to_string()), 1, |s, serial, _| {
-                    s.checkpoints.insert(name.name().to_string(), (value.to_string(), serial));
-                });
-            }
-            Op::DeleteCheckpoint(name) => {
-                self.written(ix.delete_checkpoint(name.name()), 1, |s, _, _| {
-                    s.checkpoints.remove(name.name());
-                });
-            }
-            Op::ClearCheckpoints => {
-                self.written(ix.clear_checkpoints(), 1, |s, _, _| {
-                    s.checkpoints.retain(|n, _| n.starts_with("pushdex."));
-                });
-            }
-            Op::Sync => match ix.sync() {
-                Ok(synced) => {
-                    assert_eq!(synced, Serial(self.model.last), "sync returns the synced watermark");
-                    self.model.synced = self.model.last;
-                }
-                Err(e) => self.failed(&e),
-            },
-            Op::Refresh => match ix.refresh() {
-                Ok(searchable) => {
-                    assert_eq!(searchable, Serial(self.model.last), "refresh returns the searchable watermark");
-                    self.model.synced = self.model.last;
-                    self.model.searchable = self.model.last;
-                }
-                Err(e) => self.failed(&e),
-            },
             Op::Compact => {
                 if let Err(e) = ix.compact() {
                     self.failed(&e);
@@ -563,7 +376,7 @@ impl Run {
                 self.storage.fail_syncs_from(self.storage.ops() + 1 + u64::from(after % 16));
                 self.faulty = true;
             }
-            Op::Crash { .. } | Op::CloseReopen | Op::DropReopen => unreachable!("handled by step"),
+            _ => unreachable!("handled by step, or a write"),
         }
     }
 
@@ -617,150 +430,21 @@ impl Run {
     /// after some serial in `keep..=last`; the model goes back there.
     fn reopened(&mut self, keep: u64) {
         let index = open(&self.storage).unwrap_or_else(|e| panic!("reopen failed: {e:?}\nfiles: {:?}", self.files()));
-        let w = index.watermarks();
-        let j = w.last.0;
-        assert!(keep <= j && j <= self.model.last, "recovered to serial {j}, outside {keep}..={}", self.model.last);
-        assert_eq!(w.synced, w.last, "a reopened index has synced everything it holds");
-        let state =
-            self.model.history[j as usize].clone().unwrap_or_else(|| panic!("recovered to serial {j}, inside a batch"));
-        assert!(
-            self.model.searchable <= w.searchable.0 && w.searchable <= w.last,
-            "searchable {} after reopen, was {}",
-            w.searchable,
-            self.model.searchable
-        );
-        self.model.state = state;
-        self.model.history.truncate(j as usize + 1);
-        self.model.last = j;
-        self.model.synced = j;
-        self.model.searchable = w.searchable.0;
+        self.model.reopened(&index.watermarks(), keep).unwrap_or_else(|e| panic!("{e}"));
         self.index = Some(index);
         self.faulty = false;
     }
 
-    /// Compares everything the index answers with the model. The
-    /// background flush syncs, so `synced` may move during a comparison: a
-    /// mismatch counts only if the watermarks stood still around it.
+    /// Compares everything the index answers with the model: statuses and
+    /// documents of every URI used, enumerations under fixed roots and the
+    /// deleted ones, checkpoints.
     fn check(&mut self) {
-        for _ in 0..20 {
-            let w = self.index().watermarks();
-            let result = self.compare(&w);
-            let stable = self.index().watermarks() == w;
-            match result {
-                Err(Mismatch::Read(e)) => return self.failed(&e),
-                Ok(()) if stable => {
-                    self.model.synced = w.synced.0;
-                    return;
-                }
-                Err(Mismatch::Wrong(what)) if stable => panic!("{what}\nwatermarks {w:?}"),
-                _ => {}
-            }
-        }
-        panic!("the watermarks never stood still for a whole comparison");
-    }
-
-    /// One comparison under watermarks `w`.
-    fn compare(&self, w: &Watermarks) -> Result<(), Mismatch> {
-        let model = &self.model;
-        ensure_eq!(w.last, Serial(model.last), "last");
-        ensure!(w.synced.0 >= model.synced && w.synced <= w.last, "synced {} below {}", w.synced, model.synced);
-        ensure_eq!(w.searchable, Serial(model.searchable), "searchable");
-        let ix = self.index();
-        self.compare_docs(ix, w)?;
-        self.compare_lists(ix, w)?;
-        self.compare_checkpoints(ix, w)
-    }
-
-    fn compare_docs(&self, ix: &Index, w: &Watermarks) -> Result<(), Mismatch> {
-        let state = &self.model.state;
-        for uri in &self.probes {
-            let status = ix.status(uri)?;
-            let got = ix.get(uri)?;
-            let Some(m) = state.docs.get(uri) else {
-                ensure!(!status.exists() && status.serial == Serial(0), "{uri:?} should be absent: {status:?}");
-                ensure!(got.is_none(), "{uri:?} should be absent: {got:?}");
-                continue;
-            };
-            ensure_eq!((status.serial, &status.stamp), (Serial(m.serial), &m.stamp), "status of {uri:?}");
-            ensure_eq!(status.state, w.state_of(Serial(m.serial)), "state of {uri:?}");
-            let Some(doc) = got else { return Err(Mismatch::Wrong(format!("{uri:?} is missing"))) };
-            ensure_eq!((doc.uri(), doc.stamp()), (uri.as_str(), m.stamp.as_str()), "document {uri:?}");
-            for name in METAS {
-                let want: Vec<&str> = m.metas.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect();
-                ensure_eq!(doc.metas(name), want, "meta {name} of {uri:?}");
-            }
-            ensure_eq!(doc.all_metas().count(), m.metas.len(), "metas of {uri:?}");
-            for name in PARTS {
-                let want = m.parts.iter().find(|p| p.0 == name);
-                ensure_eq!(doc.part(name), want.map(|p| p.2.as_slice()), "part {name} of {uri:?}");
-                ensure_eq!(doc.text(name).is_some(), want.is_some_and(|p| p.1), "text part {name} of {uri:?}");
-            }
-            ensure_eq!(doc.parts().count(), m.parts.len(), "parts of {uri:?}");
-        }
-        Ok(())
-    }
-
-    fn compare_lists(&self, ix: &Index, w: &Watermarks) -> Result<(), Mismatch> {
-        let state = &self.model.state;
         let fixed = ["", "/", "a", "a/", "b", "a/a", "a//"];
-        let roots = fixed.iter().map(|r| r.to_string()).chain(self.roots.iter().take(6).cloned());
-        for root in roots {
-            for mode in MODES {
-                for synced in [false, true] {
-                    let entries = if synced { ix.enumerate_synced(&root, mode)? } else { ix.enumerate(&root, mode)? };
-                    let got = entries.collect::<pushdex::Result<Vec<Entry>>>()?;
-                    let keys: Vec<&str> = got.iter().map(Entry::key).collect();
-                    let want = state.enumerate(&root, mode, synced.then_some(w.synced.0));
-                    ensure_eq!(keys, want, "enumerate (synced only: {synced}) {root:?} {mode:?}");
-                    for entry in &got {
-                        if let Entry::Document(st) = entry {
-                            let m = &state.docs[&st.uri];
-                            ensure_eq!((st.serial, &st.stamp), (Serial(m.serial), &m.stamp), "listed {:?}", st.uri);
-                            ensure_eq!(st.state, w.state_of(st.serial), "listed state of {:?}", st.uri);
-                        }
-                    }
-                }
-                let count = ix.count(&root, mode)?;
-                ensure_eq!(count, state.enumerate(&root, mode, None).len() as u64, "count {root:?} {mode:?}");
-            }
-        }
-        Ok(())
-    }
-
-    fn compare_checkpoints(&self, ix: &Index, w: &Watermarks) -> Result<(), Mismatch> {
-        let state = &self.model.state;
-        let got: Vec<(String, String, Serial)> =
-            ix.checkpoints()?.into_iter().map(|c| (c.name, c.value, c.serial)).collect();
-        let want: Vec<(String, String, Serial)> = state
-            .checkpoints
-            .iter()
-            .filter(|(n, _)| !n.starts_with("pushdex."))
-            .map(|(n, (v, s))| (n.clone(), v.clone(), Serial(*s)))
-            .collect();
-        ensure_eq!(got, want, "checkpoints");
-        for name in CHECKPOINTS {
-            let got = ix.checkpoint(name)?;
-            let want = state.checkpoints.get(name);
-            ensure_eq!(got.as_ref().map(|c| (&c.value, c.serial)), want.map(|(v, s)| (v, Serial(*s))), "{name}");
-            if let Some(c) = got {
-                ensure_eq!(c.state, w.state_of(c.serial), "state of checkpoint {name}");
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Why a comparison stopped.
-enum Mismatch {
-    /// A read failed.
-    Read(Error),
-    /// An answer differs from the model.
-    Wrong(String),
-}
-
-impl From<Error> for Mismatch {
-    fn from(e: Error) -> Mismatch {
-        Mismatch::Read(e)
+        let roots: Vec<String> =
+            fixed.iter().map(|r| r.to_string()).chain(self.roots.iter().take(6).cloned()).collect();
+        let index = self.index.as_ref().expect("an open index");
+        let result = self.model.check(index, &self.probes, &roots, &CHECKPOINTS);
+        self.judge(result);
     }
 }
 
@@ -787,8 +471,7 @@ pub fn ops(data: &[u8]) {
 pub fn run(ops: &[Op]) {
     let storage = SimStorage::new(ROOT);
     let index = open(&storage).expect("open a new index");
-    let model =
-        Model { state: State::default(), last: 0, synced: 0, searchable: 0, history: vec![Some(State::default())] };
+    let model = Model::default();
     let mut run =
         Run { storage, index: Some(index), model, faulty: false, roots: BTreeSet::new(), probes: BTreeSet::new() };
     for op in ops {

@@ -5,11 +5,15 @@
 
 #![allow(dead_code)] // each test binary uses its own part of it
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pushdex::storage::SimStorage;
-use pushdex::{Document, Entry, EnumerationMode, Error, Index, Options, Update};
+use pushdex::{Entry, EnumerationMode, Error, Index, Options};
+
+pub mod model;
+
+pub use model::{Contents, Model};
+use model::{Doc, Edit, Held, Op};
 
 /// One step of the script.
 #[derive(Clone, Debug)]
@@ -30,96 +34,40 @@ pub enum Step {
     CloseAndReopen,
 }
 
-/// A document as the model sees it: its stamp, and the text its body holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Doc {
-    pub stamp: String,
-    pub text: String,
-}
-
-/// What the index holds after some prefix of the operations.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct State {
-    pub docs: BTreeMap<String, Doc>,
-    pub checkpoints: BTreeMap<String, String>,
-}
-
-/// The model: the current state, and the state after every serial (`None`
-/// inside an `add_all`, which is recovered whole or not at all).
-#[derive(Clone, Debug)]
-pub struct Model {
-    pub state: State,
-    pub history: Vec<Option<State>>,
-}
-
-impl Default for Model {
-    fn default() -> Model {
-        Model { state: State::default(), history: vec![Some(State::default())] }
-    }
-}
-
-impl Model {
-    pub fn last(&self) -> u64 {
-        self.history.len() as u64 - 1
-    }
-
-    /// Whether the engine must accept `step` (an update needs its document).
-    pub fn accepts(&self, step: &Step) -> bool {
-        match step {
-            Step::Update(uri, _) => self.state.docs.contains_key(uri),
-            _ => true,
-        }
-    }
-
-    /// The model after a crash that kept operations 1..j.
-    pub fn rewind(&mut self, j: u64) {
-        self.history.truncate(j as usize + 1);
-        self.state = self.history[j as usize].clone().expect("a recovered serial is not inside a batch");
-    }
-
-    fn push(&mut self) {
-        self.history.push(Some(self.state.clone()));
-    }
-
-    /// Applies a step the engine accepted.
-    pub fn apply(&mut self, step: &Step) {
-        let s = &mut self.state;
-        match step {
-            Step::Add(uri, stamp) => {
-                s.docs.insert(uri.clone(), Doc { stamp: stamp.clone(), text: text_of(stamp) });
-            }
-            Step::AddAll(docs) => {
-                for (i, (uri, stamp)) in docs.iter().enumerate() {
-                    self.state.docs.insert(uri.clone(), Doc { stamp: stamp.clone(), text: text_of(stamp) });
-                    if i + 1 < docs.len() {
-                        self.history.push(None);
-                    }
-                }
-            }
+impl Step {
+    /// The operation of a step that writes: documents get the stamp, and a
+    /// text part made of it.
+    pub fn op(&self) -> Option<Op> {
+        Some(match self {
+            Step::Add(uri, stamp) => Op::Add(uri.clone(), doc(stamp)),
+            Step::AddAll(docs) => Op::AddAll(docs.iter().map(|(uri, stamp)| (uri.clone(), doc(stamp))).collect()),
             Step::Update(uri, stamp) => {
-                s.docs.get_mut(uri).expect("updates only held documents").stamp = stamp.clone();
+                Op::Update(uri.clone(), Edit { stamp: Some(stamp.clone()), changes: Vec::new() })
             }
-            Step::Delete(uri) => {
-                s.docs.remove(uri);
-            }
-            Step::DeleteRootPath(root, recursive) => {
-                let folder = pushdex::folder_prefix(root);
-                s.docs.retain(|uri, _| match uri.strip_prefix(&*folder) {
-                    Some(rest) => !*recursive && rest.contains('/'),
-                    None => true,
-                });
-            }
-            Step::DeletePrefix(prefix) => s.docs.retain(|uri, _| !uri.starts_with(prefix.as_str())),
-            Step::SetCheckpoint(name, value) => {
-                s.checkpoints.insert(name.clone(), value.clone());
-            }
-            Step::DeleteCheckpoint(name) => {
-                s.checkpoints.remove(name);
-            }
-            Step::Sync | Step::Refresh | Step::Compact | Step::CloseAndReopen => return,
-        }
-        self.push();
+            Step::Delete(uri) => Op::Delete(uri.clone()),
+            Step::DeleteRootPath(root, recursive) => Op::DeleteRootPath(root.clone(), *recursive),
+            Step::DeletePrefix(prefix) => Op::DeletePrefix(prefix.clone()),
+            Step::SetCheckpoint(name, value) => Op::SetCheckpoint(name.clone(), value.clone()),
+            Step::DeleteCheckpoint(name) => Op::DeleteCheckpoint(name.clone()),
+            Step::Sync | Step::Refresh | Step::Compact | Step::CloseAndReopen => return None,
+        })
     }
+
+    /// Whether the engine must accept the step (an update needs its document).
+    pub fn accepted_by(&self, model: &Model) -> bool {
+        self.op().is_none_or(|op| model.refusal(&op).is_none())
+    }
+
+    /// Applies a step the engine accepted to the model.
+    pub fn apply(&self, model: &mut Model) {
+        if let Some(op) = self.op() {
+            model.apply(&op).unwrap_or_else(|refused| panic!("{self:?} is refused: {refused:?}"));
+        }
+    }
+}
+
+fn doc(stamp: &str) -> Doc {
+    Doc::new(stamp).text("t", text_of(stamp))
 }
 
 pub fn text_of(stamp: &str) -> String {
@@ -162,7 +110,7 @@ pub fn script(seed: u64, len: usize) -> Vec<Step> {
                 let k = 1 + rng.below(5) as usize;
                 Step::AddAll((0..k).map(|i| (uri(&mut rng), format!("{stamp}.{i}"))).collect())
             }
-            40..=47 => match model.state.docs.keys().nth(rng.below(model.state.docs.len().max(1) as u64) as usize) {
+            40..=47 => match model.docs.keys().nth(rng.below(model.docs.len().max(1) as u64) as usize) {
                 Some(held) => Step::Update(held.clone(), stamp),
                 None => Step::Add(uri(&mut rng), stamp),
             },
@@ -179,7 +127,7 @@ pub fn script(seed: u64, len: usize) -> Vec<Step> {
             94..=95 => Step::Compact,
             _ => Step::CloseAndReopen,
         };
-        model.apply(&step);
+        step.apply(&mut model);
         steps.push(step);
     }
     steps
@@ -192,19 +140,14 @@ pub fn open(storage: &SimStorage, options: &Options) -> pushdex::Result<Index> {
 /// Runs one step; `Ok(true)` if the engine accepted an operation the model
 /// must apply.
 pub fn run_step(index: &mut Index, storage: &SimStorage, options: &Options, step: &Step) -> pushdex::Result<bool> {
+    if let Some(op) = step.op() {
+        return op.run(index).map(|_| true);
+    }
     match step {
-        Step::Add(uri, stamp) => index.add(document(uri, stamp)).map(|_| true),
-        Step::AddAll(docs) => index.add_all(docs.iter().map(|(uri, stamp)| document(uri, stamp))).map(|_| true),
-        Step::Update(uri, stamp) => index.update(uri, Update::new().stamp(stamp.as_str())).map(|_| true),
-        Step::Delete(uri) => index.delete(uri).map(|_| true),
-        Step::DeleteRootPath(root, recursive) => index.delete_root_path(root, *recursive).map(|_| true),
-        Step::DeletePrefix(prefix) => index.delete_with_prefix(prefix).map(|_| true),
-        Step::SetCheckpoint(name, value) => index.set_checkpoint(name, value).map(|_| true),
-        Step::DeleteCheckpoint(name) => index.delete_checkpoint(name).map(|_| true),
         Step::Sync => index.sync().map(|_| false),
         Step::Refresh => index.refresh().map(|_| false),
         Step::Compact => index.compact().map(|_| false),
-        Step::CloseAndReopen => {
+        _ => {
             index.clone().close()?;
             *index = open(storage, options)?;
             Ok(false)
@@ -212,22 +155,18 @@ pub fn run_step(index: &mut Index, storage: &SimStorage, options: &Options, step
     }
 }
 
-pub fn document(uri: &str, stamp: &str) -> Document {
-    Document::new(uri).with_stamp(stamp).with_text("t", text_of(stamp))
-}
-
-/// Everything the index answers, as a model state.
-pub fn read_state(index: &Index) -> pushdex::Result<State> {
-    let mut state = State::default();
+/// Everything the index holds, as the model's contents (checkpoints but
+/// the reserved ones).
+pub fn read_state(index: &Index) -> pushdex::Result<Contents> {
+    let mut state = Contents::default();
     for entry in index.enumerate("", EnumerationMode::RecursiveDocuments)? {
         let Entry::Document(status) = entry? else { panic!("a folder in a documents enumeration") };
         let doc = index.get(&status.uri)?.expect("an enumerated document can be read");
         assert_eq!(doc.stamp(), status.stamp, "get and enumerate agree on {}", status.uri);
-        let text = doc.text("t").expect("every document has its text").to_string();
-        state.docs.insert(status.uri, Doc { stamp: status.stamp, text });
+        state.docs.insert(status.uri, Held { serial: status.serial.0, doc: Doc::read(&doc) });
     }
     for checkpoint in index.checkpoints()? {
-        state.checkpoints.insert(checkpoint.name, checkpoint.value);
+        state.checkpoints.insert(checkpoint.name, (checkpoint.value, checkpoint.serial.0));
     }
     Ok(state)
 }
@@ -241,15 +180,12 @@ pub fn check_recovered(storage: &SimStorage, options: &Options, model: &Model, s
         Err(e) => panic!("{what}: reopen failed: {e}"),
     };
     let j = index.watermarks().last.0;
-    assert!(j >= synced, "{what}: recovered through serial {j}, but {synced} was reported synced");
-    assert!(j <= model.last(), "{what}: recovered serial {j}, past the last operation {}", model.last());
-    let Some(want) = &model.history[j as usize] else {
-        panic!("{what}: recovered serial {j}, inside an add_all");
-    };
+    let mut want = model.clone();
+    want.reopened(&index.watermarks(), synced).unwrap_or_else(|e| panic!("{what}: {e}"));
     let got = read_state(&index).unwrap_or_else(|e| panic!("{what}: reading the recovered index: {e}"));
-    assert_eq!(&got, want, "{what}: the recovered index is not the state after serial {j}");
-    assert_eq!(index.watermarks().synced.0, j, "{what}: what open recovered is synced");
-    let next = index.add(document("after/crash", "")).unwrap_or_else(|e| panic!("{what}: add after reopen: {e}"));
+    assert_eq!(got, want.contents(), "{what}: the recovered index is not the state after serial {j}");
+    let next = doc("").document("after/crash");
+    let next = index.add(next).unwrap_or_else(|e| panic!("{what}: add after reopen: {e}"));
     assert_eq!(next.0, j + 1, "{what}: serials continue");
     index.close().unwrap_or_else(|e| panic!("{what}: close after reopen: {e}"));
     j
