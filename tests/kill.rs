@@ -1,7 +1,8 @@
 //! A real crash: a child process writes to an index and is killed with
 //! SIGKILL at a random moment (inside a push, a sync, a flush, a background
 //! merge, a manifest commit, or the recovery of its own open), then the
-//! parent reopens the index and checks the failure model of DESIGN.md §9
+//! parent reopens the index and checks the failure model (API.md: what was
+//! Synced survives a crash)
 //! against the shared `BTreeMap` model (`tests/common/model.rs`):
 //!
 //! 1. open succeeds;
