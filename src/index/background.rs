@@ -100,7 +100,9 @@ pub(crate) struct Background {
     threads: Mutex<Vec<JoinHandle<()>>>,
     flush_failures: AtomicU64,
     merge_failures: AtomicU64,
+    /// The last failure of either job, and the last of a flush.
     last_failure: Mutex<Option<Failure>>,
+    last_flush_failure: Mutex<Option<Failure>>,
 }
 
 impl Background {
@@ -108,19 +110,27 @@ impl Background {
     /// segments, so that a long merge never holds up a flush (and the
     /// writers waiting for it).
     pub fn start(inner: &Arc<Inner>) -> Result<()> {
-        let flusher = spawn("pushdex-flush", inner.background.flush.clone(), Arc::downgrade(inner), |inner| {
+        let flusher = spawn(Job::Flush, inner.background.flush.clone(), Arc::downgrade(inner), |inner| {
             // `flush` records its own failure (see `Inner::flush_failed`).
             if inner.memtable_full() {
                 let _ = inner.flush(false);
             }
         })?;
         inner.background.threads.lock().unwrap_or_else(|e| e.into_inner()).push(flusher);
-        let merger = spawn("pushdex-merge", inner.background.merge.clone(), Arc::downgrade(inner), |inner| {
+        let merger = spawn(Job::Merge, inner.background.merge.clone(), Arc::downgrade(inner), |inner| {
             if let Err(e) = inner.merge_if_needed() {
                 inner.background.record(Job::Merge, &e);
             }
-        })?;
-        inner.background.threads.lock().unwrap_or_else(|e| e.into_inner()).push(merger);
+        });
+        match merger {
+            Ok(merger) => inner.background.threads.lock().unwrap_or_else(|e| e.into_inner()).push(merger),
+            Err(e) => {
+                // The open fails: the flush thread must not outlive it.
+                inner.closed.store(true, Ordering::SeqCst);
+                inner.background.stop();
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
@@ -131,13 +141,12 @@ impl Background {
         self.flush.notify();
         self.merge.notify();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        let me = std::thread::current().id();
         for thread in threads {
-            // A background thread never shuts its own index down (it holds
-            // no user handle), but joining itself would hang for good.
-            if thread.thread().id() != me {
-                let _ = thread.join();
-            }
+            // A background thread never shuts its own index down: it holds
+            // no user handle (and would hold the locks close waits for).
+            debug_assert_ne!(thread.thread().id(), std::thread::current().id());
+            // Its panics are caught and recorded inside it.
+            let _ = thread.join();
         }
     }
 
@@ -153,6 +162,9 @@ impl Background {
             _ => None,
         };
         let failure = Failure { job, kind, poisoned: matches!(e, Error::Poisoned { .. }), message: e.to_string() };
+        if job == Job::Flush {
+            *self.last_flush_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure.clone());
+        }
         *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure);
     }
 
@@ -170,11 +182,20 @@ impl Background {
     pub fn last_failure(&self) -> Option<Failure> {
         self.last_failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// The last failure of a flush, if any.
+    pub fn last_flush_failure(&self) -> Option<Failure> {
+        self.last_flush_failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// One background thread: runs `work` each time `signal` is notified, until
 /// the index closes or is gone.
-fn spawn(name: &str, signal: Arc<Signal>, inner: Weak<Inner>, work: fn(&Inner)) -> Result<JoinHandle<()>> {
+fn spawn(job: Job, signal: Arc<Signal>, inner: Weak<Inner>, work: fn(&Inner)) -> Result<JoinHandle<()>> {
+    let name = match job {
+        Job::Flush => "pushdex-flush",
+        Job::Merge => "pushdex-merge",
+    };
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || loop {
@@ -184,8 +205,25 @@ fn spawn(name: &str, signal: Arc<Signal>, inner: Weak<Inner>, work: fn(&Inner)) 
                 return;
             }
             if notified {
-                work(&inner);
+                // A panic (a bug) must not end the thread unheard: it is
+                // recorded like a failure, and the thread goes on.
+                if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&inner))) {
+                    let what = panic_message(panic.as_ref());
+                    inner.background.record(job, &Error::Io(io::Error::other(format!("panicked: {what}"))));
+                    if job == Job::Flush {
+                        inner.wake_stalled();
+                    }
+                }
             }
         })
         .map_err(Error::Io)
+}
+
+/// The message of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
 }

@@ -23,7 +23,12 @@ impl Inner {
     /// Merges segments when the tiered policy asks for it. Runs on the merge
     /// thread; does nothing while `compact()` merges.
     pub(crate) fn merge_if_needed(&self) -> Result<()> {
-        let Ok(_merging) = self.merging.try_lock() else { return Ok(()) };
+        let _merging = match self.merging.try_lock() {
+            Ok(guard) => guard,
+            // A merge that panicked held it; nothing it guards is left half done.
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+        };
         self.merge(|segments| self.merge_policy.pick(&segments.iter().map(|l| l.seg.file_bytes()).collect::<Vec<_>>()))
             .map(|_| ())
     }
@@ -49,7 +54,7 @@ impl Inner {
             return Err(if self.closed.load(Ordering::SeqCst) {
                 Error::Closed
             } else {
-                match self.background.last_failure() {
+                match self.background.last_flush_failure() {
                     Some(failure) => failure.to_error(WHY),
                     None => Error::Io(std::io::Error::other(WHY)),
                 }

@@ -111,7 +111,18 @@ impl Inner {
                     Err(e) => return Err(self.flush_failed(e)),
                 },
             };
-            if let Err(e) = self.write_and_commit(m, &base) {
+            // A panic while writing must leave the base pending, as an
+            // error does: the frozen memtable's operations are in no
+            // manifest yet, and a second freeze must not replace it.
+            let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_and_commit(m, &base)));
+            let written = match written {
+                Ok(written) => written,
+                Err(panic) => {
+                    m.pending = Some(base);
+                    std::panic::resume_unwind(panic);
+                }
+            };
+            if let Err(e) = written {
                 // The frozen memtable stays readable; the newer log keeps
                 // the operations after it.
                 m.pending = Some(base);
@@ -196,6 +207,8 @@ impl Inner {
             storage.sync_dir()?;
             Some(Arc::new(Segment::open(storage, &name)?))
         };
+        #[cfg(test)]
+        crate::index::tests::flush_panic_point(storage.root());
         // 3. One live row per URI: the older rows this segment rewrites.
         let mut rewrites: Vec<Vec<u32>> = vec![Vec::new(); base.segments.len()];
         if new_seg.is_some() && !base.segments.is_empty() {

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::files::FileName;
 use crate::manifest;
 use crate::segment::Segment;
 use crate::storage::{FsStorage, Storage};
@@ -103,9 +104,11 @@ pub(super) fn existing_storage(dir: &Path) -> Result<FsStorage> {
 pub(crate) fn names_hold_index<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> bool {
     let (mut lock, mut data) = (false, false);
     for name in names {
-        let name = name.as_ref();
-        lock |= name == "LOCK";
-        data |= name == manifest::MANIFEST || wal::parse_log_name(name).is_some();
+        match FileName::parse(name.as_ref()) {
+            Some(FileName::Lock) => lock = true,
+            Some(FileName::Manifest | FileName::Log(_)) => data = true,
+            _ => {}
+        }
     }
     lock && data
 }

@@ -469,8 +469,20 @@ impl<'a> Reader<'a> {
         if let Some(found) = self.read.get(&(s, part, word)) {
             return Ok(found.clone());
         }
-        term_key(&mut self.key, WORD, &seg.index.parts[part].name, &self.words[word]);
+        let info = &seg.index.parts[part];
+        term_key(&mut self.key, WORD, &info.name, &self.words[word]);
         let found = seg.seg.postings(&self.key)?.map(Rc::new);
+        if let Some(postings) = &found {
+            // Scoring looks each row up in the part's norms: a row the
+            // norms do not hold is damage (a file whose checksums were
+            // forged), not an index past the end.
+            if !info.full && !postings.rows.is_subset(&info.rows) {
+                return Err(Error::corrupt(
+                    seg.seg.path(),
+                    format!("the postings of a word of part {:?} name rows the part's norms do not", info.name),
+                ));
+            }
+        }
         self.read.insert((s, part, word), found.clone());
         Ok(found)
     }
