@@ -115,7 +115,7 @@ impl Error {
 }
 
 /// Keeps error messages readable when a caller passes a megabyte of URI.
-fn shorten(s: &str) -> String {
+pub(crate) fn shorten(s: &str) -> String {
     const MAX: usize = 200;
     if s.len() <= MAX {
         return s.to_string();

@@ -157,3 +157,40 @@ fn a_query_nested_without_bound_is_refused() {
         assert!(matches!(index.search(&deeper, 1), Err(pushdex::Error::InvalidInput { .. })));
     }
 }
+
+/// A query word that analyses to nothing is refused, naming it, wherever it
+/// sits in the query (it used to match every document); `text_parts` names
+/// the parts some searchable document has.
+#[test]
+fn a_query_without_words_is_refused_and_text_parts_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = pushdex::Index::open(dir.path()).unwrap();
+    assert!(index.text_parts().is_empty());
+    index.add(pushdex::Document::new("a").with_text("body", "word").with_text("title", "A title")).unwrap();
+    index.add(pushdex::Document::new("b").with_text("summary", "words").with_part("raw", b"bytes".to_vec())).unwrap();
+    index.refresh().unwrap();
+    assert_eq!(index.text_parts(), ["body", "summary", "title"]);
+    for nothing in ["👍", "...", "", " - ", "«»"] {
+        for query in [
+            text(nothing),
+            Query::Or(vec![text("word"), text(nothing)]),
+            Query::Not(Box::new(text(nothing))),
+            Query::parse(&format!("word OR \"{nothing}\"")).unwrap_or_else(|_| text(nothing)),
+        ] {
+            match index.search(&query, 10) {
+                Err(pushdex::Error::InvalidInput { reason }) => {
+                    assert!(reason.contains(&format!("{nothing:?}")), "{reason}")
+                }
+                other => panic!("{query:?}: {other:?}"),
+            }
+            assert!(matches!(index.search_count(&query), Err(pushdex::Error::InvalidInput { .. })));
+        }
+    }
+    // A word among symbols is a word.
+    assert_eq!(index.search_count(&text("👍 word !")).unwrap(), 1);
+    // A part whose documents are all deleted is no longer listed.
+    index.delete("b").unwrap();
+    index.refresh().unwrap();
+    assert_eq!(index.text_parts(), ["body", "title"]);
+    index.close().unwrap();
+}

@@ -34,8 +34,9 @@
 //!   happens; and a word mixing letters and digits (`golf7`, `x9y`) is one
 //!   word in both.
 //! * Binary parts are not indexed (they hold vocabulary words on purpose).
-//! * `Text` with zero words (empty or punctuation-only text) matches every
-//!   searchable document, whatever its field, and scores 0. With words, every
+//! * A query holding a `Text` with zero words (empty or punctuation-only
+//!   text) anywhere is refused by search and count with `InvalidInput`
+//!   (API.md: a query word that analyses to nothing). Otherwise every
 //!   distinct word must occur in text part `field` (in some text part when
 //!   `None`; each word may be in a different part).
 //! * `Meta` is an exact, case-sensitive match on any value of the meta.
@@ -466,7 +467,24 @@ fn strictly_before(x: &(String, String, f64), y: &(String, String, f64)) -> bool
     x.2 > y.2 || (x.2 == y.2 && x.0.as_bytes() < y.0.as_bytes())
 }
 
+/// Whether the query holds a `Text` with no word: search refuses it.
+fn refused(q: &Query) -> bool {
+    match q {
+        Query::Text { text, .. } => distinct_words(text).is_empty(),
+        Query::And(qs) | Query::Or(qs) => qs.iter().any(refused),
+        Query::Not(q) => refused(q),
+        _ => false,
+    }
+}
+
 fn compare_query(index: &Index, model: &Searchable, q: &Query) -> Result<(), TestCaseError> {
+    if refused(q) {
+        let count = index.search_count(q);
+        prop_assert!(matches!(count, Err(pushdex::Error::InvalidInput { .. })), "search_count({:?}): {:?}", q, count);
+        let hits = index.search(q, 10);
+        prop_assert!(matches!(hits, Err(pushdex::Error::InvalidInput { .. })), "search({:?}): {:?}", q, hits);
+        return Ok(());
+    }
     let expected = model.run(q);
     let count = index.search_count(q).map_err(|e| TestCaseError::fail(format!("search_count({q:?}): {e}")))?;
     prop_assert_eq!(count, expected.len() as u64, "search_count of {:?}; model hits {:?}", q, expected);
@@ -517,6 +535,11 @@ fn compare_query(index: &Index, model: &Searchable, q: &Query) -> Result<(), Tes
 }
 
 fn compare(index: &Index, model: &Searchable, queries: &[Query]) -> Result<(), TestCaseError> {
+    // The text parts some searchable document has.
+    let mut parts: Vec<String> =
+        model.parts.iter().filter(|(_, (docs, _))| *docs > 0).map(|(name, _)| name.clone()).collect();
+    parts.sort();
+    prop_assert_eq!(index.text_parts(), parts, "text_parts");
     // A few fixed queries every time, then the random ones.
     let fixed = [
         Query::All,

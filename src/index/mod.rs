@@ -595,18 +595,33 @@ impl Index {
     /// they were at the last `refresh()`.
     ///
     /// # Errors
-    /// `InvalidInput` unless `1 <= limit <= 10_000`; `Corrupt` for a
-    /// damaged segment.
+    /// `InvalidInput` unless `1 <= limit <= 10_000` ([`crate::MAX_SEARCH_LIMIT`]),
+    /// for a query nested deeper than [`crate::MAX_QUERY_DEPTH`], and for a
+    /// `Text` with no word to search for (`👍`, `"..."`), naming it;
+    /// `Corrupt` for a damaged segment.
     pub fn search(&self, query: &Query, limit: usize) -> Result<Vec<Hit>> {
         self.inner.check_open()?;
-        query.check_depth()?;
+        query.check()?;
         self.inner.snapshot().search(query, limit)
     }
 
+    /// The text parts that some Searchable document has, sorted: what a
+    /// `part:word` query can find (the command line and the server name
+    /// them when a query asks for another). Empty once the index is closed.
+    pub fn text_parts(&self) -> Vec<String> {
+        if self.inner.check_open().is_err() {
+            return Vec::new();
+        }
+        self.inner.snapshot().text_parts()
+    }
+
     /// How many Searchable documents match `query`.
+    ///
+    /// # Errors
+    /// As [`Index::search`], but for the limit.
     pub fn search_count(&self, query: &Query) -> Result<u64> {
         self.inner.check_open()?;
-        query.check_depth()?;
+        query.check()?;
         self.inner.snapshot().count(query)
     }
 

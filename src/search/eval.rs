@@ -200,6 +200,19 @@ impl Snapshot {
         Ok(prepared)
     }
 
+    /// The text parts that some searchable document has, sorted. Read from
+    /// the snapshot's part statistics; should those not read (a damaged
+    /// segment), the parts the segments record, deleted documents' too.
+    pub fn text_parts(&self) -> Vec<String> {
+        let mut names: Vec<String> = match self.prepared() {
+            Ok(prepared) => prepared.parts.iter().filter(|(_, stats)| stats.docs > 0).map(|(n, _)| n.clone()).collect(),
+            Err(_) => self.segments.iter().flat_map(|(seg, _)| seg.parts().iter().map(|p| p.name.clone())).collect(),
+        };
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// How many searchable documents `query` matches.
     pub fn count(&self, query: &Query) -> Result<u64> {
         let prepared = self.prepared()?;
@@ -516,7 +529,8 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
                     break;
                 }
             }
-            // No word at all: every document (vacuously).
+            // No word at all: refused before evaluation (`Query::check`);
+            // every document, vacuously, should one get here.
             rows.unwrap_or_else(|| seg.live.clone())
         }
         Query::Meta { name, value } => {

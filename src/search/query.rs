@@ -106,14 +106,28 @@ const MAX_DEPTH: usize = 256;
 pub const MAX_QUERY_DEPTH: usize = 256;
 
 impl Query {
-    /// `InvalidInput` for a query whose `And`, `Or` and `Not` nest deeper
-    /// than [`MAX_QUERY_DEPTH`]. Walks the query without recursing.
-    pub(crate) fn check_depth(&self) -> crate::Result<()> {
+    /// What search refuses before it reads anything, with `InvalidInput`:
+    /// `And`, `Or` and `Not` nested deeper than [`MAX_QUERY_DEPTH`], and a
+    /// `Text` with no word to search for (`👍`, `"..."`: a word has a letter
+    /// or a digit), which would otherwise match every document. Walks the
+    /// query without recursing.
+    pub(crate) fn check(&self) -> crate::Result<()> {
         let mut stack = vec![(self, 0usize)];
         while let Some((query, depth)) = stack.pop() {
             let children: &[Query] = match query {
                 Query::And(list) | Query::Or(list) => list,
                 Query::Not(inner) => std::slice::from_ref(inner.as_ref()),
+                Query::Text { text, .. } => {
+                    if crate::text::words(text).next().is_none() {
+                        return Err(crate::Error::InvalidInput {
+                            reason: format!(
+                                "{:?} has no word to search for (a word has a letter or a digit)",
+                                crate::error::shorten(text)
+                            ),
+                        });
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             if depth == MAX_QUERY_DEPTH {
