@@ -344,6 +344,8 @@ fn expressible(q: &Query) -> bool {
         Query::Prefix(p) => !p.is_empty(),
         And(qs) | Or(qs) => qs.iter().all(expressible),
         Not(q) => expressible(q),
+        // Ranked OR has no syntax in `parse` (parse_natural makes it).
+        Query::Any { .. } => false,
     }
 }
 
@@ -481,5 +483,52 @@ proptest! {
             }
             Err(e) => prop_assert!(false, "{:?}: unexpected error {:?}", text, e),
         }
+    }
+}
+
+fn natural(text: &str) -> Query {
+    match Query::parse_natural(text) {
+        Ok(q) => q,
+        Err(e) => panic!("{text:?} does not parse naturally: {e}"),
+    }
+}
+
+fn any(text: &str, min_should_match: usize) -> Query {
+    Query::Any { field: None, text: text.into(), min_should_match }
+}
+
+/// `parse_natural` (API.md, "Search, second part"): runs of juxtaposed bare
+/// words are one ranked `Any` needing ⌈2n/3⌉ of their n distinct words;
+/// `+word` is required, `-word` excluded; everything else as in `parse`.
+#[test]
+fn natural_parsing_ranks_runs_of_bare_words() {
+    assert_eq!(natural("word"), w("word"));
+    assert_eq!(natural("ssh key"), any("ssh key", 2));
+    assert_eq!(natural("zstd compression level"), any("zstd compression level", 2));
+    assert_eq!(natural("a b c d"), any("a b c d", 3));
+    assert_eq!(natural("a b c d e f"), any("a b c d e f", 4));
+    // Distinct words, after analysis.
+    assert_eq!(natural("Key key KEY door"), any("Key key KEY door", 2));
+    assert_eq!(natural("+rust a b -java"), And(vec![w("rust"), any("a b", 2), not(w("java"))]));
+    assert_eq!(natural("a b -c d e"), And(vec![any("a b", 2), not(w("c")), any("d e", 2)]));
+    // Operators, quotes, fields, metas, folders and parentheses end a run.
+    assert_eq!(natural("a AND b c"), And(vec![w("a"), any("b c", 2)]));
+    assert_eq!(natural("a b AND c"), And(vec![any("a b", 2), w("c")]));
+    assert_eq!(natural("a b OR c d e"), Or(vec![any("a b", 2), any("c d e", 2)]));
+    assert_eq!(natural(r#""a b" c d"#), And(vec![w("a b"), any("c d", 2)]));
+    assert_eq!(natural("title:x a b @lang:en"), And(vec![field("title", "x"), any("a b", 2), meta("lang", "en")]));
+    assert_eq!(natural("under:/share a b"), And(vec![under("/share"), any("a b", 2)]));
+    assert_eq!(natural("NOT a b"), And(vec![not(w("a")), w("b")]));
+    assert_eq!(natural("(a b) c"), And(vec![any("a b", 2), w("c")]));
+    assert_eq!(natural("* a"), And(vec![All, w("a")]));
+    // A lone sign is a word (which search then refuses: it has no letter).
+    assert_eq!(natural("+"), w("+"));
+    assert_eq!(natural("a -"), any("a -", 1));
+    // `parse` is unchanged: juxtaposition is AND, signs are part of words.
+    assert_eq!(parse("a b"), And(vec![w("a"), w("b")]));
+    assert_eq!(parse("+a -b"), And(vec![w("+a"), w("-b")]));
+    // Errors are parse's.
+    for bad in ["", "a AND", "(a b", "a b)", "OR a"] {
+        assert!(matches!(Query::parse_natural(bad), Err(Error::InvalidInput { .. })), "{bad:?}");
     }
 }

@@ -194,3 +194,39 @@ fn a_query_without_words_is_refused_and_text_parts_are_listed() {
     assert_eq!(index.text_parts(), ["body", "title"]);
     index.close().unwrap();
 }
+
+/// Ranked OR: `parse_natural` finds the documents holding most of the
+/// question's words, those holding all of them first; `parse` needs every
+/// word; `+`/`-` require and exclude.
+#[test]
+fn natural_queries_rank_documents_holding_most_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = pushdex::Index::open(dir.path()).unwrap();
+    let docs = [
+        ("d1", "zstd compression level tuning"),
+        ("d2", "the compression level of gzip"),
+        ("d3", "zstd alone"),
+        ("d4", "nothing relevant"),
+        ("d5", "level zstd notes"),
+    ];
+    for (uri, body) in docs {
+        index.add(Document::new(uri).with_text("body", body)).unwrap();
+    }
+    index.refresh().unwrap();
+    let uris = |q: &Query| -> Vec<String> { index.search(q, 10).unwrap().into_iter().map(|h| h.uri).collect() };
+    let natural = Query::parse_natural("zstd compression level").unwrap();
+    let found = uris(&natural);
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(found[0], "d1", "all three words rank first: {found:?}");
+    assert!(found.contains(&"d2".to_string()) && found.contains(&"d5".to_string()), "{found:?}");
+    assert_eq!(index.search_count(&natural).unwrap(), 3);
+    assert_eq!(uris(&Query::parse("zstd compression level").unwrap()), ["d1"]);
+    assert_eq!(uris(&Query::parse_natural("zstd compression level -tuning").unwrap()).len(), 2);
+    assert_eq!(uris(&Query::parse_natural("+gzip compression level").unwrap()), ["d2"]);
+    // min_should_match 0: every document, those with the words first.
+    let all = Query::Any { field: None, text: "zstd".into(), min_should_match: 0 };
+    let ranked = uris(&all);
+    assert_eq!(ranked.len(), 5);
+    assert!(ranked[..3].iter().all(|u| ["d1", "d3", "d5"].contains(&u.as_str())), "{ranked:?}");
+    assert_eq!(&ranked[3..], ["d2", "d4"]);
+}

@@ -39,6 +39,9 @@
 //!   (API.md: a query word that analyses to nothing). Otherwise every
 //!   distinct word must occur in text part `field` (in some text part when
 //!   `None`; each word may be in a different part).
+//! * `Any { field, text, min_should_match }` matches when at least
+//!   `min(min_should_match, n)` of the `n` distinct words occur (each in
+//!   some part `field` allows), scoring BM25 over the words that occur.
 //! * `Meta` is an exact, case-sensitive match on any value of the meta.
 //! * `Under { root, recursive }`: with `prefix = folder_prefix(root)`
 //!   (`root` itself if empty or ending in `/`, else `root + "/"`), the
@@ -259,17 +262,21 @@ fn leaf_query() -> impl Strategy<Value = Query> {
         1 => Just(Some("blob".to_string())),
         1 => Just(Some("nope".to_string())),
     ];
-    // 0 to 3 words, sometimes one outside the vocabulary.
-    let words = proptest::collection::vec(prop_oneof![8 => word(), 1 => Just("Nomatch".to_string())], 0..=3);
-    let text = (
-        words,
-        proptest::collection::vec(pick(SEPS), 1..3),
-        (proptest::bool::weighted(0.1), proptest::bool::weighted(0.1)),
-    )
-        .prop_map(|(w, s, e)| join(w, s, e));
+    // 0 to 3 words (up to 5 for `Any`), sometimes one outside the vocabulary.
+    let text = |most: usize| {
+        let words = proptest::collection::vec(prop_oneof![8 => word(), 1 => Just("Nomatch".to_string())], 0..=most);
+        (
+            words,
+            proptest::collection::vec(pick(SEPS), 1..3),
+            (proptest::bool::weighted(0.1), proptest::bool::weighted(0.1)),
+        )
+            .prop_map(|(w, s, e)| join(w, s, e))
+    };
     prop_oneof![
         1 => Just(Query::All),
-        8 => (field, text).prop_map(|(field, text)| Query::Text { field, text }),
+        8 => (field.clone(), text(3)).prop_map(|(field, text)| Query::Text { field, text }),
+        5 => (field, text(5), 0..=6usize)
+            .prop_map(|(field, text, min_should_match)| Query::Any { field, text, min_should_match }),
         3 => (pick(META_NAMES), pick(META_VALUES)).prop_map(|(name, value)| Query::Meta { name, value }),
         3 => (pick(ROOTS), any::<bool>()).prop_map(|(root, recursive)| Query::Under { root, recursive }),
         2 => pick(PREFIXES).prop_map(Query::Prefix),
@@ -413,6 +420,26 @@ impl Searchable {
                 }
                 Some(score)
             }
+            Query::Any { field, text, min_should_match } => {
+                // Each word counts once, found in any part `field` allows;
+                // the score sums over the words found, in every such part.
+                let words = distinct_words(text);
+                let (mut found, mut score) = (0, 0.0);
+                for w in &words {
+                    let mut in_doc = false;
+                    for (name, (len, tfs)) in &doc.texts {
+                        if field.as_ref().is_some_and(|f| f != name) {
+                            continue;
+                        }
+                        if let Some(&tf) = tfs.get(w) {
+                            in_doc = true;
+                            score += self.bm25(name, w, tf, *len);
+                        }
+                    }
+                    found += usize::from(in_doc);
+                }
+                (found >= (*min_should_match).min(words.len())).then_some(score)
+            }
             Query::Meta { name, value } => doc.metas.iter().any(|(n, v)| n == name && v == value).then_some(0.0),
             Query::Under { root, recursive } => under(uri, root, *recursive).then_some(0.0),
             Query::Prefix(p) => uri.starts_with(p.as_str()).then_some(0.0),
@@ -470,7 +497,7 @@ fn strictly_before(x: &(String, String, f64), y: &(String, String, f64)) -> bool
 /// Whether the query holds a `Text` with no word: search refuses it.
 fn refused(q: &Query) -> bool {
     match q {
-        Query::Text { text, .. } => distinct_words(text).is_empty(),
+        Query::Text { text, .. } | Query::Any { text, .. } => distinct_words(text).is_empty(),
         Query::And(qs) | Query::Or(qs) => qs.iter().any(refused),
         Query::Not(q) => refused(q),
         _ => false,

@@ -512,15 +512,27 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
     let mut kids = Vec::new();
     let mut rows = match query {
         Query::All => seg.live.clone(),
+        Query::Any { field, text, min_should_match } => {
+            let words = reader.text_words(text);
+            let need = (*min_should_match).min(words.len());
+            // at_least[j]: the rows holding at least j + 1 of the words so far.
+            let mut at_least = vec![RoaringBitmap::new(); need];
+            for &word in words.iter() {
+                let with = word_rows(reader, s, seg, field.as_deref(), word)?;
+                for j in (1..need).rev() {
+                    let more = &at_least[j - 1] & &with;
+                    at_least[j] |= more;
+                }
+                if let Some(first) = at_least.first_mut() {
+                    *first |= &with;
+                }
+            }
+            at_least.pop().unwrap_or_else(|| seg.live.clone())
+        }
         Query::Text { field, text } => {
             let mut rows: Option<RoaringBitmap> = None;
             for &word in reader.text_words(text).iter() {
-                let mut with = RoaringBitmap::new();
-                for (part, _) in seg.index.parts_for(field.as_deref()) {
-                    if let Some(postings) = reader.word(s, seg, part, word)? {
-                        with |= &postings.rows;
-                    }
-                }
+                let with = word_rows(reader, s, seg, field.as_deref(), word)?;
                 rows = Some(match rows {
                     Some(rows) => intersect(&rows, &with),
                     None => with,
@@ -588,10 +600,36 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
     Ok(Node { rows, kids })
 }
 
-/// The `Text` queries that can score (those not under a `Not`).
+/// The rows of segment `s` holding `word` in part `field` (in any text
+/// part when `None`).
+fn word_rows<'a>(
+    reader: &mut Reader<'a>,
+    s: usize,
+    seg: &'a Seg,
+    field: Option<&str>,
+    word: usize,
+) -> Result<RoaringBitmap> {
+    let mut with = RoaringBitmap::new();
+    for (part, _) in seg.index.parts_for(field) {
+        if let Some(postings) = reader.word(s, seg, part, word)? {
+            with |= &postings.rows;
+        }
+    }
+    Ok(with)
+}
+
+/// The field and text of a query that scores words: `Text` and `Any`.
+fn scored_words(query: &Query) -> Option<(&Option<String>, &str)> {
+    match query {
+        Query::Text { field, text } | Query::Any { field, text, .. } => Some((field, text)),
+        _ => None,
+    }
+}
+
+/// The `Text` and `Any` queries that can score (those not under a `Not`).
 fn scored_texts<'q>(query: &'q Query, out: &mut Vec<&'q Query>) {
     match query {
-        Query::Text { .. } => out.push(query),
+        Query::Text { .. } | Query::Any { .. } => out.push(query),
         Query::And(qs) | Query::Or(qs) => qs.iter().for_each(|q| scored_texts(q, out)),
         _ => {}
     }
@@ -616,7 +654,7 @@ impl<'a> Weights<'a> {
         for (s, seg) in segs.iter().enumerate() {
             let mut counted = std::collections::HashSet::new();
             for query in texts {
-                let Query::Text { field, text } = query else { continue };
+                let Some((field, text)) = scored_words(query) else { continue };
                 for &word in reader.text_words(text).iter() {
                     for (part, info) in seg.index.parts_for(field.as_deref()) {
                         if !counted.insert((part, word)) {
@@ -693,8 +731,11 @@ fn score_segment<'a>(
     let mut counting = Vec::new();
     counting_texts(query, node, Cow::Borrowed(&node.rows), &mut counting);
     let mut lists: Vec<Vec<(u32, f64)>> = Vec::new();
-    for (text, rows) in counting {
-        let Query::Text { field, text } = text else { continue };
+    for (query, rows) in counting {
+        let Some((field, text)) = scored_words(query) else { continue };
+        // The rows a `Text` (or an `Any` needing a word) matches each hold
+        // one of its words; an `Any` needing none matches rows without.
+        let needs_a_word = !matches!(query, Query::Any { min_should_match: 0, .. });
         if rows.is_empty() {
             continue;
         }
@@ -714,7 +755,7 @@ fn score_segment<'a>(
                 let mut list = Vec::with_capacity(rows.len().min(postings.rows.len()) as usize);
                 // One word in one part: the rows are within the postings,
                 // so the same count means the same rows.
-                let exact = words.len() == 1 && one_part && rows.len() == postings.rows.len();
+                let exact = needs_a_word && words.len() == 1 && one_part && rows.len() == postings.rows.len();
                 if exact {
                     let mut rank = 0;
                     postings.rows.iter().for_each(|row| {
@@ -794,7 +835,7 @@ fn counting_texts<'q, 'n>(
     out: &mut Vec<(&'q Query, Cow<'n, RoaringBitmap>)>,
 ) {
     match query {
-        Query::Text { .. } => out.push((query, within)),
+        Query::Text { .. } | Query::Any { .. } => out.push((query, within)),
         // An `And` matches only where each operand does.
         Query::And(qs) => qs.iter().zip(&node.kids).for_each(|(q, kid)| counting_texts(q, kid, within.clone(), out)),
         Query::Or(qs) => {

@@ -45,6 +45,22 @@ pub enum Query {
         /// The words to find, as written.
         text: String,
     },
+    /// Ranked OR: documents in which at least `min(min_should_match, n)` of
+    /// the `n` distinct words of `text` occur (in the text part `field`, or,
+    /// when `None`, each in some text part), scored by BM25 over the words
+    /// that occur. What [`Query::parse_natural`] makes of bare words, so
+    /// that a question finds the documents holding most of its words, best
+    /// first. `min_should_match` 0 matches every searchable document (the
+    /// words only rank them).
+    Any {
+        /// The text part to search; `None` searches every text part.
+        field: Option<String>,
+        /// The words, as written (analysed as for [`Query::Text`]).
+        text: String,
+        /// How many of the distinct words a document must hold at least
+        /// (fewer when the text has fewer distinct words).
+        min_should_match: usize,
+    },
     /// Documents with a value of meta `name` equal to `value`, exactly (case
     /// included; one value of a multi-valued meta is enough).
     Meta {
@@ -117,7 +133,7 @@ impl Query {
             let children: &[Query] = match query {
                 Query::And(list) | Query::Or(list) => list,
                 Query::Not(inner) => std::slice::from_ref(inner.as_ref()),
-                Query::Text { text, .. } => {
+                Query::Text { text, .. } | Query::Any { text, .. } => {
                     if crate::text::words(text).next().is_none() {
                         return Err(crate::Error::InvalidInput {
                             reason: format!(
@@ -206,7 +222,41 @@ impl Query {
     /// assert_eq!(reason, "at byte 5: unclosed quote");
     /// ```
     pub fn parse(text: &str) -> Result<Query> {
-        let tokens = Lexer { text, at: 0 }.tokens()?;
+        Query::parse_with(text, false)
+    }
+
+    /// Parses a query the way people write one: as [`Query::parse`], but a
+    /// run of juxtaposed bare words (no field, no quotes, no operator
+    /// between them) is one ranked [`Query::Any`] over those words, with
+    /// `min_should_match` = ⌈2n/3⌉ for its `n` distinct words; `+word`
+    /// makes a word required (a `Text`) and `-word` excludes it (`NOT`).
+    /// Quotes, fields, metas, `under:`, `prefix:`, `AND`, `OR`, `NOT` and
+    /// parentheses keep their meaning; a lone bare word is a `Text`.
+    ///
+    /// ```
+    /// use pushdex::Query;
+    ///
+    /// let q = Query::parse_natural("zstd compression level +rust -java")?;
+    /// assert_eq!(
+    ///     q,
+    ///     Query::And(vec![
+    ///         Query::Any { field: None, text: "zstd compression level".into(), min_should_match: 2 },
+    ///         Query::Text { field: None, text: "rust".into() },
+    ///         Query::Not(Box::new(Query::Text { field: None, text: "java".into() })),
+    ///     ])
+    /// );
+    /// # Ok::<(), pushdex::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Query::parse`].
+    pub fn parse_natural(text: &str) -> Result<Query> {
+        Query::parse_with(text, true)
+    }
+
+    fn parse_with(text: &str, natural: bool) -> Result<Query> {
+        let tokens = Lexer { text, at: 0, natural }.tokens()?;
         let mut parser = Parser { tokens: tokens.into_iter().peekable(), last: None, len: text.len(), depth: 0 };
         let query = parser.or()?;
         match parser.tokens.next() {
@@ -243,6 +293,9 @@ enum Tok {
     Or,
     Not,
     Term(Query),
+    /// A bare word of [`Query::parse_natural`]: juxtaposed with others, it
+    /// joins their ranked `Any`.
+    Bare(String),
 }
 
 impl Tok {
@@ -266,6 +319,8 @@ struct Token {
 struct Lexer<'a> {
     text: &'a str,
     at: usize,
+    /// [`Query::parse_natural`]: bare words, `+word`, `-word`.
+    natural: bool,
 }
 
 impl<'a> Lexer<'a> {
@@ -419,6 +474,14 @@ impl<'a> Lexer<'a> {
             "OR" => Tok::Or,
             "NOT" => Tok::Not,
             "*" => Tok::Term(Query::All),
+            word if self.natural => {
+                let text = |word: &str| Query::Text { field: None, text: word.to_string() };
+                match (word.strip_prefix('+'), word.strip_prefix('-')) {
+                    (Some(required), _) if !required.is_empty() => Tok::Term(text(required)),
+                    (_, Some(excluded)) if !excluded.is_empty() => Tok::Term(Query::Not(Box::new(text(excluded)))),
+                    _ => Tok::Bare(word.to_string()),
+                }
+            }
             word => Tok::Term(Query::Text { field: None, text: word.to_string() }),
         })
     }
@@ -460,18 +523,32 @@ impl Parser {
 
     fn and(&mut self) -> Result<Query> {
         let mut operands = Vec::new();
-        push_flat(&mut operands, self.unary()?, Kind::And);
+        // Juxtaposed bare words (natural parsing only): one ranked `Any`.
+        let mut run = Vec::new();
+        let mut first = true;
         loop {
-            match self.tokens.peek() {
-                Some(Token { tok: Tok::And, .. }) => {
-                    self.tokens.next();
-                    self.last = Some(Last::Operator("AND"));
+            if !first {
+                match self.tokens.peek() {
+                    Some(Token { tok: Tok::And, .. }) => {
+                        self.tokens.next();
+                        self.last = Some(Last::Operator("AND"));
+                        flush_run(&mut run, &mut operands);
+                    }
+                    Some(Token { tok: Tok::Term(_) | Tok::Bare(_) | Tok::Open | Tok::Not, .. }) => {}
+                    _ => break,
                 }
-                Some(Token { tok: Tok::Term(_) | Tok::Open | Tok::Not, .. }) => {}
-                _ => break,
             }
+            first = false;
+            if let Some(Token { tok: Tok::Bare(_), .. }) = self.tokens.peek() {
+                if let Some(Token { tok: Tok::Bare(word), .. }) = self.tokens.next() {
+                    run.push(word);
+                }
+                continue;
+            }
+            flush_run(&mut run, &mut operands);
             push_flat(&mut operands, self.unary()?, Kind::And);
         }
+        flush_run(&mut run, &mut operands);
         Ok(build(operands, Query::And))
     }
 
@@ -479,6 +556,7 @@ impl Parser {
         let Some(token) = self.tokens.next() else { return Err(self.missing_term(None)) };
         match token.tok {
             Tok::Term(query) => Ok(query),
+            Tok::Bare(word) => Ok(Query::Text { field: None, text: word }),
             Tok::Not => {
                 self.enter(token.at)?;
                 self.last = Some(Last::Operator("NOT"));
@@ -542,6 +620,24 @@ fn push_flat(operands: &mut Vec<Query>, query: Query, kind: Kind) {
     match (query, kind) {
         (Query::And(inner), Kind::And) | (Query::Or(inner), Kind::Or) => operands.extend(inner),
         (query, _) => operands.push(query),
+    }
+}
+
+/// Ends a run of juxtaposed bare words: one word is a `Text`, several an
+/// `Any` needing ⌈2n/3⌉ of their `n` distinct words.
+fn flush_run(run: &mut Vec<String>, operands: &mut Vec<Query>) {
+    match run.len() {
+        0 => {}
+        1 => operands.push(Query::Text { field: None, text: run.remove(0) }),
+        _ => {
+            let text = run.join(" ");
+            let mut distinct: Vec<String> = crate::text::words(&text).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let min_should_match = (2 * distinct.len()).div_ceil(3);
+            operands.push(Query::Any { field: None, text, min_should_match });
+            run.clear();
+        }
     }
 }
 
