@@ -125,6 +125,10 @@ enum Command {
         /// Print only how many documents match
         #[arg(long)]
         count: bool,
+        /// Read the query strictly (juxtaposed words are all required) instead of
+        /// ranking documents by how many of the bare words they hold
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -290,7 +294,10 @@ fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
         Command::Ls { root, mode } => ls(&index, &root, mode.into(), out)?,
         Command::Rm(args) => rm(&index, &args, out)?,
         Command::Checkpoint(command) => checkpoint(&index, command, out)?,
-        Command::Search { query, limit, count } => search(&index, &query, limit, count, out)?,
+        Command::Search { query, limit, count, strict } => {
+            let query = if strict { Query::parse(&query)? } else { Query::parse_natural(&query)? };
+            search(&index, &query, limit, count, out)?
+        }
         Command::Verify | Command::Repair => unreachable!("handled above without opening the index"),
         #[cfg(feature = "server")]
         Command::Serve(_) => unreachable!("handled above"),
@@ -602,16 +609,29 @@ fn status(index: &Index, uri: &str, out: &mut dyn Write) -> CliResult<()> {
     Ok(())
 }
 
-fn search(index: &Index, query: &str, limit: usize, count: bool, out: &mut dyn Write) -> CliResult<()> {
-    let query = Query::parse(query)?;
+fn search(index: &Index, query: &Query, limit: usize, count: bool, out: &mut dyn Write) -> CliResult<()> {
+    let parts = index.text_parts();
+    if let Some(field) = query.fields().into_iter().find(|f| !parts.iter().any(|p| p == f)) {
+        return Err(unknown_part(field, &parts).into());
+    }
     if count {
-        writeln!(out, "{}", index.search_count(&query)?)?;
+        writeln!(out, "{}", index.search_count(query)?)?;
         return Ok(());
     }
-    for hit in index.search(&query, limit)? {
+    for hit in index.search(query, limit)? {
         writeln!(out, "{:.4}\t{}\t{}", hit.score, escape(&hit.uri), escape(or_dash(&hit.stamp)))?;
     }
     Ok(())
+}
+
+/// A query's `part:` that no searchable document has, and the parts there are.
+fn unknown_part(field: &str, parts: &[String]) -> String {
+    let known = if parts.is_empty() {
+        "no searchable document has any text part (refresh after pushing?)".to_string()
+    } else {
+        format!("the text parts are: {}", parts.join(", "))
+    };
+    format!("no searchable document has a text part {}; {known}", escape(field))
 }
 
 fn ls(index: &Index, root: &str, mode: EnumerationMode, out: &mut dyn Write) -> CliResult<()> {

@@ -333,6 +333,22 @@ fn search_finds_imported_files_by_words_metas_and_folders() {
     let line = pushdex(index.path(), &["search", "body:\"open"]).fails(1);
     assert!(line.contains("at byte 5"), "{line}");
     pushdex(index.path(), &["search", "--limit", "0", "*"]).fails(1);
+    // Bare words are ranked (two of three words are enough); --strict
+    // needs them all.
+    let natural = pushdex(index.path(), &["search", "quarterly report elsewhere"]).ok();
+    assert_eq!(natural.lines().count(), 1, "{natural}");
+    assert!(natural.contains("special.txt"), "{natural}");
+    assert_eq!(
+        pushdex(index.path(), &["search", "--count", "--strict", "quarterly report elsewhere"]).ok().trim(),
+        "0"
+    );
+    assert_eq!(pushdex(index.path(), &["search", "--count", "--strict", "quarterly report"]).ok().trim(), "1");
+    // A part no searchable document has is named, with the parts there are.
+    let line = pushdex(index.path(), &["search", "title:report"]).fails(1);
+    assert!(line.contains("title") && line.contains("the text parts are: content"), "{line}");
+    // A query word that analyses to nothing.
+    let line = pushdex(index.path(), &["search", "👍"]).fails(1);
+    assert!(line.contains("no word"), "{line}");
 }
 
 /// A real `kill -9` of `pushdex import` at several points of a first import

@@ -190,6 +190,19 @@ fn indexes_documents_barriers_and_search() {
     assert_eq!(hits["count"], 2, "{hits}");
     let uris: Vec<&str> = hits["hits"].as_array().unwrap().iter().map(|h| h["uri"].as_str().unwrap()).collect();
     assert_eq!(uris.len(), 2);
+    // Bare words are ranked by default (mode=natural); mode=strict needs
+    // them all; a part no searchable document has is a 400 naming the parts.
+    let (_, hits) = get(&server, "/v1/indexes/docs/search?q=annual+report+nowhere&count=true");
+    assert_eq!(hits["count"], 1, "{hits}");
+    let (_, hits) = get(&server, "/v1/indexes/docs/search?q=annual+report+nowhere&mode=strict&count=true");
+    assert_eq!(hits["count"], 0, "{hits}");
+    let (_, hits) = post_json(&server, "/v1/indexes/docs/search", &json!({"q": "annual nowhere", "mode": "strict"}));
+    assert_eq!(hits["hits"], json!([]), "{hits}");
+    let (status, body) = get(&server, "/v1/indexes/docs/search?q=a&mode=fuzzy");
+    assert_eq!((status, &body["error"]), (400, &json!("invalid_input")), "{body}");
+    let (status, body) = get(&server, "/v1/indexes/docs/search?q=title:report");
+    assert_eq!((status, &body["error"]), (400, &json!("invalid_input")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("(the text parts: body)"), "{body}");
     assert_eq!(get(&server, "/v1/indexes/docs/count?root=share").1["count"], 3);
     assert_eq!(get(&server, "/v1/indexes/docs/watermarks").1, json!({"last": 4, "synced": 4, "searchable": 4}));
 

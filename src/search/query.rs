@@ -225,6 +225,28 @@ impl Query {
         Query::parse_with(text, false)
     }
 
+    /// The text part names the query searches (`part:word`), each once, in
+    /// the order they first appear: what the command line and the server
+    /// check against [`Index::text_parts`](crate::Index::text_parts), to
+    /// name a part no searchable document has instead of finding nothing.
+    pub fn fields(&self) -> Vec<&str> {
+        let mut fields = Vec::new();
+        let mut stack = vec![self];
+        while let Some(query) = stack.pop() {
+            match query {
+                Query::Text { field: Some(field), .. } | Query::Any { field: Some(field), .. }
+                    if !fields.contains(&field.as_str()) =>
+                {
+                    fields.push(field.as_str());
+                }
+                Query::And(list) | Query::Or(list) => stack.extend(list.iter().rev()),
+                Query::Not(inner) => stack.push(inner),
+                _ => {}
+            }
+        }
+        fields
+    }
+
     /// Parses a query the way people write one: as [`Query::parse`], but a
     /// run of juxtaposed bare words (no field, no quotes, no operator
     /// between them) is one ranked [`Query::Any`] over those words, with

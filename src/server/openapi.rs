@@ -486,12 +486,15 @@ pub enum Mode {
     NotRecursiveAll,
 }
 
-/// `?q=&limit=&count=`.
+/// `?q=&mode=&limit=&count=`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
-    /// The query (`Query::parse` syntax).
+    /// The query (`Query::parse` syntax; bare words ranked, as
+    /// `Query::parse_natural` reads them, unless `mode` is `strict`).
     pub q: String,
+    /// `natural` (the default) or `strict`.
+    pub mode: Option<super::v1::SearchMode>,
     /// How many hits (1 to 10000; default 10).
     #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u64>,

@@ -483,16 +483,13 @@ pub(super) async fn search(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<SearchReply>> {
     let params = Params::parse(query);
-    // HTTP.md's second-part options wait for the library's (API.md,
+    let mode = match params.get("mode") {
+        None | Some("natural") => SearchMode::Natural,
+        Some("strict") => SearchMode::Strict,
+        Some(mode) => return Err(ApiError::invalid(format!("mode={mode:?}: the modes are natural and strict"))),
+    };
+    // HTTP.md's other second-part options wait for the library's (API.md,
     // "Search, second part"): refused, never silently ignored.
-    match params.get("mode") {
-        None | Some("strict") => {}
-        Some(mode) => {
-            return Err(ApiError::invalid(format!(
-                "mode={mode:?}: this version serves mode=strict (Query::parse) only"
-            )))
-        }
-    }
     for key in ["offset", "sort", "facet", "snippet"] {
         if params.get(key).is_some() {
             return Err(ApiError::invalid(format!("{key}= is not served by this version of pushdex")));
@@ -500,6 +497,7 @@ pub(super) async fn search(
     }
     let request = SearchRequest {
         q: params.required("q")?.to_string(),
+        mode,
         limit: params.number("limit", DEFAULT_LIMIT)?,
         count: params.bool("count", false)?,
     };
@@ -529,8 +527,13 @@ fn default_limit() -> usize {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SearchRequest {
-    /// The query (`Query::parse` syntax).
+    /// The query (`Query::parse` syntax; bare words ranked, as
+    /// `Query::parse_natural` reads them, unless `mode` is `strict`).
     q: String,
+    /// `natural` (the default: `Query::parse_natural`) or `strict`
+    /// (`Query::parse`: juxtaposed words are all required).
+    #[serde(default)]
+    mode: SearchMode,
     /// How many hits (1 to 10000; default 10).
     #[serde(default = "default_limit")]
     #[schema(minimum = 1, maximum = 10000)]
@@ -540,10 +543,31 @@ pub(super) struct SearchRequest {
     count: bool,
 }
 
+/// How a search's `q` is read.
+#[derive(Debug, Default, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum SearchMode {
+    /// `Query::parse_natural`: runs of bare words are ranked OR.
+    #[default]
+    Natural,
+    /// `Query::parse`: juxtaposition is AND.
+    Strict,
+}
+
 async fn run_search(state: AppState, name: String, request: SearchRequest) -> ApiResult<Json<SearchReply>> {
-    let query = Query::parse(&request.q)?;
+    let query = match request.mode {
+        SearchMode::Natural => Query::parse_natural(&request.q)?,
+        SearchMode::Strict => Query::parse(&request.q)?,
+    };
     blocking(move || {
         let index = state.indexes.existing(&name)?;
+        let parts = index.text_parts();
+        if let Some(field) = query.fields().into_iter().find(|f| !parts.iter().any(|p| p == f)) {
+            let known = if parts.is_empty() { "none".to_string() } else { parts.join(", ") };
+            return Err(ApiError::invalid(format!(
+                "no searchable document has a text part {field:?} (the text parts: {known})"
+            )));
+        }
         let hits = index.search(&query, request.limit)?.into_iter().map(|h| HitReply {
             uri: h.uri,
             stamp: h.stamp,
