@@ -189,8 +189,11 @@ fn star_is_everything() {
     assert_eq!(parse("NOT *"), not(All));
     assert_eq!(parse("* NOT @a:b"), And(vec![All, not(meta("a", "b"))]));
     // Only a lone `*`: no wildcards.
-    assert_eq!(parse("rep*"), w("rep*"));
-    assert_eq!(parse("**"), w("**"));
+    // API.md's second part: `word*` is a word prefix (`**`: the prefix
+    // `*`, which search refuses: no letter or digit).
+    assert_eq!(parse("rep*"), Query::WordPrefix { field: None, prefix: "rep".into() });
+    assert_eq!(parse("**"), Query::WordPrefix { field: None, prefix: "*".into() });
+    assert_eq!(parse(r#""rep*""#), w("rep*"));
 }
 
 #[test]
@@ -346,6 +349,23 @@ fn expressible(q: &Query) -> bool {
         Not(q) => expressible(q),
         // Ranked OR has no syntax in `parse` (parse_natural makes it).
         Query::Any { .. } => false,
+        Query::WordPrefix { field, prefix: word } | Query::Fuzzy { field, word, .. } => {
+            field.as_deref().is_none_or(|n| simple(n) && n != "under" && n != "prefix" && !word.starts_with("//"))
+                && !word.is_empty()
+                && !word.contains(|c: char| c.is_whitespace() || "()".contains(c))
+                && !word.starts_with('"')
+                && (field.is_some() || !word.starts_with('@'))
+                && (field.is_some() || {
+                    // As the lexer reads `name:value`: a URL stays a word.
+                    let name = word.find(|c: char| !(c.is_alphanumeric() || "_-.".contains(c))).unwrap_or(word.len());
+                    match word[name..].strip_prefix(':') {
+                        Some(value) => {
+                            name > 0 && !["under", "prefix"].contains(&&word[..name]) && value.starts_with("//")
+                        }
+                        None => true,
+                    }
+                })
+        }
     }
 }
 

@@ -230,3 +230,34 @@ fn natural_queries_rank_documents_holding_most_words() {
     assert!(ranked[..3].iter().all(|u| ["d1", "d3", "d5"].contains(&u.as_str())), "{ranked:?}");
     assert_eq!(&ranked[3..], ["d2", "d4"]);
 }
+
+/// `word*` finds the words a prefix starts, `word~N` the words within N
+/// edits; both score 0 (the other words rank), in a part or in all.
+#[test]
+fn word_prefixes_and_fuzzy_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = pushdex::Index::open(dir.path()).unwrap();
+    index.add(Document::new("a").with_text("body", "the quarterly report").with_text("title", "Colour")).unwrap();
+    index.add(Document::new("b").with_text("body", "reporting lines")).unwrap();
+    index.add(Document::new("c").with_text("body", "a repo of color")).unwrap();
+    index.refresh().unwrap();
+    let count = |q: &str| index.search_count(&Query::parse(q).unwrap()).unwrap();
+    assert_eq!(count("rep*"), 3);
+    assert_eq!(count("REPORT*"), 2);
+    assert_eq!(count("body:repo*"), 3);
+    assert_eq!(count("title:rep*"), 0);
+    assert_eq!(count("color~"), 2, "colour is one insertion away");
+    assert_eq!(count("color~0"), 1);
+    assert_eq!(count("title:color~1"), 1);
+    assert_eq!(count("qaurterly~2"), 1, "a swap is two edits");
+    assert_eq!(count("qaurterly~1"), 0);
+    let hits = index.search(&Query::parse_natural("rep* lines").unwrap(), 10).unwrap();
+    assert_eq!(hits[0].uri, "b", "the word ranks within the prefix's matches: {hits:?}");
+    for bad in ["color~3", "\"rep\"*", "👍*"] {
+        if let Ok(q) = Query::parse(bad) {
+            assert!(matches!(index.search_count(&q), Err(Error::InvalidInput { .. })), "{bad}: {q:?}");
+        }
+    }
+    let two_words = Query::WordPrefix { field: None, prefix: "quarterly rep".into() };
+    assert!(matches!(index.search(&two_words, 10), Err(Error::InvalidInput { .. })));
+}

@@ -42,6 +42,9 @@
 //! * `Any { field, text, min_should_match }` matches when at least
 //!   `min(min_should_match, n)` of the `n` distinct words occur (each in
 //!   some part `field` allows), scoring BM25 over the words that occur.
+//! * `WordPrefix` / `Fuzzy` match when some word of the allowed parts starts
+//!   with the lower-cased prefix / is within the distance (in characters)
+//!   of the lower-cased word; they score 0. Not one word: refused.
 //! * `Meta` is an exact, case-sensitive match on any value of the meta.
 //! * `Under { root, recursive }`: with `prefix = folder_prefix(root)`
 //!   (`root` itself if empty or ending in `/`, else `root + "/"`), the
@@ -275,8 +278,25 @@ fn leaf_query() -> impl Strategy<Value = Query> {
     prop_oneof![
         1 => Just(Query::All),
         8 => (field.clone(), text(3)).prop_map(|(field, text)| Query::Text { field, text }),
-        5 => (field, text(5), 0..=6usize)
+        5 => (field.clone(), text(5), 0..=6usize)
             .prop_map(|(field, text, min_should_match)| Query::Any { field, text, min_should_match }),
+        // The first 1 to 4 characters of a word (any case).
+        3 => (field.clone(), word(), 1..5usize)
+            .prop_map(|(field, w, n)| Query::WordPrefix { field, prefix: w.chars().take(n).collect() }),
+        // A word with up to two characters changed, dropped or added.
+        3 => (field, word(), proptest::collection::vec((0..3u8, 0..8usize, pick(&["a", "x", "9"])), 0..3), 0..=2u8)
+            .prop_map(|(field, w, edits, distance)| {
+                let mut chars: Vec<String> = w.chars().map(String::from).collect();
+                for (kind, at, c) in edits {
+                    let at = at % (chars.len() + 1);
+                    match kind {
+                        0 if at < chars.len() => chars[at] = c,
+                        1 if at < chars.len() && chars.len() > 1 => drop(chars.remove(at)),
+                        _ => chars.insert(at, c),
+                    }
+                }
+                Query::Fuzzy { field, word: chars.concat(), distance }
+            }),
         3 => (pick(META_NAMES), pick(META_VALUES)).prop_map(|(name, value)| Query::Meta { name, value }),
         3 => (pick(ROOTS), any::<bool>()).prop_map(|(root, recursive)| Query::Under { root, recursive }),
         2 => pick(PREFIXES).prop_map(Query::Prefix),
@@ -440,6 +460,22 @@ impl Searchable {
                 }
                 (found >= (*min_should_match).min(words.len())).then_some(score)
             }
+            Query::WordPrefix { field, prefix } => {
+                let prefix = prefix.to_lowercase();
+                doc.texts
+                    .iter()
+                    .filter(|(name, _)| field.as_ref().is_none_or(|f| f == *name))
+                    .any(|(_, (_, tfs))| tfs.keys().any(|w| w.starts_with(&prefix)))
+                    .then_some(0.0)
+            }
+            Query::Fuzzy { field, word, distance } => {
+                let word = word.to_lowercase();
+                doc.texts
+                    .iter()
+                    .filter(|(name, _)| field.as_ref().is_none_or(|f| f == *name))
+                    .any(|(_, (_, tfs))| tfs.keys().any(|w| levenshtein(w, &word) <= usize::from(*distance)))
+                    .then_some(0.0)
+            }
             Query::Meta { name, value } => doc.metas.iter().any(|(n, v)| n == name && v == value).then_some(0.0),
             Query::Under { root, recursive } => under(uri, root, *recursive).then_some(0.0),
             Query::Prefix(p) => uri.starts_with(p.as_str()).then_some(0.0),
@@ -494,9 +530,27 @@ fn strictly_before(x: &(String, String, f64), y: &(String, String, f64)) -> bool
     x.2 > y.2 || (x.2 == y.2 && x.0.as_bytes() < y.0.as_bytes())
 }
 
-/// Whether the query holds a `Text` with no word: search refuses it.
+/// Edit distance in characters (insertions, deletions, substitutions).
+fn levenshtein(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// Whether search refuses the query: a `Text` with no word, a word prefix
+/// or fuzzy word that is not one word.
 fn refused(q: &Query) -> bool {
     match q {
+        Query::WordPrefix { prefix: w, .. } | Query::Fuzzy { word: w, .. } => words(w).len() != 1,
         Query::Text { text, .. } | Query::Any { text, .. } => distinct_words(text).is_empty(),
         Query::And(qs) | Query::Or(qs) => qs.iter().any(refused),
         Query::Not(q) => refused(q),

@@ -33,9 +33,11 @@ use std::collections::{BinaryHeap, HashMap};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
+use fst::{Automaton, IntoStreamer, Streamer};
 use roaring::RoaringBitmap;
 
 use crate::error::{Error, Result};
+use crate::search::query::one_word;
 use crate::search::{Hit, Query};
 use crate::segment::Segment;
 use crate::segment::{term_key, value_at, Postings, META, WORD};
@@ -545,6 +547,16 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
             // every document, vacuously, should one get here.
             rows.unwrap_or_else(|| seg.live.clone())
         }
+        Query::WordPrefix { field, prefix } => {
+            let prefix = one_word(prefix)?;
+            expanded_rows(seg, field.as_deref(), &fst::automaton::Str::new(&prefix).starts_with())?
+        }
+        Query::Fuzzy { field, word, distance } => {
+            let word = one_word(word)?;
+            let automaton = fst::automaton::Levenshtein::new(&word, u32::from(*distance))
+                .map_err(|e| Error::invalid_input(format!("fuzzy word {word:?}: {e}")))?;
+            expanded_rows(seg, field.as_deref(), &automaton)?
+        }
         Query::Meta { name, value } => {
             term_key(&mut reader.key, META, name, value);
             seg.seg.postings(&reader.key)?.map(|p| p.rows).unwrap_or_default()
@@ -616,6 +628,74 @@ fn word_rows<'a>(
         }
     }
     Ok(with)
+}
+
+/// The rows holding, in part `field` (any text part when `None`), a word
+/// that `words` accepts: the union of those words' postings.
+fn expanded_rows<A: Automaton>(seg: &Seg, field: Option<&str>, words: &A) -> Result<RoaringBitmap> {
+    let mut rows = RoaringBitmap::new();
+    let mut head = Vec::new();
+    for (_, part) in seg.index.parts_for(field) {
+        term_key(&mut head, WORD, &part.name, "");
+        let mut terms = seg.seg.terms().search(After { head: &head, inner: words }).into_stream();
+        while let Some((_, offset)) = terms.next() {
+            rows |= &seg.seg.postings_at(offset)?.rows;
+        }
+    }
+    Ok(rows)
+}
+
+/// Accepts the keys made of `head` then a string `inner` accepts: the
+/// words of one part (whose keys share a head) that an automaton accepts.
+struct After<'a, A> {
+    head: &'a [u8],
+    inner: &'a A,
+}
+
+#[derive(Clone)]
+enum AfterState<S> {
+    /// This many bytes of the head read.
+    Head(usize),
+    Inner(S),
+    Dead,
+}
+
+impl<A: Automaton> Automaton for After<'_, A> {
+    type State = AfterState<A::State>;
+
+    fn start(&self) -> Self::State {
+        if self.head.is_empty() {
+            AfterState::Inner(self.inner.start())
+        } else {
+            AfterState::Head(0)
+        }
+    }
+
+    fn is_match(&self, state: &Self::State) -> bool {
+        matches!(state, AfterState::Inner(s) if self.inner.is_match(s))
+    }
+
+    fn can_match(&self, state: &Self::State) -> bool {
+        match state {
+            AfterState::Head(_) => true,
+            AfterState::Inner(s) => self.inner.can_match(s),
+            AfterState::Dead => false,
+        }
+    }
+
+    fn accept(&self, state: &Self::State, byte: u8) -> Self::State {
+        match state {
+            AfterState::Head(read) if self.head.get(*read) == Some(&byte) => {
+                if read + 1 == self.head.len() {
+                    AfterState::Inner(self.inner.start())
+                } else {
+                    AfterState::Head(read + 1)
+                }
+            }
+            AfterState::Inner(s) => AfterState::Inner(self.inner.accept(s, byte)),
+            AfterState::Head(_) | AfterState::Dead => AfterState::Dead,
+        }
+    }
 }
 
 /// The field and text of a query that scores words: `Text` and `Any`.

@@ -61,6 +61,29 @@ pub enum Query {
         /// (fewer when the text has fewer distinct words).
         min_should_match: usize,
     },
+    /// Documents in which some word of the text part `field` (of any text
+    /// part when `None`) starts with `prefix`, analysed as a query word
+    /// (`Rep` finds `report`). Scores 0, like a meta: it finds, the other
+    /// words of the query rank. Written `prefix*`.
+    WordPrefix {
+        /// The text part to search; `None` searches every text part.
+        field: Option<String>,
+        /// The start of a word: one word once analysed.
+        prefix: String,
+    },
+    /// Documents in which some word of the text part `field` (of any text
+    /// part when `None`) is within Levenshtein distance `distance` (0 to 2,
+    /// counted in characters) of `word`, analysed as a query word. Scores
+    /// 0, like [`Query::WordPrefix`]. Written `word~1`, `word~2` (`word~`
+    /// is `word~1`).
+    Fuzzy {
+        /// The text part to search; `None` searches every text part.
+        field: Option<String>,
+        /// The word to come near: one word once analysed.
+        word: String,
+        /// The most edits (insertions, deletions, substitutions): 0 to 2.
+        distance: u8,
+    },
     /// Documents with a value of meta `name` equal to `value`, exactly (case
     /// included; one value of a multi-valued meta is enough).
     Meta {
@@ -106,6 +129,27 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// The error for a query text without a word.
+fn no_word(text: &str) -> Error {
+    Error::invalid_input(format!(
+        "{:?} has no word to search for (a word has a letter or a digit)",
+        crate::error::shorten(text)
+    ))
+}
+
+/// The one word `text` analyses to (a word prefix or a fuzzy word).
+pub(crate) fn one_word(text: &str) -> Result<String> {
+    let mut words = crate::text::words(text);
+    match (words.next(), words.next()) {
+        (Some(word), None) => Ok(word),
+        (None, _) => Err(no_word(text)),
+        (Some(_), Some(_)) => Err(Error::invalid_input(format!(
+            "{:?} is several words; a word prefix or a fuzzy word is one",
+            crate::error::shorten(text)
+        ))),
+    }
+}
+
 /// How deeply parentheses and `NOT`s may nest in a parsed query. The parser
 /// recurses once per level: the limit keeps a hostile query (a server passes
 /// user input here) from overflowing the stack.
@@ -135,12 +179,20 @@ impl Query {
                 Query::Not(inner) => std::slice::from_ref(inner.as_ref()),
                 Query::Text { text, .. } | Query::Any { text, .. } => {
                     if crate::text::words(text).next().is_none() {
-                        return Err(crate::Error::InvalidInput {
-                            reason: format!(
-                                "{:?} has no word to search for (a word has a letter or a digit)",
-                                crate::error::shorten(text)
-                            ),
-                        });
+                        return Err(no_word(text));
+                    }
+                    continue;
+                }
+                Query::WordPrefix { prefix, .. } => {
+                    one_word(prefix)?;
+                    continue;
+                }
+                Query::Fuzzy { word, distance, .. } => {
+                    one_word(word)?;
+                    if *distance > 2 {
+                        return Err(Error::invalid_input(format!(
+                            "the distance of a fuzzy word is 0, 1 or 2, not {distance}"
+                        )));
                     }
                     continue;
                 }
@@ -485,8 +537,13 @@ impl<'a> Lexer<'a> {
                 _ if rest.starts_with("//") => {}
                 _ => {
                     self.at = value_at;
+                    let quoted = self.peek() == Some('"');
                     let text = self.value(&format!("{name}:"))?;
-                    return Ok(Tok::Term(Query::Text { field: Some(name), text }));
+                    return Ok(Tok::Term(if quoted {
+                        Query::Text { field: Some(name), text }
+                    } else {
+                        word(Some(name), text)
+                    }));
                 }
             }
         }
@@ -496,17 +553,43 @@ impl<'a> Lexer<'a> {
             "OR" => Tok::Or,
             "NOT" => Tok::Not,
             "*" => Tok::Term(Query::All),
-            word if self.natural => {
-                let text = |word: &str| Query::Text { field: None, text: word.to_string() };
-                match (word.strip_prefix('+'), word.strip_prefix('-')) {
-                    (Some(required), _) if !required.is_empty() => Tok::Term(text(required)),
-                    (_, Some(excluded)) if !excluded.is_empty() => Tok::Term(Query::Not(Box::new(text(excluded)))),
-                    _ => Tok::Bare(word.to_string()),
+            w if self.natural => match (w.strip_prefix('+'), w.strip_prefix('-')) {
+                (Some(required), _) if !required.is_empty() => Tok::Term(word(None, required.to_string())),
+                (_, Some(excluded)) if !excluded.is_empty() => {
+                    Tok::Term(Query::Not(Box::new(word(None, excluded.to_string()))))
                 }
-            }
-            word => Tok::Term(Query::Text { field: None, text: word.to_string() }),
+                _ if wildcard_like(w) => Tok::Term(word(None, w.to_string())),
+                _ => Tok::Bare(w.to_string()),
+            },
+            w => Tok::Term(word(None, w.to_string())),
         })
     }
+}
+
+/// Whether an unquoted word is a word prefix (`rep*`) or a fuzzy word
+/// (`colour~`, `colour~1`, `colour~2`), by its ending.
+fn wildcard_like(text: &str) -> bool {
+    word(None, text.to_string()) != (Query::Text { field: None, text: text.to_string() })
+}
+
+/// An unquoted word (or `part:` value): `prefix*` is a [`Query::WordPrefix`],
+/// `word~`, `word~N` a [`Query::Fuzzy`] (N digits; search refuses N above
+/// 2), anything else [`Query::Text`].
+fn word(field: Option<String>, text: String) -> Query {
+    if let Some(prefix) = text.strip_suffix('*').filter(|p| !p.is_empty()) {
+        return Query::WordPrefix { field, prefix: prefix.to_string() };
+    }
+    if let Some((word, digits)) = text.rsplit_once('~').filter(|(w, _)| !w.is_empty()) {
+        let distance = match digits {
+            "" => Some(1),
+            d if d.bytes().all(|b| b.is_ascii_digit()) => Some(d.parse::<u8>().unwrap_or(u8::MAX)),
+            _ => None,
+        };
+        if let Some(distance) = distance {
+            return Query::Fuzzy { field, word: word.to_string(), distance };
+        }
+    }
+    Query::Text { field, text }
 }
 
 /// What the parser last consumed, for error messages.
@@ -723,7 +806,19 @@ fn write_query(f: &mut fmt::Formatter<'_>, query: &Query, level: Level) -> fmt::
             if is_simple_name(name) && name != "under" && name != "prefix" && !text.is_empty() =>
         {
             write!(f, "{name}:")?;
-            write_value(f, text, text.starts_with("//"))
+            write_value(f, text, text.starts_with("//") || wildcard_like(text))
+        }
+        Query::WordPrefix { field, prefix } if written_as_word(field, prefix) => {
+            if let Some(name) = field {
+                write!(f, "{name}:")?;
+            }
+            write!(f, "{prefix}*")
+        }
+        Query::Fuzzy { field, word, distance } if written_as_word(field, word) => {
+            if let Some(name) = field {
+                write!(f, "{name}:")?;
+            }
+            write!(f, "{word}~{distance}")
         }
         Query::Meta { name, value } if is_simple_name(name) && !value.is_empty() => {
             write!(f, "@{name}:")?;
@@ -768,7 +863,35 @@ fn write_list(
 /// `*`, a meta, a field (or anything else with a colon), nor a value that
 /// needs quotes anyway.
 fn is_plain_word(text: &str) -> bool {
-    !(needs_quotes(text) || text.contains(':') || text.starts_with('@') || matches!(text, "AND" | "OR" | "NOT" | "*"))
+    !(needs_quotes(text)
+        || text.contains(':')
+        || text.starts_with('@')
+        || matches!(text, "AND" | "OR" | "NOT" | "*")
+        || wildcard_like(text))
+}
+
+/// Whether an unquoted `word` reads as a word, not as `name:value` (a
+/// field, `under:`, `prefix:`, or an empty name): as the lexer reads it.
+fn colon_stays_in_word(word: &str) -> bool {
+    let name = word.find(|c| !is_name_char(c)).unwrap_or(word.len());
+    match word[name..].strip_prefix(':') {
+        Some(value) => name > 0 && !matches!(&word[..name], "under" | "prefix") && value.starts_with("//"),
+        None => true,
+    }
+}
+
+/// Whether a word prefix or fuzzy word (and its field) can be written
+/// unquoted, so that it reads back as itself.
+fn written_as_word(field: &Option<String>, word: &str) -> bool {
+    let field_ok = field.as_deref().is_none_or(|name| is_simple_name(name) && name != "under" && name != "prefix");
+    // `AND*`, `a*b*`, `a~2~1` read back as themselves; a colon would make
+    // a field, `@` a meta, and `part://…` a URL word.
+    field_ok
+        && !word.is_empty()
+        && !word.contains(ends_term)
+        && !word.starts_with('"')
+        // A part's value runs to the next space, colons and `@` included.
+        && (if field.is_some() { !word.starts_with("//") } else { !word.starts_with('@') && colon_stays_in_word(word) })
 }
 
 /// Whether an unquoted value would not read back as itself.

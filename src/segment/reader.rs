@@ -335,13 +335,12 @@ impl Segment {
     }
 
     /// The terms fst: term key → offset of its postings.
-    #[cfg(test)]
     pub(crate) fn terms(&self) -> &fst::Map<Slice> {
         self.inverted().terms()
     }
 
-    /// The postings at `offset` in the postings section.
-    #[cfg(test)]
+    /// The postings at `offset` in the postings section (an offset the
+    /// terms fst holds).
     pub(crate) fn postings_at(&self, offset: u64) -> Result<Postings<'_>> {
         self.inverted().postings_at(offset)
     }
