@@ -261,3 +261,38 @@ fn word_prefixes_and_fuzzy_words() {
     let two_words = Query::WordPrefix { field: None, prefix: "quarterly rep".into() };
     assert!(matches!(index.search(&two_words, 10), Err(Error::InvalidInput { .. })));
 }
+
+/// `search_with`: pages of the same order, a total, the result window, and
+/// the options not served yet refused rather than ignored.
+#[test]
+fn search_with_pages_counts_and_refuses_what_it_does_not_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = pushdex::Index::open(dir.path()).unwrap();
+    index
+        .add_all((0..25).map(|i| Document::new(format!("d/{i:02}")).with_text("body", "word ".repeat(1 + i % 5))))
+        .unwrap();
+    index.refresh().unwrap();
+    let q = text("word");
+    let all = index.search(&q, 100).unwrap();
+    let mut paged = Vec::new();
+    for page in 0..5 {
+        let options = pushdex::SearchOptions { offset: page * 6, limit: 6, count: true, ..Default::default() };
+        let found = index.search_with(&q, &options).unwrap();
+        assert_eq!(found.total, Some(25));
+        assert!(found.facets.is_empty() && found.hits.iter().all(|h| h.title.is_none() && h.snippet.is_none()));
+        paged.extend(found.hits);
+    }
+    assert_eq!(paged, all);
+    let without_count = index.search_with(&q, &pushdex::SearchOptions::default()).unwrap();
+    assert_eq!((without_count.total, without_count.hits.len()), (None, 10));
+    let refused =
+        |options: pushdex::SearchOptions| matches!(index.search_with(&q, &options), Err(Error::InvalidInput { .. }));
+    assert!(refused(pushdex::SearchOptions { limit: 0, ..Default::default() }));
+    assert!(refused(pushdex::SearchOptions { offset: 9_991, limit: 10, ..Default::default() }));
+    assert!(!refused(pushdex::SearchOptions { offset: 9_990, limit: 10, ..Default::default() }));
+    assert!(refused(pushdex::SearchOptions { offset: usize::MAX, ..Default::default() }));
+    let by_meta = pushdex::Sort::Meta { name: "author".into(), descending: false };
+    assert!(refused(pushdex::SearchOptions { sort: by_meta, ..Default::default() }));
+    assert!(refused(pushdex::SearchOptions { snippet: Some("body".into()), ..Default::default() }));
+    assert!(refused(pushdex::SearchOptions { facets: vec!["author".into()], ..Default::default() }));
+}

@@ -567,6 +567,15 @@ fn compare_query(index: &Index, model: &Searchable, q: &Query) -> Result<(), Tes
         return Ok(());
     }
     let expected = model.run(q);
+    // Paging: a page is the same slice of the same order, with the total.
+    for (offset, limit) in [(0, 3), (1, 2), (2, 10)] {
+        let options = pushdex::SearchOptions { offset, limit, count: true, ..Default::default() };
+        let page =
+            index.search_with(q, &options).map_err(|e| TestCaseError::fail(format!("search_with({q:?}): {e}")))?;
+        let whole = index.search(q, offset + limit).map_err(|e| TestCaseError::fail(format!("search({q:?}): {e}")))?;
+        prop_assert_eq!(&page.hits[..], &whole[offset.min(whole.len())..], "page {} + {} of {:?}", offset, limit, q);
+        prop_assert_eq!(page.total, Some(expected.len() as u64), "total of {:?}", q);
+    }
     let count = index.search_count(q).map_err(|e| TestCaseError::fail(format!("search_count({q:?}): {e}")))?;
     prop_assert_eq!(count, expected.len() as u64, "search_count of {:?}; model hits {:?}", q, expected);
     let by_uri: HashMap<&str, &(String, String, f64)> = expected.iter().map(|h| (h.0.as_str(), h)).collect();

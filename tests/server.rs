@@ -196,6 +196,13 @@ fn indexes_documents_barriers_and_search() {
     assert_eq!(hits["count"], 1, "{hits}");
     let (_, hits) = get(&server, "/v1/indexes/docs/search?q=annual+report+nowhere&mode=strict&count=true");
     assert_eq!(hits["count"], 0, "{hits}");
+    // Paging: the second hit alone, the count of all.
+    let (_, both) = get(&server, "/v1/indexes/docs/search?q=report&limit=2");
+    let (_, second) = get(&server, "/v1/indexes/docs/search?q=report&offset=1&limit=1&count=true");
+    assert_eq!((&second["hits"][0], &second["count"]), (&both["hits"][1], &json!(2)), "{second}");
+    let (_, second) = post_json(&server, "/v1/indexes/docs/search", &json!({"q": "report", "offset": 1}));
+    assert_eq!(second["hits"], json!([both["hits"][1]]), "{second}");
+    assert_eq!(get(&server, "/v1/indexes/docs/search?q=report&offset=9999&limit=2").0, 400);
     let (_, hits) = post_json(&server, "/v1/indexes/docs/search", &json!({"q": "annual nowhere", "mode": "strict"}));
     assert_eq!(hits["hits"], json!([]), "{hits}");
     let (status, body) = get(&server, "/v1/indexes/docs/search?q=a&mode=fuzzy");

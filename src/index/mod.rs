@@ -33,7 +33,7 @@ use crate::files::FileName;
 use crate::manifest;
 use crate::record::{kind, DocRecord, Op};
 use crate::search::eval::{IndexCache, Snapshot};
-use crate::search::{Hit, Query};
+use crate::search::{Hit, Query, SearchOptions, SearchResults, Sort};
 use crate::segment::Segment;
 use crate::status::{Checkpoint, DocumentStatus, EnumerationMode, Serial, SessionId, State, Watermarks};
 use crate::storage::{Counted, FsStorage, LockGuard, Storage};
@@ -603,6 +603,43 @@ impl Index {
         self.inner.check_open()?;
         query.check()?;
         self.inner.snapshot().search(query, limit)
+    }
+
+    /// [`Index::search`] with paging and a total: the hits ordered as
+    /// `search` orders them, `options.offset` of them skipped, then at most
+    /// `options.limit`; `total` counts every hit when `options.count`.
+    ///
+    /// # Errors
+    /// As [`Index::search`], and `InvalidInput` when `offset + limit` is
+    /// above [`crate::MAX_SEARCH_LIMIT`] (page with a narrower query past
+    /// that), and for the options this version does not serve yet: a sort
+    /// by meta, snippets and facets (refused, never silently ignored).
+    pub fn search_with(&self, query: &Query, options: &SearchOptions) -> Result<SearchResults> {
+        self.inner.check_open()?;
+        query.check()?;
+        let SearchOptions { limit, offset, ref sort, ref snippet, ref facets, count, .. } = *options;
+        if limit == 0 || limit > crate::MAX_SEARCH_LIMIT {
+            return Err(Error::invalid_input(format!("limit must be 1 to {}, not {limit}", crate::MAX_SEARCH_LIMIT)));
+        }
+        let window = offset.checked_add(limit).filter(|&w| w <= crate::MAX_SEARCH_LIMIT).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "offset + limit is at most {} (offset {offset}, limit {limit})",
+                crate::MAX_SEARCH_LIMIT
+            ))
+        })?;
+        let unserved = match (sort, snippet, facets.is_empty()) {
+            (Sort::Meta { .. }, _, _) => Some("a sort by meta"),
+            (_, Some(_), _) => Some("snippets"),
+            (_, _, false) => Some("facets"),
+            _ => None,
+        };
+        if let Some(what) = unserved {
+            return Err(Error::invalid_input(format!("{what}: not served by this version of pushdex yet")));
+        }
+        let snapshot = self.inner.snapshot();
+        let hits = snapshot.search(query, window)?.into_iter().skip(offset).collect();
+        let total = if count { Some(snapshot.count(query)?) } else { None };
+        Ok(SearchResults { hits, total, facets: Vec::new() })
     }
 
     /// The text parts that some Searchable document has, sorted: what a

@@ -373,7 +373,7 @@ fn pick_hits(segs: &[Seg], mut candidates: Vec<Candidate>, limit: usize) -> Resu
         let uri = String::from_utf8(uri)
             .map_err(|_| Error::corrupt(seg.path(), format!("the URI of row {} is not UTF-8", c.row)))?;
         let stamp = seg.row(c.row)?.stamp.to_string();
-        hits.push(Hit { uri, stamp, score: c.score });
+        hits.push(Hit { uri, stamp, score: c.score, title: None, snippet: None });
     }
     hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.uri.as_bytes().cmp(b.uri.as_bytes())));
     Ok(hits)

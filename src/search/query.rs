@@ -127,6 +127,90 @@ pub struct Hit {
     /// `0.0` for a document found only by conditions without words (metas,
     /// folders, prefixes, `All`). Higher is better.
     pub score: f32,
+    /// The document's title. [`Index::search`](crate::Index::search)
+    /// leaves it `None`; [`Index::search_with`](crate::Index::search_with)
+    /// does too until titles are served.
+    pub title: Option<String>,
+    /// A passage of the document with the matched words highlighted.
+    /// `None` from [`Index::search`](crate::Index::search), and until
+    /// snippets are served.
+    pub snippet: Option<String>,
+}
+
+/// How [`Index::search_with`](crate::Index::search_with) orders, pages and
+/// summarises its hits.
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
+    /// How many hits to return (1 to [`MAX_SEARCH_LIMIT`](crate::MAX_SEARCH_LIMIT)); default 10.
+    pub limit: usize,
+    /// How many of the ordered hits to skip first (`offset + limit` at most
+    /// [`MAX_SEARCH_LIMIT`](crate::MAX_SEARCH_LIMIT), as Elasticsearch's
+    /// result window); default 0.
+    pub offset: usize,
+    /// The order of the hits; default [`Sort::Score`].
+    pub sort: Sort,
+    /// The text part to cut a snippet from (`None`: no snippet).
+    pub snippet: Option<String>,
+    /// What to put around matched words in the snippet; default
+    /// `("<b>", "</b>")`.
+    pub highlight: (String, String),
+    /// Meta names to count the hits by.
+    pub facets: Vec<String>,
+    /// Values per facet, most frequent first; default 10.
+    pub facet_limit: usize,
+    /// Whether to count every hit ([`SearchResults::total`]).
+    pub count: bool,
+}
+
+impl Default for SearchOptions {
+    fn default() -> SearchOptions {
+        SearchOptions {
+            limit: 10,
+            offset: 0,
+            sort: Sort::Score,
+            snippet: None,
+            highlight: ("<b>".to_string(), "</b>".to_string()),
+            facets: Vec::new(),
+            facet_limit: 10,
+            count: false,
+        }
+    }
+}
+
+/// The order of search hits; ties by URI in byte order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// Best score first.
+    #[default]
+    Score,
+    /// By the value of a meta.
+    Meta {
+        /// The meta's name.
+        name: String,
+        /// Largest value first.
+        descending: bool,
+    },
+}
+
+/// What [`Index::search_with`](crate::Index::search_with) found.
+#[derive(Clone, Debug)]
+pub struct SearchResults {
+    /// The page of hits asked for.
+    pub hits: Vec<Hit>,
+    /// Every hit's count, when [`SearchOptions::count`] asked for it.
+    pub total: Option<u64>,
+    /// One per name of [`SearchOptions::facets`], in that order.
+    pub facets: Vec<Facet>,
+}
+
+/// The hits counted by the values of one meta.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Facet {
+    /// The meta's name.
+    pub name: String,
+    /// Values and how many hits hold each, most frequent first (ties by
+    /// value).
+    pub values: Vec<(String, u64)>,
 }
 
 /// The error for a query text without a word.

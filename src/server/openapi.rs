@@ -498,6 +498,9 @@ pub struct SearchParams {
     /// How many hits (1 to 10000; default 10).
     #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u64>,
+    /// How many of the ordered hits to skip (offset + limit at most 10000).
+    #[param(minimum = 0, maximum = 9999)]
+    pub offset: Option<u64>,
     /// Whether to count every match too.
     pub count: Option<bool>,
 }

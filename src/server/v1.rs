@@ -16,7 +16,7 @@ use super::error::{ApiError, ApiResult};
 use super::openapi::*;
 use super::wire::{Base64, JsonDocument, MetaValues};
 use super::{blocking, read_body, AppState};
-use crate::{Document, Entry, EnumerationMode, Index, Query, State as DocState, Update, Watermarks};
+use crate::{Document, Entry, EnumerationMode, Index, Query, SearchOptions, State as DocState, Update, Watermarks};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -490,7 +490,7 @@ pub(super) async fn search(
     };
     // HTTP.md's other second-part options wait for the library's (API.md,
     // "Search, second part"): refused, never silently ignored.
-    for key in ["offset", "sort", "facet", "snippet"] {
+    for key in ["sort", "facet", "snippet"] {
         if params.get(key).is_some() {
             return Err(ApiError::invalid(format!("{key}= is not served by this version of pushdex")));
         }
@@ -499,6 +499,7 @@ pub(super) async fn search(
         q: params.required("q")?.to_string(),
         mode,
         limit: params.number("limit", DEFAULT_LIMIT)?,
+        offset: params.number("offset", 0)?,
         count: params.bool("count", false)?,
     };
     run_search(state, name, request).await
@@ -538,6 +539,11 @@ pub(super) struct SearchRequest {
     #[serde(default = "default_limit")]
     #[schema(minimum = 1, maximum = 10000)]
     limit: usize,
+    /// How many of the ordered hits to skip (offset + limit at most 10000;
+    /// default 0).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 9999)]
+    offset: usize,
     /// Whether to count every match too (default false).
     #[serde(default)]
     count: bool,
@@ -568,13 +574,11 @@ async fn run_search(state: AppState, name: String, request: SearchRequest) -> Ap
                 "no searchable document has a text part {field:?} (the text parts: {known})"
             )));
         }
-        let hits = index.search(&query, request.limit)?.into_iter().map(|h| HitReply {
-            uri: h.uri,
-            stamp: h.stamp,
-            score: h.score,
-        });
-        let count = if request.count { Some(index.search_count(&query)?) } else { None };
-        Ok(Json(SearchReply { hits: hits.collect(), count }))
+        let options =
+            SearchOptions { limit: request.limit, offset: request.offset, count: request.count, ..Default::default() };
+        let found = index.search_with(&query, &options)?;
+        let hits = found.hits.into_iter().map(|h| HitReply { uri: h.uri, stamp: h.stamp, score: h.score });
+        Ok(Json(SearchReply { hits: hits.collect(), count: found.total }))
     })
     .await
 }
