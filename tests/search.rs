@@ -294,5 +294,38 @@ fn search_with_pages_counts_and_refuses_what_it_does_not_serve() {
     let by_meta = pushdex::Sort::Meta { name: "author".into(), descending: false };
     assert!(refused(pushdex::SearchOptions { sort: by_meta, ..Default::default() }));
     assert!(refused(pushdex::SearchOptions { snippet: Some("body".into()), ..Default::default() }));
-    assert!(refused(pushdex::SearchOptions { facets: vec!["author".into()], ..Default::default() }));
+    assert!(refused(pushdex::SearchOptions { facets: vec!["".into()], ..Default::default() }));
+}
+
+/// Facets count every hit (not only the page) by meta value, once per
+/// distinct value of a hit, most frequent first, ties by value.
+#[test]
+fn facets_count_every_hit_by_meta_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = pushdex::Index::open(dir.path()).unwrap();
+    let doc = |uri: &str, author: &[&str], text: &str| {
+        author.iter().fold(Document::new(uri).with_text("body", text), |d, a| d.with_meta("author", *a))
+    };
+    index.add(doc("a", &["ann", "bob"], "report")).unwrap();
+    index.add(doc("b", &["bob", "bob"], "report")).unwrap();
+    index.add(doc("c", &["cy"], "report")).unwrap();
+    index.refresh().unwrap();
+    index.add(doc("d", &["ann"], "report")).unwrap();
+    index.add(doc("e", &["dee"], "other")).unwrap();
+    index.refresh().unwrap();
+    index.delete("c").unwrap();
+    index.refresh().unwrap();
+    let options = |facet_limit| pushdex::SearchOptions {
+        limit: 1,
+        facets: vec!["author".into(), "missing".into()],
+        facet_limit,
+        ..Default::default()
+    };
+    let found = index.search_with(&text("report"), &options(10)).unwrap();
+    assert_eq!(found.hits.len(), 1);
+    let pairs = |v: &[(&str, u64)]| v.iter().map(|(s, n)| (s.to_string(), *n)).collect::<Vec<_>>();
+    assert_eq!(found.facets[0], pushdex::Facet { name: "author".into(), values: pairs(&[("ann", 2), ("bob", 2)]) });
+    assert_eq!(found.facets[1], pushdex::Facet { name: "missing".into(), values: vec![] });
+    let top = index.search_with(&text("report"), &options(1)).unwrap();
+    assert_eq!(top.facets[0].values, pairs(&[("ann", 2)]));
 }

@@ -576,6 +576,31 @@ fn compare_query(index: &Index, model: &Searchable, q: &Query) -> Result<(), Tes
         prop_assert_eq!(&page.hits[..], &whole[offset.min(whole.len())..], "page {} + {} of {:?}", offset, limit, q);
         prop_assert_eq!(page.total, Some(expected.len() as u64), "total of {:?}", q);
     }
+    // Facets: every hit counted once per distinct value of each meta.
+    let names: Vec<String> = META_NAMES.iter().map(|n| n.to_string()).chain(["nope".to_string()]).collect();
+    let mut want: Vec<Vec<(String, u64)>> = Vec::new();
+    for name in &names {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for (uri, _, _) in &expected {
+            let values: BTreeSet<&str> =
+                model.docs[uri].metas.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect();
+            for v in values {
+                *counts.entry(v.to_string()).or_default() += 1;
+            }
+        }
+        let mut values: Vec<(String, u64)> = counts.into_iter().collect();
+        values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        want.push(values);
+    }
+    for facet_limit in [1000, 2] {
+        let options = pushdex::SearchOptions { facets: names.clone(), facet_limit, ..Default::default() };
+        let found = index.search_with(q, &options).map_err(|e| TestCaseError::fail(format!("facets of {q:?}: {e}")))?;
+        prop_assert_eq!(found.facets.len(), names.len());
+        for ((facet, name), want) in found.facets.iter().zip(&names).zip(&want) {
+            prop_assert_eq!(&facet.name, name);
+            prop_assert_eq!(&facet.values[..], &want[..want.len().min(facet_limit)], "facet {} of {:?}", name, q);
+        }
+    }
     let count = index.search_count(q).map_err(|e| TestCaseError::fail(format!("search_count({q:?}): {e}")))?;
     prop_assert_eq!(count, expected.len() as u64, "search_count of {:?}; model hits {:?}", q, expected);
     let by_uri: HashMap<&str, &(String, String, f64)> = expected.iter().map(|h| (h.0.as_str(), h)).collect();

@@ -203,6 +203,8 @@ fn indexes_documents_barriers_and_search() {
     let (_, second) = post_json(&server, "/v1/indexes/docs/search", &json!({"q": "report", "offset": 1}));
     assert_eq!(second["hits"], json!([both["hits"][1]]), "{second}");
     assert_eq!(get(&server, "/v1/indexes/docs/search?q=report&offset=9999&limit=2").0, 400);
+    let (_, faceted) = get(&server, "/v1/indexes/docs/search?q=report&facet=nothing&count=true");
+    assert_eq!((&faceted["total"], &faceted["facets"]), (&json!(2), &json!([{"name": "nothing", "values": []}])));
     let (_, hits) = post_json(&server, "/v1/indexes/docs/search", &json!({"q": "annual nowhere", "mode": "strict"}));
     assert_eq!(hits["hits"], json!([]), "{hits}");
     let (status, body) = get(&server, "/v1/indexes/docs/search?q=a&mode=fuzzy");

@@ -612,8 +612,14 @@ impl Index {
     /// # Errors
     /// As [`Index::search`], and `InvalidInput` when `offset + limit` is
     /// above [`crate::MAX_SEARCH_LIMIT`] (page with a narrower query past
-    /// that), and for the options this version does not serve yet: a sort
-    /// by meta, snippets and facets (refused, never silently ignored).
+    /// that), for a facet name that is not a meta name, and for the options
+    /// this version does not serve yet: a sort by meta and snippets
+    /// (refused, never silently ignored).
+    ///
+    /// Facets count every hit, not only the page: for each meta of
+    /// `options.facets`, the hits holding each value (a hit once per
+    /// distinct value), the `facet_limit` most frequent first, ties by
+    /// value.
     pub fn search_with(&self, query: &Query, options: &SearchOptions) -> Result<SearchResults> {
         self.inner.check_open()?;
         query.check()?;
@@ -627,19 +633,23 @@ impl Index {
                 crate::MAX_SEARCH_LIMIT
             ))
         })?;
-        let unserved = match (sort, snippet, facets.is_empty()) {
-            (Sort::Meta { .. }, _, _) => Some("a sort by meta"),
-            (_, Some(_), _) => Some("snippets"),
-            (_, _, false) => Some("facets"),
+        let unserved = match (sort, snippet) {
+            (Sort::Meta { .. }, _) => Some("a sort by meta"),
+            (_, Some(_)) => Some("snippets"),
             _ => None,
         };
         if let Some(what) = unserved {
             return Err(Error::invalid_input(format!("{what}: not served by this version of pushdex yet")));
         }
+        for name in facets {
+            check_name("facet meta name", name)?;
+        }
         let snapshot = self.inner.snapshot();
         let hits = snapshot.search(query, window)?.into_iter().skip(offset).collect();
         let total = if count { Some(snapshot.count(query)?) } else { None };
-        Ok(SearchResults { hits, total, facets: Vec::new() })
+        let facets =
+            if facets.is_empty() { Vec::new() } else { snapshot.facets(query, facets, options.facet_limit)? };
+        Ok(SearchResults { hits, total, facets })
     }
 
     /// The text parts that some Searchable document has, sorted: what a

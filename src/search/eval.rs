@@ -38,7 +38,7 @@ use roaring::RoaringBitmap;
 
 use crate::error::{Error, Result};
 use crate::search::query::one_word;
-use crate::search::{Hit, Query};
+use crate::search::{Facet, Hit, Query};
 use crate::segment::Segment;
 use crate::segment::{term_key, value_at, Postings, META, WORD};
 use crate::text::words;
@@ -227,6 +227,50 @@ impl Snapshot {
             };
         }
         Ok(total)
+    }
+
+    /// For each meta name of `names`, how many of the documents `query`
+    /// matches hold each value (once per distinct value), the `limit` most
+    /// frequent first, ties by value. Read from the meta postings: for each
+    /// value, the size of its rows within the matched rows.
+    pub fn facets(&self, query: &Query, names: &[String], limit: usize) -> Result<Vec<Facet>> {
+        let prepared = self.prepared()?;
+        let mut reader = Reader::default();
+        let mut counts: Vec<HashMap<String, u64>> = vec![HashMap::new(); names.len()];
+        let mut head = Vec::new();
+        for (s, seg) in prepared.segs.iter().enumerate() {
+            let rows = evaluate(&mut reader, s, seg, query)?.rows;
+            if rows.is_empty() {
+                continue;
+            }
+            for (name, counts) in names.iter().zip(&mut counts) {
+                head.clear();
+                head.extend_from_slice(name.as_bytes());
+                head.push(0);
+                let mut terms = seg.seg.meta_terms_from(&head)?;
+                while let Some((key, offset)) = terms.next_term()? {
+                    if key < head.as_slice() {
+                        continue;
+                    }
+                    let Some(value) = key.strip_prefix(head.as_slice()) else { break };
+                    let value = std::str::from_utf8(value)
+                        .map_err(|_| Error::corrupt(seg.seg.path(), format!("a value of meta {name:?} is not UTF-8")))?
+                        .to_string();
+                    let n = seg.seg.postings_at(offset)?.rows.intersection_len(&rows);
+                    if n > 0 {
+                        *counts.entry(value).or_default() += n;
+                    }
+                }
+            }
+        }
+        let mut facets = Vec::with_capacity(names.len());
+        for (name, counts) in names.iter().zip(counts) {
+            let mut values: Vec<(String, u64)> = counts.into_iter().collect();
+            values.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            values.truncate(limit);
+            facets.push(Facet { name: name.clone(), values });
+        }
+        Ok(facets)
     }
 
     /// The best `limit` hits: score descending, then URI in byte order.

@@ -685,7 +685,21 @@ impl<'a> Inverted<'a> {
     /// binary search over the blocks' first keys, then a scan of one block.
     fn meta_offset(&self, key: &[u8]) -> Result<Option<u64>> {
         let at = self.meta_index()?;
-        // The last block whose first key is <= key.
+        let Some(block) = self.blocks_up_to(at, key)?.checked_sub(1) else { return Ok(None) };
+        let mut found = None;
+        self.sections.front_coded_block(Section::Metas, at, block, true, &mut |k, offset| {
+            if k == key {
+                found = Some(offset);
+            }
+            k < key
+        })?;
+        Ok(found)
+    }
+
+    /// How many blocks of the metas table begin with a key <= `key` (a
+    /// binary search over the blocks' first keys): `key` is in the last of
+    /// them, if anywhere.
+    fn blocks_up_to(&self, at: (u64, u64), key: &[u8]) -> Result<u64> {
         let (mut lo, mut hi) = (0, at.0);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -700,20 +714,20 @@ impl<'a> Inverted<'a> {
                 hi = mid;
             }
         }
-        let Some(block) = lo.checked_sub(1) else { return Ok(None) };
-        let mut found = None;
-        self.sections.front_coded_block(Section::Metas, at, block, true, &mut |k, offset| {
-            if k == key {
-                found = Some(offset);
-            }
-            k < key
-        })?;
-        Ok(found)
+        Ok(lo)
     }
 
     /// The meta terms in key order, a block at a time.
     pub(crate) fn meta_terms(&self) -> Result<MetaTerms<'a>> {
-        Ok(MetaTerms { inv: *self, at: self.meta_index()?, block: 0, keys: Vec::new(), entries: Vec::new(), next: 0 })
+        self.meta_terms_from(&[])
+    }
+
+    /// The meta terms in key order from the block that would hold `key`
+    /// (keys below it may come first: the caller skips them).
+    pub(crate) fn meta_terms_from(&self, key: &[u8]) -> Result<MetaTerms<'a>> {
+        let at = self.meta_index()?;
+        let block = self.blocks_up_to(at, key)?.saturating_sub(1);
+        Ok(MetaTerms { inv: *self, at, block, keys: Vec::new(), entries: Vec::new(), next: 0 })
     }
 
     /// Reads the whole inverted index: every part's norms and every term's

@@ -351,6 +351,12 @@ impl Segment {
         self.inverted().meta_terms()
     }
 
+    /// The meta terms (`name`, 0, `value`: no kind byte) in key order, from
+    /// the block that would hold `key` (smaller keys may come first).
+    pub(crate) fn meta_terms_from(&self, key: &[u8]) -> Result<super::postings::MetaTerms<'_>> {
+        self.inverted().meta_terms_from(key)
+    }
+
     /// How many rows the term with key `key` is in (deleted ones too),
     /// read from its postings' header alone; `None` if the segment does
     /// not hold it.

@@ -501,6 +501,8 @@ pub struct SearchParams {
     /// How many of the ordered hits to skip (offset + limit at most 10000).
     #[param(minimum = 0, maximum = 9999)]
     pub offset: Option<u64>,
+    /// A meta name to count the matches by (repeatable).
+    pub facet: Option<Vec<String>>,
     /// Whether to count every match too.
     pub count: Option<bool>,
 }

@@ -463,6 +463,15 @@ pub(super) struct SearchReply {
     /// Every match (with `count=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     count: Option<u64>,
+    /// Every match again, under the name HTTP.md's second part gives it
+    /// (with `count=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<u64>,
+    /// With `facet=NAME` (repeatable): for each, `{"name", "values": [[value,
+    /// count], ...]}` over every match, most frequent first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    facets: Vec<Value>,
 }
 
 /// A hit.
@@ -490,7 +499,7 @@ pub(super) async fn search(
     };
     // HTTP.md's other second-part options wait for the library's (API.md,
     // "Search, second part"): refused, never silently ignored.
-    for key in ["sort", "facet", "snippet"] {
+    for key in ["sort", "snippet"] {
         if params.get(key).is_some() {
             return Err(ApiError::invalid(format!("{key}= is not served by this version of pushdex")));
         }
@@ -500,6 +509,7 @@ pub(super) async fn search(
         mode,
         limit: params.number("limit", DEFAULT_LIMIT)?,
         offset: params.number("offset", 0)?,
+        facet: params.all("facet"),
         count: params.bool("count", false)?,
     };
     run_search(state, name, request).await
@@ -544,6 +554,9 @@ pub(super) struct SearchRequest {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 9999)]
     offset: usize,
+    /// Meta names to count the matches by.
+    #[serde(default)]
+    facet: Vec<String>,
     /// Whether to count every match too (default false).
     #[serde(default)]
     count: bool,
@@ -574,11 +587,17 @@ async fn run_search(state: AppState, name: String, request: SearchRequest) -> Ap
                 "no searchable document has a text part {field:?} (the text parts: {known})"
             )));
         }
-        let options =
-            SearchOptions { limit: request.limit, offset: request.offset, count: request.count, ..Default::default() };
+        let options = SearchOptions {
+            limit: request.limit,
+            offset: request.offset,
+            count: request.count,
+            facets: request.facet,
+            ..Default::default()
+        };
         let found = index.search_with(&query, &options)?;
         let hits = found.hits.into_iter().map(|h| HitReply { uri: h.uri, stamp: h.stamp, score: h.score });
-        Ok(Json(SearchReply { hits: hits.collect(), count: found.total }))
+        let facets = found.facets.into_iter().map(|f| json!({"name": f.name, "values": f.values})).collect();
+        Ok(Json(SearchReply { hits: hits.collect(), count: found.total, total: found.total, facets }))
     })
     .await
 }
