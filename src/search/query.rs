@@ -653,27 +653,38 @@ impl<'a> Lexer<'a> {
 /// Whether an unquoted word is a word prefix (`rep*`) or a fuzzy word
 /// (`colour~`, `colour~1`, `colour~2`), by its ending.
 fn wildcard_like(text: &str) -> bool {
-    word(None, text.to_string()) != (Query::Text { field: None, text: text.to_string() })
+    wildcard(text).is_some()
 }
 
-/// An unquoted word (or `part:` value): `prefix*` is a [`Query::WordPrefix`],
-/// `word~`, `word~N` a [`Query::Fuzzy`] (N digits; search refuses N above
-/// 2), anything else [`Query::Text`].
-fn word(field: Option<String>, text: String) -> Query {
+/// The ending that makes an unquoted word special: `prefix*` (the prefix),
+/// or `word~`, `word~N` (the word and N; N digits, search refuses N above
+/// 2).
+enum Wildcard<'a> {
+    Prefix(&'a str),
+    Fuzzy(&'a str, u8),
+}
+
+fn wildcard(text: &str) -> Option<Wildcard<'_>> {
     if let Some(prefix) = text.strip_suffix('*').filter(|p| !p.is_empty()) {
-        return Query::WordPrefix { field, prefix: prefix.to_string() };
+        return Some(Wildcard::Prefix(prefix));
     }
-    if let Some((word, digits)) = text.rsplit_once('~').filter(|(w, _)| !w.is_empty()) {
-        let distance = match digits {
-            "" => Some(1),
-            d if d.bytes().all(|b| b.is_ascii_digit()) => Some(d.parse::<u8>().unwrap_or(u8::MAX)),
-            _ => None,
-        };
-        if let Some(distance) = distance {
-            return Query::Fuzzy { field, word: word.to_string(), distance };
-        }
+    let (word, digits) = text.rsplit_once('~').filter(|(w, _)| !w.is_empty())?;
+    let distance = match digits {
+        "" => 1,
+        d if d.bytes().all(|b| b.is_ascii_digit()) => d.parse::<u8>().unwrap_or(u8::MAX),
+        _ => return None,
+    };
+    Some(Wildcard::Fuzzy(word, distance))
+}
+
+/// An unquoted word (or `part:` value): a [`Query::WordPrefix`] or a
+/// [`Query::Fuzzy`] by its ending ([`wildcard`]), else a [`Query::Text`].
+fn word(field: Option<String>, text: String) -> Query {
+    match wildcard(&text) {
+        Some(Wildcard::Prefix(prefix)) => Query::WordPrefix { field, prefix: prefix.to_string() },
+        Some(Wildcard::Fuzzy(word, distance)) => Query::Fuzzy { field, word: word.to_string(), distance },
+        None => Query::Text { field, text },
     }
-    Query::Text { field, text }
 }
 
 /// What the parser last consumed, for error messages.
