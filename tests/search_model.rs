@@ -593,8 +593,9 @@ fn compare_query(index: &Index, model: &Searchable, q: &Query) -> Result<(), Tes
         want.push(values);
     }
     for facet_limit in [1000, 2] {
-        let options = pushdex::SearchOptions { facets: names.clone(), facet_limit, ..Default::default() };
+        let options = pushdex::SearchOptions { facets: names.clone(), facet_limit, count: true, ..Default::default() };
         let found = index.search_with(q, &options).map_err(|e| TestCaseError::fail(format!("facets of {q:?}: {e}")))?;
+        prop_assert_eq!(found.total, Some(expected.len() as u64), "total with facets of {:?}", q);
         prop_assert_eq!(found.facets.len(), names.len());
         for ((facet, name), want) in found.facets.iter().zip(&names).zip(&want) {
             prop_assert_eq!(&facet.name, name);

@@ -646,9 +646,13 @@ impl Index {
         }
         let snapshot = self.inner.snapshot();
         let hits = snapshot.search(query, window)?.into_iter().skip(offset).collect();
-        let total = if count { Some(snapshot.count(query)?) } else { None };
-        let facets =
-            if facets.is_empty() { Vec::new() } else { snapshot.facets(query, facets, options.facet_limit)? };
+        // Facets evaluate every hit: their count is the total.
+        let (facets, total) = if facets.is_empty() {
+            (Vec::new(), if count { Some(snapshot.count(query)?) } else { None })
+        } else {
+            let (facets, matched) = snapshot.facets(query, facets, options.facet_limit)?;
+            (facets, count.then_some(matched))
+        };
         Ok(SearchResults { hits, total, facets })
     }
 

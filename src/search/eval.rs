@@ -231,15 +231,19 @@ impl Snapshot {
 
     /// For each meta name of `names`, how many of the documents `query`
     /// matches hold each value (once per distinct value), the `limit` most
-    /// frequent first, ties by value. Read from the meta postings: for each
-    /// value, the size of its rows within the matched rows.
-    pub fn facets(&self, query: &Query, names: &[String], limit: usize) -> Result<Vec<Facet>> {
+    /// frequent first, ties by value; and how many documents it matches
+    /// (what [`Snapshot::count`] says, counted on the way). Read from the
+    /// meta postings: for each value, the size of its rows within the
+    /// matched rows.
+    pub fn facets(&self, query: &Query, names: &[String], limit: usize) -> Result<(Vec<Facet>, u64)> {
         let prepared = self.prepared()?;
         let mut reader = Reader::default();
         let mut counts: Vec<HashMap<String, u64>> = vec![HashMap::new(); names.len()];
         let mut head = Vec::new();
+        let mut matched = 0;
         for (s, seg) in prepared.segs.iter().enumerate() {
             let rows = evaluate(&mut reader, s, seg, query)?.rows;
+            matched += rows.len();
             if rows.is_empty() {
                 continue;
             }
@@ -270,7 +274,7 @@ impl Snapshot {
             values.truncate(limit);
             facets.push(Facet { name: name.clone(), values });
         }
-        Ok(facets)
+        Ok((facets, matched))
     }
 
     /// The best `limit` hits: score descending, then URI in byte order.
@@ -486,7 +490,7 @@ fn intersect(a: &RoaringBitmap, b: &RoaringBitmap) -> RoaringBitmap {
 
 /// Postings read by one query, each once: by segment, part and word.
 /// Also analyses each `Text` query's text once, numbering its distinct
-/// words.
+/// words, and builds each fuzzy word's automaton once for all segments.
 #[derive(Default)]
 struct Reader<'a> {
     /// By (segment, part, word id).
@@ -495,10 +499,26 @@ struct Reader<'a> {
     words: Vec<String>,
     /// The distinct word ids of each text analysed, by the text's address.
     texts: Vec<(*const str, Rc<[usize]>)>,
+    /// The automaton of each fuzzy word, by the word's address.
+    fuzzy: Vec<(*const str, Rc<fst::automaton::Levenshtein>)>,
     key: Vec<u8>,
 }
 
 impl<'a> Reader<'a> {
+    /// The automaton of the words within `distance` of `word` (a `Fuzzy`
+    /// query's), analysed.
+    fn fuzzy(&mut self, word: &str, distance: u8) -> Result<Rc<fst::automaton::Levenshtein>> {
+        if let Some((_, automaton)) = self.fuzzy.iter().find(|(w, _)| std::ptr::eq(*w, word)) {
+            return Ok(automaton.clone());
+        }
+        let analysed = one_word(word)?;
+        let automaton = fst::automaton::Levenshtein::new(&analysed, u32::from(distance))
+            .map_err(|e| Error::invalid_input(format!("fuzzy word {analysed:?}: {e}")))?;
+        let automaton = Rc::new(automaton);
+        self.fuzzy.push((word, automaton.clone()));
+        Ok(automaton)
+    }
+
     /// The ids of the distinct words of `text` (a `Text` query's), in
     /// first-seen order.
     fn text_words(&mut self, text: &str) -> Rc<[usize]> {
@@ -596,10 +616,8 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
             expanded_rows(seg, field.as_deref(), &fst::automaton::Str::new(&prefix).starts_with())?
         }
         Query::Fuzzy { field, word, distance } => {
-            let word = one_word(word)?;
-            let automaton = fst::automaton::Levenshtein::new(&word, u32::from(*distance))
-                .map_err(|e| Error::invalid_input(format!("fuzzy word {word:?}: {e}")))?;
-            expanded_rows(seg, field.as_deref(), &automaton)?
+            let automaton = reader.fuzzy(word, *distance)?;
+            expanded_rows(seg, field.as_deref(), automaton.as_ref())?
         }
         Query::Meta { name, value } => {
             term_key(&mut reader.key, META, name, value);
