@@ -1,26 +1,12 @@
 //! Instruction counts of search (callgrind): builds the components bench's
 //! corpus (DOCS documents in 4 segments), then runs each of its queries
-//! ROUNDS times. `valgrind --tool=callgrind --collect-atstart=no
+//! 20 times (after one warm-up round). `valgrind --tool=callgrind --collect-atstart=no
 //! --toggle-collect='*search_counts*run_queries*' target/release/examples/search_counts`.
 use pushdex::{Document, Index, Query};
 
-fn uri(i: u64) -> String {
-    format!("file:///share/projects/p{:03}/reports/r{:03}/doc{:06}.txt", i / 100_000, (i / 10) % 1000, i)
-}
-
-fn text(i: u64) -> String {
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let words: Vec<String> = (0..20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let rank = (5000f64.powf((x % 10_000) as f64 / 10_000.0)) as u64 - 1;
-            format!("w{rank}")
-        })
-        .collect();
-    words.join(" ")
-}
+#[path = "../benches/corpus/mod.rs"]
+mod corpus;
+use corpus::{text, uri};
 
 #[inline(never)]
 fn run_queries(index: &Index, rounds: usize) -> usize {
