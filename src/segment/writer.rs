@@ -67,7 +67,13 @@ pub(crate) fn write_segment_with(
     // flush, analyses the bodies.
     let mut w = SectionWriter::new(file, 0);
     let mut prev: Option<Vec<u8>> = None;
-    let mut analyzer = matches!(terms, Terms::Analyze).then(Analyzer::default);
+    // A merge carries its inputs' postings over, unless one predates
+    // positions (version 3 or 4): then it analyses the bodies, as a flush.
+    let analyze = match &terms {
+        Terms::Analyze => true,
+        Terms::Merge { inputs, .. } => inputs.iter().any(|seg| !seg.has_positions()),
+    };
+    let mut analyzer = analyze.then(Analyzer::default);
     entries(&mut |e| {
         if prev.as_deref().is_some_and(|p| p >= e.uri) {
             return Err(Error::invalid_input("segment entries must come in strictly increasing URI order"));
