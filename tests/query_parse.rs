@@ -19,6 +19,14 @@ fn w(text: &str) -> Query {
     Query::Text { field: None, text: text.into() }
 }
 
+fn ph(text: &str) -> Query {
+    Query::Phrase { field: None, text: text.into(), slop: 0 }
+}
+
+fn ph_in(name: &str, text: &str, slop: u32) -> Query {
+    Query::Phrase { field: Some(name.into()), text: text.into(), slop }
+}
+
 fn field(name: &str, text: &str) -> Query {
     Query::Text { field: Some(name.into()), text: text.into() }
 }
@@ -59,10 +67,10 @@ fn assert_error(text: &str, at: usize, what: &str) {
 fn words_and_phrases_search_every_text_part() {
     assert_eq!(parse("report"), w("report"));
     assert_eq!(parse("  report\t"), w("report"));
-    assert_eq!(parse(r#""quarterly report""#), w("quarterly report"));
+    assert_eq!(parse(r#""quarterly report""#), ph("quarterly report"));
     // A phrase keeps its whole text, spaces and case included.
-    assert_eq!(parse(r#"" Quarterly  REPORT ""#), w(" Quarterly  REPORT "));
-    assert_eq!(parse(r#""a" "b""#), And(vec![w("a"), w("b")]));
+    assert_eq!(parse(r#"" Quarterly  REPORT ""#), ph(" Quarterly  REPORT "));
+    assert_eq!(parse(r#""a" "b""#), And(vec![ph("a"), ph("b")]));
     // Case is the analyser's business, not the parser's.
     assert_eq!(parse("RePoRt"), w("RePoRt"));
     // Punctuation inside a word stays: a word runs to whitespace or a parenthesis.
@@ -72,18 +80,49 @@ fn words_and_phrases_search_every_text_part() {
 
 #[test]
 fn quotes_escape_quote_and_backslash() {
-    assert_eq!(parse(r#""say \"hi\"""#), w(r#"say "hi""#));
-    assert_eq!(parse(r#""back\\slash""#), w(r"back\slash"));
+    assert_eq!(parse(r#""say \"hi\"""#), ph(r#"say "hi""#));
+    assert_eq!(parse(r#""back\\slash""#), ph(r"back\slash"));
     // A backslash before any other character is itself.
-    assert_eq!(parse(r#""C:\dir""#), w(r"C:\dir"));
+    assert_eq!(parse(r#""C:\dir""#), ph(r"C:\dir"));
     // Inside quotes, operators, parentheses and colons are text.
-    assert_eq!(parse(r#""a AND (b) OR c:d @e:f *""#), w("a AND (b) OR c:d @e:f *"));
-    assert_eq!(parse(r#""AND""#), w("AND"));
-    assert_eq!(parse(r#""*""#), w("*"));
+    assert_eq!(parse(r#""a AND (b) OR c:d @e:f *""#), ph("a AND (b) OR c:d @e:f *"));
+    assert_eq!(parse(r#""AND""#), ph("AND"));
+    assert_eq!(parse(r#""*""#), ph("*"));
     // A quote that does not start a term is an ordinary character.
     assert_eq!(parse(r#"5" screen"#), And(vec![w("5\""), w("screen")]));
     // A quoted term may touch a parenthesis.
-    assert_eq!(parse(r#"("a b")"#), w("a b"));
+    assert_eq!(parse(r#"("a b")"#), ph("a b"));
+    assert_eq!(parse(r#"("a b"~2)"#), Query::Phrase { field: None, text: "a b".into(), slop: 2 });
+}
+
+/// `"a b"~N` (API.md, "Search, second part"): a phrase with slop N, in a
+/// field too; a quoted `~` is text; `~` without digits, past the largest
+/// slop or followed by anything but the end of the term is refused.
+#[test]
+fn a_phrase_takes_a_slop_after_its_closing_quote() {
+    let slop = |text: &str, slop: u32| Query::Phrase { field: None, text: text.into(), slop };
+    assert_eq!(parse(r#""a b"~2"#), slop("a b", 2));
+    assert_eq!(parse(r#""a b"~0"#), slop("a b", 0));
+    assert_eq!(parse(r#""a b"~10000"#), slop("a b", 10_000));
+    assert_eq!(parse(r#""a \"b\" \\"~3 c"#), And(vec![slop(r#"a "b" \"#, 3), w("c")]));
+    assert_eq!(parse(r#""a~2""#), ph("a~2"));
+    assert_eq!(parse(r#"body:"a b"~1"#), ph_in("body", "a b", 1));
+    assert_eq!(parse(r#"body:"a b""#), ph_in("body", "a b", 0));
+    assert_eq!(Query::parse_natural(r#"x "a b"~4 y"#).unwrap(), And(vec![w("x"), slop("a b", 4), w("y")]));
+    assert_error(r#""a b"~"#, 5, "needs a slop");
+    assert_error(r#""a b"~x"#, 5, "needs a slop");
+    assert_error(r#""a b"~10001"#, 6, "at most 10000");
+    assert_error(r#""a b"~99999999999999"#, 6, "at most 10000");
+    assert_error(r#""a b"~2x"#, 7, "closing quote");
+    assert_error(r#""a b"~2~3"#, 7, "closing quote");
+    assert_error(r#"@m:"a"~2"#, 6, "closing quote");
+    assert_error(r#"under:"a"~2"#, 9, "closing quote");
+    // Display writes the slop when there is one, and reads back.
+    for q in [slop("a b", 0), slop("a b", 7), ph_in("t", "x \"y\"", 2), slop(r"a\b", 1)] {
+        assert_eq!(parse(&q.to_string()), q, "{q}");
+    }
+    assert_eq!(slop("a b", 7).to_string(), r#""a b"~7"#);
+    assert_eq!(ph_in("t", "a", 0).to_string(), r#"t:"a""#);
 }
 
 #[test]
@@ -130,7 +169,7 @@ fn not_binds_tighter_than_and_which_binds_tighter_than_or() {
 #[test]
 fn fields_search_one_text_part() {
     assert_eq!(parse("title:report"), field("title", "report"));
-    assert_eq!(parse(r#"title:"annual report""#), field("title", "annual report"));
+    assert_eq!(parse(r#"title:"annual report""#), ph_in("title", "annual report", 0));
     assert_eq!(parse("dc.title:x my_part:y x-1:z Überschrift:w"), {
         And(vec![field("dc.title", "x"), field("my_part", "y"), field("x-1", "z"), field("Überschrift", "w")])
     });
@@ -156,10 +195,10 @@ fn a_colon_after_something_else_than_a_simple_name_is_part_of_a_word() {
     assert_eq!(parse("std::fs::read_to_string"), w("std::fs::read_to_string"));
     assert_eq!(parse("title::x"), w("title::x"));
     // Quoted, a `//` value is a field value after all.
-    assert_eq!(parse(r#"url:"//host/a""#), field("url", "//host/a"));
+    assert_eq!(parse(r#"url:"//host/a""#), ph_in("url", "//host/a", 0));
     // But a scheme-like name with a single slash is a field.
     assert_eq!(parse("mailto:joe"), field("mailto", "joe"));
-    assert_eq!(parse(r#""mailto:joe""#), w("mailto:joe"));
+    assert_eq!(parse(r#""mailto:joe""#), ph("mailto:joe"));
 }
 
 #[test]
@@ -196,7 +235,7 @@ fn star_is_everything() {
     // `*`, which search refuses: no letter or digit).
     assert_eq!(parse("rep*"), Query::WordPrefix { field: None, prefix: "rep".into() });
     assert_eq!(parse("**"), Query::WordPrefix { field: None, prefix: "*".into() });
-    assert_eq!(parse(r#""rep*""#), w("rep*"));
+    assert_eq!(parse(r#""rep*""#), ph("rep*"));
 }
 
 #[test]
@@ -271,7 +310,7 @@ fn nesting_is_limited() {
 #[test]
 fn display_writes_the_syntax() {
     let q = Or(vec![
-        And(vec![w("quarterly report"), field("title", "plan"), meta("lang", "en")]),
+        And(vec![ph("quarterly report"), field("title", "plan"), meta("lang", "en")]),
         not(Or(vec![under("file:///share/a b"), prefix("x:y")])),
         All,
     ]);
@@ -294,6 +333,15 @@ fn what_the_syntax_cannot_say_is_written_so_that_parse_refuses_it() {
         field("my part", "x"),
         field("title", ""),
         w(""),
+        // Quotes make a phrase: a text that needs them has no syntax.
+        w("two words"),
+        w("AND"),
+        w("rep*"),
+        field("title", "a b"),
+        field("title", "//x"),
+        ph(""),
+        ph_in("under", "x", 0),
+        Query::Phrase { field: None, text: "a".into(), slop: 10_001 },
         meta("", "x"),
         meta("a b", "x"),
         meta("a", ""),
@@ -341,9 +389,34 @@ fn expressible(q: &Query) -> bool {
     let simple = |name: &str| !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || "_-.".contains(c));
     match q {
         All => true,
-        Query::Text { field: None, text } => !text.is_empty(),
+        // Unquoted: a quoted text is a phrase.
+        Query::Text { field: None, text } => {
+            let name = text.find(|c: char| !(c.is_alphanumeric() || "_-.".contains(c))).unwrap_or(text.len());
+            let colon_ok = match text[name..].strip_prefix(':') {
+                Some(value) => name > 0 && !["under", "prefix"].contains(&&text[..name]) && value.starts_with("//"),
+                None => true,
+            };
+            !text.is_empty()
+                && reads_unquoted(text)
+                && colon_ok
+                && !text.starts_with('@')
+                && !["AND", "OR", "NOT", "*"].contains(&text.as_str())
+                && !wildcard_like(text)
+        }
         Query::Text { field: Some(name), text } => {
-            simple(name) && name != "under" && name != "prefix" && !text.is_empty()
+            simple(name)
+                && name != "under"
+                && name != "prefix"
+                && !text.is_empty()
+                && reads_unquoted(text)
+                && !text.starts_with("//")
+                && !text.starts_with(':')
+                && !wildcard_like(text)
+        }
+        Query::Phrase { field, text, slop } => {
+            field.as_deref().is_none_or(|n| simple(n) && n != "under" && n != "prefix")
+                && !text.is_empty()
+                && *slop <= pushdex::MAX_SLOP
         }
         Query::Meta { name, value } => simple(name) && !value.is_empty(),
         Query::Under { root, recursive } => *recursive && !root.is_empty(),
@@ -373,6 +446,19 @@ fn expressible(q: &Query) -> bool {
                 })
         }
     }
+}
+
+/// Whether `text`, unquoted, is read as one term or value (a quote opens
+/// a quoted string only at its start).
+fn reads_unquoted(text: &str) -> bool {
+    !text.starts_with('"') && !text.contains(|c: char| c.is_whitespace() || "()".contains(c))
+}
+
+/// Whether an unquoted word is a word prefix (`rep*`) or a fuzzy word
+/// (`a~`, `a~2`).
+fn wildcard_like(text: &str) -> bool {
+    text.strip_suffix('*').is_some_and(|p| !p.is_empty())
+        || text.rsplit_once('~').is_some_and(|(w, digits)| !w.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Values full of what needs quoting: spaces, quotes, backslashes,
@@ -420,8 +506,12 @@ fn part_name() -> impl Strategy<Value = String> {
 fn leaf() -> impl Strategy<Value = Query> {
     prop_oneof![
         Just(All),
-        value().prop_map(|text| Query::Text { field: None, text }),
-        (part_name(), value()).prop_map(|(name, text)| Query::Text { field: Some(name), text }),
+        value().prop_map(|text| Query::Text { field: None, text }).prop_filter("quotes", expressible),
+        (part_name(), value())
+            .prop_map(|(name, text)| Query::Text { field: Some(name), text })
+            .prop_filter("quotes", expressible),
+        (prop::option::of(part_name()), value(), prop::sample::select(vec![0u32, 1, 3, 10_000]))
+            .prop_map(|(field, text, slop)| Query::Phrase { field, text, slop }),
         (name(), value()).prop_map(|(name, value)| Query::Meta { name, value }),
         value().prop_map(|root| Query::Under { root, recursive: true }),
         value().prop_map(Query::Prefix),
@@ -435,6 +525,11 @@ fn any_leaf() -> impl Strategy<Value = Query> {
         1 => prop_oneof![
             Just(w("")),
             Just(field("a", "")),
+            value().prop_map(|text| w(&text)),
+            value().prop_map(|text| field("t", &text)),
+            Just(ph("")),
+            Just(Query::Phrase { field: None, text: "a".into(), slop: 10_001 }),
+            "[a-z]{0,3}[ :@()\"]".prop_map(|name| ph_in(&name, "x", 1)),
             Just(meta("a", "")),
             Just(under("")),
             Just(prefix("")),
@@ -460,7 +555,7 @@ fn tree(leaf: impl Strategy<Value = Query> + 'static) -> impl Strategy<Value = Q
 fn scraps() -> impl Strategy<Value = String> {
     let scrap = prop::sample::select(vec![
         "a", "B", "AND", "OR", "NOT", "and", "(", ")", "\"", "\\", "*", ":", "@", "@m:", "t:", "under:", "prefix:",
-        "http://", "//", "x y", "é", "\t",
+        "http://", "//", "x y", "é", "\t", "~", "~2", "~10001",
     ]);
     let sep = prop::sample::select(vec!["", " "]);
     prop::collection::vec((scrap, sep), 0..14).prop_map(|parts| parts.into_iter().flat_map(|(a, b)| [a, b]).collect())
@@ -541,7 +636,7 @@ fn natural_parsing_ranks_runs_of_bare_words() {
     assert_eq!(natural("a AND b c"), And(vec![w("a"), any("b c", 2)]));
     assert_eq!(natural("a b AND c"), And(vec![any("a b", 2), w("c")]));
     assert_eq!(natural("a b OR c d e"), Or(vec![any("a b", 2), any("c d e", 2)]));
-    assert_eq!(natural(r#""a b" c d"#), And(vec![w("a b"), any("c d", 2)]));
+    assert_eq!(natural(r#""a b" c d"#), And(vec![ph("a b"), any("c d", 2)]));
     assert_eq!(natural("title:x a b @lang:en"), And(vec![field("title", "x"), any("a b", 2), meta("lang", "en")]));
     assert_eq!(natural("under:/share a b"), And(vec![under("/share"), any("a b", 2)]));
     assert_eq!(natural("NOT a b"), And(vec![not(w("a")), w("b")]));

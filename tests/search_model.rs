@@ -277,7 +277,21 @@ fn leaf_query() -> impl Strategy<Value = Query> {
     };
     prop_oneof![
         1 => Just(Query::All),
-        8 => (field.clone(), text(3)).prop_map(|(field, text)| Query::Text { field, text }),
+        // Words, or 0 to 4 words in order (a phrase), with repeats
+        // (`alpha` is likelier) and words no document holds, slop 0 to 3.
+        14 => prop_oneof![
+            8 => (field.clone(), text(3)).prop_map(|(field, text)| Query::Text { field, text }),
+            6 => (
+                field.clone(),
+                proptest::collection::vec(
+                    prop_oneof![8 => word(), 2 => Just("alpha".to_string()), 1 => Just("Nomatch".to_string())],
+                    0..=4
+                ),
+                proptest::collection::vec(pick(SEPS), 1..3),
+                0..=3u32
+            )
+                .prop_map(|(field, w, s, slop)| Query::Phrase { field, text: join(w, s, (false, false)), slop }),
+        ],
         5 => (field.clone(), text(5), 0..=6usize)
             .prop_map(|(field, text, min_should_match)| Query::Any { field, text, min_should_match }),
         // The first 1 to 4 characters of a word (any case).
@@ -370,6 +384,23 @@ struct Analysed {
     metas: Vec<(String, String)>,
     /// Text parts: name → (length in words, word → tf).
     texts: BTreeMap<String, (u64, HashMap<String, u64>)>,
+    /// Text parts: name → its words in order.
+    sequences: BTreeMap<String, Vec<String>>,
+}
+
+/// Whether `phrase` occurs in `part` (words in order, at strictly
+/// increasing positions, at most `slop` other words between them in all),
+/// trying every choice of positions.
+fn phrase_in(part: &[String], phrase: &[String], slop: u64) -> bool {
+    fn from(part: &[String], phrase: &[String], after: usize, left: u64) -> bool {
+        let Some((first, rest)) = phrase.split_first() else { return true };
+        (after..part.len()).any(|p| {
+            let gap = (p - after) as u64;
+            part[p] == *first && gap <= left && from(part, rest, p + 1, left - gap)
+        })
+    }
+    let Some((first, rest)) = phrase.split_first() else { return true };
+    (0..part.len()).any(|p| part[p] == *first && from(part, rest, p + 1, slop))
 }
 
 /// The searchable state (a copy of the model taken at a refresh), with its
@@ -388,8 +419,10 @@ impl Searchable {
         for (uri, held) in &model.docs {
             let doc = &held.doc;
             let mut texts = BTreeMap::new();
+            let mut sequences = BTreeMap::new();
             for part in doc.parts.iter().filter(|p| p.text) {
                 let ws = words(std::str::from_utf8(&part.bytes).expect("a text part is UTF-8"));
+                sequences.insert(part.name.clone(), ws.clone());
                 let mut tfs: HashMap<String, u64> = HashMap::new();
                 for w in &ws {
                     *tfs.entry(w.clone()).or_default() += 1;
@@ -403,7 +436,8 @@ impl Searchable {
                 texts.insert(part.name.clone(), (ws.len() as u64, tfs));
             }
             let title = model_title(doc);
-            out.docs.insert(uri.clone(), Analysed { stamp: doc.stamp.clone(), title, metas: doc.metas.clone(), texts });
+            let (stamp, metas) = (doc.stamp.clone(), doc.metas.clone());
+            out.docs.insert(uri.clone(), Analysed { stamp, title, metas, texts, sequences });
         }
         out
     }
@@ -442,6 +476,25 @@ impl Searchable {
                     }
                 }
                 Some(score)
+            }
+            Query::Phrase { field, text, slop } => {
+                // The parts in which the phrase occurs; the score sums each
+                // distinct word's BM25 over those parts.
+                let phrase = words(text);
+                let mut score = 0.0;
+                let mut found = false;
+                for (name, (len, tfs)) in &doc.texts {
+                    if field.as_ref().is_some_and(|f| f != name)
+                        || !phrase_in(&doc.sequences[name], &phrase, u64::from(*slop))
+                    {
+                        continue;
+                    }
+                    found = true;
+                    for w in distinct_words(text) {
+                        score += self.bm25(name, &w, tfs[&w], *len);
+                    }
+                }
+                found.then_some(score)
             }
             Query::Any { field, text, min_should_match } => {
                 // Each word counts once, found in any part `field` allows;
@@ -554,7 +607,9 @@ fn levenshtein(a: &str, b: &str) -> usize {
 fn refused(q: &Query) -> bool {
     match q {
         Query::WordPrefix { prefix: w, .. } | Query::Fuzzy { word: w, .. } => words(w).len() != 1,
-        Query::Text { text, .. } | Query::Any { text, .. } => distinct_words(text).is_empty(),
+        Query::Text { text, .. } | Query::Any { text, .. } | Query::Phrase { text, .. } => {
+            distinct_words(text).is_empty()
+        }
         Query::And(qs) | Query::Or(qs) => qs.iter().any(refused),
         Query::Not(q) => refused(q),
         _ => false,
@@ -697,6 +752,8 @@ fn compare(index: &Index, model: &Searchable, queries: &[Query]) -> Result<(), T
         Query::Text { field: None, text: String::new() },
         Query::Text { field: None, text: "alpha".into() },
         Query::Text { field: Some("body".into()), text: "BETA gamma".into() },
+        Query::Phrase { field: None, text: "alpha alpha".into(), slop: 1 },
+        Query::Phrase { field: Some("body".into()), text: "beta".into(), slop: 0 },
         Query::Or(VOCAB.iter().map(|w| Query::Text { field: None, text: w.to_string() }).collect()),
     ];
     for q in fixed.iter().chain(queries) {

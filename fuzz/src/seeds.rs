@@ -121,6 +121,16 @@ pub fn seeds() -> Vec<Seed> {
         reseal(&mut bytes).expect("reseal");
         out.push(("segment", name.into(), with_mode(0, &bytes)));
     }
+    // A word's positions (format version 5) past its part's length, every
+    // checksum made to match, so that the positions checks are reached: the
+    // last column of `postings` is a word's (word keys sort after meta
+    // values'), and its last byte is the last position's.
+    let mut bytes = segment.clone();
+    let at = footer.section(Section::Postings).end as usize - 1;
+    assert!(bytes[at] < 0x80, "bad-positions: the end of a varint at {at}");
+    bytes[at] = 0x7f;
+    reseal(&mut bytes).expect("reseal");
+    out.push(("segment", "bad-positions".into(), with_mode(0, &bytes)));
     for (i, len) in [128, 512].into_iter().enumerate() {
         out.push(("segment", format!("structured-{i}"), with_mode(1, &noise(i as u64 + 11, len))));
     }

@@ -124,7 +124,11 @@ impl Inner {
     fn write_merged(&self, inputs: &[LiveSegment], name: &str) -> Result<(Arc<Segment>, Vec<Vec<u32>>)> {
         let storage = self.storage.as_ref();
         let remap = std::cell::RefCell::new(Vec::new());
-        let terms = Terms::Merge { inputs: inputs.iter().map(|l| l.seg.as_ref()).collect(), remap: &remap };
+        let terms = Terms::Merge {
+            inputs: inputs.iter().map(|l| l.seg.as_ref()).collect(),
+            remap: &remap,
+            analysis: self.search_cache.analyzer(),
+        };
         segment::write_segment_with(
             storage,
             name,

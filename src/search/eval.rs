@@ -23,9 +23,23 @@
 //! their mean length, `df(p, w)` how many hold `w` in `p`,
 //! `idf = ln(1 + (n − df + 0.5) / (df + 0.5))`. A `Text` query scores the
 //! sum over its distinct words and over the parts it searches (its field,
-//! or every text part holding the word); `And` and `Or` add the scores of
-//! the operands a document matches; `Not`, `Meta`, `Under`, `Prefix` and
-//! `All` score 0.
+//! or every text part holding the word); a `Phrase` the same sum over its
+//! distinct words, but only over the parts in which the phrase occurs (so a
+//! one-word phrase scores as that word's `Text`); `And` and `Or` add the
+//! scores of the operands a document matches; `Not`, `Meta`, `Under`,
+//! `Prefix` and `All` score 0.
+//!
+//! Phrases (`Query::Phrase`): the candidates of a part are the rows holding
+//! every word of the phrase in that part (the intersection of their
+//! postings); then each candidate's positions are checked: words in order,
+//! at strictly increasing positions (a word repeated in the phrase needs as
+//! many occurrences), the gaps `p[i+1] − p[i] − 1` adding up to at most the
+//! slop. From each occurrence of the first word, taking for each next word
+//! its first occurrence after the previous one gives the smallest last
+//! position, so trying every first occurrence that way is exact. Positions
+//! come from the postings (segment format 5); a segment written before
+//! (versions 3 and 4) has none, and its candidates' bodies, stored in the
+//! segment, are analysed again instead (the same words, the same positions).
 
 use std::borrow::Cow;
 use std::cmp::{Ordering, Reverse};
@@ -36,12 +50,13 @@ use std::sync::{Arc, Mutex};
 use fst::{Automaton, IntoStreamer, Streamer};
 use roaring::RoaringBitmap;
 
+use crate::document::{Body, BodyItem};
 use crate::error::{Error, Result};
 use crate::search::query::one_word;
 use crate::search::{Facet, Hit, Query};
 use crate::segment::Segment;
 use crate::segment::{term_key, value_at, Postings, META, WORD};
-use crate::text::{query_terms, Analyzer};
+use crate::text::{analyze, query_terms, Analyzer};
 use crate::uri::{folder_prefix, place, Place};
 
 const K1: f64 = 1.2;
@@ -521,6 +536,8 @@ struct Reader<'a> {
     words: Vec<String>,
     /// The distinct word ids of each text analysed, by the text's address.
     texts: Vec<(*const str, Rc<[usize]>)>,
+    /// Every word id of each phrase, in order, by the text's address.
+    phrases: Vec<(*const str, Rc<[usize]>)>,
     /// The automaton of each fuzzy word, by the word's address.
     fuzzy: Vec<(*const str, Rc<fst::automaton::Levenshtein>)>,
     key: Vec<u8>,
@@ -553,19 +570,36 @@ impl<'a> Reader<'a> {
         }
         let mut ids = Vec::new();
         for word in query_terms(self.analyzer, text) {
-            let id = match self.words.iter().position(|w| *w == word) {
-                Some(id) => id,
-                None => {
-                    self.words.push(word);
-                    self.words.len() - 1
-                }
-            };
+            let id = self.word_id(word);
             if !ids.contains(&id) {
                 ids.push(id);
             }
         }
         let ids: Rc<[usize]> = ids.into();
         self.texts.push((text as *const str, ids.clone()));
+        ids
+    }
+
+    /// The id of `word`, a new one if it is new.
+    fn word_id(&mut self, word: String) -> usize {
+        match self.words.iter().position(|w| *w == word) {
+            Some(id) => id,
+            None => {
+                self.words.push(word);
+                self.words.len() - 1
+            }
+        }
+    }
+
+    /// The ids of every word of `text` (a `Phrase`'s), in order, repeats
+    /// included.
+    fn phrase_words(&mut self, text: &str) -> Rc<[usize]> {
+        if let Some((_, ids)) = self.phrases.iter().find(|(t, _)| std::ptr::eq(*t, text)) {
+            return ids.clone();
+        }
+        let terms = query_terms(self.analyzer, text);
+        let ids: Rc<[usize]> = terms.into_iter().map(|word| self.word_id(word)).collect::<Vec<_>>().into();
+        self.phrases.push((text as *const str, ids.clone()));
         ids
     }
 
@@ -597,13 +631,34 @@ impl<'a> Reader<'a> {
 struct Node {
     rows: RoaringBitmap,
     kids: Vec<Node>,
+    /// A `Phrase`'s: by part (an index into the segment's parts), the rows
+    /// in which the phrase occurs in that part (none listed: in none).
+    parts: Vec<(usize, RoaringBitmap)>,
 }
 
 /// Evaluates `query` on segment `s`: bitmap algebra over its live rows.
 fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) -> Result<Node> {
     let mut kids = Vec::new();
+    let mut parts = Vec::new();
     let mut rows = match query {
         Query::All => seg.live.clone(),
+        Query::Phrase { field, text, slop } => {
+            let phrase = reader.phrase_words(text);
+            let mut rows = RoaringBitmap::new();
+            for (part, _) in seg.index.parts_for(field.as_deref()) {
+                let found = phrase_rows(reader, s, seg, part, &phrase, *slop)?;
+                if !found.is_empty() {
+                    rows |= &found;
+                    parts.push((part, found));
+                }
+            }
+            if phrase.is_empty() {
+                // No word at all: refused before evaluation (`Query::check`);
+                // every document, vacuously, should one get here.
+                rows = seg.live.clone();
+            }
+            rows
+        }
         Query::Any { field, text, min_should_match } => {
             let words = reader.text_words(text);
             let need = (*min_should_match).min(words.len());
@@ -697,7 +752,145 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
     if !seg.whole {
         rows &= &seg.live;
     }
-    Ok(Node { rows, kids })
+    Ok(Node { rows, kids, parts })
+}
+
+/// The live rows of segment `s` in whose part `part` the words `phrase`
+/// (ids, in order) occur in this order, with at most `slop` other words
+/// between them in all (see the module docs).
+fn phrase_rows<'a>(
+    reader: &mut Reader<'a>,
+    s: usize,
+    seg: &'a Seg,
+    part: usize,
+    phrase: &[usize],
+    slop: u32,
+) -> Result<RoaringBitmap> {
+    // The distinct words, and each phrase word's index among them.
+    let mut distinct: Vec<usize> = Vec::with_capacity(phrase.len());
+    let slots: Vec<usize> = phrase
+        .iter()
+        .map(|&word| {
+            distinct.iter().position(|&w| w == word).unwrap_or_else(|| {
+                distinct.push(word);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    // Candidates: the rows holding every word in the part.
+    let mut postings = Vec::with_capacity(distinct.len());
+    let mut candidates: Option<RoaringBitmap> = None;
+    for &word in &distinct {
+        let Some(found) = reader.word(s, seg, part, word)? else { return Ok(RoaringBitmap::new()) };
+        candidates = Some(match candidates {
+            Some(rows) => intersect(&rows, &found.rows),
+            None => found.rows.clone(),
+        });
+        postings.push(found);
+    }
+    let Some(mut candidates) = candidates else { return Ok(RoaringBitmap::new()) };
+    if !seg.whole {
+        candidates &= &seg.live;
+    }
+    if phrase.len() == 1 || candidates.is_empty() {
+        return Ok(candidates);
+    }
+    let rows: Vec<u32> = candidates.iter().collect();
+    // positions[d]: per candidate (by index in `rows`), distinct word d's
+    // positions in the part, as ranges of `flat[d]`.
+    let mut flat: Vec<Vec<u32>> = vec![Vec::new(); distinct.len()];
+    let mut spans: Vec<Vec<(usize, usize)>> = vec![Vec::with_capacity(rows.len()); distinct.len()];
+    let bad = |e: String| Error::corrupt(seg.seg.path(), format!("the positions of a word: {e}"));
+    if seg.seg.has_positions() {
+        let info = &seg.index.parts[part];
+        for (d, postings) in postings.iter().enumerate() {
+            let mut positions = seg.seg.positions(postings)?.expect("a segment with positions");
+            let mut next = 0;
+            for (rank, row) in postings.rows.iter().enumerate() {
+                if next == rows.len() {
+                    break;
+                }
+                let freq = postings.value(rank);
+                if row == rows[next] {
+                    let start = flat[d].len();
+                    positions.read(freq, &mut flat[d]).map_err(bad)?;
+                    // Within the part (a forged file could say otherwise).
+                    if flat[d].last().is_some_and(|&last| last >= info.len(row)) {
+                        return Err(bad(format!("row {row} has a position past the length of its part")));
+                    }
+                    spans[d].push((start, flat[d].len()));
+                    next += 1;
+                } else {
+                    positions.skip(freq).map_err(bad)?;
+                }
+            }
+            if next != rows.len() {
+                return Err(bad("a row of the postings has no positions".to_string()));
+            }
+        }
+    } else {
+        // A segment without positions: the part's text of each candidate,
+        // analysed again as at flush.
+        let name = seg.index.parts[part].name.as_str();
+        let words: Vec<&str> = distinct.iter().map(|&w| reader.words[w].as_str()).collect();
+        for &row in &rows {
+            let body = seg.seg.row(row)?.body;
+            let starts: Vec<usize> = flat.iter().map(Vec::len).collect();
+            let mut len = 0u32;
+            let _ = Body::visit_encoded(body, &mut |item| {
+                if let BodyItem::Text(part, text) = item {
+                    if part == name {
+                        let first = len;
+                        len = first.saturating_add(analyze(reader.analyzer, text, &mut |token| {
+                            if let Some(d) = words.iter().position(|w| *w == token.term) {
+                                flat[d].push(first.saturating_add(token.position));
+                            }
+                        }));
+                    }
+                }
+            });
+            for (d, start) in starts.into_iter().enumerate() {
+                spans[d].push((start, flat[d].len()));
+            }
+        }
+    }
+    let mut found = RoaringBitmap::new();
+    let mut lists: Vec<&[u32]> = Vec::with_capacity(phrase.len());
+    for (i, &row) in rows.iter().enumerate() {
+        lists.clear();
+        lists.extend(slots.iter().map(|&d| {
+            let (start, end) = spans[d][i];
+            &flat[d][start..end]
+        }));
+        if phrase_at(&lists, slop) {
+            found.push(row);
+        }
+    }
+    Ok(found)
+}
+
+/// Whether one position of each of `lists` (each strictly increasing), in
+/// order and strictly increasing, spans at most `slop` other positions
+/// between the first and the last beyond the `lists.len()` taken. From
+/// each first position, the earliest next position of each next list
+/// gives the smallest last position: trying each first position is exact.
+fn phrase_at(lists: &[&[u32]], slop: u32) -> bool {
+    let Some((first, rest)) = lists.split_first() else { return true };
+    // The last position may be at most first + span.
+    let span = u64::from(slop) + rest.len() as u64;
+    'starts: for &start in first.iter() {
+        let mut at = start;
+        for list in rest {
+            let next = list.partition_point(|&p| p <= at);
+            let Some(&p) = list.get(next) else { return false };
+            if u64::from(p) - u64::from(start) > span {
+                continue 'starts;
+            }
+            at = p;
+        }
+        return true;
+    }
+    false
 }
 
 /// The rows of segment `s` holding `word` in part `field` (in any text
@@ -789,15 +982,18 @@ impl<A: Automaton> Automaton for After<'_, A> {
 /// The field and text of a query that scores words: `Text` and `Any`.
 fn scored_words(query: &Query) -> Option<(&Option<String>, &str)> {
     match query {
-        Query::Text { field, text } | Query::Any { field, text, .. } => Some((field, text)),
+        Query::Text { field, text } | Query::Any { field, text, .. } | Query::Phrase { field, text, .. } => {
+            Some((field, text))
+        }
         _ => None,
     }
 }
 
-/// The `Text` and `Any` queries that can score (those not under a `Not`).
+/// The `Text`, `Any` and `Phrase` queries that can score (those not under
+/// a `Not`).
 fn scored_texts<'q>(query: &'q Query, out: &mut Vec<&'q Query>) {
     match query {
-        Query::Text { .. } | Query::Any { .. } => out.push(query),
+        Query::Text { .. } | Query::Any { .. } | Query::Phrase { .. } => out.push(query),
         Query::And(qs) | Query::Or(qs) => qs.iter().for_each(|q| scored_texts(q, out)),
         _ => {}
     }
@@ -899,7 +1095,7 @@ fn score_segment<'a>(
     let mut counting = Vec::new();
     counting_texts(query, node, Cow::Borrowed(&node.rows), &mut counting);
     let mut lists: Vec<Vec<(u32, f64)>> = Vec::new();
-    for (query, rows) in counting {
+    for (query, rows, at) in counting {
         let Some((field, text)) = scored_words(query) else { continue };
         // The rows a `Text` (or an `Any` needing a word) matches each hold
         // one of its words; an `Any` needing none matches rows without.
@@ -909,8 +1105,21 @@ fn score_segment<'a>(
         }
         let words = reader.text_words(text);
         let one_part = seg.index.parts_for(field.as_deref()).count() == 1;
+        // A phrase scores in the parts where it occurs, the rows where it
+        // does (each holds every word of the phrase in that part).
+        let phrase = matches!(query, Query::Phrase { .. });
+        let phrase_rows: Vec<(usize, RoaringBitmap)> =
+            if phrase { at.parts.iter().map(|(p, found)| (*p, found & rows.as_ref())).collect() } else { Vec::new() };
         for &word in words.iter() {
             for (p, part) in seg.index.parts_for(field.as_deref()) {
+                let rows = if phrase {
+                    match phrase_rows.iter().find(|(q, _)| *q == p) {
+                        Some((_, found)) => found,
+                        None => continue,
+                    }
+                } else {
+                    rows.as_ref()
+                };
                 let Some(postings) = reader.word(s, seg, p, word)? else { continue };
                 let Some((weight, norm)) = weights.by_term.get(&(part.name.as_str(), word)) else {
                     continue;
@@ -923,7 +1132,8 @@ fn score_segment<'a>(
                 let mut list = Vec::with_capacity(rows.len().min(postings.rows.len()) as usize);
                 // One word in one part: the rows are within the postings,
                 // so the same count means the same rows.
-                let exact = needs_a_word && words.len() == 1 && one_part && rows.len() == postings.rows.len();
+                let exact =
+                    (phrase || needs_a_word && words.len() == 1 && one_part) && rows.len() == postings.rows.len();
                 if exact {
                     let mut rank = 0;
                     postings.rows.iter().for_each(|row| {
@@ -1000,10 +1210,10 @@ fn counting_texts<'q, 'n>(
     query: &'q Query,
     node: &'n Node,
     within: Cow<'n, RoaringBitmap>,
-    out: &mut Vec<(&'q Query, Cow<'n, RoaringBitmap>)>,
+    out: &mut Vec<(&'q Query, Cow<'n, RoaringBitmap>, &'n Node)>,
 ) {
     match query {
-        Query::Text { .. } | Query::Any { .. } => out.push((query, within)),
+        Query::Text { .. } | Query::Any { .. } | Query::Phrase { .. } => out.push((query, within, node)),
         // An `And` matches only where each operand does.
         Query::And(qs) => qs.iter().zip(&node.kids).for_each(|(q, kid)| counting_texts(q, kid, within.clone(), out)),
         Query::Or(qs) => {
@@ -1012,6 +1222,99 @@ fn counting_texts<'q, 'n>(
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::{write_segment, SegmentEntry};
+    use crate::storage::SimStorage;
+
+    fn snapshot(seg: Segment) -> Snapshot {
+        Snapshot::new(vec![(Arc::new(seg), Arc::new(RoaringBitmap::new()))], Arc::new(IndexCache::new(Analyzer::Exact)))
+    }
+
+    /// A segment of version 3 (no positions: its candidates' bodies are
+    /// analysed again) answers phrases exactly as the same rows written
+    /// now (positions from the postings): hits, order, scores, counts.
+    #[test]
+    fn phrases_on_a_segment_without_positions_read_the_bodies() {
+        let storage = SimStorage::new("/idx");
+        storage.write("old.pdx", include_bytes!("../../tests/fixtures/segment-v3.pdx"));
+        let old = Segment::open(&storage, "old.pdx").unwrap();
+        assert!(!old.has_positions());
+        let rows: Vec<(Vec<u8>, u64, String, Vec<u8>)> = (0..old.rows() as u32)
+            .map(|o| {
+                let row = old.row(o).unwrap();
+                (old.uri_at(o).unwrap(), row.serial, row.stamp.to_string(), row.body.to_vec())
+            })
+            .collect();
+        write_segment(&storage, "new.pdx", &|visit| {
+            for (uri, serial, stamp, body) in &rows {
+                visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let new = Segment::open(&storage, "new.pdx").unwrap();
+        assert!(new.has_positions());
+        let (old, new) = (snapshot(old), snapshot(new));
+        let words = ["alpha", "beta", "gamma", "delta", "ÉTÉ", "x", "3.14", "don't", "title", "nope"];
+        let mut found = 0;
+        for (i, a) in words.iter().enumerate() {
+            for b in &words[i % 3..i % 3 + 6] {
+                for c in ["", " gamma", " alpha"] {
+                    for (slop, field) in [(0, None), (1, Some("body")), (2, None), (3, Some("title"))] {
+                        let query =
+                            Query::Phrase { field: field.map(str::to_string), text: format!("{a} {b}{c}"), slop };
+                        let hits = new.search(&query, 1000).unwrap();
+                        let same = old.search(&query, 1000).unwrap();
+                        assert_eq!(hits, same, "{query}");
+                        assert_eq!(new.count(&query).unwrap(), hits.len() as u64, "{query}");
+                        assert_eq!(old.count(&query).unwrap(), hits.len() as u64, "{query}");
+                        found += hits.len();
+                    }
+                }
+            }
+        }
+        assert!(found > 100, "the phrases find something: {found}");
+    }
+
+    /// A one-word phrase is that word's `Text`: same hits, same scores.
+    #[test]
+    fn a_one_word_phrase_is_the_word() {
+        let storage = SimStorage::new("/idx");
+        storage.write("old.pdx", include_bytes!("../../tests/fixtures/segment-v3.pdx"));
+        let snap = snapshot(Segment::open(&storage, "old.pdx").unwrap());
+        for word in ["alpha", "Beta", "x", "title"] {
+            for field in [None, Some("body".to_string())] {
+                let text = Query::Text { field: field.clone(), text: word.into() };
+                let phrase = Query::Phrase { field, text: format!(" {word}. "), slop: 2 };
+                let hits = snap.search(&text, 1000).unwrap();
+                assert!(!hits.is_empty() || word == "title", "{text}");
+                assert_eq!(snap.search(&phrase, 1000).unwrap(), hits, "{phrase}");
+            }
+        }
+    }
+
+    #[test]
+    fn phrase_positions_are_matched_in_order_within_the_slop() {
+        let at = |lists: &[&[u32]], slop| phrase_at(lists, slop);
+        assert!(at(&[&[3], &[4]], 0));
+        assert!(!at(&[&[4], &[3]], 5), "in order");
+        assert!(at(&[&[0, 10], &[12]], 1));
+        assert!(!at(&[&[0, 10], &[13]], 1));
+        // A repeated word needs two occurrences.
+        assert!(!at(&[&[5], &[5]], 3));
+        assert!(at(&[&[5, 7], &[5, 7]], 1));
+        // The gaps add up: 1 + 1 <= 2, not <= 1.
+        assert!(at(&[&[0], &[2], &[4]], 2));
+        assert!(!at(&[&[0], &[2], &[4]], 1));
+        // The earliest next occurrence, from a later start.
+        assert!(at(&[&[0, 8], &[9, 20], &[10]], 0));
+        assert!(at(&[&[1]], 0));
+        assert!(!at(&[&[1], &[]], 9));
     }
 }
 

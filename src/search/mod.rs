@@ -15,4 +15,4 @@ pub(crate) mod present;
 mod query;
 
 pub use eval::MAX_LIMIT as MAX_SEARCH_LIMIT;
-pub use query::{Facet, Hit, Query, SearchOptions, SearchResults, Sort, MAX_QUERY_DEPTH};
+pub use query::{Facet, Hit, Query, SearchOptions, SearchResults, Sort, MAX_QUERY_DEPTH, MAX_SLOP};

@@ -251,7 +251,9 @@ fn collect(query: &Query, part: &str, analyzer: Analyzer, out: &mut Vec<Matcher>
                 collect(q, part, analyzer, out)?;
             }
         }
-        Query::Text { field, text } | Query::Any { field, text, .. } if applies(field) => {
+        Query::Text { field, text } | Query::Any { field, text, .. } | Query::Phrase { field, text, .. }
+            if applies(field) =>
+        {
             out.extend(query_terms(analyzer, text).into_iter().map(Matcher::Term));
         }
         Query::WordPrefix { field, prefix } if applies(field) => {
@@ -290,6 +292,7 @@ mod tests {
         assert_eq!(snippet("jo*", "Join us"), Some("[Join] us".into()));
         assert_eq!(snippet("joim~1", "Join us"), Some("[Join] us".into()));
         assert_eq!(snippet("NOT join us", "Join us"), Some("Join [us]".into()));
+        assert_eq!(snippet("\"join us\"", "Join us"), Some("[Join] [us]".into()));
         assert_eq!(snippet("title:join", "Join us"), Some("Join us".into()));
         assert_eq!(snippet("x", "  "), None);
     }

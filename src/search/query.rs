@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 ///     Query::Or(vec![
 ///         Query::Text { field: None, text: "report".into() },
 ///         Query::And(vec![
-///             Query::Text { field: Some("title".into()), text: "annual plan".into() },
+///             Query::Phrase { field: Some("title".into()), text: "annual plan".into(), slop: 0 },
 ///             Query::Meta { name: "lang".into(), value: "en".into() },
 ///         ]),
 ///     ])
@@ -44,6 +44,25 @@ pub enum Query {
         field: Option<String>,
         /// The words to find, as written.
         text: String,
+    },
+    /// Documents in which the words of `text` occur in this order in one
+    /// text part (`field`, or, when `None`, any one of them), with at most
+    /// `slop` other words in all between each word and the next (0: the
+    /// words are adjacent). A word's position is its index among the words
+    /// of its part; `text` is analysed as for [`Query::Text`], and a word
+    /// repeated in `text` needs as many occurrences. A one-word phrase is
+    /// that word's [`Query::Text`] (same documents, same scores). Scored by
+    /// BM25 of its distinct words (as [`Query::Text`]), summed over the
+    /// parts in which the phrase occurs only. Written `"some words"` (slop
+    /// 0) or `"some words"~N`; `slop` is at most [`MAX_SLOP`].
+    Phrase {
+        /// The text part to search; `None` searches every text part.
+        field: Option<String>,
+        /// The words, as written, in their order.
+        text: String,
+        /// How many other words may stand between the phrase's words, in
+        /// all (not per gap).
+        slop: u32,
     },
     /// Ranked OR: documents in which at least `min(min_should_match, n)` of
     /// the `n` distinct words of `text` occur (in the text part `field`, or,
@@ -246,6 +265,10 @@ pub(crate) fn one_word(analyzer: crate::Analyzer, text: &str) -> Result<String> 
     }
 }
 
+/// The largest slop of a [`Query::Phrase`]: search and the parser refuse
+/// more (`InvalidInput`).
+pub const MAX_SLOP: u32 = 10_000;
+
 /// How deeply parentheses and `NOT`s may nest in a parsed query. The parser
 /// recurses once per level: the limit keeps a hostile query (a server passes
 /// user input here) from overflowing the stack.
@@ -279,6 +302,17 @@ impl Query {
                     }
                     continue;
                 }
+                Query::Phrase { text, slop, .. } => {
+                    if crate::text::query_terms(crate::Analyzer::English, text).is_empty() {
+                        return Err(no_word(text));
+                    }
+                    if *slop > MAX_SLOP {
+                        return Err(Error::invalid_input(format!(
+                            "the slop of a phrase is at most {MAX_SLOP}, not {slop}"
+                        )));
+                    }
+                    continue;
+                }
                 Query::WordPrefix { prefix, .. } => {
                     one_word(crate::Analyzer::English, prefix)?;
                     continue;
@@ -309,8 +343,9 @@ impl Query {
     /// | text | query |
     /// |---|---|
     /// | `word` | `Text { field: None, text: "word" }`: the word in any text part |
-    /// | `"some words"` | `Text { field: None, text: "some words" }`: all the words, in any order (the text is kept whole, spaces included) |
-    /// | `part:word`, `part:"some words"` | `Text { field: Some("part"), .. }`: in text part `part` |
+    /// | `"some words"` | `Phrase { field: None, text: "some words", slop: 0 }`: the words, adjacent and in this order, in one text part (the text is kept whole, spaces included) |
+    /// | `"some words"~N` | `Phrase { .., slop: N }`: at most `N` other words between them in all (`N` decimal digits, at most 10,000) |
+    /// | `part:word`, `part:"some words"`, `part:"some words"~N` | `Text { field: Some("part"), .. }`, `Phrase { field: Some("part"), .. }`: in text part `part` |
     /// | `@name:value`, `@name:"a value"` | `Meta { name, value }`: exact value, case kept |
     /// | `under:ROOT`, `under:"ROOT"` | `Under { root, recursive: true }` |
     /// | `prefix:P`, `prefix:"P"` | `Prefix(P)` |
@@ -330,8 +365,9 @@ impl Query {
     ///
     /// **Terms.** Whitespace, `(` and `)` separate terms. A term is:
     /// * a quoted string `"..."`, in which `\"` stands for `"` and `\\` for
-    ///   `\` (a backslash before any other character is itself). The closing
-    ///   quote must be followed by whitespace, a parenthesis or the end.
+    ///   `\` (a backslash before any other character is itself): a phrase.
+    ///   The closing quote may be followed by `~N` (a phrase's slop), then
+    ///   must be followed by whitespace, a parenthesis or the end.
     /// * `NAME:VALUE`, when `NAME` is a *simple name* (letters, digits, `_`,
     ///   `-`, `.`). `under` and `prefix` (lower case) are the folder and URI
     ///   prefix conditions; any other name is a text part. An unquoted value
@@ -360,7 +396,8 @@ impl Query {
     /// empty parentheses `()`; an operator without its operand (`a AND`,
     /// `OR b`, `NOT`); an empty name or value (`:x`, `body:`, `@:x`, `@a:`,
     /// `under:`, `prefix:`, `""`, `body:""`); `@name` without `:value`; text
-    /// right after a closing quote; nesting deeper than 256 parentheses or
+    /// right after a closing quote (but a phrase's `~N`); a slop that is not
+    /// digits or is above [`MAX_SLOP`]; nesting deeper than 256 parentheses or
     /// `NOT`s.
     ///
     /// ```
@@ -382,7 +419,11 @@ impl Query {
         let mut stack = vec![self];
         while let Some(query) = stack.pop() {
             match query {
-                Query::Text { field: Some(field), .. } | Query::Any { field: Some(field), .. }
+                Query::Text { field: Some(field), .. }
+                | Query::Any { field: Some(field), .. }
+                | Query::Phrase { field: Some(field), .. }
+                | Query::WordPrefix { field: Some(field), .. }
+                | Query::Fuzzy { field: Some(field), .. }
                     if !fields.contains(&field.as_str()) =>
                 {
                     fields.push(field.as_str());
@@ -516,8 +557,8 @@ impl<'a> Lexer<'a> {
                     Tok::Close
                 }
                 '"' => {
-                    let text = self.quoted("empty quoted phrase \"\"")?;
-                    Tok::Term(Query::Text { field: None, text })
+                    let (text, slop) = self.phrase("empty quoted phrase \"\"")?;
+                    Tok::Term(Query::Phrase { field: None, text, slop })
                 }
                 '@' => self.meta()?,
                 _ => self.word_or_field()?,
@@ -545,6 +586,51 @@ impl<'a> Lexer<'a> {
 
     /// Reads a quoted string starting at the current `"`.
     fn quoted(&mut self, if_empty: &str) -> Result<String> {
+        let (open, out) = self.quoted_text()?;
+        self.end_of_quoted(open, out, if_empty)
+    }
+
+    /// Reads a phrase starting at the current `"`: a quoted string, then
+    /// maybe `~N`, its slop.
+    fn phrase(&mut self, if_empty: &str) -> Result<(String, u32)> {
+        let (open, out) = self.quoted_text()?;
+        let mut slop = 0;
+        if self.peek() == Some('~') {
+            let at = self.at;
+            self.at += 1;
+            let digits = &self.text[self.at..];
+            let len = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+            let digits = &digits[..len];
+            self.at += len;
+            slop = match digits.parse::<u32>() {
+                Ok(n) if n <= MAX_SLOP => n,
+                _ if digits.is_empty() => return Err(syntax(at, "a phrase's '~' needs a slop: \"...\"~N")),
+                _ => return Err(syntax(at + 1, format_args!("the slop of a phrase is at most {MAX_SLOP}"))),
+            };
+        }
+        Ok((self.end_of_quoted(open, out, if_empty)?, slop))
+    }
+
+    /// What must follow a quoted string opened at `open`: the end of the
+    /// term; and the string must not be empty.
+    fn end_of_quoted(&mut self, open: usize, out: String, if_empty: &str) -> Result<String> {
+        if let Some(c) = self.peek() {
+            if !ends_term(c) {
+                return Err(syntax(
+                    self.at,
+                    format_args!("unexpected {c:?} right after a closing quote (a space or a parenthesis must follow)"),
+                ));
+            }
+        }
+        if out.is_empty() {
+            return Err(syntax(open, if_empty));
+        }
+        Ok(out)
+    }
+
+    /// Reads a quoted string starting at the current `"`, up to its closing
+    /// quote: where it opened, and its text.
+    fn quoted_text(&mut self) -> Result<(usize, String)> {
         let open = self.at;
         let mut out = String::new();
         let mut chars = self.text[open + 1..].char_indices();
@@ -563,18 +649,7 @@ impl<'a> Lexer<'a> {
             }
         };
         self.at = close + 1;
-        if let Some(c) = self.peek() {
-            if !ends_term(c) {
-                return Err(syntax(
-                    self.at,
-                    format_args!("unexpected {c:?} right after a closing quote (a space or a parenthesis must follow)"),
-                ));
-            }
-        }
-        if out.is_empty() {
-            return Err(syntax(open, if_empty));
-        }
-        Ok(out)
+        Ok((open, out))
     }
 
     /// Reads the value after `name:`, quoted or not. `what` names the term in
@@ -634,13 +709,12 @@ impl<'a> Lexer<'a> {
                 _ if rest.starts_with("//") || rest.starts_with(':') => {}
                 _ => {
                     self.at = value_at;
-                    let quoted = self.peek() == Some('"');
+                    if self.peek() == Some('"') {
+                        let (text, slop) = self.phrase(&format!("empty value after {name}:"))?;
+                        return Ok(Tok::Term(Query::Phrase { field: Some(name), text, slop }));
+                    }
                     let text = self.value(&format!("{name}:"))?;
-                    return Ok(Tok::Term(if quoted {
-                        Query::Text { field: Some(name), text }
-                    } else {
-                        word(Some(name), text)
-                    }));
+                    return Ok(Tok::Term(word(Some(name), text)));
                 }
             }
         }
@@ -903,19 +977,31 @@ fn write_query(f: &mut fmt::Formatter<'_>, query: &Query, level: Level) -> fmt::
             write_query(f, inner, Level::Not)
         }
         Query::All => f.write_str("*"),
-        Query::Text { field: None, text } if !text.is_empty() => {
-            if is_plain_word(text) {
-                f.write_str(text)
-            } else {
-                write_quoted(f, text)
-            }
-        }
+        Query::Text { field: None, text } if !text.is_empty() && is_plain_word(text) => f.write_str(text),
         Query::Text { field: Some(name), text }
-            if is_simple_name(name) && name != "under" && name != "prefix" && !text.is_empty() =>
+            if is_part_name(name)
+                && !text.is_empty()
+                && !(!reads_unquoted(text)
+                    || text.starts_with("//")
+                    || text.starts_with(':')
+                    || wildcard_like(text)) =>
         {
-            write!(f, "{name}:")?;
-            write_value(f, text, text.starts_with("//") || text.starts_with(':') || wildcard_like(text))
+            write!(f, "{name}:{text}")
         }
+        // Quotes make a phrase: a `Text` that an unquoted word cannot say
+        // has no syntax.
+        Query::Text { field, text } => write_unsayable(f, "Text", field, text, None),
+        Query::Phrase { field, text, slop } if !text.is_empty() && field.as_deref().is_none_or(is_part_name) => {
+            if let Some(name) = field {
+                write!(f, "{name}:")?;
+            }
+            write_quoted(f, text)?;
+            if *slop > 0 {
+                write!(f, "~{slop}")?;
+            }
+            Ok(())
+        }
+        Query::Phrase { field, text, slop } => write_unsayable(f, "Phrase", field, text, Some(*slop)),
         Query::WordPrefix { field, prefix } if written_as_word(field, prefix) => {
             if let Some(name) = field {
                 write!(f, "{name}:")?;
@@ -945,6 +1031,28 @@ fn write_query(f: &mut fmt::Formatter<'_>, query: &Query, level: Level) -> fmt::
     }
 }
 
+/// A text part name the syntax can say (`under` and `prefix` are keywords).
+fn is_part_name(name: &str) -> bool {
+    is_simple_name(name) && name != "under" && name != "prefix"
+}
+
+/// A `Text` or `Phrase` the syntax cannot say, written so that `parse`
+/// refuses it: its text, quoted as `Debug` quotes, is followed by a comma
+/// (text right after a closing quote).
+fn write_unsayable(
+    f: &mut fmt::Formatter<'_>,
+    kind: &str,
+    field: &Option<String>,
+    text: &str,
+    slop: Option<u32>,
+) -> fmt::Result {
+    write!(f, "{kind} {{ text: {text:?}, field: {field:?}")?;
+    if let Some(slop) = slop {
+        write!(f, ", slop: {slop}")?;
+    }
+    f.write_str(" }")
+}
+
 fn write_list(
     f: &mut fmt::Formatter<'_>,
     operands: &[Query],
@@ -971,8 +1079,8 @@ fn write_list(
 /// `*`, a meta, a field (or anything else with a colon), nor a value that
 /// needs quotes anyway.
 fn is_plain_word(text: &str) -> bool {
-    !(needs_quotes(text)
-        || text.contains(':')
+    !(!reads_unquoted(text)
+        || !colon_stays_in_word(text)
         || text.starts_with('@')
         || matches!(text, "AND" | "OR" | "NOT" | "*")
         || wildcard_like(text))
@@ -1010,6 +1118,13 @@ fn written_as_word(field: &Option<String>, word: &str) -> bool {
         })
 }
 
+/// Whether `text`, unquoted, is read as one term or value: it runs to
+/// whitespace or a parenthesis, and a quote opens a quoted string only at
+/// its start.
+fn reads_unquoted(text: &str) -> bool {
+    !text.starts_with('"') && !text.contains(ends_term)
+}
+
 /// Whether an unquoted value would not read back as itself.
 fn needs_quotes(value: &str) -> bool {
     value.starts_with('"') || value.contains(|c: char| ends_term(c) || c == '"' || c == '\\')
@@ -1042,21 +1157,43 @@ mod tests {
         Query::Text { field: None, text: text.into() }
     }
 
+    fn phrase(text: &str, slop: u32) -> Query {
+        Query::Phrase { field: None, text: text.into(), slop }
+    }
+
     #[test]
     fn display_quotes_only_when_needed() {
         let q = Query::And(vec![
             word("plain"),
-            word("two words"),
-            word("AND"),
-            word("a:b"),
-            word(r#"say "hi" \o/"#),
+            phrase("two words", 0),
+            phrase("AND", 0),
+            word("a+b:c"),
+            word(r#"5""#),
+            phrase(r#"say "hi" \o/"#, 2),
             Query::Under { root: "file:///share/a".into(), recursive: true },
-            Query::Text { field: Some("url".into()), text: "//host".into() },
+            Query::Phrase { field: Some("url".into()), text: "//host".into(), slop: 1 },
         ]);
         assert_eq!(
             q.to_string(),
-            r#"plain "two words" "AND" "a:b" "say \"hi\" \\o/" under:file:///share/a url:"//host""#
+            r#"plain "two words" "AND" a+b:c 5" "say \"hi\" \\o/"~2 under:file:///share/a url:"//host"~1"#
         );
+        assert_eq!(Query::parse(&q.to_string()).unwrap(), q);
+    }
+
+    #[test]
+    fn a_text_that_needs_quotes_is_written_so_that_parse_refuses_it() {
+        for q in [word("two words"), word("AND"), word(r#"say "hi""#), word(""), phrase("", 0)] {
+            let text = q.to_string();
+            assert!(Query::parse(&text).is_err(), "{q:?} written {text}");
+        }
+    }
+
+    #[test]
+    fn a_phrase_is_checked_for_words_and_slop() {
+        assert!(phrase("a b", MAX_SLOP).check().is_ok());
+        assert!(matches!(phrase("a b", MAX_SLOP + 1).check(), Err(Error::InvalidInput { .. })));
+        let Err(Error::InvalidInput { reason }) = phrase("... !", 0).check() else { panic!() };
+        assert!(reason.contains("no word"), "{reason}");
     }
 
     #[test]
@@ -1072,6 +1209,6 @@ mod tests {
 
     #[test]
     fn backslash_before_another_character_is_kept() {
-        assert_eq!(Query::parse(r#""C:\dir\n""#).unwrap(), word(r"C:\dir\n"));
+        assert_eq!(Query::parse(r#""C:\dir\n""#).unwrap(), phrase(r"C:\dir\n", 0));
     }
 }

@@ -22,13 +22,15 @@ use crate::storage::{Mapped, StorageFile};
 /// the start of the fixed footer (version 3).
 pub const MAGIC: &[u8; 8] = b"PDXSEG\r\n";
 /// The format version this code writes.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// The oldest format version this code reads.
 pub const OLDEST_VERSION: u32 = 3;
 /// The versions this code reads, both ends included.
 pub const SUPPORTED: (u32, u32) = (OLDEST_VERSION, VERSION);
 /// The first version whose footer is a table of contents ending in a trailer.
 pub const TOC_VERSION: u32 = 4;
+/// The first version whose word columns are followed by their positions.
+pub const POSITIONS_VERSION: u32 = 5;
 
 /// Rows and heaps are checksummed in blocks of this many bytes.
 pub const BLOCK: usize = 64 * 1024;

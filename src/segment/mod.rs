@@ -33,18 +33,24 @@ mod writer;
 
 pub use format::{
     parse_footer, reseal, v3, v4, Footer, FooterError, Section, BLOCK, BLOCKED, MAGIC, NAMES_BLOCK, OLDEST_VERSION,
-    ROW_BYTES, SUPPORTED, TOC_VERSION, VERSION, WHOLE,
+    POSITIONS_VERSION, ROW_BYTES, SUPPORTED, TOC_VERSION, VERSION, WHOLE,
 };
 pub(crate) use postings::{term_key, value_at, Postings, META, WORD};
 pub use reader::{Row, Segment, SegmentIter};
 pub use writer::{write_segment, Entries, SegmentEntry};
 pub(crate) use writer::{write_segment_with, Terms};
 
+/// The benches' corpus, for `tests::measure_positions`.
+#[cfg(test)]
+#[path = "../../benches/corpus/mod.rs"]
+mod corpus;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::{Error, Result};
     use crate::storage::{FsStorage, Storage};
+    use crate::text::Analyzer;
     use fst::Streamer;
     use std::collections::BTreeMap;
 
@@ -111,20 +117,40 @@ mod tests {
     type Dump = (Vec<(String, u64, u64, Vec<(u32, u32)>)>, Vec<(Vec<u8>, Vec<(u32, u32)>)>);
 
     fn dump(seg: &Segment) -> Dump {
-        let column = |p: Postings<'_>| p.rows.iter().enumerate().map(|(r, row)| (row, p.value(r))).collect::<Vec<_>>();
+        dump_with(seg).0
+    }
+
+    /// Each word's key and its positions by row.
+    type WordPositions = Vec<(Vec<u8>, Vec<(u32, Vec<u32>)>)>;
+
+    /// [`dump`], and each word's positions by row (none before version 5).
+    fn dump_with(seg: &Segment) -> (Dump, WordPositions) {
+        let column = |p: &Postings<'_>| p.rows.iter().enumerate().map(|(r, row)| (row, p.value(r))).collect::<Vec<_>>();
         let parts =
-            seg.parts().iter().map(|p| (p.name.clone(), p.docs, p.total_len, column(seg.norms(p).unwrap()))).collect();
+            seg.parts().iter().map(|p| (p.name.clone(), p.docs, p.total_len, column(&seg.norms(p).unwrap()))).collect();
         let mut terms = Vec::new();
         let mut metas = seg.meta_terms().unwrap();
         while let Some((key, offset)) = metas.next_term().unwrap() {
             let key = [&[META][..], key].concat();
-            terms.push((key, column(seg.postings_at(offset).unwrap())));
+            terms.push((key, column(&seg.postings_at(offset).unwrap())));
         }
+        let mut positions = Vec::new();
         let mut stream = seg.terms().stream();
         while let Some((key, offset)) = stream.next() {
-            terms.push((key.to_vec(), column(seg.postings_at(offset).unwrap())));
+            let postings = seg.postings_at(offset).unwrap();
+            terms.push((key.to_vec(), column(&postings)));
+            if let Some(mut at) = seg.positions(&postings).unwrap() {
+                let mut rows = Vec::new();
+                for (rank, row) in postings.rows.iter().enumerate() {
+                    let mut out = Vec::new();
+                    at.read(postings.value(rank), &mut out).unwrap();
+                    rows.push((row, out));
+                }
+                assert!(at.at_end());
+                positions.push((key.to_vec(), rows));
+            }
         }
-        (parts, terms)
+        ((parts, terms), positions)
     }
 
     fn body(i: u64) -> Vec<u8> {
@@ -204,7 +230,7 @@ mod tests {
             }
             Ok(())
         };
-        let terms = Terms::Merge { inputs: vec![&seg_a, &seg_b], remap: &remap };
+        let terms = Terms::Merge { inputs: vec![&seg_a, &seg_b], remap: &remap, analysis: Analyzer::Exact };
         write_segment_with(&storage, "m.pdx", &entries, terms).unwrap();
         write_segment(&storage, "f.pdx", &entries).unwrap();
         let (m, f) = (Segment::open(&storage, "m.pdx").unwrap(), Segment::open(&storage, "f.pdx").unwrap());
@@ -212,7 +238,9 @@ mod tests {
         assert!(want.0.len() == 2 && want.1.len() > 20, "the fixture has parts and terms");
         assert!(want.1.iter().any(|(k, _)| k.starts_with(b"wbody\0\xc3\xa9t\xc3\xa9")), "words are lower-cased");
         assert!(!want.1.iter().any(|(k, _)| k.starts_with(b"wblob")), "binary parts are not indexed");
-        assert_eq!(dump(&m), want);
+        let (fresh, merged_positions) = (dump_with(&f), dump_with(&m));
+        assert!(fresh.1.len() == want.1.iter().filter(|(k, _)| k[0] == WORD).count(), "every word has positions");
+        assert_eq!(merged_positions, fresh, "the merge carries the positions with their rows");
         // Lookups by key, and a term the segment does not hold.
         let mut key = Vec::new();
         term_key(&mut key, META, "tag", "all");
@@ -280,11 +308,100 @@ mod tests {
         let want = dump(&new);
         assert!(want.0.len() == 2 && want.1.len() > 10, "the fixture has parts and terms");
         assert_eq!(dump(&old), want);
-        // Only the footer differs: the sections are byte for byte the same.
+        assert!(dump_with(&old).1.is_empty(), "no positions before version 5");
+        // The sections up to the postings are byte for byte the same (the
+        // postings have gained the words' positions since).
         let new_bytes = storage.read("new.pdx").unwrap();
-        let (f3, f4) = (parse_footer(v3).unwrap(), parse_footer(&new_bytes).unwrap());
-        assert_eq!(f3.sections, f4.sections);
-        assert_eq!(v3[..v3.len() - v3::FOOTER_LEN], new_bytes[..new_bytes.len() - v4::FOOTER_LEN]);
+        let (f3, f5) = (parse_footer(v3).unwrap(), parse_footer(&new_bytes).unwrap());
+        assert_eq!(f3.section(Section::Postings).start, f5.section(Section::Postings).start);
+        let end = f3.section(Section::Postings).start as usize;
+        assert_eq!(v3[..end], new_bytes[..end]);
+        // A merge of it analyses the bodies (it has no positions to carry
+        // over): the result is the fresh analysis, positions included.
+        let remap = std::cell::RefCell::new(vec![(0..old.rows() as u32).collect::<Vec<_>>()]);
+        let terms = Terms::Merge { inputs: vec![&old], remap: &remap, analysis: Analyzer::Exact };
+        write_segment_with(
+            &storage,
+            "merged.pdx",
+            &|visit| {
+                for (uri, serial, stamp, body) in &entries {
+                    visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
+                }
+                Ok(())
+            },
+            terms,
+        )
+        .unwrap();
+        let merged = Segment::open(&storage, "merged.pdx").unwrap();
+        assert_eq!(merged.version(), VERSION);
+        assert_eq!(dump_with(&merged), dump_with(&new));
+    }
+
+    /// Positions are each word's index among the words of its part, per
+    /// row, in the order of the text; a repeated word has each of its.
+    #[test]
+    fn positions_are_the_words_indexes_in_their_part() {
+        let storage = crate::storage::SimStorage::new("/idx");
+        let texts = ["a b a c a", "c c", "b"];
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let doc = crate::document::Document::new("u").with_text("body", *t).with_text("title", "x a");
+                (format!("u/{i}").into_bytes(), doc.body().encode())
+            })
+            .collect();
+        write_segment(&storage, "s.pdx", &|visit| {
+            for (uri, body) in &entries {
+                visit(SegmentEntry { uri, serial: 1, stamp: "", body })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let seg = Segment::open(&storage, "s.pdx").unwrap();
+        let (_, positions) = dump_with(&seg);
+        let of = |key: &[u8]| positions.iter().find(|(k, _)| k == key).map(|(_, p)| p.clone()).unwrap();
+        assert_eq!(of(b"wbody\0a"), vec![(0, vec![0, 2, 4])]);
+        assert_eq!(of(b"wbody\0c"), vec![(0, vec![3]), (1, vec![0, 1])]);
+        assert_eq!(of(b"wbody\0b"), vec![(0, vec![1]), (2, vec![0])]);
+        assert_eq!(of(b"wtitle\0a"), vec![(0, vec![1]), (1, vec![1]), (2, vec![1])]);
+    }
+
+    /// A changed byte of the positions, behind good checksums (a forged
+    /// file), is `Corrupt` from `verify_all`, never a panic.
+    #[test]
+    fn damaged_positions_are_corrupt() {
+        let bytes = written(60);
+        let storage = crate::storage::SimStorage::new("/idx");
+        storage.write("s.pdx", &bytes);
+        let seg = Segment::open(&storage, "s.pdx").unwrap();
+        seg.verify_all().unwrap();
+        // Where the positions of each word are.
+        let footer = parse_footer(&bytes).unwrap();
+        let base = footer.section(Section::Postings).start as usize;
+        let mut spans = Vec::new();
+        let mut stream = seg.terms().stream();
+        while let Some((_, offset)) = stream.next() {
+            let len = postings::column_len(&bytes[base + offset as usize..]).unwrap();
+            spans.push(base + offset as usize + len);
+        }
+        drop(stream);
+        let mut refused = 0;
+        for (i, &at) in spans.iter().enumerate().step_by(3) {
+            // The length byte, and the first position.
+            for (at, flip) in [(at, 0x01u8), (at + 1, 0x7f), (at, 0x80)] {
+                let mut b = bytes.clone();
+                b[at] ^= flip;
+                reseal(&mut b).unwrap();
+                let result = open_bytes(&b).and_then(|seg| seg.verify_all());
+                match result {
+                    Err(Error::Corrupt { .. }) => refused += 1,
+                    Ok(()) => {}
+                    Err(e) => panic!("word {i}: {e}"),
+                }
+            }
+        }
+        assert!(refused > spans.len() / 3, "most flips are found: {refused} of {}", 3 * spans.len().div_ceil(3));
     }
 
     /// The bytes of a segment of `n` small documents.
@@ -397,5 +514,56 @@ mod tests {
         let crc = crc32c::crc32c(&v3[f..f + v3::CRC_AT]);
         v3[f + v3::CRC_AT..][..4].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(open_bytes(&v3), Err(Error::UnsupportedVersion { found, .. }) if found == VERSION + 1));
+    }
+
+    use super::corpus;
+
+    /// What positions cost: a segment of the bench corpus (20-word texts,
+    /// Zipf-skewed over 5000 words), its `postings` section and the bytes
+    /// of positions in it (a version 4 file is the same less those).
+    /// `cargo test --lib measure_positions -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn measure_positions() {
+        let storage = crate::storage::SimStorage::new("/idx");
+        let n = 20_000u64;
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = {
+            let mut e: Vec<_> = (0..n)
+                .map(|i| {
+                    let doc = crate::document::Document::new("u").with_text("body", corpus::text(i));
+                    (corpus::uri(i).into_bytes(), doc.body().encode())
+                })
+                .collect();
+            e.sort();
+            e
+        };
+        write_segment(&storage, "s.pdx", &|visit| {
+            for (uri, body) in &entries {
+                visit(SegmentEntry { uri, serial: 1, stamp: "s", body })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let bytes = storage.read("s.pdx").unwrap();
+        let seg = Segment::open(&storage, "s.pdx").unwrap();
+        let footer = parse_footer(&bytes).unwrap();
+        let base = footer.section(Section::Postings).start as usize;
+        let mut positions = 0usize;
+        let mut stream = seg.terms().stream();
+        while let Some((_, offset)) = stream.next() {
+            let at = base + offset as usize;
+            let end = at + postings::column_len(&bytes[at..]).unwrap();
+            let mut skip = 0;
+            let len = crate::record::get_varint(&bytes[end..], &mut skip).unwrap() as usize;
+            positions += skip + len;
+        }
+        let postings = footer.section_len(Section::Postings) as usize;
+        println!(
+            "{n} documents: file {} bytes, postings {postings} bytes of which positions {positions}; \
+             without positions (version 4): file {}, postings {}",
+            bytes.len(),
+            bytes.len() - positions,
+            postings - positions
+        );
     }
 }

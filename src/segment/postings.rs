@@ -54,14 +54,24 @@ pub(crate) fn term_key(out: &mut Vec<u8>, kind: u8, name: &str, term: &str) {
     out.extend_from_slice(term.as_bytes());
 }
 
-/// Rows in increasing order, each with a value (a length or a frequency).
+/// Rows in increasing order, each with a value (a length or a frequency)
+/// and, for a word, its positions: `values[i]` of them for `rows[i]`, all
+/// rows' one after the other (empty for norms and meta values).
 #[derive(Default)]
 struct Column {
     rows: Vec<u32>,
     values: Vec<u32>,
+    positions: Vec<u32>,
 }
 
 impl Column {
+    /// Counts one more occurrence of a word in `row` (which is the last row
+    /// or after it), at `position` (above the row's positions so far).
+    fn bump_at(&mut self, row: u32, position: u32) {
+        self.bump(row);
+        self.positions.push(position);
+    }
+
     /// Counts one more of `row` (which is the last row or after it).
     fn bump(&mut self, row: u32) {
         if self.rows.last() == Some(&row) {
@@ -80,11 +90,31 @@ impl Column {
     fn clear(&mut self) {
         self.rows.clear();
         self.values.clear();
+        self.positions.clear();
     }
 
-    /// Sorts rows gathered out of order (each row once).
+    /// Sorts rows gathered out of order (each row once), their positions
+    /// with them.
     fn sort(&mut self) {
         if self.rows.is_sorted() {
+            return;
+        }
+        if !self.positions.is_empty() {
+            let mut starts = Vec::with_capacity(self.rows.len());
+            let mut at = 0usize;
+            for &v in &self.values {
+                starts.push(at);
+                at += v as usize;
+            }
+            let mut order: Vec<usize> = (0..self.rows.len()).collect();
+            order.sort_unstable_by_key(|&i| self.rows[i]);
+            let mut positions = Vec::with_capacity(self.positions.len());
+            for &i in &order {
+                positions.extend_from_slice(&self.positions[starts[i]..starts[i] + self.values[i] as usize]);
+            }
+            self.rows = order.iter().map(|&i| self.rows[i]).collect();
+            self.values = order.iter().map(|&i| self.values[i]).collect();
+            self.positions = positions;
             return;
         }
         let mut pairs: Vec<(u32, u32)> = self.rows.iter().copied().zip(self.values.iter().copied()).collect();
@@ -92,8 +122,11 @@ impl Column {
         (self.rows, self.values) = pairs.into_iter().unzip();
     }
 
-    /// Appends the column's encoding (see the module docs).
-    fn encode(&self, out: &mut Vec<u8>, with_values: bool) {
+    /// Appends the column's encoding (see the module docs): with its
+    /// values (a word's frequencies, a part's lengths) or without (a meta
+    /// value's), and with its positions after them (a word's, from version 5
+    /// on).
+    fn encode(&self, out: &mut Vec<u8>, with_values: bool, with_positions: bool) {
         put_varint(out, self.rows.len());
         let max = if with_values { self.values.iter().copied().max().unwrap_or(1) } else { 1 };
         let all_one = !with_values || self.values.iter().all(|&v| v == 1);
@@ -119,6 +152,28 @@ impl Column {
             for &v in &self.values {
                 out.extend_from_slice(&v.to_le_bytes()[..usize::from(width)]);
             }
+        }
+        if with_positions {
+            // Per row, its positions: the first, then each one's distance
+            // to the one before, less one (positions of a word in a part
+            // strictly increase).
+            debug_assert_eq!(self.positions.len() as u64, self.values.iter().map(|&v| u64::from(v)).sum::<u64>());
+            let mut at = 0;
+            let mut deltas = Vec::with_capacity(self.positions.len());
+            for &freq in &self.values {
+                let row = &self.positions[at..at + freq as usize];
+                at += freq as usize;
+                let mut prev = None::<u32>;
+                for &p in row {
+                    deltas.push(match prev {
+                        None => p as usize,
+                        Some(prev) => p.saturating_sub(prev).saturating_sub(1) as usize,
+                    });
+                    prev = Some(p);
+                }
+            }
+            put_varint(out, deltas.iter().map(|&d| varint_len(d)).sum());
+            deltas.iter().for_each(|&d| put_varint(out, d));
         }
     }
 }
@@ -219,6 +274,8 @@ pub(crate) struct Analyzer {
     terms: Interner,
     /// Term ids of every occurrence, row after row.
     occurrences: Vec<u32>,
+    /// The position of each occurrence in its part (0 for a meta value).
+    positions: Vec<u32>,
     /// Per row, the end of its occurrences.
     row_ends: Vec<usize>,
     /// Occurrences per term id.
@@ -236,27 +293,34 @@ impl Analyzer {
     /// such) add what they hold up to where they stop parsing.
     pub fn add(&mut self, row: u32, body: &[u8]) {
         debug_assert_eq!(row as usize, self.row_ends.len());
-        let Analyzer { analysis, parts, terms, occurrences, counts, key, .. } = self;
-        let mut note = |key: &[u8]| {
+        let Analyzer { analysis, parts, terms, occurrences, positions, counts, key, .. } = self;
+        let mut note = |key: &[u8], position: u32| {
             let id = terms.intern(key);
             if id as usize == counts.len() {
                 counts.push(0);
             }
             counts[id as usize] += 1;
             occurrences.push(id);
+            positions.push(position);
         };
         let _ = Body::visit_encoded(body, &mut |item| match item {
             BodyItem::Meta(name, value) => {
                 term_key(key, META, name, value);
-                note(key);
+                note(key, 0);
             }
             BodyItem::Text(name, text) => {
+                // A part repeated in the body (see below) goes on from the
+                // words of its first text, so that positions keep rising.
+                let first = match parts.get(name) {
+                    Some(column) if column.rows.last() == Some(&row) => *column.values.last().expect("values"),
+                    _ => 0,
+                };
                 term_key(key, WORD, name, "");
                 let base = key.len();
                 let len = analyze(*analysis, text, &mut |token| {
                     key.truncate(base);
                     key.extend_from_slice(token.term.as_bytes());
-                    note(key);
+                    note(key, first.saturating_add(token.position));
                 });
                 match parts.get_mut(name) {
                     // A body names each part once (Document keeps part
@@ -298,21 +362,31 @@ impl Analyzer {
         starts.push(at);
         let mut fill = starts.clone();
         let mut by_term = vec![0u32; at];
+        let mut positions = vec![0u32; at];
         let mut begin = 0;
         for (row, &end) in self.row_ends.iter().enumerate() {
-            for &id in &self.occurrences[begin..end] {
+            for (&id, &position) in self.occurrences[begin..end].iter().zip(&self.positions[begin..end]) {
                 let slot = &mut fill[id as usize];
                 by_term[*slot] = row as u32;
+                positions[*slot] = position;
                 *slot += 1;
             }
             begin = end;
         }
         drop(self.occurrences);
+        drop(self.positions);
         let mut column = Column::default();
         for id in self.terms.sorted() {
             column.clear();
-            for &row in &by_term[starts[id as usize]..starts[id as usize + 1]] {
-                column.bump(row);
+            let range = starts[id as usize]..starts[id as usize + 1];
+            if self.terms.key(id).first() == Some(&WORD) {
+                for (&row, &position) in by_term[range.clone()].iter().zip(&positions[range]) {
+                    column.bump_at(row, position);
+                }
+            } else {
+                for &row in &by_term[range] {
+                    column.bump(row);
+                }
             }
             sink.term(self.terms.key(id), &column)?;
         }
@@ -395,11 +469,29 @@ pub(crate) fn write_merged(
     }
     let mut stream = union.union();
     use fst::Streamer;
+    let mut scratch = Vec::new();
     while let Some((key, found)) = stream.next() {
         column.clear();
         for found in found {
             let (seg, map) = (&inputs[found.index], &remap[found.index]);
-            carry(&mut column, seg, map, &seg.postings_at(found.value)?)?;
+            let from = seg.postings_at(found.value)?;
+            let Some(mut positions) = seg.positions(&from)? else {
+                return Err(Error::invalid_input("a merge that carries postings over needs inputs with positions"));
+            };
+            for (rank, row) in from.rows.iter().enumerate() {
+                let new = *map.get(row as usize).ok_or_else(|| {
+                    seg.corrupt(format!("a search column names row {row}, past the {} rows", seg.rows))
+                })?;
+                let freq = from.value(rank);
+                if new == u32::MAX {
+                    positions.skip(freq).map_err(|e| seg.corrupt(e))?;
+                } else {
+                    scratch.clear();
+                    positions.read(freq, &mut scratch).map_err(|e| seg.corrupt(e))?;
+                    column.push(new, freq);
+                    column.positions.extend_from_slice(&scratch);
+                }
+            }
         }
         column.sort();
         if !column.rows.is_empty() {
@@ -451,7 +543,7 @@ impl<'f> Sink<'f> {
         let norms = self.norms.as_mut().expect("parts come before postings");
         let start = norms.len();
         self.buf.clear();
-        column.encode(&mut self.buf, true);
+        column.encode(&mut self.buf, true, false);
         norms.put(&self.buf)?;
         put_str(&mut self.parts, name);
         put_varint(&mut self.parts, column.rows.len());
@@ -475,7 +567,8 @@ impl<'f> Sink<'f> {
         let postings = self.postings.as_mut().expect("terms come after start_postings");
         let offset = postings.len();
         self.buf.clear();
-        column.encode(&mut self.buf, key.first() == Some(&WORD));
+        let word = key.first() == Some(&WORD);
+        column.encode(&mut self.buf, word, word);
         postings.put(&self.buf)?;
         match key.split_first() {
             Some((&META, key)) => {
@@ -564,7 +657,7 @@ impl InvertedIndex {
         let parts = parse_parts(sections.whole(Section::Parts), rows, sections.len(Section::Norms))
             .map_err(|e| sections.corrupt(e))?;
         let index = InvertedIndex { terms, parts };
-        let inverted = Inverted { sections, index: &index, rows };
+        let inverted = Inverted { sections, index: &index, rows, positions: false };
         inverted.meta_index()?;
         // Each norms column's header against its part (a block read per
         // part): the count, a width a writer uses, the length.
@@ -593,6 +686,8 @@ pub(crate) struct Inverted<'a> {
     pub(crate) index: &'a InvertedIndex,
     /// The segment's row count.
     pub(crate) rows: u64,
+    /// Whether word columns are followed by their positions (version 5 on).
+    pub(crate) positions: bool,
 }
 
 impl<'a> Inverted<'a> {
@@ -636,7 +731,31 @@ impl<'a> Inverted<'a> {
         let len = column_len(head).ok_or_else(bad)? as u64;
         let to = offset.checked_add(len).filter(|&to| to <= self.sections.len(Section::Postings)).ok_or_else(bad)?;
         let bytes = self.sections.read(Section::Postings, offset..to)?;
-        parse_column(bytes, self.rows).map_err(|e| self.corrupt(e))
+        let mut column = parse_column(bytes, self.rows).map_err(|e| self.corrupt(e))?;
+        column.end = to;
+        Ok(column)
+    }
+
+    /// The positions of `word`'s column (one read from
+    /// [`Inverted::postings_at`] or [`Inverted::postings`] with a word's
+    /// key), which follow it in the `postings` section; `None` in a segment
+    /// written before version 5, which has none.
+    pub(crate) fn positions(&self, word: &Postings<'a>) -> Result<Option<Positions<'a>>> {
+        if !self.positions {
+            return Ok(None);
+        }
+        let at = word.end;
+        let end = self.sections.len(Section::Postings);
+        let bad = || self.corrupt(format!("the positions at {at} are out of place"));
+        if at >= end {
+            return Err(bad());
+        }
+        let head = self.sections.read(Section::Postings, at..end.min(at + 10))?;
+        let mut skip = 0;
+        let len = get_varint(head, &mut skip).ok_or_else(bad)?;
+        let from = at + skip as u64;
+        let to = from.checked_add(len).filter(|&to| to <= end).ok_or_else(bad)?;
+        Ok(Some(Positions { bytes: self.sections.read(Section::Postings, from..to)?, at: 0 }))
     }
 
     /// The (verified) bytes at `offset` in the postings section that a
@@ -738,14 +857,38 @@ impl<'a> Inverted<'a> {
     /// postings, checking each as a search would. Returns how many
     /// (term, row) postings there are.
     pub(crate) fn check(&self) -> Result<u64> {
+        let mut norms = Vec::with_capacity(self.parts().len());
         for part in self.parts() {
-            self.norms(part)?;
+            norms.push((part.name.as_bytes(), self.norms(part)?));
         }
         let mut total = 0;
         let mut stream = self.index.terms.stream();
         use fst::Streamer;
-        while let Some((_, offset)) = stream.next() {
-            total += self.postings_at(offset)?.rows.len();
+        let mut scratch = Vec::new();
+        while let Some((key, offset)) = stream.next() {
+            let postings = self.postings_at(offset)?;
+            total += postings.rows.len();
+            let Some(mut positions) = self.positions(&postings)? else { continue };
+            // Each row's positions: as many as its frequency, rising, below
+            // the length of the row's part; and nothing after the last row's.
+            let name = key.get(1..).and_then(|k| k.split(|&b| b == 0).next()).unwrap_or_default();
+            let bad = |what: String| self.corrupt(format!("the positions of the word column at {offset}: {what}"));
+            let part = norms.iter().find(|(n, _)| *n == name).map(|(_, norms)| norms);
+            for (rank, row) in postings.rows.iter().enumerate() {
+                let Some(len) = part.filter(|norms| norms.rows.contains(row)).map(|norms| {
+                    norms.value((norms.rows.rank(row) - 1) as usize)
+                }) else {
+                    return Err(bad(format!("row {row} does not have the word's part")));
+                };
+                scratch.clear();
+                positions.read(postings.value(rank), &mut scratch).map_err(bad)?;
+                if scratch.last().is_some_and(|&last| last >= len) {
+                    return Err(bad(format!("row {row} has a position past its part's {len} words")));
+                }
+            }
+            if !positions.at_end() {
+                return Err(bad("bytes after the last row's".to_string()));
+            }
         }
         let mut metas = self.meta_terms()?;
         while let Some((_, offset)) = metas.next_term()? {
@@ -809,6 +952,55 @@ pub(crate) struct Postings<'a> {
     pub rows: RoaringBitmap,
     width: u8,
     values: &'a [u8],
+    /// Where the column ends in its section (where a word's positions
+    /// start).
+    end: u64,
+}
+
+/// A word column's positions read back, row after row: each row's
+/// `freq` positions (its value in the column), the first as a varint,
+/// then each one's distance to the one before, less one.
+pub(crate) struct Positions<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Positions<'_> {
+    /// Appends the next row's `freq` positions to `out`, strictly
+    /// increasing.
+    pub(crate) fn read(&mut self, freq: u32, out: &mut Vec<u32>) -> std::result::Result<(), String> {
+        let mut prev: Option<u32> = None;
+        for _ in 0..freq {
+            let delta = get_varint(self.bytes, &mut self.at).ok_or("the positions run past their end")?;
+            let position = match prev {
+                None => u32::try_from(delta).ok(),
+                Some(prev) => u32::try_from(delta).ok().and_then(|d| prev.checked_add(d)).and_then(|p| p.checked_add(1)),
+            };
+            let position = position.ok_or("a position past 2^32")?;
+            out.push(position);
+            prev = Some(position);
+        }
+        Ok(())
+    }
+
+    /// Skips the next row's `freq` positions.
+    pub(crate) fn skip(&mut self, freq: u32) -> std::result::Result<(), String> {
+        for _ in 0..freq {
+            loop {
+                let byte = *self.bytes.get(self.at).ok_or("the positions run past their end")?;
+                self.at += 1;
+                if byte & 0x80 == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every byte was read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.at == self.bytes.len()
+    }
 }
 
 impl Postings<'_> {
@@ -904,7 +1096,7 @@ pub(crate) fn parse_column(bytes: &[u8], rows: u64) -> std::result::Result<Posti
     {
         return Err(bad("its rows, count and values disagree"));
     }
-    Ok(Postings { rows: rows_bitmap, width, values })
+    Ok(Postings { rows: rows_bitmap, width, values, end: 0 })
 }
 
 #[cfg(test)]
@@ -913,9 +1105,9 @@ mod tests {
 
     #[test]
     fn a_column_with_a_width_no_writer_uses_is_damage_not_a_panic() {
-        let column = Column { rows: vec![1, 5, 9], values: vec![300, 7, 9] };
+        let column = Column { rows: vec![1, 5, 9], values: vec![300, 7, 9], positions: Vec::new() };
         let mut bytes = Vec::new();
-        column.encode(&mut bytes, true);
+        column.encode(&mut bytes, true, false);
         assert_eq!(bytes[1], 2, "count 3 (one byte), then the width");
         for width in [3u8, 5, 8, 255] {
             // Values sized for the hostile width, so that only the width is wrong.
@@ -933,9 +1125,9 @@ mod tests {
         let many: Vec<u32> = (0..40).map(|i| i % 3 + 1).collect();
         for values in [vec![1, 1, 1], vec![3, 1, 200], vec![1, 300, 7], vec![70_000, 1, 2], vec![], vec![5], many] {
             let rows: Vec<u32> = (0..values.len() as u32).map(|i| i * 1000 + 5).collect();
-            let column = Column { rows: rows.clone(), values: values.clone() };
+            let column = Column { rows: rows.clone(), values: values.clone(), positions: Vec::new() };
             let mut bytes = Vec::new();
-            column.encode(&mut bytes, true);
+            column.encode(&mut bytes, true, false);
             assert_eq!(column_len(&bytes), Some(bytes.len()));
             let read = parse_column(&bytes, 1 << 20).unwrap();
             assert_eq!(read.rows.iter().collect::<Vec<_>>(), rows);
@@ -943,5 +1135,49 @@ mod tests {
             assert_eq!(got, values);
             assert!(parse_column(&bytes, 1).is_err() || rows.is_empty());
         }
+    }
+
+    #[test]
+    fn positions_round_trip_after_their_column() {
+        // Rows out of order, as a merge gathers them: sorting moves each
+        // row's positions with it.
+        let mut column = Column::default();
+        let rows = [(40u32, vec![0u32, 1, 2, 200]), (3, vec![7]), (900, vec![0, 127, 128, 100_000, 4_000_000_000]), (5, vec![1, 3])];
+        for (row, positions) in &rows {
+            column.push(*row, positions.len() as u32);
+            column.positions.extend_from_slice(positions);
+        }
+        column.sort();
+        let mut bytes = Vec::new();
+        column.encode(&mut bytes, true, true);
+        let len = column_len(&bytes).unwrap();
+        let mut read = parse_column(&bytes[..len], 1 << 20).unwrap();
+        read.end = len as u64;
+        let mut at = 0;
+        let positions_len = get_varint(&bytes[len..], &mut at).unwrap() as usize;
+        assert_eq!(len + at + positions_len, bytes.len(), "the positions' length, then the positions");
+        let mut positions = Positions { bytes: &bytes[len + at..], at: 0 };
+        let mut sorted = rows.to_vec();
+        sorted.sort();
+        for (rank, (row, want)) in sorted.iter().enumerate() {
+            assert_eq!(read.rows.iter().nth(rank), Some(*row));
+            let mut got = Vec::new();
+            positions.read(read.value(rank), &mut got).unwrap();
+            assert_eq!(&got, want, "row {row}");
+        }
+        assert!(positions.at_end());
+        // Skipping reads as far as reading.
+        let mut skipped = Positions { bytes: &bytes[len + at..], at: 0 };
+        for rank in 0..sorted.len() {
+            skipped.skip(read.value(rank)).unwrap();
+        }
+        assert!(skipped.at_end());
+        // Cut short, or a position past 2^32: refused, not a panic.
+        let mut cut = Positions { bytes: &bytes[len + at..bytes.len() - 1], at: 0 };
+        let mut out = Vec::new();
+        let results: Vec<_> = (0..sorted.len()).map(|rank| cut.read(read.value(rank), &mut out)).collect();
+        assert!(results.iter().any(|r| r.is_err()));
+        let mut past = Positions { bytes: &[0xff, 0xff, 0xff, 0xff, 0x0f, 0x05], at: 0 };
+        assert!(past.read(2, &mut out).is_err());
     }
 }

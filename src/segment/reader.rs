@@ -320,7 +320,12 @@ impl Segment {
 impl Segment {
     /// The inverted index, for search and merges.
     pub(crate) fn inverted(&self) -> Inverted<'_> {
-        Inverted { sections: &self.sections, index: &self.inverted, rows: self.rows }
+        Inverted {
+            sections: &self.sections,
+            index: &self.inverted,
+            rows: self.rows,
+            positions: self.version >= super::format::POSITIONS_VERSION,
+        }
     }
 
     /// The text parts, by name.
@@ -343,6 +348,17 @@ impl Segment {
     /// terms fst holds).
     pub(crate) fn postings_at(&self, offset: u64) -> Result<Postings<'_>> {
         self.inverted().postings_at(offset)
+    }
+
+    /// The positions of a word's postings (read from this segment), or
+    /// `None` if the segment predates positions (version 3 and 4).
+    pub(crate) fn positions<'a>(&'a self, word: &Postings<'a>) -> Result<Option<super::postings::Positions<'a>>> {
+        self.inverted().positions(word)
+    }
+
+    /// Whether the word postings carry their positions (version 5 on).
+    pub(crate) fn has_positions(&self) -> bool {
+        self.version >= super::format::POSITIONS_VERSION
     }
 
     /// The meta terms in key order.

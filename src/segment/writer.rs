@@ -39,8 +39,10 @@ pub(crate) enum Terms<'a> {
     Analyze(crate::text::Analyzer),
     /// The merged `inputs`' own, renumbered by `remap` (`remap[i][row]`: the
     /// new ordinal of row `row` of `inputs[i]`, or `u32::MAX`), which the
-    /// entries fill in as they are visited.
-    Merge { inputs: Vec<&'a Segment>, remap: &'a RefCell<Vec<Vec<u32>>> },
+    /// entries fill in as they are visited; or, when an input has no
+    /// positions (version 3 or 4), the bodies analysed with `analysis` (the
+    /// index's analyzer, which wrote the inputs).
+    Merge { inputs: Vec<&'a Segment>, remap: &'a RefCell<Vec<Vec<u32>>>, analysis: crate::text::Analyzer },
 }
 
 /// Writes segment file `name` from `entries` (strictly increasing URIs),
@@ -69,9 +71,13 @@ pub(crate) fn write_segment_with(
     // flush, analyses the bodies.
     let mut w = SectionWriter::new(file, 0);
     let mut prev: Option<Vec<u8>> = None;
-    let mut analyzer = match terms {
-        Terms::Analyze(analysis) => Some(Analyzer::new(analysis)),
-        Terms::Merge { .. } => None,
+    // A merge carries its inputs' postings over, unless one predates
+    // positions (version 3 or 4): then it analyses the bodies, as a flush.
+    let mut analyzer = match &terms {
+        Terms::Analyze(analysis) => Some(Analyzer::new(*analysis)),
+        Terms::Merge { inputs, analysis, .. } => {
+            inputs.iter().any(|seg| !seg.has_positions()).then(|| Analyzer::new(*analysis))
+        }
     };
     entries(&mut |e| {
         if prev.as_deref().is_some_and(|p| p >= e.uri) {
@@ -148,7 +154,7 @@ pub(crate) fn write_segment_with(
     // The inverted index: norms, postings, terms, metas, parts.
     let search = match (analyzer, terms) {
         (Some(analyzer), _) => analyzer.write(file, at)?,
-        (None, Terms::Merge { inputs, remap }) => {
+        (None, Terms::Merge { inputs, remap, .. }) => {
             let inputs: Vec<_> = inputs.iter().map(|seg| seg.inverted()).collect();
             postings::write_merged(&inputs, &remap.borrow(), file, at)?
         }
