@@ -1225,99 +1225,6 @@ fn counting_texts<'q, 'n>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::segment::{write_segment, SegmentEntry};
-    use crate::storage::SimStorage;
-
-    fn snapshot(seg: Segment) -> Snapshot {
-        Snapshot::new(vec![(Arc::new(seg), Arc::new(RoaringBitmap::new()))], Arc::new(IndexCache::new(Analyzer::Exact)))
-    }
-
-    /// A segment of version 3 (no positions: its candidates' bodies are
-    /// analysed again) answers phrases exactly as the same rows written
-    /// now (positions from the postings): hits, order, scores, counts.
-    #[test]
-    fn phrases_on_a_segment_without_positions_read_the_bodies() {
-        let storage = SimStorage::new("/idx");
-        storage.write("old.pdx", include_bytes!("../../tests/fixtures/segment-v3.pdx"));
-        let old = Segment::open(&storage, "old.pdx").unwrap();
-        assert!(!old.has_positions());
-        let rows: Vec<(Vec<u8>, u64, String, Vec<u8>)> = (0..old.rows() as u32)
-            .map(|o| {
-                let row = old.row(o).unwrap();
-                (old.uri_at(o).unwrap(), row.serial, row.stamp.to_string(), row.body.to_vec())
-            })
-            .collect();
-        write_segment(&storage, "new.pdx", &|visit| {
-            for (uri, serial, stamp, body) in &rows {
-                visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
-            }
-            Ok(())
-        })
-        .unwrap();
-        let new = Segment::open(&storage, "new.pdx").unwrap();
-        assert!(new.has_positions());
-        let (old, new) = (snapshot(old), snapshot(new));
-        let words = ["alpha", "beta", "gamma", "delta", "ÉTÉ", "x", "3.14", "don't", "title", "nope"];
-        let mut found = 0;
-        for (i, a) in words.iter().enumerate() {
-            for b in &words[i % 3..i % 3 + 6] {
-                for c in ["", " gamma", " alpha"] {
-                    for (slop, field) in [(0, None), (1, Some("body")), (2, None), (3, Some("title"))] {
-                        let query =
-                            Query::Phrase { field: field.map(str::to_string), text: format!("{a} {b}{c}"), slop };
-                        let hits = new.search(&query, 1000).unwrap();
-                        let same = old.search(&query, 1000).unwrap();
-                        assert_eq!(hits, same, "{query}");
-                        assert_eq!(new.count(&query).unwrap(), hits.len() as u64, "{query}");
-                        assert_eq!(old.count(&query).unwrap(), hits.len() as u64, "{query}");
-                        found += hits.len();
-                    }
-                }
-            }
-        }
-        assert!(found > 100, "the phrases find something: {found}");
-    }
-
-    /// A one-word phrase is that word's `Text`: same hits, same scores.
-    #[test]
-    fn a_one_word_phrase_is_the_word() {
-        let storage = SimStorage::new("/idx");
-        storage.write("old.pdx", include_bytes!("../../tests/fixtures/segment-v3.pdx"));
-        let snap = snapshot(Segment::open(&storage, "old.pdx").unwrap());
-        for word in ["alpha", "Beta", "x", "title"] {
-            for field in [None, Some("body".to_string())] {
-                let text = Query::Text { field: field.clone(), text: word.into() };
-                let phrase = Query::Phrase { field, text: format!(" {word}. "), slop: 2 };
-                let hits = snap.search(&text, 1000).unwrap();
-                assert!(!hits.is_empty() || word == "title", "{text}");
-                assert_eq!(snap.search(&phrase, 1000).unwrap(), hits, "{phrase}");
-            }
-        }
-    }
-
-    #[test]
-    fn phrase_positions_are_matched_in_order_within_the_slop() {
-        let at = |lists: &[&[u32]], slop| phrase_at(lists, slop);
-        assert!(at(&[&[3], &[4]], 0));
-        assert!(!at(&[&[4], &[3]], 5), "in order");
-        assert!(at(&[&[0, 10], &[12]], 1));
-        assert!(!at(&[&[0, 10], &[13]], 1));
-        // A repeated word needs two occurrences.
-        assert!(!at(&[&[5], &[5]], 3));
-        assert!(at(&[&[5, 7], &[5, 7]], 1));
-        // The gaps add up: 1 + 1 <= 2, not <= 1.
-        assert!(at(&[&[0], &[2], &[4]], 2));
-        assert!(!at(&[&[0], &[2], &[4]], 1));
-        // The earliest next occurrence, from a later start.
-        assert!(at(&[&[0, 8], &[9, 20], &[10]], 0));
-        assert!(at(&[&[1]], 0));
-        assert!(!at(&[&[1], &[]], 9));
-    }
-}
-
 // ---- sort by a meta, and what hits show ----------------------------------
 
 impl Snapshot {
@@ -1485,4 +1392,97 @@ fn first_by_uri(segs: &[Seg], tied: Vec<(usize, u32)>, k: usize) -> Result<Vec<(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::{write_segment, SegmentEntry};
+    use crate::storage::SimStorage;
+
+    fn snapshot(seg: Segment) -> Snapshot {
+        Snapshot::new(vec![(Arc::new(seg), Arc::new(RoaringBitmap::new()))], Arc::new(IndexCache::new(Analyzer::Exact)))
+    }
+
+    /// A segment of version 3 (no positions: its candidates' bodies are
+    /// analysed again) answers phrases exactly as the same rows written
+    /// now (positions from the postings): hits, order, scores, counts.
+    #[test]
+    fn phrases_on_a_segment_without_positions_read_the_bodies() {
+        let storage = SimStorage::new("/idx");
+        storage.write("old.pdx", include_bytes!("../../tests/fixtures/segment-v3.pdx"));
+        let old = Segment::open(&storage, "old.pdx").unwrap();
+        assert!(!old.has_positions());
+        let rows: Vec<(Vec<u8>, u64, String, Vec<u8>)> = (0..old.rows() as u32)
+            .map(|o| {
+                let row = old.row(o).unwrap();
+                (old.uri_at(o).unwrap(), row.serial, row.stamp.to_string(), row.body.to_vec())
+            })
+            .collect();
+        write_segment(&storage, "new.pdx", &|visit| {
+            for (uri, serial, stamp, body) in &rows {
+                visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let new = Segment::open(&storage, "new.pdx").unwrap();
+        assert!(new.has_positions());
+        let (old, new) = (snapshot(old), snapshot(new));
+        let words = ["alpha", "beta", "gamma", "delta", "ÉTÉ", "x", "3.14", "don't", "title", "nope"];
+        let mut found = 0;
+        for (i, a) in words.iter().enumerate() {
+            for b in &words[i % 3..i % 3 + 6] {
+                for c in ["", " gamma", " alpha"] {
+                    for (slop, field) in [(0, None), (1, Some("body")), (2, None), (3, Some("title"))] {
+                        let query =
+                            Query::Phrase { field: field.map(str::to_string), text: format!("{a} {b}{c}"), slop };
+                        let hits = new.search(&query, 1000).unwrap();
+                        let same = old.search(&query, 1000).unwrap();
+                        assert_eq!(hits, same, "{query}");
+                        assert_eq!(new.count(&query).unwrap(), hits.len() as u64, "{query}");
+                        assert_eq!(old.count(&query).unwrap(), hits.len() as u64, "{query}");
+                        found += hits.len();
+                    }
+                }
+            }
+        }
+        assert!(found > 100, "the phrases find something: {found}");
+    }
+
+    /// A one-word phrase is that word's `Text`: same hits, same scores.
+    #[test]
+    fn a_one_word_phrase_is_the_word() {
+        let storage = SimStorage::new("/idx");
+        storage.write("old.pdx", include_bytes!("../../tests/fixtures/segment-v3.pdx"));
+        let snap = snapshot(Segment::open(&storage, "old.pdx").unwrap());
+        for word in ["alpha", "Beta", "x", "title"] {
+            for field in [None, Some("body".to_string())] {
+                let text = Query::Text { field: field.clone(), text: word.into() };
+                let phrase = Query::Phrase { field, text: format!(" {word}. "), slop: 2 };
+                let hits = snap.search(&text, 1000).unwrap();
+                assert!(!hits.is_empty() || word == "title", "{text}");
+                assert_eq!(snap.search(&phrase, 1000).unwrap(), hits, "{phrase}");
+            }
+        }
+    }
+
+    #[test]
+    fn phrase_positions_are_matched_in_order_within_the_slop() {
+        let at = |lists: &[&[u32]], slop| phrase_at(lists, slop);
+        assert!(at(&[&[3], &[4]], 0));
+        assert!(!at(&[&[4], &[3]], 5), "in order");
+        assert!(at(&[&[0, 10], &[12]], 1));
+        assert!(!at(&[&[0, 10], &[13]], 1));
+        // A repeated word needs two occurrences.
+        assert!(!at(&[&[5], &[5]], 3));
+        assert!(at(&[&[5, 7], &[5, 7]], 1));
+        // The gaps add up: 1 + 1 <= 2, not <= 1.
+        assert!(at(&[&[0], &[2], &[4]], 2));
+        assert!(!at(&[&[0], &[2], &[4]], 1));
+        // The earliest next occurrence, from a later start.
+        assert!(at(&[&[0, 8], &[9, 20], &[10]], 0));
+        assert!(at(&[&[1]], 0));
+        assert!(!at(&[&[1], &[]], 9));
+    }
 }
