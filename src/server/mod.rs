@@ -10,7 +10,8 @@
 //! This first part serves the process (token, data directory, graceful
 //! stop, request log, in-flight and body limits), authentication, health,
 //! the Push API's `/papi/4` commands, and the `/v1` JSON API's indexes,
-//! documents, statuses, barriers and search. The live sources' `/layar`
+//! documents, statuses, barriers and search, and the search page at `/`
+//! (`page.rs`). The live sources' `/layar`
 //! and the rest of `/v1` come next.
 
 mod auth;
@@ -20,6 +21,7 @@ mod indexes;
 mod layar;
 mod metrics;
 mod openapi;
+mod page;
 mod papi;
 mod v1;
 mod wire;
@@ -272,6 +274,7 @@ fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 
 fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(page::page))
         .route("/health/live", get(|| async { "OK" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics::scrape))
