@@ -82,6 +82,7 @@ mod search;
 internal_mod!(segment);
 #[cfg(feature = "server")]
 pub mod server;
+mod sort;
 mod status;
 internal_mod!(storage);
 mod text;

@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("storage", &["storage"]),
     ("log", &["wal"]),
     ("files on disk", &["manifest", "segment", "trie"]),
-    ("search", &["search"]),
+    ("search", &["search", "sort"]),
     ("index", &["index"]),
     ("connectors", &["connector"]),
     ("server", &["server"]),
