@@ -2,8 +2,10 @@
 //!
 //! `MANIFEST` names, atomically, the state of the index as of one serial:
 //! the live segments (newest first) with their deletion bitmap files, the
-//! checkpoints, the covered serial, the log generation to replay from and the
-//! next file generation. It is replaced by writing `MANIFEST.tmp`, fsyncing
+//! checkpoints, the covered serial, the log generation to replay from, the
+//! next file generation and the index's analyzer (version 2; a version-1
+//! manifest, written before analyzers existed, reads as
+//! [`Analyzer::Exact`], the analysis its segments were made with). It is replaced by writing `MANIFEST.tmp`, fsyncing
 //! it, renaming it over `MANIFEST` and fsyncing the directory, so a crash
 //! leaves either the old manifest or the new one, never a mixture.
 //!
@@ -21,12 +23,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::storage::Storage;
+use crate::text::Analyzer;
 
 pub use crate::files::MANIFEST;
 use crate::files::{FileName, MANIFEST_TMP};
 const MANIFEST_MAGIC: &[u8; 8] = b"PDXMAN\r\n";
 const BITMAP_MAGIC: &[u8; 8] = b"PDXDEL\r\n";
-const VERSION: u32 = 1;
+/// The manifest's format version; version 1 (without the analyzer) is still
+/// read.
+const MANIFEST_VERSION: u32 = 2;
+/// The oldest manifest version read.
+const MANIFEST_OLDEST: u32 = 1;
+/// The deletion bitmaps' format version.
+const BITMAP_VERSION: u32 = 1;
 /// Magic, version, payload length, payload crc32c.
 const HEADER_BYTES: usize = 20;
 /// The longest file name a manifest may hold (the usual file-system limit).
@@ -56,6 +65,25 @@ pub struct Manifest {
     pub segments: Vec<SegmentRef>,
     /// Checkpoints sorted by name: (name, value, serial).
     pub checkpoints: Vec<(String, String, u64)>,
+    /// How the index analyses text, chosen when it was created.
+    pub analyzer: Analyzer,
+}
+
+/// A version-1 manifest: [`Manifest`] before the analyzer.
+#[derive(Deserialize)]
+struct ManifestV1 {
+    serial: u64,
+    log_gen: u64,
+    next_gen: u64,
+    segments: Vec<SegmentRef>,
+    checkpoints: Vec<(String, String, u64)>,
+}
+
+impl From<ManifestV1> for Manifest {
+    fn from(v1: ManifestV1) -> Manifest {
+        let ManifestV1 { serial, log_gen, next_gen, segments, checkpoints } = v1;
+        Manifest { serial, log_gen, next_gen, segments, checkpoints, analyzer: Analyzer::Exact }
+    }
 }
 
 /// A live segment as the manifest names it.
@@ -91,7 +119,7 @@ pub fn write_manifest(storage: &dyn Storage, manifest: &Manifest) -> Result<()> 
         postcard::take_from_bytes::<Manifest>(&payload).is_ok_and(|(read, rest)| read == *manifest && rest.is_empty()),
         "a manifest does not read back as written: {manifest:?}"
     );
-    let bytes = frame(MANIFEST_MAGIC, &payload)?;
+    let bytes = frame(MANIFEST_MAGIC, MANIFEST_VERSION, &payload)?;
     // `create` truncates a MANIFEST.tmp left by an earlier failed commit.
     let file = storage.create(MANIFEST_TMP)?;
     file.append(&bytes)?;
@@ -126,10 +154,19 @@ pub fn read_manifest(storage: &dyn Storage) -> Result<Option<Manifest>> {
         // No directory fsync: were the removal lost, it would be redone.
         _ => {}
     }
-    let Some(payload) = read_frame(storage, MANIFEST, MANIFEST_MAGIC)? else { return Ok(None) };
+    let Some((version, payload)) =
+        read_frame(storage, MANIFEST, MANIFEST_MAGIC, (MANIFEST_OLDEST, MANIFEST_VERSION))?
+    else {
+        return Ok(None);
+    };
     let corrupt = |detail: String| Error::corrupt(storage.root().join(MANIFEST), detail);
-    let (manifest, rest) = postcard::take_from_bytes::<Manifest>(&payload)
-        .map_err(|e| corrupt(format!("the payload does not decode as a manifest: {e}")))?;
+    let decode_error = |e: postcard::Error| corrupt(format!("the payload does not decode as a version-{version} manifest: {e}"));
+    let (manifest, rest) = if version == 1 {
+        let (v1, rest) = postcard::take_from_bytes::<ManifestV1>(&payload).map_err(decode_error)?;
+        (Manifest::from(v1), rest)
+    } else {
+        postcard::take_from_bytes::<Manifest>(&payload).map_err(decode_error)?
+    };
     if !rest.is_empty() {
         return Err(corrupt(format!("{} bytes follow the manifest in its payload", rest.len())));
     }
@@ -157,7 +194,7 @@ pub fn write_bitmap(storage: &dyn Storage, name: &str, bitmap: &RoaringBitmap) -
         "a deletion bitmap does not read back as written"
     );
     let file = storage.create(name)?;
-    file.append(&frame(BITMAP_MAGIC, &payload)?)?;
+    file.append(&frame(BITMAP_MAGIC, BITMAP_VERSION, &payload)?)?;
     file.sync()?;
     Ok(())
 }
@@ -173,7 +210,7 @@ pub fn write_bitmap(storage: &dyn Storage, name: &str, bitmap: &RoaringBitmap) -
 /// ordinal `>= rows`. `Io` when the file cannot be read.
 pub fn read_bitmap(storage: &dyn Storage, name: &str, rows: u64) -> Result<RoaringBitmap> {
     let corrupt = |detail: String| Error::corrupt(storage.root().join(name), detail);
-    let Some(payload) = read_frame(storage, name, BITMAP_MAGIC)? else {
+    let Some((_, payload)) = read_frame(storage, name, BITMAP_MAGIC, (BITMAP_VERSION, BITMAP_VERSION))? else {
         return Err(corrupt("the deletion bitmap file is missing".into()));
     };
     // Checked before roaring sees it: roaring's validation covers each
@@ -327,16 +364,27 @@ fn check_roaring_layout(payload: &[u8]) -> std::result::Result<(), String> {
 }
 
 /// The header, then the payload.
-fn frame(magic: &[u8; 8], payload: &[u8]) -> Result<Vec<u8>> {
+fn frame(magic: &[u8; 8], version: u32, payload: &[u8]) -> Result<Vec<u8>> {
     let len = u32::try_from(payload.len())
         .map_err(|_| Error::invalid_input(format!("a payload of {} bytes does not fit a u32 length", payload.len())))?;
     let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
     out.extend_from_slice(magic);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    out.extend_from_slice(&frame_crc(version, &out[8..16], payload).to_le_bytes());
     out.extend_from_slice(payload);
     Ok(out)
+}
+
+/// The header's crc: of the payload in version 1; from version 2 on, of the
+/// version and length (`header`, bytes 8..16) and then the payload, so that
+/// a flipped bit in the version is damage, not a later release's file.
+fn frame_crc(version: u32, header: &[u8], payload: &[u8]) -> u32 {
+    if version >= 2 {
+        crc32c::crc32c_append(crc32c::crc32c(header), payload)
+    } else {
+        crc32c::crc32c(payload)
+    }
 }
 
 /// Reads the framed file `name` and returns its checked payload; `Ok(None)`
@@ -344,7 +392,12 @@ fn frame(magic: &[u8; 8], payload: &[u8]) -> Result<Vec<u8>> {
 ///
 /// The header is read and checked first, so a damaged length never makes it
 /// read (or allocate for) more than the file holds.
-fn read_frame(storage: &dyn Storage, name: &str, magic: &[u8; 8]) -> Result<Option<Vec<u8>>> {
+fn read_frame(
+    storage: &dyn Storage,
+    name: &str,
+    magic: &[u8; 8],
+    (oldest, newest): (u32, u32),
+) -> Result<Option<(u32, Vec<u8>)>> {
     let file = match storage.open(name) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -366,9 +419,6 @@ fn read_frame(storage: &dyn Storage, name: &str, magic: &[u8; 8]) -> Result<Opti
         )));
     }
     let version = word(8);
-    if version != VERSION {
-        return Err(corrupt(format!("format version {version}, this build reads version {VERSION}")));
-    }
     let len = word(12);
     if file_len != HEADER_BYTES as u64 + u64::from(len) {
         return Err(corrupt(format!(
@@ -379,11 +429,22 @@ fn read_frame(storage: &dyn Storage, name: &str, magic: &[u8; 8]) -> Result<Opti
     let len = usize::try_from(len).map_err(|_| corrupt(format!("a payload of {len} bytes does not fit in memory")))?;
     let mut payload = vec![0u8; len];
     file.read_at(HEADER_BYTES as u64, &mut payload)?;
-    let (want, got) = (word(16), crc32c::crc32c(&payload));
+    let (want, got) = (word(16), frame_crc(version, &header[8..16], &payload));
     if want != got {
         return Err(corrupt(format!("payload crc32c is {got:#010x}, the header says {want:#010x}")));
     }
-    Ok(Some(payload))
+    if version > newest && version >= 2 {
+        // The crc covers the version: a later pushdex wrote it.
+        return Err(Error::UnsupportedVersion {
+            path: storage.root().join(name),
+            found: version,
+            supported: (oldest, newest),
+        });
+    }
+    if !(oldest..=newest).contains(&version) {
+        return Err(corrupt(format!("format version {version}, this build reads versions {oldest} to {newest}")));
+    }
+    Ok(Some((version, payload)))
 }
 
 #[cfg(test)]
@@ -408,6 +469,7 @@ mod tests {
                 SegmentRef { name: "seg-4.pdx".into(), rows: 300, deletions: Some("del-8.bm".into()) },
             ],
             checkpoints: vec![("a".into(), "1".into(), 7), ("b".into(), "é\u{0}x".into(), 42)],
+            analyzer: Analyzer::Exact,
         }
     }
 
@@ -417,7 +479,42 @@ mod tests {
 
     /// Writes `payload` framed under `name`, with a good header and crc.
     fn write_raw(storage: &FsStorage, name: &str, magic: &[u8; 8], payload: &[u8]) {
-        std::fs::write(storage.root().join(name), frame(magic, payload).unwrap()).unwrap();
+        let version = if magic == MANIFEST_MAGIC { MANIFEST_VERSION } else { BITMAP_VERSION };
+        write_versioned(storage, name, magic, version, payload);
+    }
+
+    fn write_versioned(storage: &FsStorage, name: &str, magic: &[u8; 8], version: u32, payload: &[u8]) {
+        std::fs::write(storage.root().join(name), frame(magic, version, payload).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_version_1_manifest_reads_with_the_exact_analyzer() {
+        let (_dir, storage) = storage();
+        let m = sample();
+        // Version 1: the same fields, without the analyzer at the end.
+        let mut v1 = postcard::to_stdvec(&Manifest { analyzer: Analyzer::English, ..m.clone() }).unwrap();
+        assert_eq!(v1.pop(), Some(0), "English is variant 0, one byte at the end");
+        write_versioned(&storage, MANIFEST, MANIFEST_MAGIC, 1, &v1);
+        assert_eq!(read_manifest(&storage).unwrap(), Some(Manifest { analyzer: Analyzer::Exact, ..m.clone() }));
+        // A version-2 payload under version 1 (or the reverse) is damage.
+        let v2 = postcard::to_stdvec(&m).unwrap();
+        write_versioned(&storage, MANIFEST, MANIFEST_MAGIC, 1, &v2);
+        assert!(is_corrupt(read_manifest(&storage)));
+        write_versioned(&storage, MANIFEST, MANIFEST_MAGIC, 2, &v1);
+        assert!(is_corrupt(read_manifest(&storage)));
+        write_versioned(&storage, MANIFEST, MANIFEST_MAGIC, 0, &v2);
+        assert!(is_corrupt(read_manifest(&storage)));
+        // A later version is not damage: another release wrote it.
+        write_versioned(&storage, MANIFEST, MANIFEST_MAGIC, 3, &v2);
+        assert!(matches!(
+            read_manifest(&storage),
+            Err(Error::UnsupportedVersion { found: 3, supported: (1, 2), .. })
+        ));
+        write_versioned(&storage, "del-1.bm", BITMAP_MAGIC, 2, &[]);
+        assert!(matches!(
+            read_bitmap(&storage, "del-1.bm", 1),
+            Err(Error::UnsupportedVersion { found: 2, supported: (1, 1), .. })
+        ));
     }
 
     #[test]
@@ -453,14 +550,15 @@ mod tests {
             next_gen: 4,
             segments: vec![SegmentRef { name: "seg-3.pdx".into(), rows: 3, deletions: None }],
             checkpoints: vec![],
+            analyzer: Analyzer::English,
         };
         let payload = postcard::to_stdvec(&first_flush).unwrap();
-        assert_eq!(payload, b"\x03\x02\x04\x01\x09seg-3.pdx\x03\x00\x00");
+        assert_eq!(payload, b"\x03\x02\x04\x01\x09seg-3.pdx\x03\x00\x00\x00");
         write_manifest(&storage, &first_flush).unwrap();
         let file = std::fs::read(storage.root().join(MANIFEST)).unwrap();
         assert_eq!(&file[..8], &[0x50, 0x44, 0x58, 0x4D, 0x41, 0x4E, 0x0D, 0x0A]);
-        assert_eq!(&file[8..16], &[1, 0, 0, 0, 17, 0, 0, 0]);
-        assert_eq!(file[16..20], crc32c::crc32c(&payload).to_le_bytes());
+        assert_eq!(&file[8..16], &[2, 0, 0, 0, 18, 0, 0, 0]);
+        assert_eq!(file[16..20], crc32c::crc32c(&file[8..16].iter().chain(&payload).copied().collect::<Vec<u8>>()).to_le_bytes());
         assert_eq!(&file[20..], payload);
         assert_eq!(postcard::to_stdvec(&300u64).unwrap(), [0xAC, 0x02]);
 

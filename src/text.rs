@@ -1,15 +1,210 @@
-//! Text analysis: how a text part, and the text of a [`Query::Text`], become
-//! the words that are indexed (by `segment`) and looked up (by `search`).
-//! It sits below both, so that segments never import the search layer.
+//! Text analysis: how a text part, and the text of a query, become the words
+//! that are indexed (by `segment`) and looked up (by `search`). It sits below
+//! both, so that segments never import the search layer.
 //!
 //! One function serves both sides on purpose: a document is found by a query
-//! only if both went through exactly the same analysis.
-//!
-//! [`Query::Text`]: crate::Query::Text
+//! only if both went through exactly the same analysis, the one its index
+//! recorded when it was created ([`Analyzer`]).
 
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
 use unicode_segmentation::UnicodeSegmentation;
 
-/// The words of `text`, in order, lower-cased (duplicates kept).
+/// How an index turns text into words: chosen when the index is created
+/// ([`Options::analyzer`](crate::Options::analyzer)), recorded in it, and
+/// used for every document it indexes and every query it answers.
+///
+/// Both cut words the same way — at Unicode word boundaries (UAX #29),
+/// keeping the pieces that hold a letter or a digit — and lower-case them;
+/// they differ in what follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Analyzer {
+    /// The default, for people's text: accents folded (`café` finds
+    /// `Cafe`), English stemming (Snowball: `keys` finds `key`, `indexing`
+    /// finds `indexed`), and identifiers — a word written with `.`, `_` or
+    /// `::` inside, such as `os.path.join`, `snake_case` or `std::fs` — are
+    /// indexed whole (not stemmed) and as each of their pieces (stemmed), all
+    /// at one position, so that `join` finds `os.path.join` and
+    /// `os.path.join` finds exactly it.
+    #[default]
+    English,
+    /// Words as written, only lower-cased: no folding, no stemming, no
+    /// pieces (what pushdex did before analyzers existed, and what an index
+    /// created then keeps).
+    Exact,
+}
+
+impl Analyzer {
+    /// The analyzer's name, as the command line and the server write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Analyzer::English => "english",
+            Analyzer::Exact => "exact",
+        }
+    }
+}
+
+impl std::fmt::Display for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Analyzer {
+    type Err = crate::Error;
+
+    /// `english` or `exact` (any case).
+    fn from_str(s: &str) -> crate::Result<Analyzer> {
+        match s.to_ascii_lowercase().as_str() {
+            "english" => Ok(Analyzer::English),
+            "exact" => Ok(Analyzer::Exact),
+            _ => Err(crate::Error::invalid_input(format!(
+                "unknown analyzer {:?}: the analyzers are english and exact",
+                crate::error::shorten(s)
+            ))),
+        }
+    }
+}
+
+/// One word of a text, as analysis gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Token<'a> {
+    /// The word's index among the words of its text (pieces share their
+    /// identifier's).
+    pub position: u32,
+    /// The term that is indexed or looked up.
+    pub term: &'a str,
+    /// Where the word is in the text, in bytes (a piece: its identifier's).
+    pub span: (usize, usize),
+    /// The first term at its position: the word itself, not one of its
+    /// pieces. A query looks up only these.
+    pub whole: bool,
+}
+
+/// Calls `visit` with every token of `text` in order, and returns the number
+/// of positions (the text's length in words).
+pub(crate) fn analyze(analyzer: Analyzer, text: &str, visit: &mut dyn FnMut(Token<'_>)) -> u32 {
+    let mut position = 0u32;
+    let mut buf = String::new();
+    let mut piece = String::new();
+    let mut pieces: Vec<String> = Vec::new();
+    let mut word = |span: Range<usize>| {
+        let source = &text[span.clone()];
+        let at = (span.start, span.end);
+        match analyzer {
+            Analyzer::Exact => {
+                let term = lower(source, &mut buf);
+                visit(Token { position, term, span: at, whole: true });
+            }
+            Analyzer::English => {
+                fold(source, &mut buf);
+                if buf.contains(['.', '_']) || buf.contains("::") {
+                    visit(Token { position, term: &buf, span: at, whole: true });
+                    pieces.clear();
+                    // The names of a path (`read_to_string` in
+                    // `std::fs::read_to_string`) whole, then every piece
+                    // stemmed.
+                    let names = buf.split(['.', ':']).filter(|name| name.contains('_'));
+                    let words = buf.split(['.', '_', ':']).map(|word| (word, true));
+                    for (part, stemmed) in names.map(|name| (name, false)).chain(words) {
+                        if !part.chars().any(char::is_alphanumeric) {
+                            continue;
+                        }
+                        piece.clear();
+                        piece.push_str(&if stemmed { stem(part) } else { part.into() });
+                        if piece != buf && !pieces.contains(&piece) {
+                            visit(Token { position, term: &piece, span: at, whole: false });
+                            pieces.push(piece.clone());
+                        }
+                    }
+                } else {
+                    let stemmed = stem(&buf);
+                    visit(Token { position, term: &stemmed, span: at, whole: true });
+                }
+            }
+        }
+        position = position.saturating_add(1);
+    };
+    for_each_source_word(text, analyzer == Analyzer::English, &mut word);
+    position
+}
+
+/// The terms a query looks up for `text`: one per position (an identifier
+/// whole, not its pieces), duplicates kept, in order.
+pub(crate) fn query_terms(analyzer: Analyzer, text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    analyze(analyzer, text, &mut |token| {
+        if token.whole {
+            out.push(token.term.to_string());
+        }
+    });
+    out
+}
+
+/// The spans of `text`'s words: UAX #29 words holding a letter or a digit,
+/// and, when `join_paths`, words written `a::b` joined into one (UAX #29
+/// joins `a.b` and `a_b` itself, but cuts at `::`).
+fn for_each_source_word(text: &str, join_paths: bool, visit: &mut dyn FnMut(Range<usize>)) {
+    let mut pending: Option<Range<usize>> = None;
+    for (start, word) in text.unicode_word_indices() {
+        let span = start..start + word.len();
+        if !join_paths {
+            visit(span);
+            continue;
+        }
+        match pending.take() {
+            Some(prev) if text.get(prev.end..span.start) == Some("::") => pending = Some(prev.start..span.end),
+            Some(prev) => {
+                visit(prev);
+                pending = Some(span);
+            }
+            None => pending = Some(span),
+        }
+    }
+    if let Some(last) = pending {
+        visit(last);
+    }
+}
+
+/// `word` lower-cased, borrowed when it already is.
+fn lower<'b>(word: &'b str, buf: &'b mut String) -> &'b str {
+    if word.is_ascii() {
+        if !word.bytes().any(|b| b.is_ascii_uppercase()) {
+            return word;
+        }
+        buf.clear();
+        buf.push_str(word);
+        buf.make_ascii_lowercase();
+    } else {
+        *buf = word.to_lowercase();
+    }
+    buf
+}
+
+/// `word` lower-cased with its accents folded, into `buf`: compatibility
+/// decomposition (NFKD: `é` → `e` + U+0301, `ﬁ` → `fi`) without the
+/// combining marks.
+fn fold(word: &str, buf: &mut String) {
+    buf.clear();
+    if word.is_ascii() {
+        buf.push_str(word);
+        buf.make_ascii_lowercase();
+    } else {
+        buf.extend(word.to_lowercase().nfkd().filter(|&c| !unicode_normalization::char::is_combining_mark(c)));
+    }
+}
+
+/// The Snowball English stem of a folded word.
+fn stem(word: &str) -> std::borrow::Cow<'_, str> {
+    static STEMMER: std::sync::LazyLock<rust_stemmers::Stemmer> =
+        std::sync::LazyLock::new(|| rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English));
+    STEMMER.stem(word)
+}
+
+/// The words of `text`, in order, lower-cased (duplicates kept): the
+/// [`Analyzer::Exact`] analysis.
 ///
 /// Words are cut at Unicode word boundaries (UAX #29), and only the pieces
 /// holding at least one letter or digit are words: `unicode_words()` keeps a
@@ -26,29 +221,9 @@ pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.unicode_words().map(str::to_lowercase)
 }
 
-/// Calls `visit` with each of [`words`]'s words, without allocating one
-/// string per word: what indexing a text part uses.
-pub(crate) fn for_each_word(text: &str, visit: &mut dyn FnMut(&str)) {
-    let mut lower = String::new();
-    for word in text.unicode_words() {
-        if word.is_ascii() {
-            if word.bytes().any(|b| b.is_ascii_uppercase()) {
-                lower.clear();
-                lower.push_str(word);
-                lower.make_ascii_lowercase();
-                visit(&lower);
-            } else {
-                visit(word);
-            }
-        } else {
-            visit(&word.to_lowercase());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::words;
+    use super::{analyze, query_terms, words, Analyzer};
 
     fn split(text: &str) -> Vec<String> {
         words(text).collect()
@@ -62,13 +237,102 @@ mod tests {
     }
 
     #[test]
-    fn for_each_word_sees_what_words_returns() {
-        for text in ["Quarterly REPORT, 2024: final!", "ΣΊΣΥΦΟΣ ÉTÉ Straße", "don't U.S.A 3.14 日本語", ""]
+    fn exact_analysis_sees_what_words_returns() {
+        for text in ["Quarterly REPORT, 2024: final!", "ΣΊΣΥΦΟΣ ÉTÉ Straße", "don't U.S.A 3.14 日本語 a::b", ""]
         {
             let mut seen = Vec::new();
-            super::for_each_word(text, &mut |w| seen.push(w.to_string()));
+            let mut positions = Vec::new();
+            let len = analyze(Analyzer::Exact, text, &mut |t| {
+                assert!(t.whole);
+                assert_eq!(text[t.span.0..t.span.1].to_lowercase(), t.term);
+                seen.push(t.term.to_string());
+                positions.push(t.position);
+            });
             assert_eq!(seen, split(text), "{text:?}");
+            assert_eq!(positions, (0..len).collect::<Vec<_>>());
         }
+    }
+
+    /// (position, term, whole) of every token.
+    fn english(text: &str) -> Vec<(u32, String, bool)> {
+        let mut out = Vec::new();
+        analyze(Analyzer::English, text, &mut |t| out.push((t.position, t.term.to_string(), t.whole)));
+        out
+    }
+
+    fn english_terms(text: &str) -> Vec<String> {
+        english(text).into_iter().map(|(_, term, _)| term).collect()
+    }
+
+    #[test]
+    fn english_stems_and_folds() {
+        assert_eq!(english_terms("Keys key KEYING"), ["key", "key", "key"]);
+        assert_eq!(english_terms("indexing indexed indexes"), ["index", "index", "index"]);
+        assert_eq!(english_terms("Café naïve ÉCOLE"), ["cafe", "naiv", "ecol"]);
+        // A decomposed accent folds like a composed one.
+        assert_eq!(english_terms("CAFE\u{301}"), ["cafe"]);
+        // Compatibility forms fold too.
+        assert_eq!(english_terms("\u{FB01}le"), ["file"]);
+        assert_eq!(english_terms("general public license"), ["general", "public", "licens"]);
+        assert_eq!(query_terms(Analyzer::English, "Licenses"), ["licens"]);
+    }
+
+    #[test]
+    fn identifiers_are_whole_and_pieces_at_one_position() {
+        assert_eq!(
+            english("call os.path.join now"),
+            [
+                (0, "call".into(), true),
+                (1, "os.path.join".into(), true),
+                (1, "os".into(), false),
+                (1, "path".into(), false),
+                (1, "join".into(), false),
+                (2, "now".into(), true),
+            ]
+        );
+        assert_eq!(english_terms("snake_case"), ["snake_case", "snake", "case"]);
+        // `::` joins (UAX #29 alone cuts there); pieces are stemmed, the whole is not.
+        assert_eq!(english_terms("std::collections"), ["std::collections", "std", "collect"]);
+        // A name with `_` inside a path is a piece too.
+        assert_eq!(
+            english_terms("std::fs::read_to_string"),
+            ["std::fs::read_to_string", "read_to_string", "std", "fs", "read", "to", "string"]
+        );
+        assert_eq!(english("a :: b").len(), 2, "spaced colons do not join");
+        // A repeated piece is one term at its position.
+        assert_eq!(english_terms("a.a"), ["a.a", "a"]);
+        // Pieces without a letter or digit are not words.
+        assert_eq!(english_terms("__init__"), ["__init__", "init"]);
+        // A query looks up the identifier whole.
+        assert_eq!(query_terms(Analyzer::English, "os.path.join keys"), ["os.path.join", "key"]);
+    }
+
+    #[test]
+    fn positions_count_words_not_pieces() {
+        let len = analyze(Analyzer::English, "a.b c::d e", &mut |_| {});
+        assert_eq!(len, 3);
+        assert_eq!(analyze(Analyzer::Exact, "a.b c::d e", &mut |_| {}), 4);
+    }
+
+    #[test]
+    fn spans_point_at_the_source_word() {
+        let text = "Hello, os.path.join and std::fs!";
+        let mut spans = Vec::new();
+        analyze(Analyzer::English, text, &mut |t| {
+            if t.whole {
+                spans.push(&text[t.span.0..t.span.1]);
+            }
+        });
+        assert_eq!(spans, ["Hello", "os.path.join", "and", "std::fs"]);
+    }
+
+    #[test]
+    fn analyzer_names_round_trip() {
+        for a in [Analyzer::English, Analyzer::Exact] {
+            assert_eq!(a.name().parse::<Analyzer>().unwrap(), a);
+            assert_eq!(a.to_string().to_uppercase().parse::<Analyzer>().unwrap(), a);
+        }
+        assert!("porter".parse::<Analyzer>().is_err());
     }
 
     #[test]

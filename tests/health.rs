@@ -8,11 +8,13 @@ use common::open;
 use pushdex::storage::SimStorage;
 use pushdex::{Document, Error, Index, Options};
 
+/// The bytes of the log files and of the manifest a new index writes at
+/// creation (it records the analyzer).
 fn log_bytes_on_disk(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("wal-"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with("wal-") || e.file_name() == "MANIFEST")
         .map(|e| e.metadata().unwrap().len())
         .sum()
 }
@@ -21,12 +23,13 @@ fn log_bytes_on_disk(dir: &std::path::Path) -> u64 {
 fn bytes_written_counts_every_byte_appended_to_the_index_s_files() {
     let dir = tempfile::tempdir().unwrap();
     let index = Index::open(dir.path()).unwrap();
-    // Opening wrote a new log file's header, and nothing else yet.
+    // Creating wrote the first manifest and a new log file's header, and
+    // nothing else yet.
     let opened = index.bytes_written();
     assert_eq!(opened, log_bytes_on_disk(dir.path()));
     index.add_all((0..1000).map(|i| Document::new(format!("doc/{i}")).with_text("body", "some words"))).unwrap();
     index.sync().unwrap();
-    // No flush yet: the log is every byte written.
+    // No flush yet: the log (and that manifest) is every byte written.
     assert_eq!(index.bytes_written(), log_bytes_on_disk(dir.path()));
     assert!(index.bytes_written() > opened + 1000 * 10);
     // A refresh writes a segment and a manifest on top.

@@ -31,6 +31,7 @@ fn manifest() -> Manifest {
             ("crawl".into(), "file:///share/doc2.txt".into(), 1_000_001),
             ("pushdex.connector.a".into(), "{}".into(), 5),
         ],
+        analyzer: pushdex::Analyzer::English,
     }
 }
 

@@ -152,6 +152,9 @@ fn a_colon_after_something_else_than_a_simple_name_is_part_of_a_word() {
     assert_eq!(parse("a+b:c"), w("a+b:c"));
     assert_eq!(parse("¿qué?:x"), w("¿qué?:x"));
     assert_eq!(parse("x@y:z"), w("x@y:z"));
+    // A path of a programming language (`::`) is a word too.
+    assert_eq!(parse("std::fs::read_to_string"), w("std::fs::read_to_string"));
+    assert_eq!(parse("title::x"), w("title::x"));
     // Quoted, a `//` value is a field value after all.
     assert_eq!(parse(r#"url:"//host/a""#), field("url", "//host/a"));
     // But a scheme-like name with a single slash is a field.
@@ -350,8 +353,9 @@ fn expressible(q: &Query) -> bool {
         // Ranked OR has no syntax in `parse` (parse_natural makes it).
         Query::Any { .. } => false,
         Query::WordPrefix { field, prefix: word } | Query::Fuzzy { field, word, .. } => {
-            field.as_deref().is_none_or(|n| simple(n) && n != "under" && n != "prefix" && !word.starts_with("//"))
-                && !word.is_empty()
+            field.as_deref().is_none_or(|n| {
+                simple(n) && n != "under" && n != "prefix" && !word.starts_with("//") && !word.starts_with(':')
+            }) && !word.is_empty()
                 && !word.contains(|c: char| c.is_whitespace() || "()".contains(c))
                 && !word.starts_with('"')
                 && (field.is_some() || !word.starts_with('@'))
@@ -360,7 +364,9 @@ fn expressible(q: &Query) -> bool {
                     let name = word.find(|c: char| !(c.is_alphanumeric() || "_-.".contains(c))).unwrap_or(word.len());
                     match word[name..].strip_prefix(':') {
                         Some(value) => {
-                            name > 0 && !["under", "prefix"].contains(&&word[..name]) && value.starts_with("//")
+                            name > 0
+                                && !["under", "prefix"].contains(&&word[..name])
+                                && (value.starts_with("//") || value.starts_with(':'))
                         }
                         None => true,
                     }

@@ -186,8 +186,9 @@ fn a_query_without_words_is_refused_and_text_parts_are_listed() {
             assert!(matches!(index.search_count(&query), Err(pushdex::Error::InvalidInput { .. })));
         }
     }
-    // A word among symbols is a word.
-    assert_eq!(index.search_count(&text("👍 word !")).unwrap(), 1);
+    // A word among symbols is a word (found in `word` and, stemmed, in
+    // `words`).
+    assert_eq!(index.search_count(&text("👍 word !")).unwrap(), 2);
     // A part whose documents are all deleted is no longer listed.
     index.delete("b").unwrap();
     index.refresh().unwrap();
@@ -328,4 +329,61 @@ fn facets_count_every_hit_by_meta_value() {
     assert_eq!(found.facets[1], pushdex::Facet { name: "missing".into(), values: vec![] });
     let top = index.search_with(&text("report"), &options(1)).unwrap();
     assert_eq!(top.facets[0].values, pairs(&[("ann", 2)]));
+}
+
+/// The analyzer is chosen when an index is created and kept for its life:
+/// English (the default) folds, stems and splits identifiers; Exact does
+/// none of it; reopening with other options changes nothing.
+#[test]
+fn the_analyzer_is_recorded_at_creation() {
+    use pushdex::{Analyzer, Options};
+    let docs = || {
+        [
+            pushdex::Document::new("a").with_text("body", "How to rotate SSH keys"),
+            pushdex::Document::new("b").with_text("body", "call os.path.join and std::fs::read_to_string"),
+            pushdex::Document::new("c").with_text("body", "Un café à Paris, naïvely"),
+            pushdex::Document::new("d").with_text("body", "the key of snake_case_names"),
+        ]
+    };
+    let count = |index: &pushdex::Index, q: &str| index.search_count(&Query::parse(q).unwrap()).unwrap();
+    for created in [Analyzer::English, Analyzer::Exact] {
+        let dir = tempfile::tempdir().unwrap();
+        let options =
+            if created == Analyzer::English { Options::default() } else { Options::default().analyzer(created) };
+        let index = pushdex::Index::open_with(dir.path(), options).unwrap();
+        // Recorded before any document: reopening with the other analyzer keeps it.
+        index.close().unwrap();
+        let other = if created == Analyzer::English { Analyzer::Exact } else { Analyzer::English };
+        let index = pushdex::Index::open_with(dir.path(), Options::default().analyzer(other)).unwrap();
+        assert_eq!(index.analyzer(), created);
+        index.add_all(docs()).unwrap();
+        index.refresh().unwrap();
+        let english = created == Analyzer::English;
+        // Stemming: `key` and `keys`.
+        assert_eq!(count(&index, "key"), if english { 2 } else { 1 }, "{created:?}");
+        assert_eq!(count(&index, "keys"), if english { 2 } else { 1 });
+        // Folding.
+        assert_eq!(count(&index, "cafe"), u64::from(english));
+        assert_eq!(count(&index, "café"), 1);
+        assert_eq!(count(&index, "naively"), u64::from(english));
+        assert_eq!(count(&index, "NAÏVELY"), 1);
+        // Identifiers: whole, and (English) as their pieces.
+        assert_eq!(count(&index, "os.path.join"), 1);
+        assert_eq!(count(&index, "join"), u64::from(english));
+        assert_eq!(count(&index, "snake"), u64::from(english));
+        // Exact splits `a::b` at the colons (UAX #29), so its words are
+        // there; English indexes `read_to_string` as a piece.
+        assert_eq!(count(&index, "read_to_string"), 1);
+        assert_eq!(count(&index, "std::fs::read_to_string"), 1, "{created:?}");
+        assert_eq!(count(&index, "string"), u64::from(english));
+        assert_eq!(count(&index, "fs"), 1);
+        // Prefixes and fuzzy words are analysed like words.
+        assert_eq!(count(&index, "rotat*"), 1);
+        assert_eq!(count(&index, "KEYS*"), if english { 2 } else { 1 });
+        index.close().unwrap();
+        let index = pushdex::Index::open(dir.path()).unwrap();
+        assert_eq!(index.analyzer(), created, "kept across reopen");
+        assert_eq!(count(&index, "keys"), if english { 2 } else { 1 });
+        index.close().unwrap();
+    }
 }

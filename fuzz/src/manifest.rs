@@ -101,6 +101,8 @@ pub struct Spec {
     sort_checkpoints: bool,
     /// Ordinals for the bitmaps `del-3.bm` and `del-4.bm`.
     deleted: (Vec<u16>, Vec<u32>),
+    /// The index's analyzer: Exact, else English.
+    exact: bool,
 }
 
 impl Spec {
@@ -122,7 +124,8 @@ impl Spec {
             checkpoints.sort();
             checkpoints.dedup_by(|a, b| a.0 == b.0);
         }
-        Manifest { serial, log_gen, next_gen, segments, checkpoints }
+        let analyzer = if self.exact { pushdex::Analyzer::Exact } else { pushdex::Analyzer::English };
+        Manifest { serial, log_gen, next_gen, segments, checkpoints, analyzer }
     }
 }
 

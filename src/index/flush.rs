@@ -27,7 +27,7 @@ use crate::index::background::Job;
 use crate::index::tables::{CheckpointEntry, Frozen, LiveSegment, Tables};
 use crate::index::Inner;
 use crate::manifest::{self, Manifest, SegmentRef};
-use crate::segment::{self, Segment, SegmentEntry};
+use crate::segment::{self, Segment, SegmentEntry, Terms};
 use crate::trie::Trie;
 use crate::wal::{self, WalWriter};
 
@@ -203,7 +203,8 @@ impl Inner {
         } else {
             let name = FileName::Segment(m.next_gen).to_string();
             m.next_gen += 1;
-            segment::write_segment(storage, &name, &|visit| frozen_entries(&base.frozen.mem, visit))?;
+            let analyze = Terms::Analyze(m.manifest.analyzer);
+            segment::write_segment_with(storage, &name, &|visit| frozen_entries(&base.frozen.mem, visit), analyze)?;
             storage.sync_dir()?;
             Some(Arc::new(Segment::open(storage, &name)?))
         };
@@ -257,6 +258,7 @@ impl Inner {
             next_gen: m.next_gen,
             segments: refs,
             checkpoints: base.checkpoints.clone(),
+            analyzer: m.manifest.analyzer,
         };
         manifest::write_manifest(storage, &manifest)?;
         m.committed = base.serial;

@@ -30,13 +30,14 @@ pub use verify::{Problem, Repair, Verification};
 use crate::document::{check_name, check_value, Document, Update, MAX_BATCH_BYTES, MAX_BATCH_DOCUMENTS};
 use crate::error::{Error, Result};
 use crate::files::FileName;
-use crate::manifest;
+use crate::manifest::{self, Manifest};
 use crate::record::{kind, DocRecord, Op};
 use crate::search::eval::{IndexCache, Snapshot};
 use crate::search::{Hit, Query, SearchOptions, SearchResults, Sort};
 use crate::segment::Segment;
 use crate::status::{Checkpoint, DocumentStatus, EnumerationMode, Serial, SessionId, State, Watermarks};
 use crate::storage::{Counted, FsStorage, LockGuard, Storage};
+use crate::text::Analyzer;
 use crate::uri::{check_prefix, check_root, check_uri, folder_prefix};
 use crate::wal::{self, WalWriter};
 use background::Background;
@@ -82,6 +83,7 @@ impl Health {
 pub struct Options {
     memtable_bytes: usize,
     create: Create,
+    analyzer: Analyzer,
 }
 
 /// Whether [`Index::open_with`] may create an index ([`Options::create`]).
@@ -134,9 +136,9 @@ const fn parse_build_bytes(text: &str) -> usize {
 
 impl Default for Options {
     /// 64 MiB of memtable (see [`BUILD_MEMTABLE_BYTES`] for test builds),
-    /// [`Create::Always`]. Reads no environment.
+    /// [`Create::Always`], [`Analyzer::English`]. Reads no environment.
     fn default() -> Options {
-        Options { memtable_bytes: BUILD_MEMTABLE_BYTES, create: Create::Always }
+        Options { memtable_bytes: BUILD_MEMTABLE_BYTES, create: Create::Always, analyzer: Analyzer::English }
     }
 }
 
@@ -154,6 +156,15 @@ impl Options {
     /// Whether opening may create an index (default [`Create::Always`]).
     pub fn create(mut self, create: Create) -> Options {
         self.create = create;
+        self
+    }
+
+    /// How a new index analyses text (default [`Analyzer::English`]).
+    /// Recorded when the index is created and used for as long as it
+    /// lives: opening an existing index keeps its own analyzer, whatever
+    /// this says ([`Index::analyzer`] tells which it has).
+    pub fn analyzer(mut self, analyzer: Analyzer) -> Options {
+        self.analyzer = analyzer;
         self
     }
 
@@ -377,7 +388,17 @@ impl Index {
         let written = Arc::new(AtomicU64::new(0));
         let storage: Arc<dyn Storage> = Arc::new(Counted::new(storage, written.clone()));
         let dir_lock = storage.try_lock()?.ok_or_else(|| Error::Locked { path: storage.root().to_path_buf() })?;
-        let manifest = manifest::read_manifest(storage.as_ref())?.unwrap_or_default();
+        let manifest = match manifest::read_manifest(storage.as_ref())? {
+            Some(manifest) => manifest,
+            None => {
+                // A new index (or one of an earlier release that never
+                // flushed): its analyzer is recorded before any document
+                // is analysed.
+                let manifest = Manifest { analyzer: options.analyzer, ..Manifest::default() };
+                manifest::write_manifest(storage.as_ref(), &manifest)?;
+                manifest
+            }
+        };
         let mut tables = load_committed(storage.as_ref(), &manifest)?;
         // Checked before recovery creates a log at the manifest's generation.
         let mut next_gen = next_free_gen(storage.as_ref(), &manifest)?;
@@ -389,7 +410,7 @@ impl Index {
             replay_frame(&mut tables, frame, &log_path)
         })?;
         let last = tables.last;
-        let search_cache = Arc::new(IndexCache::default());
+        let search_cache = Arc::new(IndexCache::new(manifest.analyzer));
         let published = RwLock::new(Arc::new(Snapshot::new(tables.committed_segments(), search_cache.clone())));
         let inner = Arc::new(Inner {
             storage,
@@ -654,6 +675,13 @@ impl Index {
             (facets, count.then_some(matched))
         };
         Ok(SearchResults { hits, total, facets })
+    }
+
+    /// How this index analyses text: the analyzer it was created with
+    /// ([`Options::analyzer`]); [`Analyzer::Exact`] for an index created
+    /// before analyzers existed.
+    pub fn analyzer(&self) -> Analyzer {
+        self.inner.search_cache.analyzer()
     }
 
     /// The text parts that some Searchable document has, sorted: what a

@@ -41,7 +41,7 @@ use crate::search::query::one_word;
 use crate::search::{Facet, Hit, Query};
 use crate::segment::Segment;
 use crate::segment::{term_key, value_at, Postings, META, WORD};
-use crate::text::words;
+use crate::text::{query_terms, Analyzer};
 use crate::uri::{folder_prefix, place, Place};
 
 const K1: f64 = 1.2;
@@ -138,13 +138,22 @@ struct Seg {
     whole: bool,
 }
 
-/// Segment indexes shared by successive snapshots, by segment name.
-#[derive(Default)]
+/// Segment indexes shared by successive snapshots, by segment name, and the
+/// index's analyzer, which queries are analysed with.
 pub(crate) struct IndexCache {
     by_name: Mutex<HashMap<String, Arc<SegmentIndex>>>,
+    analyzer: Analyzer,
 }
 
 impl IndexCache {
+    pub fn new(analyzer: Analyzer) -> IndexCache {
+        IndexCache { by_name: Mutex::default(), analyzer }
+    }
+
+    pub fn analyzer(&self) -> Analyzer {
+        self.analyzer
+    }
+
     /// Forgets the indexes of segments no longer in `names`.
     pub fn retain(&self, names: &[&str]) {
         self.by_name.lock().unwrap_or_else(|e| e.into_inner()).retain(|name, _| names.contains(&name.as_str()));
@@ -218,7 +227,7 @@ impl Snapshot {
     /// How many searchable documents `query` matches.
     pub fn count(&self, query: &Query) -> Result<u64> {
         let prepared = self.prepared()?;
-        let mut reader = Reader::default();
+        let mut reader = Reader::new(self.cache.analyzer);
         let mut total = 0;
         for (s, seg) in prepared.segs.iter().enumerate() {
             total += match quick_count(&mut reader, seg, query)? {
@@ -237,7 +246,7 @@ impl Snapshot {
     /// matched rows.
     pub fn facets(&self, query: &Query, names: &[String], limit: usize) -> Result<(Vec<Facet>, u64)> {
         let prepared = self.prepared()?;
-        let mut reader = Reader::default();
+        let mut reader = Reader::new(self.cache.analyzer);
         let mut counts: Vec<HashMap<String, u64>> = vec![HashMap::new(); names.len()];
         let mut head = Vec::new();
         let mut matched = 0;
@@ -284,7 +293,7 @@ impl Snapshot {
         }
         let prepared = self.prepared()?;
         let segs = &prepared.segs;
-        let mut reader = Reader::default();
+        let mut reader = Reader::new(self.cache.analyzer);
         let nodes =
             segs.iter().enumerate().map(|(s, seg)| evaluate(&mut reader, s, seg, query)).collect::<Result<Vec<_>>>()?;
         let mut texts = Vec::new();
@@ -493,6 +502,8 @@ fn intersect(a: &RoaringBitmap, b: &RoaringBitmap) -> RoaringBitmap {
 /// words, and builds each fuzzy word's automaton once for all segments.
 #[derive(Default)]
 struct Reader<'a> {
+    /// How query text is analysed: the index's analyzer.
+    analyzer: Analyzer,
     /// By (segment, part, word id).
     read: HashMap<(usize, usize, usize), Option<Rc<Postings<'a>>>>,
     /// Words by id.
@@ -505,13 +516,17 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    fn new(analyzer: Analyzer) -> Reader<'a> {
+        Reader { analyzer, ..Reader::default() }
+    }
+
     /// The automaton of the words within `distance` of `word` (a `Fuzzy`
     /// query's), analysed.
     fn fuzzy(&mut self, word: &str, distance: u8) -> Result<Rc<fst::automaton::Levenshtein>> {
         if let Some((_, automaton)) = self.fuzzy.iter().find(|(w, _)| std::ptr::eq(*w, word)) {
             return Ok(automaton.clone());
         }
-        let analysed = one_word(word)?;
+        let analysed = one_word(self.analyzer, word)?;
         let automaton = fst::automaton::Levenshtein::new(&analysed, u32::from(distance))
             .map_err(|e| Error::invalid_input(format!("fuzzy word {analysed:?}: {e}")))?;
         let automaton = Rc::new(automaton);
@@ -526,7 +541,7 @@ impl<'a> Reader<'a> {
             return ids.clone();
         }
         let mut ids = Vec::new();
-        for word in words(text) {
+        for word in query_terms(self.analyzer, text) {
             let id = match self.words.iter().position(|w| *w == word) {
                 Some(id) => id,
                 None => {
@@ -612,7 +627,7 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
             rows.unwrap_or_else(|| seg.live.clone())
         }
         Query::WordPrefix { field, prefix } => {
-            let prefix = one_word(prefix)?;
+            let prefix = one_word(reader.analyzer, prefix)?;
             expanded_rows(seg, field.as_deref(), &fst::automaton::Str::new(&prefix).starts_with())?
         }
         Query::Fuzzy { field, word, distance } => {

@@ -221,9 +221,11 @@ fn no_word(text: &str) -> Error {
     ))
 }
 
-/// The one word `text` analyses to (a word prefix or a fuzzy word).
-pub(crate) fn one_word(text: &str) -> Result<String> {
-    let mut words = crate::text::words(text);
+/// The one word `text` analyses to with `analyzer` (a word prefix or a
+/// fuzzy word): an identifier whole, a word folded and stemmed by
+/// [`Analyzer::English`](crate::Analyzer::English).
+pub(crate) fn one_word(analyzer: crate::Analyzer, text: &str) -> Result<String> {
+    let mut words = crate::text::query_terms(analyzer, text).into_iter();
     match (words.next(), words.next()) {
         (Some(word), None) => Ok(word),
         (None, _) => Err(no_word(text)),
@@ -268,11 +270,11 @@ impl Query {
                     continue;
                 }
                 Query::WordPrefix { prefix, .. } => {
-                    one_word(prefix)?;
+                    one_word(crate::Analyzer::English, prefix)?;
                     continue;
                 }
                 Query::Fuzzy { word, distance, .. } => {
-                    one_word(word)?;
+                    one_word(crate::Analyzer::English, word)?;
                     if *distance > 2 {
                         return Err(Error::invalid_input(format!(
                             "the distance of a fuzzy word is 0, 1 or 2, not {distance}"
@@ -617,8 +619,9 @@ impl<'a> Lexer<'a> {
                         Query::Prefix(value)
                     }));
                 }
-                // `http://x`, `file:///a`: a URL, read as a word.
-                _ if rest.starts_with("//") => {}
+                // `http://x`, `file:///a`: a URL, and `std::fs::File`: a
+                // path, read as a word.
+                _ if rest.starts_with("//") || rest.starts_with(':') => {}
                 _ => {
                     self.at = value_at;
                     let quoted = self.peek() == Some('"');
@@ -901,7 +904,7 @@ fn write_query(f: &mut fmt::Formatter<'_>, query: &Query, level: Level) -> fmt::
             if is_simple_name(name) && name != "under" && name != "prefix" && !text.is_empty() =>
         {
             write!(f, "{name}:")?;
-            write_value(f, text, text.starts_with("//") || wildcard_like(text))
+            write_value(f, text, text.starts_with("//") || text.starts_with(':') || wildcard_like(text))
         }
         Query::WordPrefix { field, prefix } if written_as_word(field, prefix) => {
             if let Some(name) = field {
@@ -970,7 +973,11 @@ fn is_plain_word(text: &str) -> bool {
 fn colon_stays_in_word(word: &str) -> bool {
     let name = word.find(|c| !is_name_char(c)).unwrap_or(word.len());
     match word[name..].strip_prefix(':') {
-        Some(value) => name > 0 && !matches!(&word[..name], "under" | "prefix") && value.starts_with("//"),
+        Some(value) => {
+            name > 0
+                && !matches!(&word[..name], "under" | "prefix")
+                && (value.starts_with("//") || value.starts_with(':'))
+        }
         None => true,
     }
 }
@@ -986,7 +993,11 @@ fn written_as_word(field: &Option<String>, word: &str) -> bool {
         && !word.contains(ends_term)
         && !word.starts_with('"')
         // A part's value runs to the next space, colons and `@` included.
-        && (if field.is_some() { !word.starts_with("//") } else { !word.starts_with('@') && colon_stays_in_word(word) })
+        && (if field.is_some() {
+            !word.starts_with("//") && !word.starts_with(':')
+        } else {
+            !word.starts_with('@') && colon_stays_in_word(word)
+        })
 }
 
 /// Whether an unquoted value would not read back as itself.

@@ -31,7 +31,7 @@ use crate::document::{Body, BodyItem};
 use crate::error::{Error, Result};
 use crate::record::{get_varint, put_varint, varint_len};
 use crate::storage::StorageFile;
-use crate::text::for_each_word;
+use crate::text::analyze;
 
 use super::format::{le_u64, Section, SectionWriter, Sections, Slice, Written};
 
@@ -213,6 +213,8 @@ impl Interner {
 /// term's rows stay in order) and counts repeats as frequencies.
 #[derive(Default)]
 pub(crate) struct Analyzer {
+    /// How text parts become words.
+    analysis: crate::text::Analyzer,
     parts: BTreeMap<String, Column>,
     terms: Interner,
     /// Term ids of every occurrence, row after row.
@@ -225,12 +227,16 @@ pub(crate) struct Analyzer {
 }
 
 impl Analyzer {
+    pub fn new(analysis: crate::text::Analyzer) -> Analyzer {
+        Analyzer { analysis, ..Analyzer::default() }
+    }
+
     /// Adds row `row` (rows come in increasing order, from 0). Bytes that
     /// are not an encoded body (only low-level tests and benches write
     /// such) add what they hold up to where they stop parsing.
     pub fn add(&mut self, row: u32, body: &[u8]) {
         debug_assert_eq!(row as usize, self.row_ends.len());
-        let Analyzer { parts, terms, occurrences, counts, key, .. } = self;
+        let Analyzer { analysis, parts, terms, occurrences, counts, key, .. } = self;
         let mut note = |key: &[u8]| {
             let id = terms.intern(key);
             if id as usize == counts.len() {
@@ -245,13 +251,11 @@ impl Analyzer {
                 note(key);
             }
             BodyItem::Text(name, text) => {
-                let mut len = 0u32;
                 term_key(key, WORD, name, "");
                 let base = key.len();
-                for_each_word(text, &mut |word| {
-                    len += 1;
+                let len = analyze(*analysis, text, &mut |token| {
                     key.truncate(base);
-                    key.extend_from_slice(word.as_bytes());
+                    key.extend_from_slice(token.term.as_bytes());
                     note(key);
                 });
                 match parts.get_mut(name) {

@@ -35,8 +35,8 @@ pub type Entries<'s> = dyn Fn(&mut dyn FnMut(SegmentEntry<'_>) -> Result<()>) ->
 
 /// Where a new segment's inverted index comes from.
 pub(crate) enum Terms<'a> {
-    /// Analysing each entry's body.
-    Analyze,
+    /// Analysing each entry's body with this analyzer.
+    Analyze(crate::text::Analyzer),
     /// The merged `inputs`' own, renumbered by `remap` (`remap[i][row]`: the
     /// new ordinal of row `row` of `inputs[i]`, or `u32::MAX`), which the
     /// entries fill in as they are visited.
@@ -45,9 +45,11 @@ pub(crate) enum Terms<'a> {
 
 /// Writes segment file `name` from `entries` (strictly increasing URIs),
 /// fsyncs the file, and returns its row count. The caller fsyncs the
-/// directory.
+/// directory. Text parts are analysed with [`Analyzer::Exact`]
+/// (crate::text::Analyzer): what low-level tests and benches expect; an
+/// index passes its own analyzer to [`write_segment_with`].
 pub fn write_segment(storage: &dyn Storage, name: &str, entries: &Entries<'_>) -> Result<u64> {
-    write_segment_with(storage, name, entries, Terms::Analyze)
+    write_segment_with(storage, name, entries, Terms::Analyze(crate::text::Analyzer::Exact))
 }
 
 /// [`write_segment`], with the inverted index from `terms`.
@@ -67,7 +69,10 @@ pub(crate) fn write_segment_with(
     // flush, analyses the bodies.
     let mut w = SectionWriter::new(file, 0);
     let mut prev: Option<Vec<u8>> = None;
-    let mut analyzer = matches!(terms, Terms::Analyze).then(Analyzer::default);
+    let mut analyzer = match terms {
+        Terms::Analyze(analysis) => Some(Analyzer::new(analysis)),
+        Terms::Merge { .. } => None,
+    };
     entries(&mut |e| {
         if prev.as_deref().is_some_and(|p| p >= e.uri) {
             return Err(Error::invalid_input("segment entries must come in strictly increasing URI order"));
@@ -147,7 +152,7 @@ pub(crate) fn write_segment_with(
             let inputs: Vec<_> = inputs.iter().map(|seg| seg.inverted()).collect();
             postings::write_merged(&inputs, &remap.borrow(), file, at)?
         }
-        (None, Terms::Analyze) => unreachable!("an analyzer is made for Terms::Analyze"),
+        (None, Terms::Analyze(_)) => unreachable!("an analyzer is made for Terms::Analyze"),
     };
     for (section, done) in search {
         at = done.end();
