@@ -18,17 +18,17 @@
 //! to stdout, with control characters in URIs and values escaped
 //! (`\t`, `\n`, `\x1b`, `\\`); a failure is one line `error: ...` on
 //! stderr and exit code 1 (usage errors are clap's, code 2). Every command
-//! opens the index, does its work and closes it.
+//! opens the index, does its work and closes it. An index is open in one
+//! process at a time: a second `pushdex` on the same directory fails with
+//! "already open" while the first one runs, rather than waiting.
 //!
 //! `search` prints each hit as `N. TITLE`, then `URI  score S  stamp T`
 //! (one line `N. URI  score S  stamp T` when the hit has no title), then
-//! the snippet, on one line, with the matched words in bold when stdout is
-//! a terminal (and `NO_COLOR` is unset), else between `[` and `]`; then
+//! its snippet on one line, the matched words in bold when stdout is a
+//! terminal (and `NO_COLOR` is unset), else between `[` and `]`; then
 //! `total: N (A to B shown)` and each `--facet`'s counts. `--json` prints
 //! one object instead, shaped as the server's answer, snippets with `<b>`
-//! and `</b>` around the matched words. An index is open in one
-//! process at a time: a second `pushdex` on the same directory fails with
-//! "already open" while the first one runs, rather than waiting.
+//! and `</b>` around the matched words.
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;

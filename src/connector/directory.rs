@@ -18,22 +18,9 @@
 //!   UTF-8 becomes the text part `content` (full-text indexed), anything else
 //!   the binary part `content`. A larger file gets the metas only, plus the
 //!   meta `content_omitted` = `"larger than 1048576 bytes"`.
-//! * **Extraction** (with the `extract` feature, on by default through
-//!   `cli`): a gzip file (by its magic bytes, whatever its name) is
-//!   decompressed, to at most [`MAX_CONTENT_BYTES`] (more is the "larger
-//!   than" case above, and decompression stops there), and its contents are
-//!   read by the name without `.gz` (`notes.txt.gz` is text,
-//!   `page.html.gz` HTML); a damaged one, or one whose contents are not
-//!   UTF-8, stays the binary part `content` as read. HTML (`.html`,
-//!   `.htm`, `.xhtml`, or an unknown extension and a text that starts with
-//!   `<!doctype html` or `<html`) and XML (`.xml`) become their visible
-//!   text, as the server converts HTML parts (tags, scripts and styles
-//!   dropped, entities decoded). An HTML page's `<title>` (whitespace
-//!   collapsed, entities decoded) and a Markdown file's (`.md`,
-//!   `.markdown`) first `# ` heading become the meta `title`, the title
-//!   that search hits show. Without the feature, gzip files are binary,
-//!   HTML and XML are text with their markup, and only Markdown titles
-//!   are read.
+//! * **Extraction** (the `extract` feature): gzip files decompressed, HTML
+//!   and XML as their visible text, the meta `title` from an HTML
+//!   `<title>` or a Markdown `# ` heading; see [`DirectorySource`].
 //!
 //! A subdirectory that holds a pushdex index (a `LOCK` file and a
 //! `MANIFEST` or `wal-<n>.log`) is skipped: an index never imports an index,
@@ -95,10 +82,22 @@ const RFC3339_END_SECS: u64 = 253_402_300_800;
 /// `lastmodifieddate` (RFC 3339 UTC, to the second) and `mime_type` (guessed
 /// from the extension), and `title` for an HTML page or a Markdown file
 /// that has one; its content is the part `content` as described on
-/// [`MAX_CONTENT_BYTES`], gzip decompressed and HTML and XML as their
-/// visible text (see the [module](self)). Symbolic links are not followed; files whose path
+/// [`MAX_CONTENT_BYTES`]. Symbolic links are not followed; files whose path
 /// is not UTF-8 or whose URI would be too long are skipped, and so are
 /// subdirectories that cannot be read.
+///
+/// With the `extract` feature (on by default through `cli`), a gzip file
+/// (by its magic bytes) is decompressed, to at most [`MAX_CONTENT_BYTES`],
+/// and read by its name without `.gz`; a damaged one, or one whose
+/// contents are not UTF-8, stays the binary part `content` as read. HTML
+/// (`.html`, `.htm`, `.xhtml`, or an unknown extension and a text that
+/// starts with `<!doctype html` or `<html`) and XML (`.xml`) become their
+/// visible text (tags, scripts and styles dropped, entities decoded), as
+/// the server converts HTML parts. The meta `title` is an HTML page's
+/// `<title>` (whitespace collapsed, entities decoded) or a Markdown file's
+/// (`.md`, `.markdown`) first `# ` heading. Without the feature gzip files
+/// are binary, HTML and XML are text with their markup, and only Markdown
+/// titles are read.
 ///
 /// ```no_run
 /// use pushdex::connector::DirectorySource;
