@@ -978,3 +978,29 @@ fn or_dash(s: &str) -> &str {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snippet_is_one_line_with_its_highlights_rendered() {
+        let snippet = "…the \u{2}quarterly\u{3}\n\n\treport,\u{1b}[31m \u{2}due\u{3} now…";
+        assert_eq!(render_snippet(snippet, "[", "]"), "…the [quarterly] report,\\x1b[31m [due] now…");
+        assert_eq!(
+            render_snippet(snippet, "\x1b[1m", "\x1b[0m"),
+            "…the \x1b[1mquarterly\x1b[0m report,\\x1b[31m \x1b[1mdue\x1b[0m now…"
+        );
+        assert_eq!(render_snippet("  plain  ", "[", "]"), "plain");
+    }
+
+    #[test]
+    fn the_default_snippet_part() {
+        let parts = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(default_snippet_part(&parts(&["body", "content", "title"])), Some("content"));
+        assert_eq!(default_snippet_part(&parts(&["body", "title"])), Some("body"));
+        assert_eq!(default_snippet_part(&parts(&["abstract"])), Some("abstract"));
+        assert_eq!(default_snippet_part(&parts(&["abstract", "title"])), None);
+        assert_eq!(default_snippet_part(&[]), None);
+    }
+}
