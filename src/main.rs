@@ -161,6 +161,7 @@ struct SearchArgs {
     no_snippet: bool,
     /// Print one JSON object: {"hits": [{"uri", "stamp", "score", "title",
     /// "snippet"}], "total", "facets": [{"name", "values": [[value, count]]}]}
+    /// ({"total"} alone with --count)
     #[arg(long)]
     json: bool,
 }
