@@ -266,7 +266,7 @@ fn word_prefixes_and_fuzzy_words() {
 /// `search_with`: pages of the same order, a total, the result window, and
 /// the options not served yet refused rather than ignored.
 #[test]
-fn search_with_pages_counts_and_refuses_what_it_does_not_serve() {
+fn search_with_pages_counts_and_refuses_bad_options() {
     let dir = tempfile::tempdir().unwrap();
     let index = pushdex::Index::open(dir.path()).unwrap();
     index
@@ -280,8 +280,10 @@ fn search_with_pages_counts_and_refuses_what_it_does_not_serve() {
         let options = pushdex::SearchOptions { offset: page * 6, limit: 6, count: true, ..Default::default() };
         let found = index.search_with(&q, &options).unwrap();
         assert_eq!(found.total, Some(25));
-        assert!(found.facets.is_empty() && found.hits.iter().all(|h| h.title.is_none() && h.snippet.is_none()));
-        paged.extend(found.hits);
+        assert!(found.facets.is_empty() && found.hits.iter().all(|h| h.snippet.is_none()));
+        // The title rule: no `title` meta or part, so the body's first line.
+        assert!(found.hits.iter().all(|h| h.title.as_deref().is_some_and(|t| t.starts_with("word"))));
+        paged.extend(found.hits.into_iter().map(|h| pushdex::Hit { title: None, ..h }));
     }
     assert_eq!(paged, all);
     let without_count = index.search_with(&q, &pushdex::SearchOptions::default()).unwrap();
@@ -292,9 +294,9 @@ fn search_with_pages_counts_and_refuses_what_it_does_not_serve() {
     assert!(refused(pushdex::SearchOptions { offset: 9_991, limit: 10, ..Default::default() }));
     assert!(!refused(pushdex::SearchOptions { offset: 9_990, limit: 10, ..Default::default() }));
     assert!(refused(pushdex::SearchOptions { offset: usize::MAX, ..Default::default() }));
-    let by_meta = pushdex::Sort::Meta { name: "author".into(), descending: false };
+    let by_meta = pushdex::Sort::Meta { name: "".into(), descending: false };
     assert!(refused(pushdex::SearchOptions { sort: by_meta, ..Default::default() }));
-    assert!(refused(pushdex::SearchOptions { snippet: Some("body".into()), ..Default::default() }));
+    assert!(refused(pushdex::SearchOptions { snippet: Some("".into()), ..Default::default() }));
     assert!(refused(pushdex::SearchOptions { facets: vec!["".into()], ..Default::default() }));
 }
 
@@ -386,4 +388,68 @@ fn the_analyzer_is_recorded_at_creation() {
         assert_eq!(count(&index, "keys"), if english { 2 } else { 1 });
         index.close().unwrap();
     }
+}
+
+/// `Sort::Meta` orders hits by a meta's values (numbers as numbers, hits
+/// without the meta last, ties by URI), pages like the score order, and
+/// keeps scores; titles and snippets come from each hit's body.
+#[test]
+fn sort_by_meta_titles_and_snippets() {
+    use pushdex::{SearchOptions, Sort};
+    let dir = tempfile::tempdir().unwrap();
+    let index = pushdex::Index::open_with(dir.path(), pushdex::Options::default().memtable_bytes(4096)).unwrap();
+    let sizes = ["9", "10", "100", "2", "x", "10"];
+    for (i, size) in sizes.iter().enumerate() {
+        let mut doc = Document::new(format!("d/{i}")).with_text("body", format!("report number {i} about keys"));
+        if *size != "x" {
+            doc = doc.with_meta("size", *size);
+        }
+        if i == 3 {
+            doc = doc.with_meta("size", "1000").with_meta("title", "Two sizes");
+        }
+        index.add(doc).unwrap();
+        // Several segments.
+        if i % 2 == 1 {
+            index.refresh().unwrap();
+        }
+    }
+    index.add(Document::new("e").with_text("body", "nothing to see")).unwrap();
+    index.refresh().unwrap();
+    let q = Query::parse("report").unwrap();
+    let sorted = |descending: bool, offset: usize, limit: usize| {
+        let sort = Sort::Meta { name: "size".into(), descending };
+        let found = index.search_with(&q, &SearchOptions { sort, offset, limit, ..Default::default() }).unwrap();
+        found.hits.iter().map(|h| h.uri.clone()).collect::<Vec<_>>()
+    };
+    // Ascending: 2 (d/3's smallest), 9, 10, 10 (ties by URI), 100; d/4 has none.
+    assert_eq!(sorted(false, 0, 10), ["d/3", "d/0", "d/1", "d/5", "d/2", "d/4"]);
+    // Descending: 1000 (d/3's largest), 100, 10, 10, 9; none last.
+    assert_eq!(sorted(true, 0, 10), ["d/3", "d/2", "d/1", "d/5", "d/0", "d/4"]);
+    // Paging cuts the same order, through a run of ties.
+    assert_eq!(sorted(false, 2, 2), ["d/1", "d/5"]);
+    assert_eq!(sorted(false, 3, 1), ["d/5"]);
+    // Scores are kept; titles and snippets.
+    let options = SearchOptions {
+        sort: Sort::Meta { name: "size".into(), descending: false },
+        snippet: Some("body".into()),
+        limit: 2,
+        ..Default::default()
+    };
+    let found = index.search_with(&Query::parse_natural("keys report").unwrap(), &options).unwrap();
+    let by_score = index.search(&Query::parse_natural("keys report").unwrap(), 10).unwrap();
+    let first = &found.hits[0];
+    assert_eq!(first.uri, "d/3");
+    assert_eq!(first.score, by_score.iter().find(|h| h.uri == "d/3").unwrap().score);
+    assert_eq!(first.title.as_deref(), Some("Two sizes"));
+    assert_eq!(first.snippet.as_deref(), Some("<b>report</b> number 3 about <b>keys</b>"));
+    assert_eq!(found.hits[1].title.as_deref(), Some("report number 0 about keys"));
+    // A part the hits lack: no snippet.
+    let options = SearchOptions { snippet: Some("summary".into()), ..Default::default() };
+    assert!(index.search_with(&q, &options).unwrap().hits.iter().all(|h| h.snippet.is_none()));
+    // A meta no hit has: URI order.
+    let sort = Sort::Meta { name: "absent".into(), descending: true };
+    let found = index.search_with(&q, &SearchOptions { sort, ..Default::default() }).unwrap();
+    let uris: Vec<&str> = found.hits.iter().map(|h| h.uri.as_str()).collect();
+    assert_eq!(uris, ["d/0", "d/1", "d/2", "d/3", "d/4", "d/5"]);
+    index.close().unwrap();
 }

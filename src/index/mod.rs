@@ -33,6 +33,7 @@ use crate::files::FileName;
 use crate::manifest::{self, Manifest};
 use crate::record::{kind, DocRecord, Op};
 use crate::search::eval::{IndexCache, Snapshot};
+use crate::search::present::{self, Highlighter};
 use crate::search::{Hit, Query, SearchOptions, SearchResults, Sort};
 use crate::segment::Segment;
 use crate::status::{Checkpoint, DocumentStatus, EnumerationMode, Serial, SessionId, State, Watermarks};
@@ -654,19 +655,29 @@ impl Index {
                 crate::MAX_SEARCH_LIMIT
             ))
         })?;
-        let unserved = match (sort, snippet) {
-            (Sort::Meta { .. }, _) => Some("a sort by meta"),
-            (_, Some(_)) => Some("snippets"),
-            _ => None,
-        };
-        if let Some(what) = unserved {
-            return Err(Error::invalid_input(format!("{what}: not served by this version of pushdex yet")));
-        }
         for name in facets {
             check_name("facet meta name", name)?;
         }
         let snapshot = self.inner.snapshot();
-        let hits = snapshot.search(query, window)?.into_iter().skip(offset).collect();
+        let found = match sort {
+            Sort::Score => snapshot.search_located(query, window)?,
+            Sort::Meta { name, descending } => {
+                check_name("sort meta name", name)?;
+                snapshot.search_by_meta(query, name, *descending, window)?
+            }
+        };
+        let highlighter = match snippet {
+            Some(part) => {
+                check_name("snippet part name", part)?;
+                Some(Highlighter::new(query, part, self.analyzer(), &options.highlight)?)
+            }
+            None => None,
+        };
+        let hits = snapshot.present(found.into_iter().skip(offset).collect(), &mut |hit, body| {
+            hit.title = present::title(body);
+            hit.snippet = highlighter.as_ref().and_then(|h| h.snippet(body));
+            Ok(())
+        })?;
         // Facets evaluate every hit: their count is the total.
         let (facets, total) = if facets.is_empty() {
             (Vec::new(), if count { Some(snapshot.count(query)?) } else { None })

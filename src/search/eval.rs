@@ -257,23 +257,13 @@ impl Snapshot {
                 continue;
             }
             for (name, counts) in names.iter().zip(&mut counts) {
-                head.clear();
-                head.extend_from_slice(name.as_bytes());
-                head.push(0);
-                let mut terms = seg.seg.meta_terms_from(&head)?;
-                while let Some((key, offset)) = terms.next_term()? {
-                    if key < head.as_slice() {
-                        continue;
-                    }
-                    let Some(value) = key.strip_prefix(head.as_slice()) else { break };
-                    let value = std::str::from_utf8(value)
-                        .map_err(|_| Error::corrupt(seg.seg.path(), format!("a value of meta {name:?} is not UTF-8")))?
-                        .to_string();
-                    let n = seg.seg.postings_at(offset)?.rows.intersection_len(&rows);
+                for_each_meta_value(&seg.seg, name, &mut head, &mut |value, postings| {
+                    let n = postings.rows.intersection_len(&rows);
                     if n > 0 {
-                        *counts.entry(value).or_default() += n;
+                        *counts.entry(value.to_string()).or_default() += n;
                     }
-                }
+                    Ok(())
+                })?;
             }
         }
         let mut facets = Vec::with_capacity(names.len());
@@ -288,6 +278,11 @@ impl Snapshot {
 
     /// The best `limit` hits: score descending, then URI in byte order.
     pub fn search(&self, query: &Query, limit: usize) -> Result<Vec<Hit>> {
+        Ok(self.search_located(query, limit)?.into_iter().map(|found| found.hit).collect())
+    }
+
+    /// [`Snapshot::search`], with where each hit was found.
+    pub fn search_located(&self, query: &Query, limit: usize) -> Result<Vec<Located>> {
         if limit == 0 || limit > MAX_LIMIT {
             return Err(Error::invalid_input(format!("limit must be 1 to {MAX_LIMIT}, not {limit}")));
         }
@@ -391,7 +386,7 @@ fn keep_best(candidates: &mut Vec<Candidate>, limit: usize) {
 /// The best `limit` of every segment's best: by score, then URI, which is
 /// read only for the hits and for the ties at the cut (in a merge by URI
 /// that reads each segment's next URI only when it is needed).
-fn pick_hits(segs: &[Seg], mut candidates: Vec<Candidate>, limit: usize) -> Result<Vec<Hit>> {
+fn pick_hits(segs: &[Seg], mut candidates: Vec<Candidate>, limit: usize) -> Result<Vec<Located>> {
     candidates.sort_unstable_by(by_score_then_row);
     // The hits, with their URIs once read.
     let mut chosen: Vec<(Candidate, Option<Vec<u8>>)>;
@@ -427,13 +422,29 @@ fn pick_hits(segs: &[Seg], mut candidates: Vec<Candidate>, limit: usize) -> Resu
             Some(uri) => uri,
             None => seg.uri_at(c.row)?,
         };
-        let uri = String::from_utf8(uri)
-            .map_err(|_| Error::corrupt(seg.path(), format!("the URI of row {} is not UTF-8", c.row)))?;
-        let stamp = seg.row(c.row)?.stamp.to_string();
-        hits.push(Hit { uri, stamp, score: c.score, title: None, snippet: None });
+        hits.push(located(seg, c.seg, c.row, uri, c.score)?);
     }
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.uri.as_bytes().cmp(b.uri.as_bytes())));
+    hits.sort_by(|a, b| {
+        b.hit.score.total_cmp(&a.hit.score).then_with(|| a.hit.uri.as_bytes().cmp(b.hit.uri.as_bytes()))
+    });
     Ok(hits)
+}
+
+/// A hit, and where it was found: a segment of the prepared snapshot, and
+/// its row there.
+pub(crate) struct Located {
+    pub hit: Hit,
+    seg: usize,
+    row: u32,
+}
+
+/// The hit of row `row` of `seg` (segment `s` of the snapshot), whose URI
+/// is `uri`.
+fn located(seg: &Segment, s: usize, row: u32, uri: Vec<u8>, score: f32) -> Result<Located> {
+    let uri =
+        String::from_utf8(uri).map_err(|_| Error::corrupt(seg.path(), format!("the URI of row {row} is not UTF-8")))?;
+    let stamp = seg.row(row)?.stamp.to_string();
+    Ok(Located { hit: Hit { uri, stamp, score, title: None, snippet: None }, seg: s, row })
 }
 
 /// The count of `query` on a segment without deletions when it needs no
@@ -1002,4 +1013,173 @@ fn counting_texts<'q, 'n>(
         }
         _ => {}
     }
+}
+
+// ---- sort by a meta, and what hits show ----------------------------------
+
+impl Snapshot {
+    /// The first `window` hits in the order of meta `name`'s values
+    /// (ascending, or `descending`), ties by URI; a hit without the meta
+    /// comes after every hit with it, in either direction. A hit holding
+    /// several values sorts by its first in that order (the smallest when
+    /// ascending, the largest when descending). Values compare as numbers
+    /// when both are decimal numbers (`9` before `10`), numbers before other
+    /// values, other values by their bytes (ISO dates sort as dates). Hits
+    /// keep their scores.
+    ///
+    /// Reads every value of the meta held by a hit (each value's postings
+    /// once), then the URIs of the hits that tie at the window's values.
+    pub fn search_by_meta(&self, query: &Query, name: &str, descending: bool, window: usize) -> Result<Vec<Located>> {
+        let prepared = self.prepared()?;
+        let segs = &prepared.segs;
+        let mut reader = Reader::new(self.cache.analyzer);
+        let nodes =
+            segs.iter().enumerate().map(|(s, seg)| evaluate(&mut reader, s, seg, query)).collect::<Result<Vec<_>>>()?;
+        // Every hit with its sort value: (value, segment, row).
+        let mut keyed: Vec<(Option<String>, usize, u32)> = Vec::new();
+        let mut head = Vec::new();
+        for (s, (seg, node)) in segs.iter().zip(&nodes).enumerate() {
+            if node.rows.is_empty() {
+                continue;
+            }
+            let mut best: HashMap<u32, String> = HashMap::new();
+            for_each_meta_value(&seg.seg, name, &mut head, &mut |value, postings| {
+                for row in &(&postings.rows & &node.rows) {
+                    let first = |old: &String| {
+                        let order = compare_values(value, old);
+                        if descending {
+                            order.is_gt()
+                        } else {
+                            order.is_lt()
+                        }
+                    };
+                    match best.get_mut(&row) {
+                        Some(old) if first(old) => *old = value.to_string(),
+                        Some(_) => {}
+                        None => {
+                            best.insert(row, value.to_string());
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            for row in &node.rows {
+                keyed.push((best.remove(&row), s, row));
+            }
+        }
+        let order = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (Some(a), Some(b)) if descending => compare_values(b, a),
+            (Some(a), Some(b)) => compare_values(a, b),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        };
+        keyed.sort_by(|a, b| order(&a.0, &b.0));
+        // The window, each run of equal values in URI order.
+        let mut chosen: Vec<(usize, u32, Vec<u8>)> = Vec::with_capacity(window.min(keyed.len()));
+        let mut at = 0;
+        while chosen.len() < window && at < keyed.len() {
+            let run = keyed[at..].iter().take_while(|k| order(&k.0, &keyed[at].0).is_eq()).count();
+            let tied: Vec<(usize, u32)> = keyed[at..at + run].iter().map(|&(_, s, row)| (s, row)).collect();
+            chosen.extend(first_by_uri(segs, tied, window - chosen.len())?);
+            at += run;
+        }
+        // Their scores.
+        let mut texts = Vec::new();
+        scored_texts(query, &mut texts);
+        let weights = Weights::new(&mut reader, segs, &texts, &prepared.parts)?;
+        let mut scores: HashMap<usize, Vec<(u32, f64)>> = HashMap::new();
+        let mut hits = Vec::with_capacity(chosen.len());
+        for (s, row, uri) in chosen {
+            let scored = match scores.entry(s) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(score_segment(&mut reader, &weights, s, &segs[s], query, &nodes[s])?)
+                }
+            };
+            let score = scored.binary_search_by_key(&row, |&(r, _)| r).map_or(0.0, |i| scored[i].1 as f32);
+            hits.push(located(&segs[s].seg, s, row, uri, score)?);
+        }
+        Ok(hits)
+    }
+
+    /// Calls `show` with each hit and its body (as it was when it became
+    /// Searchable), and returns the hits.
+    pub fn present(
+        &self,
+        found: Vec<Located>,
+        show: &mut dyn FnMut(&mut Hit, &[u8]) -> Result<()>,
+    ) -> Result<Vec<Hit>> {
+        let prepared = self.prepared()?;
+        let mut hits = Vec::with_capacity(found.len());
+        for Located { mut hit, seg, row } in found {
+            let body = prepared.segs[seg].seg.row(row)?.body;
+            show(&mut hit, body)?;
+            hits.push(hit);
+        }
+        Ok(hits)
+    }
+}
+
+/// Calls `visit` with each value of meta `name` in `seg`, in byte order,
+/// and its postings (`head`: a buffer).
+fn for_each_meta_value(
+    seg: &Segment,
+    name: &str,
+    head: &mut Vec<u8>,
+    visit: &mut dyn FnMut(&str, Postings<'_>) -> Result<()>,
+) -> Result<()> {
+    head.clear();
+    head.extend_from_slice(name.as_bytes());
+    head.push(0);
+    let mut terms = seg.meta_terms_from(head)?;
+    while let Some((key, offset)) = terms.next_term()? {
+        if key < head.as_slice() {
+            continue;
+        }
+        let Some(value) = key.strip_prefix(head.as_slice()) else { break };
+        let value = std::str::from_utf8(value)
+            .map_err(|_| Error::corrupt(seg.path(), format!("a value of meta {name:?} is not UTF-8")))?;
+        visit(value, seg.postings_at(offset)?)?;
+    }
+    Ok(())
+}
+
+/// The order of two meta values for [`Snapshot::search_by_meta`]: decimal
+/// numbers by value (then by their text, so `1.0` and `1` are distinct)
+/// before every other value, others by their bytes. A total order.
+fn compare_values(a: &str, b: &str) -> Ordering {
+    let number = |v: &str| v.parse::<f64>().ok().filter(|x| x.is_finite() && !v.contains(['e', 'E', 'i', 'n', 'N']));
+    match (number(a), number(b)) {
+        (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.cmp(b)),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
+/// The first `k` of `tied` (segment, row) in URI order, with their URIs:
+/// a merge of the segments' rows (in URI order within a segment) that reads
+/// a URI only when it is needed.
+fn first_by_uri(segs: &[Seg], tied: Vec<(usize, u32)>, k: usize) -> Result<Vec<(usize, u32, Vec<u8>)>> {
+    let mut by_seg: Vec<Vec<u32>> = vec![Vec::new(); segs.len()];
+    for (s, row) in tied {
+        by_seg[s].push(row);
+    }
+    let mut heads = BinaryHeap::new();
+    for (s, rows) in by_seg.iter_mut().enumerate() {
+        rows.sort_unstable();
+        if let Some(&row) = rows.first() {
+            heads.push(Reverse((segs[s].seg.uri_at(row)?, s, 0usize)));
+        }
+    }
+    let mut out = Vec::with_capacity(k);
+    while out.len() < k {
+        let Some(Reverse((uri, s, at))) = heads.pop() else { break };
+        out.push((s, by_seg[s][at], uri));
+        if let Some(&row) = by_seg[s].get(at + 1) {
+            heads.push(Reverse((segs[s].seg.uri_at(row)?, s, at + 1)));
+        }
+    }
+    Ok(out)
 }

@@ -7,9 +7,11 @@
 //! and below `index`: it reads the segments of the snapshot published by the
 //! last `refresh()`, and segments know nothing of queries. This module holds
 //! the model and the parser (`query`) and evaluation over a snapshot's
-//! segments (`eval`: bitmap algebra, BM25, top-k).
+//! segments (`eval`: bitmap algebra, BM25, top-k, sort by meta), and what
+//! a hit shows a person (`present`: titles and highlighted snippets).
 
 pub(crate) mod eval;
+pub(crate) mod present;
 mod query;
 
 pub use eval::MAX_LIMIT as MAX_SEARCH_LIMIT;

@@ -127,13 +127,20 @@ pub struct Hit {
     /// `0.0` for a document found only by conditions without words (metas,
     /// folders, prefixes, `All`). Higher is better.
     pub score: f32,
-    /// The document's title. [`Index::search`](crate::Index::search)
-    /// leaves it `None`; [`Index::search_with`](crate::Index::search_with)
-    /// does too until titles are served.
+    /// The document's title, from
+    /// [`Index::search_with`](crate::Index::search_with): the first value of
+    /// its `title` meta, else the first line of its text part `title`, else
+    /// the first line of its first text part (whitespace runs as one space,
+    /// at most 120 characters); `None` without such text, and always from
+    /// [`Index::search`](crate::Index::search).
     pub title: Option<String>,
-    /// A passage of the document with the matched words highlighted.
-    /// `None` from [`Index::search`](crate::Index::search), and until
-    /// snippets are served.
+    /// A passage of the text part [`SearchOptions::snippet`] names, from
+    /// [`Index::search_with`](crate::Index::search_with): the first window
+    /// of at most 30 words holding the most words the query matched, each
+    /// matched word between [`SearchOptions::highlight`]'s strings, "…"
+    /// where the part goes on. `None` when the hit lacks the part, when no
+    /// snippet was asked for, and always from
+    /// [`Index::search`](crate::Index::search).
     pub snippet: Option<String>,
 }
 
@@ -183,7 +190,10 @@ pub enum Sort {
     /// Best score first.
     #[default]
     Score,
-    /// By the value of a meta.
+    /// By the value of a meta: decimal numbers by value (before every other
+    /// value), other values by their bytes (ISO dates sort as dates); a hit
+    /// with several values by its first in this order; hits without the
+    /// meta last, in either direction. Scores are still computed.
     Meta {
         /// The meta's name.
         name: String,
