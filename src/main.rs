@@ -708,15 +708,15 @@ fn search(index: &Index, args: &SearchArgs, out: &mut dyn Write) -> CliResult<()
         }
         return Ok(());
     }
-    let (snippet, asked) = match (&args.snippet, args.no_snippet) {
-        (_, true) => (None, false),
+    let snippet = match (&args.snippet, args.no_snippet) {
+        (_, true) => None,
         (Some(part), false) if !parts.contains(part) => return Err(unknown_part(part, &parts).into()),
-        (Some(part), false) => (Some(part.clone()), true),
-        (None, false) => (default_snippet_part(&parts).map(str::to_string), false),
+        (Some(part), false) => Some(part.clone()),
+        (None, false) => default_snippet_part(&parts).map(str::to_string),
     };
     let highlight =
         if args.json { SearchOptions::default().highlight } else { (MARK_START.to_string(), MARK_END.to_string()) };
-    let mut options = SearchOptions {
+    let options = SearchOptions {
         limit: args.limit,
         offset: args.offset,
         sort: args.sort.clone().unwrap_or_default(),
@@ -726,16 +726,7 @@ fn search(index: &Index, args: &SearchArgs, out: &mut dyn Write) -> CliResult<()
         count: true,
         ..SearchOptions::default()
     };
-    let found = match index.search_with(&query, &options) {
-        // A passage nobody asked for is not worth failing a search for (an
-        // index or a version that cannot cut one): the same search without.
-        // When the error is the search's own, the second try reports it.
-        Err(Error::InvalidInput { .. }) if options.snippet.is_some() && !asked => {
-            options.snippet = None;
-            index.search_with(&query, &options)?
-        }
-        found => found?,
-    };
+    let found = index.search_with(&query, &options)?;
     if args.json {
         let answer = JsonAnswer {
             hits: found

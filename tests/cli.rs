@@ -322,10 +322,14 @@ fn search_finds_imported_files_by_words_metas_and_folders() {
     fs::write(tree.path().join("a/special.txt"), "a quarterly REPORT, at last").unwrap();
     pushdex(index.path(), &["import", tree.path().to_str().unwrap()]).ok();
     let out = pushdex(index.path(), &["search", "quarterly report"]).ok();
-    let hits = hit_lines(&out);
-    assert_eq!(hits.len(), 1, "{out}");
-    assert!(hits[0].starts_with("1. file://") && hits[0].contains("special.txt  score "), "{out}");
-    assert!(out.ends_with("total: 1 (1 to 1 shown)\n"), "{out}");
+    // The title (the first line: a text file has no other), the URI with
+    // score and stamp, the snippet of `content` with the matched words.
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines[0], "1. a quarterly REPORT, at last", "{out}");
+    assert!(lines[1].starts_with("   file://") && lines[1].contains("/a/special.txt  score "), "{out}");
+    assert_eq!(lines[2], "   a [quarterly] [REPORT], at last", "{out}");
+    assert_eq!(lines[3], "total: 1 (1 to 1 shown)", "{out}");
     assert_eq!(pushdex(index.path(), &["search", "--count", "document"]).ok().trim(), "12");
     assert_eq!(pushdex(index.path(), &["search", "--count", "@file_name:top00.txt"]).ok().trim(), "1");
     let root = format!("file://{}/a/b", tree.path().canonicalize().unwrap().display());
@@ -362,14 +366,6 @@ fn hit_lines(out: &str) -> Vec<&str> {
 /// The hits' URIs of a `search --json` answer.
 fn json_uris(answer: &serde_json::Value) -> Vec<String> {
     answer["hits"].as_array().unwrap().iter().map(|h| h["uri"].as_str().unwrap().to_string()).collect()
-}
-
-/// Whether a run is the library refusing an option it does not serve yet
-/// (API.md, "Search, second part"): exit 1 and the library's message. Once
-/// the library serves sorts and snippets this is never true, and the tests
-/// check the served answer (the `else` branches can then go).
-fn not_served_yet(run: &Run) -> bool {
-    run.code == 1 && run.stderr.contains("not served")
 }
 
 /// `search --json`, parsed.
@@ -438,12 +434,7 @@ fn search_options_json_paging_facets_sort_and_snippets() {
     // --sort META / -META / META:desc reach the library (exit 2 for a sort
     // that does not parse, before the index is opened).
     for (sort, descending) in [("file_name", false), ("-file_name", true), ("file_name:desc", true)] {
-        let run = pushdex(index, &["search", "--json", "--limit", "20", "--sort", sort, "*"]);
-        if not_served_yet(&run) {
-            run.fails(1);
-            continue;
-        }
-        let answer: serde_json::Value = serde_json::from_str(&run.ok()).unwrap();
+        let answer = search_json(index, &["--limit", "20", "--sort", sort, "*"]);
         let names: Vec<String> = json_uris(&answer).iter().map(|u| u.rsplit('/').next().unwrap().to_string()).collect();
         let mut sorted = names.clone();
         sorted.sort();
@@ -459,21 +450,21 @@ fn search_options_json_paging_facets_sort_and_snippets() {
 
     // --snippet PART reaches the library; an unknown part is named with the
     // parts there are; without --snippet the default part is best effort.
-    let run = pushdex(index, &["search", "--json", "--snippet", "content", "quarterly"]);
-    if not_served_yet(&run) {
-        run.fails(1);
-    } else {
-        let answer: serde_json::Value = serde_json::from_str(&run.ok()).unwrap();
-        for hit in answer["hits"].as_array().unwrap() {
-            assert!(hit["snippet"].as_str().unwrap().contains("<b>quarterly</b>"), "{hit}");
-        }
+    let answer = search_json(index, &["--snippet", "content", "quarterly"]);
+    assert_eq!(answer["hits"].as_array().unwrap().len(), 2, "{answer}");
+    for hit in answer["hits"].as_array().unwrap() {
+        assert!(hit["snippet"].as_str().unwrap().contains("<b>quarterly</b>"), "{hit}");
     }
+    // The titles the import found: the HTML <title>, the Markdown heading.
+    let titles: BTreeSet<&str> =
+        answer["hits"].as_array().unwrap().iter().map(|h| h["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, BTreeSet::from(["Fish & Chips", "Release notes"]), "{answer}");
     let err = pushdex(index, &["search", "--snippet", "nothere", "quarterly"]).fails(1);
     assert!(err.contains("nothere") && err.contains("the text parts are: content"), "{err}");
     let text = pushdex(index, &["search", "quarterly"]).ok();
     assert_eq!(hit_lines(&text).len(), 2, "{text}");
     // Not a terminal: highlights in brackets, never escape sequences.
-    assert!(!text.contains('\x1b'), "{text:?}");
+    assert!(text.contains("[quarterly]") && !text.contains('\x1b'), "{text:?}");
     let quiet = search_json(index, &["--no-snippet", "quarterly"]);
     assert!(quiet["hits"].as_array().unwrap().iter().all(|h| h["snippet"].is_null()), "{quiet}");
     pushdex(index, &["search", "--no-snippet", "--snippet", "content", "quarterly"]).fails(2);

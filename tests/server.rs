@@ -229,14 +229,6 @@ fn indexes_documents_barriers_and_search() {
     assert!(!data.path().join("indexes/docs").exists());
 }
 
-/// Whether a search answer is the library's refusal of an option it does
-/// not serve yet (API.md, "Search, second part"). Once it serves sorts and
-/// snippets, this is never true and the tests below check the served
-/// answer; then the `else` branches can go.
-fn not_served_yet(status: u16, body: &Value) -> bool {
-    status == 400 && body["message"].as_str().is_some_and(|m| m.contains("not served"))
-}
-
 #[test]
 fn search_sort_snippet_and_titles() {
     let data = tempfile::tempdir().unwrap();
@@ -248,17 +240,19 @@ fn search_sort_snippet_and_titles() {
     ]);
     assert_eq!(post_json(&server, "/v1/indexes/s/documents?wait=searchable", &docs).0, 200);
 
-    // Every hit has "title" and "snippet", null when there is none.
+    // Every hit has "title" (the title meta, else the first line of the
+    // text) and "snippet" (null unless asked for).
     let (status, plain) = get(&server, "/v1/indexes/s/search?q=report");
     assert_eq!(status, 200, "{plain}");
+    let mut titles: Vec<(&str, &str)> = Vec::new();
     for hit in plain["hits"].as_array().unwrap() {
         let fields = hit.as_object().unwrap();
         assert!(fields.contains_key("title") && fields.contains_key("snippet"), "{hit}");
         assert_eq!(hit["snippet"], Value::Null, "no snippet= asked: {hit}");
-        if hit["uri"] == "s/b" {
-            assert_eq!(hit["title"], Value::Null, "{hit}");
-        }
+        titles.push((hit["uri"].as_str().unwrap(), hit["title"].as_str().unwrap()));
     }
+    titles.sort();
+    assert_eq!(titles, [("s/a", "March"), ("s/b", "a report, early"), ("s/c", "February")], "{plain}");
 
     // sort= (GET) and "sort" (POST) in the three spellings reach the library.
     let descending = ["sort=-date", "sort=date:desc", "sort=date:DESC"];
@@ -271,10 +265,6 @@ fn search_sort_snippet_and_titles() {
             get(&server, &format!("/v1/indexes/s/search?q=report&{params}")),
             post_json(&server, "/v1/indexes/s/search", &json!({"q": "report", "sort": &params["sort=".len()..]})),
         ] {
-            if not_served_yet(status, &body) {
-                assert_eq!(body["error"], "invalid_input", "{params}: {body}");
-                continue;
-            }
             assert_eq!(status, 200, "{params}: {body}");
             let uris: Vec<&str> = body["hits"].as_array().unwrap().iter().map(|h| h["uri"].as_str().unwrap()).collect();
             assert_eq!(uris, want, "{params}: {body}");
@@ -303,15 +293,10 @@ fn search_sort_snippet_and_titles() {
         get(&server, "/v1/indexes/s/search?q=quarterly&snippet=body"),
         post_json(&server, "/v1/indexes/s/search", &json!({"q": "quarterly", "snippet": "body"})),
     ] {
-        if not_served_yet(status, &body) {
-            continue;
-        }
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["hits"][0]["uri"], "s/a", "{body}");
-        let snippet = body["hits"][0]["snippet"].as_str().unwrap();
-        assert!(snippet.contains("<b>quarterly</b>"), "{snippet}");
-        // Titles come with search_with's hits once it fills them.
-        assert!(matches!(body["hits"][0]["title"].as_str(), None | Some("March")), "{body}");
+        assert_eq!(body["hits"][0]["snippet"], "the <b>quarterly</b> report of march", "{body}");
+        assert_eq!(body["hits"][0]["title"], "March", "{body}");
     }
 }
 
