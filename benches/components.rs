@@ -236,5 +236,44 @@ fn search(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, trie, log, segment_reads, enumerate, refresh, search);
+/// Facet counts over a million hits against the query that finds them:
+/// counting is a few roaring intersections per meta value, well under
+/// scoring the hits (API.md: facet counts are over every hit).
+fn facets(c: &mut Criterion) {
+    const DOCS: u64 = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    for wave in 0..DOCS / 100_000 {
+        let docs = (wave * 100_000..(wave + 1) * 100_000).map(|i| {
+            Document::new(uri(i))
+                .with_stamp("s")
+                .with_meta("dept", format!("d{:02}", i % 97))
+                .with_meta("year", format!("{}", 2020 + i % 5))
+                .with_meta("author", format!("a{:04}", (i * 7919) % 1000))
+                .with_text("body", format!("{} common", text(i)))
+        });
+        index.add_all(docs.collect::<Vec<_>>()).unwrap();
+    }
+    index.refresh().unwrap();
+    let mut g = c.benchmark_group("facets");
+    g.sample_size(10);
+    let common = Query::Text { field: None, text: "common".into() };
+    assert_eq!(index.search_count(&common).unwrap(), DOCS);
+    g.bench_function("a word in all of 1M documents, top 10", |b| {
+        b.iter(|| black_box(index.search(&common, 10).unwrap()))
+    });
+    let counted =
+        pushdex::SearchOptions { facets: vec!["dept".into(), "year".into(), "author".into()], ..Default::default() };
+    g.bench_function("the same, top 10 and facets by 3 metas (1,102 values) over the 1M hits", |b| {
+        b.iter(|| black_box(index.search_with(&common, &counted).unwrap()))
+    });
+    g.bench_function("facets alone: by 3 metas over all 1M documents (Query::All, no scoring)", |b| {
+        b.iter(|| black_box(index.search_with(&Query::All, &counted).unwrap()))
+    });
+    g.bench_function("Query::All, top 10", |b| b.iter(|| black_box(index.search(&Query::All, 10).unwrap())));
+    g.finish();
+    index.close().unwrap();
+}
+
+criterion_group!(benches, trie, log, segment_reads, enumerate, refresh, search, facets);
 criterion_main!(benches);

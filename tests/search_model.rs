@@ -365,6 +365,8 @@ fn distinct_words(text: &str) -> Vec<String> {
 /// A searchable document, analysed.
 struct Analysed {
     stamp: String,
+    /// What `search_with` must give as the hit's title.
+    title: Option<String>,
     metas: Vec<(String, String)>,
     /// Text parts: name → (length in words, word → tf).
     texts: BTreeMap<String, (u64, HashMap<String, u64>)>,
@@ -400,7 +402,8 @@ impl Searchable {
                 }
                 texts.insert(part.name.clone(), (ws.len() as u64, tfs));
             }
-            out.docs.insert(uri.clone(), Analysed { stamp: doc.stamp.clone(), metas: doc.metas.clone(), texts });
+            let title = model_title(doc);
+            out.docs.insert(uri.clone(), Analysed { stamp: doc.stamp.clone(), title, metas: doc.metas.clone(), texts });
         }
         out
     }
@@ -558,6 +561,31 @@ fn refused(q: &Query) -> bool {
     }
 }
 
+/// A document's title (API.md: "a `title` meta, else the document's own
+/// title rule", `Hit::title`): the first non-blank `title` meta, else the
+/// first non-blank line of the text part `title`, else of the first text
+/// part that has one; whitespace runs as one space; over 120 characters,
+/// cut at the last space past the middle (else at 120) with "…".
+fn model_title(doc: &Doc) -> Option<String> {
+    let collapse = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line =
+        |bytes: &[u8]| std::str::from_utf8(bytes).ok()?.lines().find(|l| !l.trim().is_empty()).map(|l| l.to_string());
+    let raw = doc
+        .metas
+        .iter()
+        .find(|(n, v)| n == "title" && !v.trim().is_empty())
+        .map(|(_, v)| v.clone())
+        .or_else(|| doc.parts.iter().find(|p| p.text && p.name == "title").and_then(|p| line(&p.bytes)))
+        .or_else(|| doc.parts.iter().filter(|p| p.text).find_map(|p| line(&p.bytes)))?;
+    let title = collapse(&raw);
+    if title.chars().count() <= 120 {
+        return Some(title);
+    }
+    let end = title.char_indices().nth(120).map_or(title.len(), |(at, _)| at);
+    let cut = title[..end].rfind(' ').filter(|&at| at > end / 2).unwrap_or(end);
+    Some(format!("{}…", title[..cut].trim_end()))
+}
+
 fn compare_query(index: &Index, model: &Searchable, q: &Query) -> Result<(), TestCaseError> {
     if refused(q) {
         let count = index.search_count(q);
@@ -573,7 +601,12 @@ fn compare_query(index: &Index, model: &Searchable, q: &Query) -> Result<(), Tes
         let page =
             index.search_with(q, &options).map_err(|e| TestCaseError::fail(format!("search_with({q:?}): {e}")))?;
         let whole = index.search(q, offset + limit).map_err(|e| TestCaseError::fail(format!("search({q:?}): {e}")))?;
-        prop_assert_eq!(&page.hits[..], &whole[offset.min(whole.len())..], "page {} + {} of {:?}", offset, limit, q);
+        // Each hit's title follows the rule (`search` fills none).
+        for hit in &page.hits {
+            prop_assert_eq!(&hit.title, &model.docs[&hit.uri].title, "title of {}", hit.uri);
+        }
+        let untitled: Vec<Hit> = page.hits.iter().map(|h| Hit { title: None, ..h.clone() }).collect();
+        prop_assert_eq!(&untitled[..], &whole[offset.min(whole.len())..], "page {} + {} of {:?}", offset, limit, q);
         prop_assert_eq!(page.total, Some(expected.len() as u64), "total of {:?}", q);
     }
     // Facets: every hit counted once per distinct value of each meta.
