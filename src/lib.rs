@@ -72,6 +72,7 @@ mod bloom;
 pub mod connector;
 mod document;
 mod error;
+mod extract;
 mod files;
 mod frontcode;
 mod index;

@@ -7,7 +7,8 @@
 //! pushdex status URI | ls ROOT [--mode MODE]
 //! pushdex rm URI | rm --root-path ROOT [--non-recursive] | rm --prefix PREFIX  [--all]
 //! pushdex checkpoint get NAME | checkpoint set NAME VALUE | checkpoint ls
-//! pushdex search QUERY [--limit N] [--count]
+//! pushdex search QUERY [--limit N] [--offset N] [--sort META|-META] [--facet META]...
+//!                [--snippet PART | --no-snippet] [--strict] [--count] [--json]
 //! pushdex verify | repair
 //! ```
 //!
@@ -20,10 +21,18 @@
 //! opens the index, does its work and closes it. An index is open in one
 //! process at a time: a second `pushdex` on the same directory fails with
 //! "already open" while the first one runs, rather than waiting.
+//!
+//! `search` prints each hit as `N. TITLE`, then `URI  score S  stamp T`
+//! (one line `N. URI  score S  stamp T` when the hit has no title), then
+//! its snippet on one line, the matched words in bold when stdout is a
+//! terminal (and `NO_COLOR` is unset), else between `[` and `]`; then
+//! `total: N (A to B shown)` and each `--facet`'s counts. `--json` prints
+//! one object instead, shaped as the server's answer, snippets with `<b>`
+//! and `</b>` around the matched words.
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -33,7 +42,7 @@ use std::time::{Duration, Instant};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pushdex::connector::{ConnectorInfo, Connectors, JobStatus, RunMode};
-use pushdex::{Checkpoint, Create, Entry, EnumerationMode, Error, Index, Options, Query, State};
+use pushdex::{Checkpoint, Create, Entry, EnumerationMode, Error, Index, Options, Query, SearchOptions, Sort, State};
 
 /// The index directory when neither `--index` nor `$PUSHDEX_INDEX` names one.
 const DEFAULT_INDEX_DIR: &str = "./pushdex-data";
@@ -116,20 +125,45 @@ enum Command {
     /// (what is dropped goes to lost+found/ inside the index)
     Repair,
     /// Search what the last refresh made searchable (query syntax: API.md)
-    Search {
-        /// The query, e.g. 'body:"quarterly report" @author:ann NOT draft'
-        query: String,
-        /// How many hits to show (1 to 10000)
-        #[arg(long, default_value_t = 10)]
-        limit: usize,
-        /// Print only how many documents match
-        #[arg(long)]
-        count: bool,
-        /// Read the query strictly (juxtaposed words are all required) instead of
-        /// ranking documents by how many of the bare words they hold
-        #[arg(long)]
-        strict: bool,
-    },
+    Search(SearchArgs),
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// The query, e.g. 'body:"quarterly report" @author:ann NOT draft'
+    query: String,
+    /// How many hits to show (1 to 10000)
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// How many of the ordered hits to skip first (offset + limit at most 10000)
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    /// Print only how many documents match
+    #[arg(long)]
+    count: bool,
+    /// Read the query strictly (juxtaposed words are all required) instead of
+    /// ranking documents by how many of the bare words they hold
+    #[arg(long)]
+    strict: bool,
+    /// Order the hits by a meta instead of the score: META or META:asc
+    /// (smallest first), -META or META:desc (largest first)
+    #[arg(long, value_name = "META", value_parser = parse_sort, allow_hyphen_values = true)]
+    sort: Option<Sort>,
+    /// Count the hits by the values of a meta (repeatable); printed after the hits
+    #[arg(long = "facet", value_name = "META")]
+    facets: Vec<String>,
+    /// The text part to show a passage of, matched words highlighted
+    /// [default: content, body or text, the first the index has]
+    #[arg(long, value_name = "PART")]
+    snippet: Option<String>,
+    /// Show no passage
+    #[arg(long, conflicts_with = "snippet")]
+    no_snippet: bool,
+    /// Print one JSON object: {"hits": [{"uri", "stamp", "score", "title",
+    /// "snippet"}], "total", "facets": [{"name", "values": [[value, count]]}]}
+    /// ({"total"} alone with --count)
+    #[arg(long)]
+    json: bool,
 }
 
 #[cfg(feature = "server")]
@@ -294,10 +328,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
         Command::Ls { root, mode } => ls(&index, &root, mode.into(), out)?,
         Command::Rm(args) => rm(&index, &args, out)?,
         Command::Checkpoint(command) => checkpoint(&index, command, out)?,
-        Command::Search { query, limit, count, strict } => {
-            let query = if strict { Query::parse(&query)? } else { Query::parse_natural(&query)? };
-            search(&index, &query, limit, count, out)?
-        }
+        Command::Search(args) => search(&index, &args, out)?,
         Command::Verify | Command::Repair => unreachable!("handled above without opening the index"),
         #[cfg(feature = "server")]
         Command::Serve(_) => unreachable!("handled above"),
@@ -609,19 +640,160 @@ fn status(index: &Index, uri: &str, out: &mut dyn Write) -> CliResult<()> {
     Ok(())
 }
 
-fn search(index: &Index, query: &Query, limit: usize, count: bool, out: &mut dyn Write) -> CliResult<()> {
+/// `--sort`: [`Sort`]'s text form (`META`, `-META`, `META:asc`,
+/// `META:desc`), as the server's `sort=` reads it.
+fn parse_sort(text: &str) -> Result<Sort, String> {
+    text.parse().map_err(|e| match e {
+        Error::InvalidInput { reason } => reason,
+        e => e.to_string(),
+    })
+}
+
+/// The part `search` cuts passages from when `--snippet` does not name one:
+/// the directory source's `content`, else a `body` or `text` part, else the
+/// only text part there is.
+fn default_snippet_part(parts: &[String]) -> Option<&str> {
+    let named = ["content", "body", "text"].into_iter().find(|name| parts.iter().any(|p| p == name));
+    named.or(match parts {
+        [only] => Some(only.as_str()),
+        _ => None,
+    })
+}
+
+/// What the library puts around a matched word in a snippet for the text
+/// output: STX and ETX, control characters that text does not hold (every
+/// other control character of a snippet is escaped), turned into bold or
+/// brackets once the snippet is on one line.
+const MARK_START: char = '\u{2}';
+const MARK_END: char = '\u{3}';
+
+/// `search --json`: the server's answer, field for field (a typed struct,
+/// so that the fields keep this order and scores print as `f32`s).
+#[derive(serde::Serialize)]
+struct JsonAnswer {
+    hits: Vec<JsonHit>,
+    total: Option<u64>,
+    facets: Vec<JsonFacet>,
+}
+
+/// A hit of [`JsonAnswer`].
+#[derive(serde::Serialize)]
+struct JsonHit {
+    uri: String,
+    stamp: String,
+    score: f32,
+    title: Option<String>,
+    snippet: Option<String>,
+}
+
+/// A facet of [`JsonAnswer`]: `values` are `[value, count]` pairs.
+#[derive(serde::Serialize)]
+struct JsonFacet {
+    name: String,
+    values: Vec<(String, u64)>,
+}
+
+fn search(index: &Index, args: &SearchArgs, out: &mut dyn Write) -> CliResult<()> {
+    let query = if args.strict { Query::parse(&args.query)? } else { Query::parse_natural(&args.query)? };
     let parts = index.text_parts();
     if let Some(field) = query.fields().into_iter().find(|f| !parts.iter().any(|p| p == f)) {
         return Err(unknown_part(field, &parts).into());
     }
-    if count {
-        writeln!(out, "{}", index.search_count(query)?)?;
+    if args.count && args.facets.is_empty() {
+        let total = index.search_count(&query)?;
+        if args.json {
+            writeln!(out, "{}", serde_json::json!({ "total": total }))?;
+        } else {
+            writeln!(out, "{total}")?;
+        }
         return Ok(());
     }
-    for hit in index.search(query, limit)? {
-        writeln!(out, "{:.4}\t{}\t{}", hit.score, escape(&hit.uri), escape(or_dash(&hit.stamp)))?;
+    let snippet = match (&args.snippet, args.no_snippet) {
+        (_, true) => None,
+        (Some(part), false) if !parts.contains(part) => return Err(unknown_part(part, &parts).into()),
+        (Some(part), false) => Some(part.clone()),
+        (None, false) => default_snippet_part(&parts).map(str::to_string),
+    };
+    let highlight =
+        if args.json { SearchOptions::default().highlight } else { (MARK_START.to_string(), MARK_END.to_string()) };
+    let options = SearchOptions {
+        limit: args.limit,
+        offset: args.offset,
+        sort: args.sort.clone().unwrap_or_default(),
+        snippet,
+        highlight,
+        facets: args.facets.clone(),
+        count: true,
+        ..SearchOptions::default()
+    };
+    let found = index.search_with(&query, &options)?;
+    if args.json {
+        let answer = JsonAnswer {
+            hits: found
+                .hits
+                .into_iter()
+                .map(|h| JsonHit { uri: h.uri, stamp: h.stamp, score: h.score, title: h.title, snippet: h.snippet })
+                .collect(),
+            total: found.total,
+            facets: found.facets.into_iter().map(|f| JsonFacet { name: f.name, values: f.values }).collect(),
+        };
+        writeln!(out, "{}", serde_json::to_string(&answer)?)?;
+        return Ok(());
+    }
+    if args.count {
+        writeln!(out, "{}", found.total.unwrap_or_default())?;
+    } else {
+        let bold = io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let (on, off) = if bold { ("\x1b[1m", "\x1b[0m") } else { ("[", "]") };
+        for (n, hit) in (args.offset + 1..).zip(&found.hits) {
+            let uri = escape(&hit.uri);
+            let line = format!("{uri}  score {:.4}  stamp {}", hit.score, escape(or_dash(&hit.stamp)));
+            match &hit.title {
+                Some(title) => writeln!(out, "{n}. {}\n   {line}", escape(&one_line(title)))?,
+                None => writeln!(out, "{n}. {line}")?,
+            }
+            if let Some(snippet) = &hit.snippet {
+                writeln!(out, "   {}", render_snippet(snippet, on, off))?;
+            }
+        }
+        if let Some(total) = found.total {
+            let shown = match found.hits.len() {
+                0 => String::new(),
+                len => format!(" ({} to {} shown)", args.offset + 1, args.offset + len),
+            };
+            writeln!(out, "total: {total}{shown}")?;
+        }
+    }
+    for facet in &found.facets {
+        writeln!(out, "facet {}:", escape(&facet.name))?;
+        for (value, count) in &facet.values {
+            writeln!(out, "  {count:>7}  {}", escape(value))?;
+        }
     }
     Ok(())
+}
+
+/// A snippet on one line: whitespace runs (line ends too) made one space,
+/// other control characters escaped, and each highlighted word between
+/// `on` and `off`.
+fn render_snippet(snippet: &str, on: &str, off: &str) -> String {
+    let mut shown = String::with_capacity(snippet.len() + 16);
+    let mut space = false;
+    for c in snippet.trim().chars() {
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if std::mem::take(&mut space) {
+            shown.push(' ');
+        }
+        match c {
+            MARK_START => shown.push_str(on),
+            MARK_END => shown.push_str(off),
+            c => shown.push_str(&escape(c.encode_utf8(&mut [0; 4]))),
+        }
+    }
+    shown
 }
 
 /// A query's `part:` that no searchable document has, and the parts there are.
@@ -796,5 +968,31 @@ fn or_dash(s: &str) -> &str {
         "-"
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snippet_is_one_line_with_its_highlights_rendered() {
+        let snippet = "…the \u{2}quarterly\u{3}\n\n\treport,\u{1b}[31m \u{2}due\u{3} now…";
+        assert_eq!(render_snippet(snippet, "[", "]"), "…the [quarterly] report,\\x1b[31m [due] now…");
+        assert_eq!(
+            render_snippet(snippet, "\x1b[1m", "\x1b[0m"),
+            "…the \x1b[1mquarterly\x1b[0m report,\\x1b[31m \x1b[1mdue\x1b[0m now…"
+        );
+        assert_eq!(render_snippet("  plain  ", "[", "]"), "plain");
+    }
+
+    #[test]
+    fn the_default_snippet_part() {
+        let parts = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(default_snippet_part(&parts(&["body", "content", "title"])), Some("content"));
+        assert_eq!(default_snippet_part(&parts(&["body", "title"])), Some("body"));
+        assert_eq!(default_snippet_part(&parts(&["abstract"])), Some("abstract"));
+        assert_eq!(default_snippet_part(&parts(&["abstract", "title"])), None);
+        assert_eq!(default_snippet_part(&[]), None);
     }
 }

@@ -322,21 +322,28 @@ fn search_finds_imported_files_by_words_metas_and_folders() {
     fs::write(tree.path().join("a/special.txt"), "a quarterly REPORT, at last").unwrap();
     pushdex(index.path(), &["import", tree.path().to_str().unwrap()]).ok();
     let out = pushdex(index.path(), &["search", "quarterly report"]).ok();
+    // The title (the first line: a text file has no other), the URI with
+    // score and stamp, the snippet of `content` with the matched words.
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 1, "{out}");
-    assert!(lines[0].ends_with("special.txt") || lines[0].contains("special.txt\t"), "{out}");
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines[0], "1. a quarterly REPORT, at last", "{out}");
+    assert!(lines[1].starts_with("   file://") && lines[1].contains("/a/special.txt  score "), "{out}");
+    assert_eq!(lines[2], "   a [quarterly] [REPORT], at last", "{out}");
+    assert_eq!(lines[3], "total: 1 (1 to 1 shown)", "{out}");
     assert_eq!(pushdex(index.path(), &["search", "--count", "document"]).ok().trim(), "12");
     assert_eq!(pushdex(index.path(), &["search", "--count", "@file_name:top00.txt"]).ok().trim(), "1");
     let root = format!("file://{}/a/b", tree.path().canonicalize().unwrap().display());
     assert_eq!(pushdex(index.path(), &["search", "--count", &format!("document under:\"{root}\"")]).ok().trim(), "4");
-    assert_eq!(pushdex(index.path(), &["search", "--limit", "3", "*"]).ok().lines().count(), 3);
+    let out = pushdex(index.path(), &["search", "--limit", "3", "*"]).ok();
+    assert_eq!(hit_lines(&out).len(), 3, "{out}");
+    assert!(out.ends_with("total: 13 (1 to 3 shown)\n"), "{out}");
     let line = pushdex(index.path(), &["search", "body:\"open"]).fails(1);
     assert!(line.contains("at byte 5"), "{line}");
     pushdex(index.path(), &["search", "--limit", "0", "*"]).fails(1);
     // Bare words are ranked (two of three words are enough); --strict
     // needs them all.
     let natural = pushdex(index.path(), &["search", "quarterly report elsewhere"]).ok();
-    assert_eq!(natural.lines().count(), 1, "{natural}");
+    assert_eq!(hit_lines(&natural).len(), 1, "{natural}");
     assert!(natural.contains("special.txt"), "{natural}");
     assert_eq!(
         pushdex(index.path(), &["search", "--count", "--strict", "quarterly report elsewhere"]).ok().trim(),
@@ -349,6 +356,118 @@ fn search_finds_imported_files_by_words_metas_and_folders() {
     // A query word that analyses to nothing.
     let line = pushdex(index.path(), &["search", "👍"]).fails(1);
     assert!(line.contains("no word"), "{line}");
+}
+
+/// The first line of each hit in `search`'s text output (`N. ...`).
+fn hit_lines(out: &str) -> Vec<&str> {
+    out.lines().filter(|l| l.split_once(". ").is_some_and(|(n, _)| n.parse::<u64>().is_ok())).collect()
+}
+
+/// The hits' URIs of a `search --json` answer.
+fn json_uris(answer: &serde_json::Value) -> Vec<String> {
+    answer["hits"].as_array().unwrap().iter().map(|h| h["uri"].as_str().unwrap().to_string()).collect()
+}
+
+/// `search --json`, parsed.
+fn search_json(index: &Path, args: &[&str]) -> serde_json::Value {
+    let out = pushdex(index, &[&["search", "--json"], args].concat()).ok();
+    assert_eq!(out.lines().count(), 1, "one JSON object on one line: {out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn search_options_json_paging_facets_sort_and_snippets() {
+    use std::io::Write;
+    let tree = tempfile::tempdir().unwrap();
+    let index = tempfile::tempdir().unwrap();
+    make_tree(tree.path(), 6);
+    fs::write(
+        tree.path().join("menu.html"),
+        "<html><head><title>Fish &amp; Chips</title><script>var tracker;</script></head>\
+         <body><p>Cod with chips, a quarterly treat</p></body></html>",
+    )
+    .unwrap();
+    fs::write(tree.path().join("notes.md"), "# Release notes\n\nThe quarterly release.\n").unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"a zebra in a compressed file").unwrap();
+    fs::write(tree.path().join("zoo.txt.gz"), gz.finish().unwrap()).unwrap();
+    pushdex(index.path(), &["import", tree.path().to_str().unwrap()]).ok();
+    let index = index.path();
+
+    // What the import extracted: the visible text, titles, gzip contents.
+    let count = |query: &str| pushdex(index, &["search", "--count", query]).ok().trim().parse::<u64>().unwrap();
+    assert_eq!((count("chips"), count("tracker"), count("zebra")), (1, 0, 1));
+    assert_eq!((count("@title:\"Fish & Chips\""), count("@title:\"Release notes\"")), (1, 1));
+
+    // --json: one object shaped as the server's answer.
+    let all = search_json(index, &["--limit", "20", "*"]);
+    assert_eq!(all["total"], 9, "{all}");
+    assert_eq!(all["facets"], serde_json::json!([]), "{all}");
+    for hit in all["hits"].as_array().unwrap() {
+        let keys: BTreeSet<&str> = hit.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, BTreeSet::from(["uri", "stamp", "score", "title", "snippet"]), "{hit}");
+        assert!(hit["score"].is_number() && hit["uri"].as_str().unwrap().starts_with("file://"), "{hit}");
+    }
+    assert_eq!(search_json(index, &["--count", "document"]), serde_json::json!({"total": 6}));
+
+    // --offset pages through the same order.
+    let first = json_uris(&search_json(index, &["--limit", "4", "*"]));
+    let page = search_json(index, &["--limit", "2", "--offset", "2", "*"]);
+    assert_eq!(json_uris(&page), first[2..4], "{page}");
+    assert_eq!(page["total"], 9);
+    let text = pushdex(index, &["search", "--limit", "2", "--offset", "2", "*"]).ok();
+    let hits = hit_lines(&text);
+    assert!(hits.len() == 2 && hits[0].starts_with("3. ") && hits[1].starts_with("4. "), "{text}");
+    assert!(text.contains("total: 9 (3 to 4 shown)"), "{text}");
+    pushdex(index, &["search", "--offset", "9999", "--limit", "2", "*"]).fails(1);
+
+    // --facet (repeatable): counts over every hit, after the hits.
+    let faceted = search_json(index, &["--limit", "1", "--facet", "mime_type", "--facet", "file_size", "*"]);
+    assert_eq!(faceted["facets"][0]["name"], "mime_type", "{faceted}");
+    assert_eq!(faceted["facets"][0]["values"][0], serde_json::json!(["text/plain", 6]), "{faceted}");
+    assert_eq!(faceted["facets"][1]["name"], "file_size", "{faceted}");
+    let text = pushdex(index, &["search", "--limit", "1", "--facet", "mime_type", "*"]).ok();
+    let facet_at = text.find("facet mime_type:\n").unwrap_or_else(|| panic!("{text}"));
+    assert!(text[facet_at..].contains("\n        6  text/plain\n"), "{text}");
+    assert!(text.find("total: 9").unwrap() < facet_at, "{text}");
+
+    // --sort META / -META / META:desc reach the library (exit 2 for a sort
+    // that does not parse, before the index is opened).
+    for (sort, descending) in [("file_name", false), ("-file_name", true), ("file_name:desc", true)] {
+        let answer = search_json(index, &["--limit", "20", "--sort", sort, "*"]);
+        let names: Vec<String> = json_uris(&answer).iter().map(|u| u.rsplit('/').next().unwrap().to_string()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        if descending {
+            sorted.reverse();
+        }
+        assert_eq!(names, sorted, "--sort {sort}");
+    }
+    for bad in ["", "-", "file_name:sideways", "-file_name:asc"] {
+        let err = pushdex(index, &["search", "--sort", bad, "*"]).fails(2);
+        assert!(err.contains("--sort"), "{bad:?}: {err}");
+    }
+
+    // --snippet PART reaches the library; an unknown part is named with the
+    // parts there are; without --snippet the default part is best effort.
+    let answer = search_json(index, &["--snippet", "content", "quarterly"]);
+    assert_eq!(answer["hits"].as_array().unwrap().len(), 2, "{answer}");
+    for hit in answer["hits"].as_array().unwrap() {
+        assert!(hit["snippet"].as_str().unwrap().contains("<b>quarterly</b>"), "{hit}");
+    }
+    // The titles the import found: the HTML <title>, the Markdown heading.
+    let titles: BTreeSet<&str> =
+        answer["hits"].as_array().unwrap().iter().map(|h| h["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, BTreeSet::from(["Fish & Chips", "Release notes"]), "{answer}");
+    let err = pushdex(index, &["search", "--snippet", "nothere", "quarterly"]).fails(1);
+    assert!(err.contains("nothere") && err.contains("the text parts are: content"), "{err}");
+    let text = pushdex(index, &["search", "quarterly"]).ok();
+    assert_eq!(hit_lines(&text).len(), 2, "{text}");
+    // Not a terminal: highlights in brackets, never escape sequences.
+    assert!(text.contains("[quarterly]") && !text.contains('\x1b'), "{text:?}");
+    let quiet = search_json(index, &["--no-snippet", "quarterly"]);
+    assert!(quiet["hits"].as_array().unwrap().iter().all(|h| h["snippet"].is_null()), "{quiet}");
+    pushdex(index, &["search", "--no-snippet", "--snippet", "content", "quarterly"]).fails(2);
 }
 
 /// A real `kill -9` of `pushdex import` at several points of a first import

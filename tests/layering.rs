@@ -11,7 +11,10 @@ use std::path::Path;
 /// Top-level modules of `src/`, lowest layer first. A module may use its
 /// own layer and those below.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("model types", &["error", "status", "uri", "files", "document", "record", "bloom", "frontcode", "text"]),
+    (
+        "model types",
+        &["error", "status", "uri", "files", "document", "record", "bloom", "frontcode", "text", "extract"],
+    ),
     ("storage", &["storage"]),
     ("log", &["wal"]),
     ("files on disk", &["manifest", "segment", "trie"]),

@@ -230,6 +230,87 @@ fn indexes_documents_barriers_and_search() {
 }
 
 #[test]
+fn search_sort_snippet_and_titles() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let docs = json!([
+        {"uri": "s/a", "metas": {"date": "2024-03", "title": "March"}, "text": {"body": "the quarterly report of march"}},
+        {"uri": "s/b", "metas": {"date": "2024-01"}, "text": {"body": "a report, early"}},
+        {"uri": "s/c", "metas": {"date": "2024-02", "title": "February"}, "text": {"body": "report report report"}}
+    ]);
+    assert_eq!(post_json(&server, "/v1/indexes/s/documents?wait=searchable", &docs).0, 200);
+
+    // Every hit has "title" (the title meta, else the first line of the
+    // text) and "snippet" (null unless asked for).
+    let (status, plain) = get(&server, "/v1/indexes/s/search?q=report");
+    assert_eq!(status, 200, "{plain}");
+    let mut titles: Vec<(&str, &str)> = Vec::new();
+    for hit in plain["hits"].as_array().unwrap() {
+        let fields = hit.as_object().unwrap();
+        assert!(fields.contains_key("title") && fields.contains_key("snippet"), "{hit}");
+        assert_eq!(hit["snippet"], Value::Null, "no snippet= asked: {hit}");
+        titles.push((hit["uri"].as_str().unwrap(), hit["title"].as_str().unwrap()));
+    }
+    titles.sort();
+    assert_eq!(titles, [("s/a", "March"), ("s/b", "a report, early"), ("s/c", "February")], "{plain}");
+
+    // sort= (GET) and "sort" (POST) in the three spellings reach the library.
+    let descending = ["sort=-date", "sort=date:desc", "sort=date:DESC"];
+    for (params, want) in descending
+        .iter()
+        .map(|p| (*p, ["s/a", "s/c", "s/b"]))
+        .chain([("sort=date", ["s/b", "s/c", "s/a"]), ("sort=date:asc", ["s/b", "s/c", "s/a"])])
+    {
+        for (status, body) in [
+            get(&server, &format!("/v1/indexes/s/search?q=report&{params}")),
+            post_json(&server, "/v1/indexes/s/search", &json!({"q": "report", "sort": &params["sort=".len()..]})),
+        ] {
+            assert_eq!(status, 200, "{params}: {body}");
+            let uris: Vec<&str> = body["hits"].as_array().unwrap().iter().map(|h| h["uri"].as_str().unwrap()).collect();
+            assert_eq!(uris, want, "{params}: {body}");
+        }
+    }
+    // A sort that does not parse is a 400 naming it, from GET and POST.
+    for bad in ["", "-", ":desc", "date:descending", "date:", "-date:asc"] {
+        let query = form_urlencoded_value(bad);
+        for (status, body) in [
+            get(&server, &format!("/v1/indexes/s/search?q=report&sort={query}")),
+            post_json(&server, "/v1/indexes/s/search", &json!({"q": "report", "sort": bad})),
+        ] {
+            assert_eq!((status, &body["error"]), (400, &json!("invalid_input")), "sort={bad:?}: {body}");
+            let message = body["message"].as_str().unwrap();
+            assert!(message.starts_with("sort="), "sort={bad:?}: {message}");
+        }
+    }
+
+    // snippet= names a text part; another is a 400 naming the parts.
+    let (status, body) = get(&server, "/v1/indexes/s/search?q=report&snippet=nothere");
+    assert_eq!((status, &body["error"]), (400, &json!("invalid_input")), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("snippet=") && body["message"].as_str().unwrap().contains("body")
+    );
+    for (status, body) in [
+        get(&server, "/v1/indexes/s/search?q=quarterly&snippet=body"),
+        post_json(&server, "/v1/indexes/s/search", &json!({"q": "quarterly", "snippet": "body"})),
+    ] {
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["hits"][0]["uri"], "s/a", "{body}");
+        assert_eq!(body["hits"][0]["snippet"], "the <b>quarterly</b> report of march", "{body}");
+        assert_eq!(body["hits"][0]["title"], "March", "{body}");
+    }
+}
+
+/// `s` percent-encoded for a query string (every byte but unreserved ones).
+fn form_urlencoded_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
 fn refused_requests_change_nothing() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &["--max-body-bytes", "1000"]);

@@ -18,6 +18,9 @@
 //!   UTF-8 becomes the text part `content` (full-text indexed), anything else
 //!   the binary part `content`. A larger file gets the metas only, plus the
 //!   meta `content_omitted` = `"larger than 1048576 bytes"`.
+//! * **Extraction** (the `extract` feature): gzip files decompressed, HTML
+//!   and XML as their visible text, the meta `title` from an HTML
+//!   `<title>` or a Markdown `# ` heading; see [`DirectorySource`].
 //!
 //! A subdirectory that holds a pushdex index (a `LOCK` file and a
 //! `MANIFEST` or `wal-<n>.log`) is skipped: an index never imports an index,
@@ -44,6 +47,7 @@ use walkdir::WalkDir;
 use crate::connector::source::{Skip, Source, SourceItem};
 use crate::document::Document;
 use crate::error::{Error, Result};
+use crate::extract;
 use crate::uri::{check_root, check_uri, folder_prefix};
 
 /// Files up to this size (1 MiB) are read into a part; larger ones get metas
@@ -51,7 +55,8 @@ use crate::uri::{check_root, check_uri, folder_prefix};
 ///
 /// A file of at most this many bytes becomes the text part `content` when it
 /// is valid UTF-8, else the binary part `content`. A larger file has no part
-/// and carries the meta `content_omitted` = `"larger than 1048576 bytes"`.
+/// and carries the meta `content_omitted` = `"larger than 1048576 bytes"`;
+/// so does a gzip file whose contents are larger once decompressed.
 pub const MAX_CONTENT_BYTES: u64 = 1 << 20;
 
 /// Whether `dir` holds a pushdex index (the index's own rule:
@@ -75,10 +80,24 @@ const RFC3339_END_SECS: u64 = 253_402_300_800;
 /// modification time in nanoseconds since the Unix epoch, lowercase hex).
 /// Its metas are `file_name`, `file_size` (decimal bytes),
 /// `lastmodifieddate` (RFC 3339 UTC, to the second) and `mime_type` (guessed
-/// from the extension); its content is the part `content` as described on
+/// from the extension), and `title` for an HTML page or a Markdown file
+/// that has one; its content is the part `content` as described on
 /// [`MAX_CONTENT_BYTES`]. Symbolic links are not followed; files whose path
 /// is not UTF-8 or whose URI would be too long are skipped, and so are
 /// subdirectories that cannot be read.
+///
+/// With the `extract` feature (on by default through `cli`), a gzip file
+/// (by its magic bytes) is decompressed, to at most [`MAX_CONTENT_BYTES`],
+/// and read by its name without `.gz`; a damaged one, or one whose
+/// contents are not UTF-8, stays the binary part `content` as read. HTML
+/// (`.html`, `.htm`, `.xhtml`, or an unknown extension and a text that
+/// starts with `<!doctype html` or `<html`) and XML (`.xml`) become their
+/// visible text (tags, scripts and styles dropped, entities decoded), as
+/// the server converts HTML parts. The meta `title` is an HTML page's
+/// `<title>` (whitespace collapsed, entities decoded) or a Markdown file's
+/// (`.md`, `.markdown`) first `# ` heading. Without the feature gzip files
+/// are binary, HTML and XML are text with their markup, and only Markdown
+/// titles are read.
 ///
 /// ```no_run
 /// use pushdex::connector::DirectorySource;
@@ -337,10 +356,85 @@ impl Source for DirectorySource {
             // It grew since the stat: its stamp will differ next time.
             return Ok(Some(omitted(doc)));
         }
-        Ok(Some(match String::from_utf8(bytes) {
-            Ok(text) => doc.with_text("content", text),
-            Err(e) => doc.with_part("content", e.into_bytes()),
-        }))
+        Ok(Some(with_content(doc, file_name, bytes)))
+    }
+}
+
+/// What a file's text is, by the name it has once decompressed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    /// `.html`, `.htm`, `.xhtml`, or an unknown extension and a start that
+    /// says HTML.
+    Html,
+    /// `.xml`.
+    Xml,
+    /// `.md`, `.markdown`.
+    Markdown,
+    /// Anything else: the text as it is.
+    Plain,
+}
+
+impl Kind {
+    fn of(name: &str, text: &str) -> Kind {
+        let extension = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+        match extension.as_str() {
+            "html" | "htm" | "xhtml" => Kind::Html,
+            "xml" => Kind::Xml,
+            "md" | "markdown" => Kind::Markdown,
+            _ if mime_guess::from_path(name).first().is_none() && extract::looks_like_html(text) => Kind::Html,
+            _ => Kind::Plain,
+        }
+    }
+}
+
+/// `doc` with the part `content` made of a file's bytes (and the meta
+/// `title` where its text has one), as [`DirectorySource`] describes.
+fn with_content(doc: Document, file_name: &str, bytes: Vec<u8>) -> Document {
+    #[cfg(feature = "extract")]
+    if extract::is_gzip(&bytes) {
+        match extract::gunzip(&bytes, MAX_CONTENT_BYTES) {
+            extract::Gunzip::Done(plain) => {
+                if let Ok(text) = String::from_utf8(plain) {
+                    return with_text(doc, inner_name(file_name), text);
+                }
+            }
+            extract::Gunzip::TooLarge => return omitted(doc),
+            // Kept as it is, as a file that is not gzip at all would be.
+            extract::Gunzip::Damaged => {}
+        }
+        return doc.with_part("content", bytes);
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => with_text(doc, file_name, text),
+        Err(e) => doc.with_part("content", e.into_bytes()),
+    }
+}
+
+/// The name a gzip file's contents go by: `notes.txt.gz` holds `notes.txt`.
+#[cfg(feature = "extract")]
+fn inner_name(file_name: &str) -> &str {
+    let cut = file_name.len().saturating_sub(3);
+    match file_name.get(cut..) {
+        Some(suffix) if suffix.eq_ignore_ascii_case(".gz") && cut > 0 => &file_name[..cut],
+        _ => file_name,
+    }
+}
+
+/// `doc` with the text part `content` (HTML and XML as their visible text)
+/// and, for HTML and Markdown, the meta `title` when the text has one.
+fn with_text(doc: Document, name: &str, text: String) -> Document {
+    let (title, text) = match Kind::of(name, &text) {
+        #[cfg(feature = "extract")]
+        Kind::Html => (extract::html_title(&text), extract::visible_text(&text)),
+        #[cfg(feature = "extract")]
+        Kind::Xml => (None, extract::xml_visible_text(&text)),
+        Kind::Markdown => (extract::markdown_title(&text), text),
+        _ => (None, text),
+    };
+    let doc = doc.with_text("content", text);
+    match title {
+        Some(title) => doc.with_meta("title", title),
+        None => doc,
     }
 }
 
@@ -577,6 +671,145 @@ mod tests {
         assert_eq!(over.meta("file_size"), Some("1048577"));
         assert_eq!(over.meta("file_name"), Some("over-limit.txt"));
         assert_eq!(Some(over.stamp()), listed.get(&over_uri).map(String::as_str));
+    }
+
+    /// Fetches the file `name` of a fresh tree that holds only it.
+    fn fetch_one(name: &str, bytes: &[u8]) -> Document {
+        let tmp = tempfile::tempdir().unwrap();
+        write(&tmp.path().join(name), bytes, T1_NS);
+        let source = DirectorySource::new(tmp.path()).unwrap();
+        let doc = source.fetch(&item(uri(&source.dir().join(name)))).unwrap().unwrap();
+        doc.check().unwrap();
+        doc
+    }
+
+    #[cfg(feature = "extract")]
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    const PAGE: &str = "<!DOCTYPE html><html><head><title>  The   Fish &amp; Chips\n page </title>\
+                        <style>body { color: red }</style><script>var tracker = 1;</script></head>\
+                        <body><h1>Menu</h1><p>Cod &amp; <em>chips</em></p></body></html>";
+
+    /// The words of a text, whatever lines html2text laid it out in.
+    fn words(text: &str) -> String {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[cfg(feature = "extract")]
+    #[test]
+    fn fetch_decompresses_gzip_text() {
+        let doc = fetch_one("notes.txt.gz", &gz("héllo from inside".as_bytes()));
+        assert_eq!(doc.text("content"), Some("héllo from inside"));
+        assert_eq!(doc.meta("file_name"), Some("notes.txt.gz"));
+        assert_eq!(doc.meta("mime_type"), Some("application/gzip"));
+        assert_eq!(doc.meta("content_omitted"), None);
+        // By the magic bytes, whatever the name.
+        let doc = fetch_one("archive", &gz(b"plain words"));
+        assert_eq!(doc.text("content"), Some("plain words"));
+        // Decompressed but not UTF-8: the file as read, a binary part.
+        let binary = gz(&[0xff, 0xfe, 0x00]);
+        assert_eq!(fetch_one("data.bin.gz", &binary).part("content"), Some(&binary[..]));
+    }
+
+    #[cfg(feature = "extract")]
+    #[test]
+    fn fetch_decompresses_gzip_html_by_its_inner_name() {
+        let doc = fetch_one("page.HTML.gz", &gz(PAGE.as_bytes()));
+        assert_eq!(doc.meta("title"), Some("The Fish & Chips page"));
+        let text = doc.text("content").unwrap();
+        assert!(words(text).contains("Menu Cod & chips"), "{text:?}");
+        assert!(!text.contains('<') && !text.contains("tracker"), "{text:?}");
+    }
+
+    #[cfg(feature = "extract")]
+    #[test]
+    fn a_gzip_bomb_stops_at_the_limit() {
+        let limit = usize::try_from(MAX_CONTENT_BYTES).unwrap();
+        // 64 MiB of zeros compress to about 64 KiB.
+        let bomb = gz(&vec![b'a'; 64 << 20]);
+        assert!(bomb.len() < limit);
+        let doc = fetch_one("bomb.txt.gz", &bomb);
+        assert_eq!(doc.parts().count(), 0);
+        assert_eq!(doc.meta("content_omitted"), Some("larger than 1048576 bytes"));
+        assert_eq!(doc.meta("file_size"), Some(bomb.len().to_string().as_str()));
+        // Exactly the limit decompressed is kept; one byte more is not.
+        assert_eq!(fetch_one("at.txt.gz", &gz(&vec![b'a'; limit])).text("content").map(str::len), Some(limit));
+        assert_eq!(fetch_one("over.txt.gz", &gz(&vec![b'a'; limit + 1])).parts().count(), 0);
+    }
+
+    #[cfg(feature = "extract")]
+    #[test]
+    fn a_damaged_gzip_is_kept_as_a_binary_part() {
+        let good = gz(b"some text that will not survive");
+        for damaged in [good[..good.len() / 2].to_vec(), [&good[..12], &[0xff; 8][..], &good[20..]].concat()] {
+            let doc = fetch_one("notes.txt.gz", &damaged);
+            assert_eq!(doc.parts().collect::<Vec<_>>(), vec![("content", false, &damaged[..])]);
+            assert_eq!(doc.meta("content_omitted"), None);
+        }
+        // A `.gz` name on text that is not gzip: the text.
+        assert_eq!(fetch_one("fake.txt.gz", b"not compressed").text("content"), Some("not compressed"));
+    }
+
+    #[cfg(feature = "extract")]
+    #[test]
+    fn fetch_reads_html_as_its_visible_text_and_title() {
+        for name in ["page.html", "page.htm", "page.xhtml"] {
+            let doc = fetch_one(name, PAGE.as_bytes());
+            assert_eq!(doc.meta("title"), Some("The Fish & Chips page"), "{name}");
+            assert_eq!(doc.meta("mime_type").map(|m| m.contains("html")), Some(true), "{name}");
+            let text = doc.text("content").unwrap();
+            assert!(words(text).contains("Menu Cod & chips"), "{name}: {text:?}");
+            for hidden in ["<", "color", "tracker", "DOCTYPE"] {
+                assert!(!text.contains(hidden), "{name}: {hidden} in {text:?}");
+            }
+        }
+        // No title element: no title meta.
+        assert_eq!(fetch_one("bare.html", b"<p>just text</p>").meta("title"), None);
+    }
+
+    #[cfg(feature = "extract")]
+    #[test]
+    fn fetch_reads_xml_as_its_text() {
+        let xml = "<?xml version=\"1.0\"?>\n<notes><note lang=\"en\"><to>Tove</to>\
+                   <body><![CDATA[Don't forget me & the weekend]]></body></note></notes>";
+        let doc = fetch_one("notes.xml", xml.as_bytes());
+        let text = doc.text("content").unwrap();
+        assert!(words(text).contains("Tove"), "{text:?}");
+        assert!(text.contains("Don't forget me & the weekend"), "{text:?}");
+        assert!(!text.contains('<') && !text.contains("lang"), "{text:?}");
+        assert_eq!(doc.meta("title"), None);
+    }
+
+    #[cfg(feature = "extract")]
+    #[test]
+    fn html_is_sniffed_only_for_unknown_extensions() {
+        let doc = fetch_one("index", PAGE.as_bytes());
+        assert_eq!(doc.meta("title"), Some("The Fish & Chips page"));
+        assert!(!doc.text("content").unwrap().contains('<'));
+        let doc = fetch_one("README.zzqx", b"  <html lang=en><title>T</title><p>x</p></html>");
+        assert_eq!(doc.meta("title"), Some("T"));
+        // A known text type keeps its markup: a .txt about HTML is not HTML.
+        let doc = fetch_one("about.txt", PAGE.as_bytes());
+        assert_eq!(doc.text("content"), Some(PAGE));
+        assert_eq!(doc.meta("title"), None);
+        // Not HTML at the start: plain text.
+        assert_eq!(fetch_one("notes", b"see <html> later").text("content"), Some("see <html> later"));
+    }
+
+    #[test]
+    fn fetch_takes_a_markdown_title_from_the_first_heading() {
+        let md = "Some intro\n\n```sh\n# a comment\n```\n\n#  Release   notes #\n\n# Second\n";
+        let doc = fetch_one("NOTES.md", md.as_bytes());
+        assert_eq!(doc.meta("title"), Some("Release notes"));
+        assert_eq!(doc.text("content"), Some(md), "Markdown is indexed as it is");
+        assert_eq!(fetch_one("plain.md", b"no heading\n## lower").meta("title"), None);
+        // Other text files have no title.
+        assert_eq!(fetch_one("plain.txt", b"# not markdown").meta("title"), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub(crate) mod eval;
 pub(crate) mod present;
 mod query;
+mod sort;
 
 pub use eval::MAX_LIMIT as MAX_SEARCH_LIMIT;
 pub use query::{Facet, Hit, Query, SearchOptions, SearchResults, Sort, MAX_QUERY_DEPTH, MAX_SLOP};

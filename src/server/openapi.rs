@@ -505,6 +505,14 @@ pub struct SearchParams {
     pub facet: Option<Vec<String>>,
     /// Whether to count every match too.
     pub count: Option<bool>,
+    /// The order of the hits (default: best score first): `META` or
+    /// `META:asc` by a meta's value, smallest first; `-META` or `META:desc`,
+    /// largest first; ties by URI.
+    #[param(example = "-lastmodifieddate")]
+    pub sort: Option<String>,
+    /// A text part to cut each hit's `snippet` from (default: none).
+    #[param(example = "content")]
+    pub snippet: Option<String>,
 }
 
 /// `?uri=A&uri=B`.

@@ -439,7 +439,7 @@ impl PapiDocument {
         };
         let Some(text) = decoded else { return Content::Binary(bytes.to_vec()) };
         if matches!(mime.as_deref(), Some("text/html" | "application/xhtml+xml")) {
-            return Content::Text(visible_text(&text));
+            return Content::Text(crate::extract::visible_text(&text));
         }
         Content::Text(text)
     }
@@ -481,12 +481,4 @@ impl PapiDocument {
         }
         Ok((self.uri.unwrap_or_default(), update))
     }
-}
-
-/// The visible text of an HTML document: no tags, scripts or styles,
-/// entities decoded.
-fn visible_text(html: &str) -> String {
-    html2text::config::plain_no_decorate()
-        .string_from_read(html.as_bytes(), usize::MAX / 4)
-        .unwrap_or_else(|_| html.to_string())
 }

@@ -16,7 +16,9 @@ use super::error::{ApiError, ApiResult};
 use super::openapi::*;
 use super::wire::{Base64, JsonDocument, MetaValues};
 use super::{blocking, read_body, AppState};
-use crate::{Document, Entry, EnumerationMode, Index, Query, SearchOptions, State as DocState, Update, Watermarks};
+use crate::{
+    Document, Entry, EnumerationMode, Error, Index, Query, SearchOptions, Sort, State as DocState, Update, Watermarks,
+};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -483,6 +485,12 @@ pub(super) struct HitReply {
     stamp: String,
     /// Its BM25 score.
     score: f32,
+    /// The document's title (its `title` meta), or null.
+    title: Option<String>,
+    /// With `snippet=PART`: a passage of that part around the matched
+    /// words, each wrapped in `<b>`…`</b>` (the document's own text is not
+    /// HTML-escaped), "…" where it cuts the part; else null.
+    snippet: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/indexes/{name}/search", tag = "v1", summary = "Search", params(IndexName, SearchParams), responses((status = 200, body = SearchReply), Errors))]
@@ -497,13 +505,6 @@ pub(super) async fn search(
         Some("strict") => SearchMode::Strict,
         Some(mode) => return Err(ApiError::invalid(format!("mode={mode:?}: the modes are natural and strict"))),
     };
-    // HTTP.md's other second-part options wait for the library's (API.md,
-    // "Search, second part"): refused, never silently ignored.
-    for key in ["sort", "snippet"] {
-        if params.get(key).is_some() {
-            return Err(ApiError::invalid(format!("{key}= is not served by this version of pushdex")));
-        }
-    }
     let request = SearchRequest {
         q: params.required("q")?.to_string(),
         mode,
@@ -511,6 +512,8 @@ pub(super) async fn search(
         offset: params.number("offset", 0)?,
         facet: params.all("facet"),
         count: params.bool("count", false)?,
+        sort: params.get("sort").map(str::to_string),
+        snippet: params.get("snippet").map(str::to_string),
     };
     run_search(state, name, request).await
 }
@@ -560,6 +563,24 @@ pub(super) struct SearchRequest {
     /// Whether to count every match too (default false).
     #[serde(default)]
     count: bool,
+    /// The order of the hits (default: best score first): `META` or
+    /// `META:asc` by a meta's value, smallest first; `-META` or `META:desc`,
+    /// largest first; ties by URI.
+    #[serde(default)]
+    #[schema(example = "-lastmodifieddate")]
+    sort: Option<String>,
+    /// A text part to cut each hit's `snippet` from (default: none).
+    #[serde(default)]
+    #[schema(example = "content")]
+    snippet: Option<String>,
+}
+
+/// A search's `sort=` ([`Sort`]'s text form), or a 400 naming it.
+fn parse_sort(text: &str) -> ApiResult<Sort> {
+    text.parse().map_err(|e| match e {
+        Error::InvalidInput { reason } => ApiError::invalid(format!("sort={text:?}: {reason}")),
+        e => e.into(),
+    })
 }
 
 /// How a search's `q` is read.
@@ -578,13 +599,21 @@ async fn run_search(state: AppState, name: String, request: SearchRequest) -> Ap
         SearchMode::Natural => Query::parse_natural(&request.q)?,
         SearchMode::Strict => Query::parse(&request.q)?,
     };
+    let sort = request.sort.as_deref().map(parse_sort).transpose()?.unwrap_or_default();
     blocking(move || {
         let index = state.indexes.existing(&name)?;
         let parts = index.text_parts();
+        let known = || if parts.is_empty() { "none".to_string() } else { parts.join(", ") };
         if let Some(field) = query.fields().into_iter().find(|f| !parts.iter().any(|p| p == f)) {
-            let known = if parts.is_empty() { "none".to_string() } else { parts.join(", ") };
             return Err(ApiError::invalid(format!(
-                "no searchable document has a text part {field:?} (the text parts: {known})"
+                "no searchable document has a text part {field:?} (the text parts: {})",
+                known()
+            )));
+        }
+        if let Some(part) = request.snippet.as_deref().filter(|s| !parts.iter().any(|p| p == s)) {
+            return Err(ApiError::invalid(format!(
+                "snippet={part:?}: no searchable document has this text part (the text parts: {})",
+                known()
             )));
         }
         let options = SearchOptions {
@@ -592,10 +621,18 @@ async fn run_search(state: AppState, name: String, request: SearchRequest) -> Ap
             offset: request.offset,
             count: request.count,
             facets: request.facet,
+            sort,
+            snippet: request.snippet,
             ..Default::default()
         };
         let found = index.search_with(&query, &options)?;
-        let hits = found.hits.into_iter().map(|h| HitReply { uri: h.uri, stamp: h.stamp, score: h.score });
+        let hits = found.hits.into_iter().map(|h| HitReply {
+            uri: h.uri,
+            stamp: h.stamp,
+            score: h.score,
+            title: h.title,
+            snippet: h.snippet,
+        });
         let facets = found.facets.into_iter().map(|f| json!({"name": f.name, "values": f.values})).collect();
         Ok(Json(SearchReply { hits: hits.collect(), count: found.total, total: found.total, facets }))
     })
