@@ -187,3 +187,31 @@ fn a_deserialized_document_with_repeated_or_bad_parts_is_refused() {
     index.close().unwrap();
     pushdex::Index::open(dir.path()).unwrap();
 }
+
+/// An import killed while it created its index (after the lock file, before
+/// the first manifest was renamed into place) left `LOCK` and
+/// `MANIFEST.tmp`: the next import refused the directory as "other files
+/// and no pushdex index" (found by the CLI's SIGKILL test once creation
+/// wrote a manifest). Such leftovers are a creation to resume; they are
+/// still no index to open.
+#[test]
+fn a_creation_killed_before_its_first_manifest_is_resumed() {
+    use pushdex::{Create, Error, Index, Options};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("LOCK"), b"").unwrap();
+    std::fs::write(path.join("MANIFEST.tmp"), b"PDXMAN\r\n partial").unwrap();
+    assert!(matches!(Index::open_existing(&path), Err(Error::NoIndex { .. })));
+    let index = Index::open_with(&path, Options::default().create(Create::IfEmpty)).unwrap();
+    index.add(pushdex::Document::new("a")).unwrap();
+    index.close().unwrap();
+    assert!(!path.join("MANIFEST.tmp").exists());
+    Index::open_existing(&path).unwrap().close().unwrap();
+    // Another file still makes the directory someone else's.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("LOCK"), b"").unwrap();
+    std::fs::write(other.join("notes.txt"), b"mine").unwrap();
+    assert!(matches!(Index::open_with(&other, Options::default().create(Create::IfEmpty)), Err(Error::NoIndex { .. })));
+}

@@ -453,3 +453,43 @@ fn sort_by_meta_titles_and_snippets() {
     assert_eq!(uris, ["d/0", "d/1", "d/2", "d/3", "d/4", "d/5"]);
     index.close().unwrap();
 }
+
+/// Folder facets: the hits counted by the folder directly under a root
+/// that holds them, fullest first, across segments and deletions.
+#[test]
+fn folder_facets_count_hits_by_child_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = pushdex::Index::open_with(dir.path(), pushdex::Options::default().memtable_bytes(4096)).unwrap();
+    let uris = [
+        "s://share/a/1",
+        "s://share/a/2",
+        "s://share/a/deep/3",
+        "s://share/b/4",
+        "s://share/top",
+        "s://share/c/5",
+        "s://share2/x/6",
+        "s://other/a/7",
+    ];
+    for (i, uri) in uris.iter().enumerate() {
+        let word = if i == 5 { "nothing" } else { "report" };
+        index.add(Document::new(*uri).with_text("body", word)).unwrap();
+        if i % 3 == 2 {
+            index.refresh().unwrap();
+        }
+    }
+    index.refresh().unwrap();
+    let q = Query::parse("report").unwrap();
+    let (folders, hits) = index.folder_facets(&q, "s://share", 10).unwrap();
+    assert_eq!(folders, [("a".to_string(), 3), ("b".to_string(), 1)]);
+    assert_eq!(hits, 7);
+    // A root with a slash, a limit, the whole index.
+    assert_eq!(index.folder_facets(&q, "s://share/", 1).unwrap().0, [("a".to_string(), 3)]);
+    let (top, _) = index.folder_facets(&Query::All, "", 10).unwrap();
+    assert_eq!(top, [("s:".to_string(), 8)]);
+    // Deletions and updates count as search sees them.
+    index.delete("s://share/a/1").unwrap();
+    index.add(Document::new("s://share/b/4").with_text("body", "nothing")).unwrap();
+    index.refresh().unwrap();
+    assert_eq!(index.folder_facets(&q, "s://share", 10).unwrap().0, [("a".to_string(), 2)]);
+    index.close().unwrap();
+}

@@ -664,6 +664,22 @@ fn compare_query(index: &Index, model: &Searchable, q: &Query) -> Result<(), Tes
         prop_assert_eq!(&untitled[..], &whole[offset.min(whole.len())..], "page {} + {} of {:?}", offset, limit, q);
         prop_assert_eq!(page.total, Some(expected.len() as u64), "total of {:?}", q);
     }
+    // Folder facets: every hit inside a folder directly under the root.
+    for root in ["", "s://", "s://a", "/usr/"] {
+        let prefix = common::model::folder_prefix(root);
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for (uri, _, _) in &expected {
+            if let Some((folder, _)) = uri.strip_prefix(prefix.as_str()).and_then(|rest| rest.split_once('/')) {
+                *counts.entry(folder.to_string()).or_default() += 1;
+            }
+        }
+        let mut want: Vec<(String, u64)> = counts.into_iter().collect();
+        want.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let (got, hits) =
+            index.folder_facets(q, root, 1000).map_err(|e| TestCaseError::fail(format!("folders of {q:?}: {e}")))?;
+        prop_assert_eq!(got, want, "folders under {:?} of {:?}", root, q);
+        prop_assert_eq!(hits, expected.len() as u64);
+    }
     // Facets: every hit counted once per distinct value of each meta.
     let names: Vec<String> = META_NAMES.iter().map(|n| n.to_string()).chain(["nope".to_string()]).collect();
     let mut want: Vec<Vec<(String, u64)>> = Vec::new();

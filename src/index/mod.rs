@@ -321,7 +321,22 @@ impl Index {
             Create::Always => FsStorage::new(dir)?,
             create => match verify::existing_storage(dir) {
                 Ok(storage) => {
-                    let empty = || -> Result<bool> { Ok(std::fs::read_dir(dir)?.next().is_none()) };
+                    // Empty, or holding only what a creation that died
+                    // before its first manifest left (the lock file, a
+                    // manifest not yet renamed): a creation to resume.
+                    let empty = || -> Result<bool> {
+                        for entry in std::fs::read_dir(dir)? {
+                            let name = entry?.file_name();
+                            let leftover = matches!(
+                                name.to_str().and_then(FileName::parse),
+                                Some(FileName::Lock | FileName::ManifestTmp)
+                            );
+                            if !leftover {
+                                return Ok(false);
+                            }
+                        }
+                        Ok(true)
+                    };
                     if !verify::holds_index(&storage)? && (create == Create::Never || !empty()?) {
                         return Err(Error::NoIndex { path: dir.to_path_buf() });
                     }
@@ -686,6 +701,22 @@ impl Index {
             (facets, count.then_some(matched))
         };
         Ok(SearchResults { hits, total, facets })
+    }
+
+    /// How many of `query`'s Searchable hits are in each folder directly
+    /// under `root` (counting everything inside it), the `limit` fullest
+    /// first, ties by name: the refinements an `under:` facet offers (a
+    /// search page shows them beside the meta facets). Hits directly in
+    /// `root` count in no folder. Returns the folders, by name relative to
+    /// `root`, and the number of hits.
+    ///
+    /// # Errors
+    /// As [`Index::search`]; `InvalidUri` for a root that is not one.
+    pub fn folder_facets(&self, query: &Query, root: &str, limit: usize) -> Result<(Vec<(String, u64)>, u64)> {
+        self.inner.check_open()?;
+        query.check()?;
+        check_root(root)?;
+        self.inner.snapshot().folder_counts(query, root, limit)
     }
 
     /// How this index analyses text: the analyzer it was created with

@@ -1331,6 +1331,53 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// How many of `query`'s hits are in each folder directly under `root`
+    /// (recursively inside it), the `limit` fullest first, ties by name:
+    /// the counts an `under:` refinement gives. Hits directly in `root` are
+    /// in no folder. Per segment, each child folder is one ordinal range
+    /// (ordinals are in URI order): one rank of the hits per folder, and
+    /// one URI read per folder (plus one per document directly in `root`).
+    pub fn folder_counts(&self, query: &Query, root: &str, limit: usize) -> Result<(Vec<(String, u64)>, u64)> {
+        let prepared = self.prepared()?;
+        let mut reader = Reader::new(self.cache.analyzer);
+        let prefix = folder_prefix(root);
+        let prefix = prefix.as_bytes();
+        let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
+        let mut matched = 0;
+        for (s, seg) in prepared.segs.iter().enumerate() {
+            let rows = evaluate(&mut reader, s, seg, query)?.rows;
+            matched += rows.len();
+            if rows.is_empty() {
+                continue;
+            }
+            let hits_below = |end: u32| if end == 0 { 0 } else { rows.rank(end - 1) };
+            let range = seg.seg.prefix_range(prefix)?;
+            let mut at = range.start;
+            while at < range.end {
+                let uri = seg.seg.uri_at(at)?;
+                let rest = uri.get(prefix.len()..).unwrap_or_default();
+                let Some(slash) = rest.iter().position(|&b| b == b'/') else {
+                    at += 1;
+                    continue;
+                };
+                let folder = &uri[..prefix.len() + slash + 1];
+                let inside = seg.seg.prefix_range(folder)?;
+                let n = hits_below(inside.end) - hits_below(inside.start);
+                if n > 0 {
+                    *counts.entry(rest[..slash].to_vec()).or_default() += n;
+                }
+                at = inside.end.max(at + 1);
+            }
+        }
+        let mut folders: Vec<(String, u64)> =
+            counts.into_iter().map(|(name, n)| (String::from_utf8_lossy(&name).into_owned(), n)).collect();
+        folders.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        folders.truncate(limit);
+        Ok((folders, matched))
+    }
+}
+
 /// Calls `visit` with each value of meta `name` in `seg`, in byte order,
 /// and its postings (`head`: a buffer).
 fn for_each_meta_value(
