@@ -618,13 +618,14 @@ fn refused(q: &Query) -> bool {
 
 /// A document's title (API.md: "a `title` meta, else the document's own
 /// title rule", `Hit::title`): the first non-blank `title` meta, else the
-/// first non-blank line of the text part `title`, else of the first text
-/// part that has one; whitespace runs as one space; over 120 characters,
+/// first line holding a letter or digit of the text part `title`, else of
+/// the first text part that has one; whitespace runs as one space; over 120 characters,
 /// cut at the last space past the middle (else at 120) with "…".
 fn model_title(doc: &Doc) -> Option<String> {
     let collapse = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let line =
-        |bytes: &[u8]| std::str::from_utf8(bytes).ok()?.lines().find(|l| !l.trim().is_empty()).map(|l| l.to_string());
+    let line = |bytes: &[u8]| {
+        std::str::from_utf8(bytes).ok()?.lines().find(|l| l.chars().any(char::is_alphanumeric)).map(|l| l.to_string())
+    };
     let raw = doc
         .metas
         .iter()

@@ -5,8 +5,9 @@
 //!
 //! **Title** (API.md: "a `title` meta, else the document's own title
 //! rule"): the first non-blank value of the meta `title`; else the first
-//! non-blank line of the text part `title`; else the first non-blank line of
-//! the document's first text part. Whitespace runs become one space, and a
+//! line holding a letter or digit of the text part `title`; else the first
+//! such line of the document's first text part that has one (so a code
+//! file's `{` or `"""` line is skipped). Whitespace runs become one space, and a
 //! title longer than [`MAX_TITLE_CHARS`] is cut at a word boundary with "…".
 //! A document without such text has no title.
 //!
@@ -41,7 +42,7 @@ const MAX_GAP_BYTES: usize = 48;
 
 /// The title of a document from its encoded body (see the module docs).
 pub(crate) fn title(body: &[u8]) -> Option<String> {
-    let line = |text: &str| text.lines().find(|l| !l.trim().is_empty()).map(str::to_string);
+    let line = |text: &str| text.lines().find(|l| l.chars().any(char::is_alphanumeric)).map(str::to_string);
     let mut meta: Option<String> = None;
     let mut title_part: Option<String> = None;
     let mut first_line: Option<String> = None;
@@ -330,6 +331,11 @@ mod tests {
         let doc = doc.with_meta("title", " ").with_meta("title", "Meta title");
         assert_eq!(title(&body(doc)), Some("Meta title".into()));
         assert_eq!(title(&body(Document::new("b").with_part("raw", vec![1, 2]))), None);
+        // Lines without a letter or digit are skipped.
+        let code = Document::new("d").with_text("body", "{\n  \"name\": \"x\",\n}").with_text("notes", "n");
+        assert_eq!(title(&body(code)), Some("\"name\": \"x\",".into()));
+        let symbols = Document::new("e").with_text("body", "#\n---").with_text("notes", "Notes here");
+        assert_eq!(title(&body(symbols)), Some("Notes here".into()));
         let long = "word ".repeat(100);
         let got = title(&body(Document::new("c").with_text("body", &long))).unwrap();
         assert!(got.ends_with("word…") && got.chars().count() <= MAX_TITLE_CHARS + 1, "{got}");

@@ -148,8 +148,8 @@ pub struct Hit {
     pub score: f32,
     /// The document's title, from
     /// [`Index::search_with`](crate::Index::search_with): the first value of
-    /// its `title` meta, else the first line of its text part `title`, else
-    /// the first line of its first text part (whitespace runs as one space,
+    /// its `title` meta, else the first line holding a letter or digit of
+    /// its text part `title`, else of its first text part that has one (whitespace runs as one space,
     /// at most 120 characters); `None` without such text, and always from
     /// [`Index::search`](crate::Index::search).
     pub title: Option<String>,

@@ -386,8 +386,8 @@ fn report(
              (average URI {} bytes, stamp {} bytes) and one text part, `body`: {} words drawn from a vocabulary of \
              {} plain lower-case ASCII words with a Zipf distribution (the word of rank r with probability ∝ 1/(r+1): \
              the most common, {:?}, is {:.1}% of all words; average body {} bytes), generated from the document's \
-             number. Added in batches of 1,000, then made searchable once. Queries: {} one-word and {} two-word AND \
-             queries, the same deterministic list for every engine.\n",
+             number. Added in batches of 1,000, then made searchable once. Queries: {} one-word, {} two-word AND, the \
+             same pairs as OR, and {} two-word phrase queries, the same deterministic list for every engine.\n",
             share.len(),
             avg(&|d| d.uri.len()),
             avg(&|d| d.stamp.len()),
@@ -396,6 +396,7 @@ fn report(
             vocabulary.word(0),
             vocabulary.probability(0) * 100.0,
             avg(&|d| d.body.len()),
+            args.queries,
             args.queries,
             args.queries,
         );

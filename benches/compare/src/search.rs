@@ -31,6 +31,11 @@ const ONE_WORD_RANKS: (f64, f64) = (100.0, 5_000.0);
 /// (at 1M documents, from ~80,000 documents down to ~900).
 const AND_RANKS: (f64, f64) = (20.0, 2_000.0);
 
+/// Two-word phrase queries: each word's rank drawn log-uniformly in this
+/// range (frequent words, so that adjacent pairs occur: at 1M documents the
+/// pair of ranks 0 and 1 is in ~70,000 documents).
+const PHRASE_RANKS: (f64, f64) = (1.0, 60.0);
+
 /// What the parent passes to a child of the search workload.
 pub struct SearchPlan {
     pub docs: u64,
@@ -45,6 +50,8 @@ struct Queries {
     and: Vec<(usize, usize)>,
     /// Every pair of the [`COMMON`] most common words.
     common_and: Vec<(usize, usize)>,
+    /// Two distinct ranks, in phrase order.
+    phrase: Vec<(usize, usize)>,
 }
 
 fn log_uniform(h: u64, (lo, hi): (f64, f64)) -> usize {
@@ -69,7 +76,21 @@ impl Queries {
             })
             .collect();
         let common_and = (0..COMMON).flat_map(|a| (a + 1..COMMON).map(move |b| (a, b))).collect();
-        Queries { one, and, common_and }
+        let phrase = (0..count as u64)
+            .map(|i| {
+                let rank = |h: u64| log_uniform(h, PHRASE_RANKS) - 1;
+                let a = rank(mix(i ^ 0x0f0f_0004));
+                let mut j = 0;
+                loop {
+                    let b = rank(mix((i << 8 | j) ^ 0x0c0c_0005));
+                    if b != a {
+                        return (a, b);
+                    }
+                    j += 1;
+                }
+            })
+            .collect();
+        Queries { one, and, common_and, phrase }
     }
 }
 
@@ -80,18 +101,50 @@ struct Truth {
     /// Smaller rank → (larger rank, index into `pair_counts`).
     pairs: HashMap<usize, Vec<(usize, usize)>>,
     pair_counts: Vec<u64>,
+    /// (first rank, second rank) of a phrase query → its index in
+    /// `phrase_counts`.
+    phrases: HashMap<(usize, usize), usize>,
+    /// Documents holding each phrase query's words adjacent, in order.
+    phrase_counts: Vec<u64>,
 }
 
 impl Truth {
-    fn new(pairs: &[(usize, usize)]) -> Truth {
+    fn new(pairs: &[(usize, usize)], phrase: &[(usize, usize)]) -> Truth {
         let mut map: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
         for (i, &(a, b)) in pairs.iter().enumerate() {
             map.entry(a).or_default().push((b, i));
         }
-        Truth { df: vec![0; Vocabulary::SIZE], pairs: map, pair_counts: vec![0; pairs.len()] }
+        let mut phrases = HashMap::new();
+        for &p in phrase {
+            let next = phrases.len();
+            phrases.entry(p).or_insert(next);
+        }
+        Truth {
+            df: vec![0; Vocabulary::SIZE],
+            pairs: map,
+            pair_counts: vec![0; pairs.len()],
+            phrase_counts: vec![0; phrases.len()],
+            phrases,
+        }
+    }
+
+    /// How many documents hold the phrase query `p`.
+    fn phrase_count(&self, p: (usize, usize)) -> u64 {
+        self.phrase_counts[self.phrases[&p]]
     }
 
     fn observe(&mut self, ranks: &[usize], scratch: &mut Vec<usize>) {
+        // Phrases first, on the words in order: each counted once per
+        // document.
+        let mut seen: Vec<usize> = Vec::new();
+        for pair in ranks.windows(2) {
+            if let Some(&i) = self.phrases.get(&(pair[0], pair[1])) {
+                if !seen.contains(&i) {
+                    seen.push(i);
+                    self.phrase_counts[i] += 1;
+                }
+            }
+        }
         scratch.clear();
         scratch.extend_from_slice(ranks);
         scratch.sort_unstable();
@@ -137,7 +190,7 @@ pub fn run<E: SearchEngine>(plan: &SearchPlan) -> Res<()> {
 
     // The expected answers, from a pass over the documents (which also
     // times generating them, for the note of row S1).
-    let mut truth = Truth::new(&all_pairs);
+    let mut truth = Truth::new(&all_pairs, &queries.phrase);
     let (mut ranks, mut scratch) = (Vec::new(), Vec::new());
     let start = Instant::now();
     for k in 0..n {
@@ -304,6 +357,90 @@ pub fn run<E: SearchEngine>(plan: &SearchPlan) -> Res<()> {
             queries.common_and.iter().enumerate().map(|(i, &(a, b))| (vec![a, b], truth.pair_counts[offset + i]));
         counts(&mut engine, &vocabulary, pairs.collect(), "pair")
     })?;
+
+    meter.run("S8", "two-word OR queries, top 10 (with URI and stamp)", &store, || {
+        let mut lat = Vec::with_capacity(queries.and.len());
+        let mut wrong = Vec::new();
+        for (i, &(a, b)) in queries.and.iter().enumerate() {
+            let words = [vocabulary.word(a), vocabulary.word(b)];
+            let start = Instant::now();
+            engine.top_any(&words, LIMIT, &mut hits)?;
+            lat.push(start.elapsed());
+            let either = truth.df[a] + truth.df[b] - truth.pair_counts[i];
+            if hits.len() != expected_top(either) {
+                wrong.push(format!("{} {}: {} hits", words[0], words[1], hits.len()));
+            }
+        }
+        if !wrong.is_empty() {
+            warn(format!(
+                "{} of {} OR queries returned a wrong number of hits: {}",
+                wrong.len(),
+                lat.len(),
+                wrong[..wrong.len().min(5)].join(", ")
+            ));
+        }
+        let mut o = rate(lat.len() as u64, lat.iter().sum(), "queries/s");
+        o.note = format!(
+            "{} queries, the word pairs of S4 (at least one of the two words; pushdex: Query::Any with \
+             min_should_match 1, tantivy: BooleanQuery of two Should TermQuerys); {}",
+            lat.len(),
+            latencies(&mut lat)
+        );
+        Ok(o)
+    })?;
+
+    meter.run("S9", "two-word phrase queries, top 10 (with URI and stamp)", &store, || {
+        let mut lat = Vec::with_capacity(queries.phrase.len());
+        let mut wrong = Vec::new();
+        for &(a, b) in &queries.phrase {
+            let words = [vocabulary.word(a), vocabulary.word(b)];
+            let start = Instant::now();
+            engine.top_phrase(&words, LIMIT, &mut hits)?;
+            lat.push(start.elapsed());
+            if hits.len() != expected_top(truth.phrase_count((a, b))) {
+                wrong.push(format!("\"{} {}\": {} hits", words[0], words[1], hits.len()));
+            }
+        }
+        if !wrong.is_empty() {
+            warn(format!(
+                "{} of {} phrase queries returned a wrong number of hits: {}",
+                wrong.len(),
+                lat.len(),
+                wrong[..wrong.len().min(5)].join(", ")
+            ));
+        }
+        let counts: Vec<u64> = queries.phrase.iter().map(|&p| truth.phrase_count(p)).collect();
+        let mut o = rate(lat.len() as u64, lat.iter().sum(), "queries/s");
+        o.note = format!(
+            "{} queries, word ranks {}–{} in order, adjacent (pushdex: Query::Phrase slop 0, tantivy: PhraseQuery); \
+             {} matching documents on average ({} queries with none); {}",
+            lat.len(),
+            PHRASE_RANKS.0 - 1.0,
+            PHRASE_RANKS.1 - 1.0,
+            counts.iter().sum::<u64>() / counts.len().max(1) as u64,
+            counts.iter().filter(|&&c| c == 0).count(),
+            latencies(&mut lat)
+        );
+        Ok(o)
+    })?;
+
+    // The phrase counts, untimed, checked against the data.
+    let mut wrong = Vec::new();
+    for &(a, b) in &queries.phrase {
+        let (wa, wb) = (vocabulary.word(a), vocabulary.word(b));
+        let count = engine.count_phrase(&[wa, wb])?;
+        if count != truth.phrase_count((a, b)) {
+            wrong.push(format!("\"{wa} {wb}\": {count}, expected {}", truth.phrase_count((a, b))));
+        }
+    }
+    if !wrong.is_empty() {
+        warn(format!(
+            "{} of {} phrase counts differ from the data: {}",
+            wrong.len(),
+            queries.phrase.len(),
+            wrong[..wrong.len().min(5)].join(", ")
+        ));
+    }
 
     meter.run("S6", "make ONE new document searchable (add + refresh / commit + reload)", &store, || {
         let mut times = Vec::new();

@@ -79,6 +79,17 @@ pub trait SearchEngine: Sized {
     /// How many documents' bodies hold every word of `words`.
     fn count(&mut self, words: &[&str]) -> Res<u64>;
 
+    /// The best `limit` documents (BM25) whose body holds at least one word
+    /// of `words` (a ranked OR), as `(uri, stamp)`, into `out`.
+    fn top_any(&mut self, words: &[&str], limit: usize, out: &mut Vec<(String, String)>) -> Res<()>;
+
+    /// The best `limit` documents whose body holds `words` as a phrase (in
+    /// this order, adjacent), as `(uri, stamp)`, into `out`.
+    fn top_phrase(&mut self, words: &[&str], limit: usize, out: &mut Vec<(String, String)>) -> Res<()>;
+
+    /// How many documents' bodies hold `words` as a phrase.
+    fn count_phrase(&mut self, words: &[&str]) -> Res<u64>;
+
     /// A remark for the table about the index as searched now (segments).
     fn describe(&mut self) -> String {
         String::new()
@@ -93,12 +104,13 @@ pub trait SearchEngine: Sized {
 pub const SEARCH_ENGINES: [(&str, &str); 2] = [
     (
         "pushdex",
-        "Index::open, default Options. Each document is Document::new(uri).with_stamp(stamp).with_text(\"body\", \
-         text), pushed with add_all per 1,000, then refresh() makes them searchable. Top 10: \
-         search(&Query::Text { field: Some(\"body\"), text: word }, 10) for one word, search(&Query::And([Text a, \
-         Text b]), 10) for two; hits carry the URI and the stamp. Count: search_count of the same queries. One new \
-         document: add + refresh(). pushdex builds each segment's postings in memory on the first search that \
-         reads the segment (row S2).",
+        "Index::open_with, default Options but Analyzer::Exact (lower-cased words as written, as tantivy's \
+         default tokenizer; the default English analyzer also stems). Each document is \
+         Document::new(uri).with_stamp(stamp).with_text(\"body\", text), pushed with add_all per 1,000, then \
+         refresh() makes them searchable. Top 10: search(&Query::Text { field: Some(\"body\"), text: word }, 10) \
+         for one word, search(&Query::And([Text a, Text b]), 10) for two, Query::Any { text: \"a b\", \
+         min_should_match: 1 } for OR, Query::Phrase { text: \"a b\", slop: 0 } for a phrase; hits carry the URI \
+         and the stamp. Count: search_count of the same queries. One new document: add + refresh().",
     ),
     (
         "tantivy",
@@ -106,7 +118,8 @@ pub const SEARCH_ENGINES: [(&str, &str); 2] = [
          tokenizer: split on non-alphanumerics, lower-case, drop tokens over 40 bytes), Index::create_in_dir (mmap \
          directory) in the store directory, index.writer(100 MB) (its default thread count: min(cores, 8)), \
          add_document per document, one commit() at the end, a reader with ReloadPolicy::Manual then \
-         reader.reload(). Top 10: TermQuery(body, word, WithFreqs), or a BooleanQuery of two Must TermQuerys, \
+         reader.reload(). Top 10: TermQuery(body, word, WithFreqs), or a BooleanQuery of two Must TermQuerys (two \
+         Should TermQuerys for OR), a PhraseQuery of the two terms for a phrase, \
          collected with TopDocs::with_limit(10).order_by_score(), then searcher.doc() of each hit for its uri and \
          stamp (so that hits carry what pushdex's do). Count: the Count collector (which, for a single term in a \
          segment without deletions, reads the term's document frequency from the dictionary instead of its \

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use pushdex::{Document, Entry, EnumerationMode, Index, Query};
+use pushdex::{Analyzer, Document, Entry, EnumerationMode, Index, Options, Query};
 
 use super::{Engine, SearchEngine, Writer};
 use crate::data::{Doc, TextDoc};
@@ -113,9 +113,26 @@ fn words_query(words: &[&str]) -> Query {
     }
 }
 
+/// The words adjacent, in this order, in `body`.
+fn phrase_query(words: &[&str]) -> Query {
+    Query::Phrase { field: Some("body".to_string()), text: words.join(" "), slop: 0 }
+}
+
+impl PushdexSearch {
+    fn top_of(&mut self, query: &Query, limit: usize, out: &mut Vec<(String, String)>) -> Res<()> {
+        out.clear();
+        let hits = self.index.search(query, limit)?;
+        out.extend(hits.into_iter().map(|h| (h.uri, h.stamp)));
+        Ok(())
+    }
+}
+
 impl SearchEngine for PushdexSearch {
+    /// With `Analyzer::Exact`: lower-cased words as written, what tantivy's
+    /// default tokenizer makes of them (the default English analyzer would
+    /// also stem, which tantivy's default does not).
     fn open(dir: &Path) -> Res<Self> {
-        Ok(PushdexSearch { index: Index::open(dir)? })
+        Ok(PushdexSearch { index: Index::open_with(dir, Options::default().analyzer(Analyzer::Exact))? })
     }
 
     fn add_batch(&mut self, docs: Vec<TextDoc>) -> Res<()> {
@@ -134,14 +151,24 @@ impl SearchEngine for PushdexSearch {
     }
 
     fn top(&mut self, words: &[&str], limit: usize, out: &mut Vec<(String, String)>) -> Res<()> {
-        out.clear();
-        let hits = self.index.search(&words_query(words), limit)?;
-        out.extend(hits.into_iter().map(|h| (h.uri, h.stamp)));
-        Ok(())
+        self.top_of(&words_query(words), limit, out)
     }
 
     fn count(&mut self, words: &[&str]) -> Res<u64> {
         Ok(self.index.search_count(&words_query(words))?)
+    }
+
+    fn top_any(&mut self, words: &[&str], limit: usize, out: &mut Vec<(String, String)>) -> Res<()> {
+        let query = Query::Any { field: Some("body".to_string()), text: words.join(" "), min_should_match: 1 };
+        self.top_of(&query, limit, out)
+    }
+
+    fn top_phrase(&mut self, words: &[&str], limit: usize, out: &mut Vec<(String, String)>) -> Res<()> {
+        self.top_of(&phrase_query(words), limit, out)
+    }
+
+    fn count_phrase(&mut self, words: &[&str]) -> Res<u64> {
+        Ok(self.index.search_count(&phrase_query(words))?)
     }
 
     fn close(self) -> Res<()> {

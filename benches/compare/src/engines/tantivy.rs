@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, Value, STORED, STRING, TEXT};
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
@@ -37,6 +37,30 @@ impl Tantivy {
             )),
         }
     }
+
+    /// At least one word in `body`: a BooleanQuery of Should TermQuerys.
+    fn any_query(&self, words: &[&str]) -> Box<dyn Query> {
+        let term = |w: &str| TermQuery::new(Term::from_field_text(self.body, w), IndexRecordOption::WithFreqs);
+        Box::new(BooleanQuery::new(
+            words.iter().map(|w| (Occur::Should, Box::new(term(w)) as Box<dyn Query>)).collect(),
+        ))
+    }
+
+    /// The words adjacent, in order: a PhraseQuery (slop 0).
+    fn phrase_query(&self, words: &[&str]) -> Box<dyn Query> {
+        Box::new(PhraseQuery::new(words.iter().map(|w| Term::from_field_text(self.body, w)).collect()))
+    }
+
+    fn top_of(&mut self, query: &dyn Query, limit: usize, out: &mut Vec<(String, String)>) -> Res<()> {
+        out.clear();
+        let searcher = self.reader.searcher();
+        for (_score, address) in searcher.search(query, &TopDocs::with_limit(limit).order_by_score())? {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let text = |f: Field| doc.get_first(f).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            out.push((text(self.uri), text(self.stamp)));
+        }
+        Ok(())
+    }
 }
 
 impl SearchEngine for Tantivy {
@@ -65,20 +89,28 @@ impl SearchEngine for Tantivy {
     }
 
     fn top(&mut self, words: &[&str], limit: usize, out: &mut Vec<(String, String)>) -> Res<()> {
-        out.clear();
-        let searcher = self.reader.searcher();
         let query = self.query(words);
-        for (_score, address) in searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())? {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let text = |f: Field| doc.get_first(f).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-            out.push((text(self.uri), text(self.stamp)));
-        }
-        Ok(())
+        self.top_of(query.as_ref(), limit, out)
     }
 
     fn count(&mut self, words: &[&str]) -> Res<u64> {
         let searcher = self.reader.searcher();
         Ok(searcher.search(&self.query(words), &Count)? as u64)
+    }
+
+    fn top_any(&mut self, words: &[&str], limit: usize, out: &mut Vec<(String, String)>) -> Res<()> {
+        let query = self.any_query(words);
+        self.top_of(query.as_ref(), limit, out)
+    }
+
+    fn top_phrase(&mut self, words: &[&str], limit: usize, out: &mut Vec<(String, String)>) -> Res<()> {
+        let query = self.phrase_query(words);
+        self.top_of(query.as_ref(), limit, out)
+    }
+
+    fn count_phrase(&mut self, words: &[&str]) -> Res<u64> {
+        let searcher = self.reader.searcher();
+        Ok(searcher.search(&self.phrase_query(words), &Count)? as u64)
     }
 
     fn describe(&mut self) -> String {
