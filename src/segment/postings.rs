@@ -62,6 +62,12 @@ struct Column {
     rows: Vec<u32>,
     values: Vec<u32>,
     positions: Vec<u32>,
+    /// A merge's positions, still encoded: each row's positions are encoded
+    /// on their own (the first absolute), so a merge copies a kept row's
+    /// bytes as they are, row `i`'s ending at `raw_ends[i]`. Used instead
+    /// of `positions`, never with them.
+    raw: Vec<u8>,
+    raw_ends: Vec<usize>,
 }
 
 impl Column {
@@ -87,16 +93,41 @@ impl Column {
         self.values.push(value);
     }
 
+    /// Adds `row` with `freq` occurrences whose positions are encoded in
+    /// `raw`.
+    fn push_raw(&mut self, row: u32, freq: u32, raw: &[u8]) {
+        self.push(row, freq);
+        self.raw.extend_from_slice(raw);
+        self.raw_ends.push(self.raw.len());
+    }
+
     fn clear(&mut self) {
         self.rows.clear();
         self.values.clear();
         self.positions.clear();
+        self.raw.clear();
+        self.raw_ends.clear();
     }
 
     /// Sorts rows gathered out of order (each row once), their positions
     /// with them.
     fn sort(&mut self) {
         if self.rows.is_sorted() {
+            return;
+        }
+        if !self.raw_ends.is_empty() {
+            let mut order: Vec<usize> = (0..self.rows.len()).collect();
+            order.sort_unstable_by_key(|&i| self.rows[i]);
+            let start = |i: usize| if i == 0 { 0 } else { self.raw_ends[i - 1] };
+            let mut raw = Vec::with_capacity(self.raw.len());
+            let mut ends = Vec::with_capacity(self.raw_ends.len());
+            for &i in &order {
+                raw.extend_from_slice(&self.raw[start(i)..self.raw_ends[i]]);
+                ends.push(raw.len());
+            }
+            self.rows = order.iter().map(|&i| self.rows[i]).collect();
+            self.values = order.iter().map(|&i| self.values[i]).collect();
+            (self.raw, self.raw_ends) = (raw, ends);
             return;
         }
         if !self.positions.is_empty() {
@@ -157,23 +188,31 @@ impl Column {
             // Per row, its positions: the first, then each one's distance
             // to the one before, less one (positions of a word in a part
             // strictly increase).
-            debug_assert_eq!(self.positions.len() as u64, self.values.iter().map(|&v| u64::from(v)).sum::<u64>());
-            let mut at = 0;
-            let mut deltas = Vec::with_capacity(self.positions.len());
-            for &freq in &self.values {
-                let row = &self.positions[at..at + freq as usize];
-                at += freq as usize;
-                let mut prev = None::<u32>;
-                for &p in row {
-                    deltas.push(match prev {
-                        None => p as usize,
-                        Some(prev) => p.saturating_sub(prev).saturating_sub(1) as usize,
-                    });
-                    prev = Some(p);
-                }
+            if !self.raw_ends.is_empty() {
+                put_varint(out, self.raw.len());
+                out.extend_from_slice(&self.raw);
+                return;
             }
-            put_varint(out, deltas.iter().map(|&d| varint_len(d)).sum());
-            deltas.iter().for_each(|&d| put_varint(out, d));
+            debug_assert_eq!(self.positions.len() as u64, self.values.iter().map(|&v| u64::from(v)).sum::<u64>());
+            // Two passes over the positions, the deltas' length then the
+            // deltas, rather than a vector of them.
+            let deltas = || {
+                let mut at = 0;
+                self.values.iter().flat_map(move |&freq| {
+                    let row = &self.positions[at..at + freq as usize];
+                    at += freq as usize;
+                    row.iter().scan(None::<u32>, |prev, &p| {
+                        let delta = match *prev {
+                            None => p as usize,
+                            Some(prev) => p.saturating_sub(prev).saturating_sub(1) as usize,
+                        };
+                        *prev = Some(p);
+                        Some(delta)
+                    })
+                })
+            };
+            put_varint(out, deltas().map(varint_len).sum());
+            deltas().for_each(|d| put_varint(out, d));
         }
     }
 }
@@ -304,6 +343,10 @@ impl Analyzer {
             positions.push(position);
         };
         let _ = Body::visit_encoded(body, &mut |item| match item {
+            // A name holding a NUL would end its term key early (names
+            // never hold one: only bytes that are not a document's body,
+            // from a damaged or hostile log, can): not indexed.
+            BodyItem::Meta(name, _) | BodyItem::Text(name, _) if name.contains('\0') => {}
             BodyItem::Meta(name, value) => {
                 term_key(key, META, name, value);
                 note(key, 0);
@@ -469,7 +512,6 @@ pub(crate) fn write_merged(
     }
     let mut stream = union.union();
     use fst::Streamer;
-    let mut scratch = Vec::new();
     while let Some((key, found)) = stream.next() {
         column.clear();
         for found in found {
@@ -483,13 +525,9 @@ pub(crate) fn write_merged(
                     seg.corrupt(format!("a search column names row {row}, past the {} rows", seg.rows))
                 })?;
                 let freq = from.value(rank);
-                if new == u32::MAX {
-                    positions.skip(freq).map_err(|e| seg.corrupt(e))?;
-                } else {
-                    scratch.clear();
-                    positions.read(freq, &mut scratch).map_err(|e| seg.corrupt(e))?;
-                    column.push(new, freq);
-                    column.positions.extend_from_slice(&scratch);
+                let raw = positions.raw(freq).map_err(|e| seg.corrupt(e))?;
+                if new != u32::MAX {
+                    column.push_raw(new, freq, raw);
                 }
             }
         }
@@ -965,7 +1003,7 @@ pub(crate) struct Positions<'a> {
     at: usize,
 }
 
-impl Positions<'_> {
+impl<'a> Positions<'a> {
     /// Appends the next row's `freq` positions to `out`, strictly
     /// increasing.
     pub(crate) fn read(&mut self, freq: u32, out: &mut Vec<u32>) -> std::result::Result<(), String> {
@@ -981,6 +1019,14 @@ impl Positions<'_> {
             prev = Some(position);
         }
         Ok(())
+    }
+
+    /// The next row's `freq` positions, as they are encoded (a row's on
+    /// their own: its first position absolute).
+    pub(crate) fn raw(&mut self, freq: u32) -> std::result::Result<&'a [u8], String> {
+        let start = self.at;
+        self.skip(freq)?;
+        Ok(&self.bytes[start..self.at])
     }
 
     /// Skips the next row's `freq` positions.
@@ -1105,7 +1151,7 @@ mod tests {
 
     #[test]
     fn a_column_with_a_width_no_writer_uses_is_damage_not_a_panic() {
-        let column = Column { rows: vec![1, 5, 9], values: vec![300, 7, 9], positions: Vec::new() };
+        let column = Column { rows: vec![1, 5, 9], values: vec![300, 7, 9], ..Column::default() };
         let mut bytes = Vec::new();
         column.encode(&mut bytes, true, false);
         assert_eq!(bytes[1], 2, "count 3 (one byte), then the width");
@@ -1125,7 +1171,7 @@ mod tests {
         let many: Vec<u32> = (0..40).map(|i| i % 3 + 1).collect();
         for values in [vec![1, 1, 1], vec![3, 1, 200], vec![1, 300, 7], vec![70_000, 1, 2], vec![], vec![5], many] {
             let rows: Vec<u32> = (0..values.len() as u32).map(|i| i * 1000 + 5).collect();
-            let column = Column { rows: rows.clone(), values: values.clone(), positions: Vec::new() };
+            let column = Column { rows: rows.clone(), values: values.clone(), ..Column::default() };
             let mut bytes = Vec::new();
             column.encode(&mut bytes, true, false);
             assert_eq!(column_len(&bytes), Some(bytes.len()));
