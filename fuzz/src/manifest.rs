@@ -32,13 +32,25 @@ const MANIFEST_MAGIC: &[u8; 8] = b"PDXMAN\r\n";
 const BITMAP_MAGIC: &[u8; 8] = b"PDXDEL\r\n";
 const BITMAP_NAME: &str = "del-1.bm";
 
-/// A file as `MANIFEST` and bitmaps are laid out: magic, version 1,
-/// payload length, crc32c of the payload, payload.
+/// A file as `MANIFEST` and bitmaps are laid out, in the version this
+/// release writes: magic, version (manifest 2, bitmap 1), payload length,
+/// crc32c, payload (docs/FORMAT.md).
 pub fn frame(magic: &[u8; 8], payload: &[u8]) -> Vec<u8> {
+    frame_version(magic, if magic == MANIFEST_MAGIC { 2 } else { 1 }, payload)
+}
+
+/// [`frame`] in format `version`: the crc covers the payload alone in
+/// version 1, the version and length then the payload from version 2 on.
+pub fn frame_version(magic: &[u8; 8], version: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = magic.to_vec();
-    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    let crc = if version >= 2 {
+        crc32c::crc32c_append(crc32c::crc32c(&out[8..16]), payload)
+    } else {
+        crc32c::crc32c(payload)
+    };
+    out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(payload);
     out
 }
@@ -230,7 +242,13 @@ pub fn manifest(data: &[u8]) {
     let storage = SimStorage::new(ROOT);
     match mode % 5 {
         0 | 1 => {
-            let file = if mode % 5 == 0 { rest.to_vec() } else { frame(MANIFEST_MAGIC, rest) };
+            // Raw bytes, or a payload framed in version 2 or (an index of
+            // an earlier release) version 1.
+            let file = match mode % 10 {
+                0 | 5 => rest.to_vec(),
+                1 => frame_version(MANIFEST_MAGIC, 1, rest),
+                _ => frame(MANIFEST_MAGIC, rest),
+            };
             storage.write(MANIFEST, &file);
             let manifest = read_and_rewrite(&storage);
             open_index(&storage, manifest.as_ref());
