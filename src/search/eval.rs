@@ -260,34 +260,25 @@ impl Snapshot {
     /// meta postings: for each value, the size of its rows within the
     /// matched rows.
     pub fn facets(&self, query: &Query, names: &[String], limit: usize) -> Result<(Vec<Facet>, u64)> {
-        let prepared = self.prepared()?;
-        let mut reader = Reader::new(self.cache.analyzer);
         let mut counts: Vec<HashMap<String, u64>> = vec![HashMap::new(); names.len()];
         let mut head = Vec::new();
-        let mut matched = 0;
-        for (s, seg) in prepared.segs.iter().enumerate() {
-            let rows = evaluate(&mut reader, s, seg, query)?.rows;
-            matched += rows.len();
-            if rows.is_empty() {
-                continue;
-            }
+        let matched = self.for_each_hit_set(query, &mut |seg, rows| {
             for (name, counts) in names.iter().zip(&mut counts) {
                 for_each_meta_value(&seg.seg, name, &mut head, &mut |value, postings| {
-                    let n = postings.rows.intersection_len(&rows);
+                    let n = postings.rows.intersection_len(rows);
                     if n > 0 {
                         *counts.entry(value.to_string()).or_default() += n;
                     }
                     Ok(())
                 })?;
             }
-        }
-        let mut facets = Vec::with_capacity(names.len());
-        for (name, counts) in names.iter().zip(counts) {
-            let mut values: Vec<(String, u64)> = counts.into_iter().collect();
-            values.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            values.truncate(limit);
-            facets.push(Facet { name: name.clone(), values });
-        }
+            Ok(())
+        })?;
+        let facets = names
+            .iter()
+            .zip(counts)
+            .map(|(name, counts)| Facet { name: name.clone(), values: most_frequent(counts.into_iter(), limit) })
+            .collect();
         Ok((facets, matched))
     }
 
@@ -1339,18 +1330,10 @@ impl Snapshot {
     /// (ordinals are in URI order): one rank of the hits per folder, and
     /// one URI read per folder (plus one per document directly in `root`).
     pub fn folder_counts(&self, query: &Query, root: &str, limit: usize) -> Result<(Vec<(String, u64)>, u64)> {
-        let prepared = self.prepared()?;
-        let mut reader = Reader::new(self.cache.analyzer);
         let prefix = folder_prefix(root);
         let prefix = prefix.as_bytes();
         let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
-        let mut matched = 0;
-        for (s, seg) in prepared.segs.iter().enumerate() {
-            let rows = evaluate(&mut reader, s, seg, query)?.rows;
-            matched += rows.len();
-            if rows.is_empty() {
-                continue;
-            }
+        let matched = self.for_each_hit_set(query, &mut |seg, rows| {
             let hits_below = |end: u32| if end == 0 { 0 } else { rows.rank(end - 1) };
             let range = seg.seg.prefix_range(prefix)?;
             let mut at = range.start;
@@ -1369,13 +1352,39 @@ impl Snapshot {
                 }
                 at = inside.end.max(at + 1);
             }
-        }
-        let mut folders: Vec<(String, u64)> =
-            counts.into_iter().map(|(name, n)| (String::from_utf8_lossy(&name).into_owned(), n)).collect();
-        folders.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        folders.truncate(limit);
-        Ok((folders, matched))
+            Ok(())
+        })?;
+        let folders = counts.into_iter().map(|(name, n)| (String::from_utf8_lossy(&name).into_owned(), n));
+        Ok((most_frequent(folders, limit), matched))
     }
+
+    /// Calls `visit` with each segment whose rows `query` matches, and those
+    /// (live) rows; returns how many rows it matched in all.
+    fn for_each_hit_set(
+        &self,
+        query: &Query,
+        visit: &mut dyn FnMut(&Seg, &RoaringBitmap) -> Result<()>,
+    ) -> Result<u64> {
+        let prepared = self.prepared()?;
+        let mut reader = Reader::new(self.cache.analyzer);
+        let mut matched = 0;
+        for (s, seg) in prepared.segs.iter().enumerate() {
+            let rows = evaluate(&mut reader, s, seg, query)?.rows;
+            matched += rows.len();
+            if !rows.is_empty() {
+                visit(seg, &rows)?;
+            }
+        }
+        Ok(matched)
+    }
+}
+
+/// The `limit` largest counts first, ties by value: a facet's order.
+fn most_frequent(counts: impl Iterator<Item = (String, u64)>, limit: usize) -> Vec<(String, u64)> {
+    let mut values: Vec<(String, u64)> = counts.collect();
+    values.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    values.truncate(limit);
+    values
 }
 
 /// Calls `visit` with each value of meta `name` in `seg`, in byte order,
