@@ -300,6 +300,94 @@ fn search_sort_snippet_and_titles() {
     }
 }
 
+/// `folders=ROOT` (GET) and `"folders"` (POST): the matches counted by the
+/// folder directly under the root, each folder whole (a root for `under:`),
+/// its count the total of that `under:` refinement; in the query's mode; a
+/// bad root or limit is a 400 like other bad search input.
+#[test]
+fn search_folder_facets() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let docs = json!([
+        {"uri": "f/a/1", "text": {"body": "report"}},
+        {"uri": "f/a/2", "text": {"body": "report"}},
+        {"uri": "f/a/deep/3", "text": {"body": "report"}},
+        {"uri": "f/b/4", "text": {"body": "report"}},
+        {"uri": "f/top", "text": {"body": "report"}},
+        {"uri": "f/c/5", "text": {"body": "report other"}},
+        {"uri": "g/x/6", "text": {"body": "report"}},
+        {"uri": "/abs/7", "text": {"body": "report"}},
+        {"uri": "h/8", "text": {"body": "nothing"}}
+    ]);
+    assert_eq!(post_json(&server, "/v1/indexes/f/documents?wait=searchable", &docs).0, 200);
+    let folders = |body: &Value| -> Vec<(String, u64)> {
+        let values = body["folders"]["values"].as_array().unwrap_or_else(|| panic!("no folders: {body}"));
+        values.iter().map(|v| (v["folder"].as_str().unwrap().to_string(), v["count"].as_u64().unwrap())).collect()
+    };
+    let pairs =
+        |want: &[(&str, u64)]| -> Vec<(String, u64)> { want.iter().map(|(f, n)| (f.to_string(), *n)).collect() };
+
+    let (status, plain) = get(&server, "/v1/indexes/f/search?q=report");
+    assert_eq!(status, 200, "{plain}");
+    assert!(plain.get("folders").is_none(), "no folders= asked: {plain}");
+    let under_f = pairs(&[("f/a/", 3), ("f/b/", 1), ("f/c/", 1)]);
+    let top = pairs(&[("f/", 6), ("/", 1), ("g/", 1)]);
+    for (root, want) in [("f", &under_f), ("f/", &under_f), ("", &top), ("f/a", &pairs(&[("f/a/deep/", 1)]))] {
+        for (status, body) in [
+            get(&server, &format!("/v1/indexes/f/search?q=report&folders={}", form_urlencoded_value(root))),
+            post_json(&server, "/v1/indexes/f/search", &json!({"q": "report", "folders": root})),
+        ] {
+            assert_eq!(status, 200, "folders={root:?}: {body}");
+            assert_eq!(body["folders"]["root"], root, "{body}");
+            assert_eq!(&folders(&body), want, "folders={root:?}: {body}");
+        }
+        // Each count is what searching in that folder finds.
+        for (folder, count) in want {
+            let refined = json!({"q": format!("report under:\"{folder}\""), "count": true, "folders": folder});
+            let (status, body) = post_json(&server, "/v1/indexes/f/search", &refined);
+            assert_eq!((status, body["total"].as_u64()), (200, Some(*count)), "{folder}: {body}");
+            assert!(body["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["uri"].as_str().unwrap().starts_with(folder.as_str())));
+        }
+    }
+    // folder_limit: the fullest first.
+    let (_, body) = get(&server, "/v1/indexes/f/search?q=report&folders=f&folder_limit=1");
+    assert_eq!(folders(&body), pairs(&[("f/a/", 3)]), "{body}");
+    let (_, body) =
+        post_json(&server, "/v1/indexes/f/search", &json!({"q": "report", "folders": "", "folder_limit": 2}));
+    assert_eq!(folders(&body), pairs(&[("f/", 6), ("/", 1)]), "{body}");
+    // The hits' mode: natural ranks two of three words, strict needs all.
+    let (_, body) = get(&server, "/v1/indexes/f/search?q=report+other+zzz&folders=f&count=true");
+    assert_eq!((folders(&body), &body["total"]), (pairs(&[("f/c/", 1)]), &json!(1)), "{body}");
+    let (_, body) = get(&server, "/v1/indexes/f/search?q=report+other+zzz&mode=strict&folders=f&count=true");
+    assert_eq!((folders(&body), &body["total"]), (Vec::new(), &json!(0)), "{body}");
+    // A root that is not one, a limit out of bounds: 400 invalid_input.
+    let long = "r".repeat(5000);
+    for (status, body) in [
+        get(&server, "/v1/indexes/f/search?q=report&folders=a%00b"),
+        post_json(&server, "/v1/indexes/f/search", &json!({"q": "report", "folders": "a\u{0}b"})),
+        get(&server, &format!("/v1/indexes/f/search?q=report&folders={long}")),
+        post_json(&server, "/v1/indexes/f/search", &json!({"q": "report", "folders": long})),
+    ] {
+        assert_eq!((status, &body["error"]), (400, &json!("invalid_input")), "{body}");
+        assert!(body["message"].as_str().unwrap().starts_with("folders="), "{body}");
+    }
+    for (status, body) in [
+        get(&server, "/v1/indexes/f/search?q=report&folders=f&folder_limit=0"),
+        get(&server, "/v1/indexes/f/search?q=report&folders=f&folder_limit=10001"),
+        get(&server, "/v1/indexes/f/search?q=report&folders=f&folder_limit=many"),
+        post_json(&server, "/v1/indexes/f/search", &json!({"q": "report", "folders": "f", "folder_limit": 0})),
+    ] {
+        assert_eq!((status, &body["error"]), (400, &json!("invalid_input")), "{body}");
+        assert!(body["message"].as_str().unwrap().contains("folder_limit"), "{body}");
+    }
+    let negative = json!({"q": "report", "folders": "f", "folder_limit": -1});
+    assert_eq!(post_json(&server, "/v1/indexes/f/search", &negative).0, 400);
+}
+
 /// `s` percent-encoded for a query string (every byte but unreserved ones).
 fn form_urlencoded_value(s: &str) -> String {
     s.bytes()

@@ -513,6 +513,13 @@ pub struct SearchParams {
     /// A text part to cut each hit's `snippet` from (default: none).
     #[param(example = "content")]
     pub snippet: Option<String>,
+    /// A root (empty: the whole index) whose folders to count the matches
+    /// by: the answer's `folders` (default: none).
+    #[param(example = "file:///share/")]
+    pub folders: Option<String>,
+    /// How many folders `folders` lists at most (1 to 10000; default 10).
+    #[param(minimum = 1, maximum = 10000)]
+    pub folder_limit: Option<u64>,
 }
 
 /// `?uri=A&uri=B`.

@@ -474,6 +474,30 @@ pub(super) struct SearchReply {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     facets: Vec<Value>,
+    /// With `folders=ROOT`: the matches counted by the folder directly
+    /// under `ROOT` that holds them, fullest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    folders: Option<FoldersReply>,
+}
+
+/// The folder facet of a search's answer (`folders=ROOT`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct FoldersReply {
+    /// The root, as asked.
+    root: String,
+    /// The `folder_limit` fullest folders directly under the root (ties by
+    /// folder); the matches directly in the root are in none.
+    values: Vec<FolderCount>,
+}
+
+/// A folder and how many matches it holds.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct FolderCount {
+    /// The whole folder, ending with `/`: a root to pass back as
+    /// `under:"FOLDER"` (or as `folders=`).
+    folder: String,
+    /// How many matches it holds, at any depth.
+    count: u64,
 }
 
 /// A hit.
@@ -514,6 +538,8 @@ pub(super) async fn search(
         count: params.bool("count", false)?,
         sort: params.get("sort").map(str::to_string),
         snippet: params.get("snippet").map(str::to_string),
+        folders: params.get("folders").map(str::to_string),
+        folder_limit: params.number("folder_limit", DEFAULT_FOLDER_LIMIT)?,
     };
     run_search(state, name, request).await
 }
@@ -535,6 +561,13 @@ const DEFAULT_LIMIT: usize = 10;
 
 fn default_limit() -> usize {
     DEFAULT_LIMIT
+}
+
+/// The folders counted when a search with `folders=` does not say.
+const DEFAULT_FOLDER_LIMIT: usize = 10;
+
+fn default_folder_limit() -> usize {
+    DEFAULT_FOLDER_LIMIT
 }
 
 /// A search, from the query string or a JSON body.
@@ -573,6 +606,15 @@ pub(super) struct SearchRequest {
     #[serde(default)]
     #[schema(example = "content")]
     snippet: Option<String>,
+    /// A root (`""`: the whole index) whose folders to count the matches by:
+    /// the answer's `folders` (default: none).
+    #[serde(default)]
+    #[schema(example = "file:///share/")]
+    folders: Option<String>,
+    /// How many folders `folders` lists at most (1 to 10000; default 10).
+    #[serde(default = "default_folder_limit")]
+    #[schema(minimum = 1, maximum = 10000)]
+    folder_limit: usize,
 }
 
 /// A search's `sort=` ([`Sort`]'s text form), or a 400 naming it.
@@ -600,6 +642,13 @@ async fn run_search(state: AppState, name: String, request: SearchRequest) -> Ap
         SearchMode::Strict => Query::parse(&request.q)?,
     };
     let sort = request.sort.as_deref().map(parse_sort).transpose()?.unwrap_or_default();
+    if !(1..=crate::MAX_SEARCH_LIMIT).contains(&request.folder_limit) {
+        return Err(ApiError::invalid(format!(
+            "folder_limit={}: 1 to {}",
+            request.folder_limit,
+            crate::MAX_SEARCH_LIMIT
+        )));
+    }
     blocking(move || {
         let index = state.indexes.existing(&name)?;
         let parts = index.text_parts();
@@ -625,6 +674,10 @@ async fn run_search(state: AppState, name: String, request: SearchRequest) -> Ap
             snippet: request.snippet,
             ..Default::default()
         };
+        let folders = match request.folders {
+            Some(root) => Some(folder_facet(&index, &query, root, request.folder_limit)?),
+            None => None,
+        };
         let found = index.search_with(&query, &options)?;
         let hits = found.hits.into_iter().map(|h| HitReply {
             uri: h.uri,
@@ -634,9 +687,23 @@ async fn run_search(state: AppState, name: String, request: SearchRequest) -> Ap
             snippet: h.snippet,
         });
         let facets = found.facets.into_iter().map(|f| json!({"name": f.name, "values": f.values})).collect();
-        Ok(Json(SearchReply { hits: hits.collect(), count: found.total, total: found.total, facets }))
+        Ok(Json(SearchReply { hits: hits.collect(), count: found.total, total: found.total, facets, folders }))
     })
     .await
+}
+
+/// `folders=ROOT`: the matches of `query` by the folder under `root`, each
+/// named by its whole string; a root that is not one is a 400 naming it.
+/// (Counted on a snapshot of their own: a refresh between them and the
+/// hits can make them disagree with `total`.)
+fn folder_facet(index: &Index, query: &Query, root: String, limit: usize) -> ApiResult<FoldersReply> {
+    let (folders, _) = index.folder_facets(query, &root, limit).map_err(|e| match e {
+        Error::InvalidUri { uri, reason } => ApiError::invalid(format!("folders={uri:?}: {reason}")),
+        e => e.into(),
+    })?;
+    let prefix = crate::folder_prefix(&root);
+    let values = folders.into_iter().map(|(name, count)| FolderCount { folder: format!("{prefix}{name}/"), count });
+    Ok(FoldersReply { values: values.collect(), root })
 }
 
 /// An update as the JSON API writes it.
