@@ -8,6 +8,7 @@
 //! pushdex rm URI | rm --root-path ROOT [--non-recursive] | rm --prefix PREFIX  [--all]
 //! pushdex checkpoint get NAME | checkpoint set NAME VALUE | checkpoint ls
 //! pushdex search QUERY [--limit N] [--offset N] [--sort META|-META] [--facet META]...
+//!                [--folders ROOT [--folder-limit N]]
 //!                [--snippet PART | --no-snippet] [--strict] [--count] [--json]
 //! pushdex verify | repair
 //! ```
@@ -26,7 +27,8 @@
 //! (one line `N. URI  score S  stamp T` when the hit has no title), then
 //! its snippet on one line, the matched words in bold when stdout is a
 //! terminal (and `NO_COLOR` is unset), else between `[` and `]`; then
-//! `total: N (A to B shown)` and each `--facet`'s counts. `--json` prints
+//! `total: N (A to B shown)`, each `--facet`'s counts and `--folders`'
+//! counts (each folder whole, a root for `under:`). `--json` prints
 //! one object instead, shaped as the server's answer, snippets with `<b>`
 //! and `</b>` around the matched words.
 
@@ -152,6 +154,15 @@ struct SearchArgs {
     /// Count the hits by the values of a meta (repeatable); printed after the hits
     #[arg(long = "facet", value_name = "META")]
     facets: Vec<String>,
+    /// Count the hits by the folder directly under ROOT that holds them ("" for
+    /// the top folders); printed after the facets, each folder whole: a root
+    /// to search in with under:"FOLDER"
+    #[arg(long, value_name = "ROOT")]
+    folders: Option<String>,
+    /// How many folders --folders shows, the fullest first (1 to 10000)
+    #[arg(long, value_name = "N", default_value_t = 10, requires = "folders",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    folder_limit: usize,
     /// The text part to show a passage of, matched words highlighted
     /// [default: content, body or text, the first the index has]
     #[arg(long, value_name = "PART")]
@@ -160,7 +171,8 @@ struct SearchArgs {
     #[arg(long, conflicts_with = "snippet")]
     no_snippet: bool,
     /// Print one JSON object: {"hits": [{"uri", "stamp", "score", "title",
-    /// "snippet"}], "total", "facets": [{"name", "values": [[value, count]]}]}
+    /// "snippet"}], "total", "facets": [{"name", "values": [[value, count]]}],
+    /// "folders": {"root", "values": [{"folder", "count"}]} (with --folders)}
     /// ({"total"} alone with --count)
     #[arg(long)]
     json: bool,
@@ -674,6 +686,8 @@ struct JsonAnswer {
     hits: Vec<JsonHit>,
     total: Option<u64>,
     facets: Vec<JsonFacet>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    folders: Option<JsonFolders>,
 }
 
 /// A hit of [`JsonAnswer`].
@@ -693,13 +707,27 @@ struct JsonFacet {
     values: Vec<(String, u64)>,
 }
 
+/// The folder counts of [`JsonAnswer`] (`--folders`).
+#[derive(serde::Serialize)]
+struct JsonFolders {
+    root: String,
+    values: Vec<JsonFolder>,
+}
+
+/// A folder of [`JsonFolders`]: the whole folder string and its hits.
+#[derive(serde::Serialize)]
+struct JsonFolder {
+    folder: String,
+    count: u64,
+}
+
 fn search(index: &Index, args: &SearchArgs, out: &mut dyn Write) -> CliResult<()> {
     let query = if args.strict { Query::parse(&args.query)? } else { Query::parse_natural(&args.query)? };
     let parts = index.text_parts();
     if let Some(field) = query.fields().into_iter().find(|f| !parts.iter().any(|p| p == f)) {
         return Err(unknown_part(field, &parts).into());
     }
-    if args.count && args.facets.is_empty() {
+    if args.count && args.facets.is_empty() && args.folders.is_none() {
         let total = index.search_count(&query)?;
         if args.json {
             writeln!(out, "{}", serde_json::json!({ "total": total }))?;
@@ -726,6 +754,16 @@ fn search(index: &Index, args: &SearchArgs, out: &mut dyn Write) -> CliResult<()
         count: true,
         ..SearchOptions::default()
     };
+    let folders = match &args.folders {
+        Some(root) => {
+            let prefix = pushdex::folder_prefix(root);
+            let (counts, _) = index.folder_facets(&query, root, args.folder_limit)?;
+            let values =
+                counts.into_iter().map(|(name, count)| JsonFolder { folder: format!("{prefix}{name}/"), count });
+            Some(JsonFolders { root: root.clone(), values: values.collect() })
+        }
+        None => None,
+    };
     let found = index.search_with(&query, &options)?;
     if args.json {
         let answer = JsonAnswer {
@@ -736,6 +774,7 @@ fn search(index: &Index, args: &SearchArgs, out: &mut dyn Write) -> CliResult<()
                 .collect(),
             total: found.total,
             facets: found.facets.into_iter().map(|f| JsonFacet { name: f.name, values: f.values }).collect(),
+            folders,
         };
         writeln!(out, "{}", serde_json::to_string(&answer)?)?;
         return Ok(());
@@ -765,10 +804,22 @@ fn search(index: &Index, args: &SearchArgs, out: &mut dyn Write) -> CliResult<()
         }
     }
     for facet in &found.facets {
-        writeln!(out, "facet {}:", escape(&facet.name))?;
-        for (value, count) in &facet.values {
-            writeln!(out, "  {count:>7}  {}", escape(value))?;
-        }
+        let values = facet.values.iter().map(|(value, count)| (value.as_str(), *count));
+        print_counts(out, &format!("facet {}:", escape(&facet.name)), values)?;
+    }
+    if let Some(folders) = &folders {
+        let values = folders.values.iter().map(|f| (f.folder.as_str(), f.count));
+        print_counts(out, &format!("folders under \"{}\":", escape(&folders.root)), values)?;
+    }
+    Ok(())
+}
+
+/// A facet's counts as `search` prints them: the heading, then a line a
+/// value, its count first.
+fn print_counts<'a>(out: &mut dyn Write, heading: &str, values: impl Iterator<Item = (&'a str, u64)>) -> CliResult<()> {
+    writeln!(out, "{heading}")?;
+    for (value, count) in values {
+        writeln!(out, "  {count:>7}  {}", escape(value))?;
     }
     Ok(())
 }

@@ -334,6 +334,26 @@ fn search_finds_imported_files_by_words_metas_and_folders() {
     assert_eq!(pushdex(index.path(), &["search", "--count", "@file_name:top00.txt"]).ok().trim(), "1");
     let root = format!("file://{}/a/b", tree.path().canonicalize().unwrap().display());
     assert_eq!(pushdex(index.path(), &["search", "--count", &format!("document under:\"{root}\"")]).ok().trim(), "4");
+    // --folders ROOT: the hits by folder under ROOT, each folder whole,
+    // after the hits; the count of a folder is what under: it finds.
+    let tree_root = format!("file://{}", tree.path().canonicalize().unwrap().display());
+    let out = pushdex(index.path(), &["search", "--folders", &tree_root, "document"]).ok();
+    let folders_at = out.find(&format!("folders under \"{tree_root}\":\n")).unwrap_or_else(|| panic!("{out}"));
+    assert!(out.find("total: 12").unwrap() < folders_at, "{out}");
+    assert!(out[folders_at..].ends_with(&format!(":\n        8  {tree_root}/a/\n")), "{out}");
+    let in_a = format!("document under:\"{tree_root}/a/\"");
+    assert_eq!(pushdex(index.path(), &["search", "--count", &in_a]).ok().trim(), "8");
+    let out = pushdex(index.path(), &["search", "--count", "--folders", "", "document"]).ok();
+    assert_eq!(out, "12\nfolders under \"\":\n       12  file:/\n", "{out}");
+    let answer = search_json(index.path(), &["--folders", &format!("{tree_root}/a"), "--folder-limit", "1", &in_a]);
+    let want =
+        serde_json::json!({"root": format!("{tree_root}/a"), "values": [{"folder": format!("{root}/"), "count": 4}]});
+    assert_eq!(answer["folders"], want, "{answer}");
+    assert!(search_json(index.path(), &["document"]).get("folders").is_none());
+    pushdex(index.path(), &["search", "--folders", "", "--folder-limit", "0", "document"]).fails(2);
+    pushdex(index.path(), &["search", "--folder-limit", "3", "document"]).fails(2);
+    let line = pushdex(index.path(), &["search", "--folders", &"r".repeat(5000), "document"]).fails(1);
+    assert!(line.contains("invalid URI"), "{line}");
     let out = pushdex(index.path(), &["search", "--limit", "3", "*"]).ok();
     assert_eq!(hit_lines(&out).len(), 3, "{out}");
     assert!(out.ends_with("total: 13 (1 to 3 shown)\n"), "{out}");
