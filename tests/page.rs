@@ -1,8 +1,9 @@
 //! The search page at `/` in a real browser: the `pushdex` binary on a free
 //! loopback port, ~30 documents with metas, and headless Chromium driven by
 //! Python's selenium (`tests/page/drive.py`): a query with highlighted
-//! snippets, a facet value that narrows the hits to its count, paging, the
-//! URL as the page's state, and a document holding `<script>` shown as text.
+//! snippets, a facet value and a folder that narrow the hits to their count,
+//! paging, the URL as the page's state, and a document holding `<script>`
+//! shown as text.
 //!
 //! Nothing comes from the internet but the tools themselves: Chromium and
 //! its driver (apt-get) and selenium (pip) are installed when missing, and

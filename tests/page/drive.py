@@ -71,6 +71,32 @@ def hits(driver):
     return driver.execute_script("return [...document.querySelectorAll('#hits .hit .uri')].map((e) => e.textContent)")
 
 
+def folders(driver):
+    """The folder facet's root and its (folder, count) pairs, read in one step ((None, []) when not shown)."""
+    root, values = driver.execute_script("""
+        const box = document.getElementById('folders');
+        if (!box) return [null, []];
+        return [box.dataset.root, [...box.querySelectorAll('button')].map(
+            (b) => [b.dataset.folder, parseInt(b.querySelector('.count').textContent, 10)])];
+    """)
+    return root, [tuple(v) for v in values]
+
+
+def click_folder(driver, folder, query):
+    """Clicks `folder` in the folder facet: the query becomes `query`, the total the folder's count, and every hit is in it."""
+    button = driver.find_element(By.CSS_SELECTOR, f'#folders button[data-folder="{folder}"]')
+    count = int(button.find_element(By.CLASS_NAME, "count").text)
+    assert button.find_element(By.CLASS_NAME, "value").text == folder.rsplit("/", 2)[-2] + "/"
+    before = total(driver)
+    assert 0 < count <= before, (count, before)
+    button.click()
+    until(driver, "the hits in " + folder, lambda: total(driver) == count
+          and driver.find_element(By.ID, "q").get_attribute("value") == query
+          and all(uri.startswith(folder) for uri in hits(driver)))
+    shown = hits(driver)
+    assert len(shown) == min(count, 10) and all(uri.startswith(folder) for uri in shown), (folder, shown)
+
+
 def step(name):
     print("page test:", name, flush=True)
 
@@ -109,8 +135,11 @@ def run(driver):
     assert any(h.startswith("Report ") for h in headings), headings  # the title meta, not the URI
     summary = driver.find_element(By.ID, "summary").text
     assert f"{everything} results" in summary and "1–10" in summary, summary
-    facet_names = [f.get_attribute("data-name") for f in driver.find_elements(By.CSS_SELECTOR, "#facets .facet")]
+    facet_names = [f.get_attribute("data-name") for f in driver.find_elements(By.CSS_SELECTOR, "#facets .facet[data-name]")]
     assert facet_names == ["author", "type", "lang", "year"], facet_names  # "kind" has no value: not shown
+    root, tops = folders(driver)  # the folders under "": each hit is in one
+    assert root == "" and sorted(f for f, _ in tops) == ["https:/", "share/"], (root, tops)
+    assert sum(n for _, n in tops) == everything, (tops, everything)
     shot = os.environ.get("PUSHDEX_SCREENSHOT")
     if shot:
         driver.execute_script("document.activeElement.blur()")
@@ -129,7 +158,19 @@ def run(driver):
     shown = driver.find_element(By.CSS_SELECTOR, '#facets .facet[data-name="author"] .count').text
     assert int(shown) == count, shown
 
+    step("click a folder: the hits narrow to its count, all in it")
+    driver.back()
+    until(driver, "the first page again", lambda: total(driver) == everything and hits(driver) == first_page)
+    click_folder(driver, "share/", 'report under:"share/"')
+    step("click a folder inside it: the under: root is replaced")
+    until(driver, "the folders under share/", lambda: folders(driver)[0] == "share/")
+    click_folder(driver, "share/notes/", 'report under:"share/notes/"')
+    assert folders(driver) == (None, []), folders(driver)  # no folder below: no list
+
     step("back: the first query again")
+    driver.back()
+    until(driver, "the first folder again",
+          lambda: driver.find_element(By.ID, "q").get_attribute("value") == 'report under:"share/"')
     driver.back()
     until(driver, "the first page again", lambda: total(driver) == everything and hits(driver) == first_page)
 
@@ -167,7 +208,8 @@ def run(driver):
     assert driver.find_element(By.ID, "index").get_attribute("value") == "wiki"
     marks = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "#hits .snippet b")]
     assert marks and all(m.lower() == "kettle" for m in marks), marks
-    assert driver.find_elements(By.CSS_SELECTOR, "#facets .facet") == []
+    assert driver.find_elements(By.CSS_SELECTOR, "#facets .facet[data-name]") == []
+    assert folders(driver) == ("", [("wiki/", 2)]), folders(driver)
     step("done")
 
 
