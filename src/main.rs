@@ -756,10 +756,8 @@ fn search(index: &Index, args: &SearchArgs, out: &mut dyn Write) -> CliResult<()
     };
     let folders = match &args.folders {
         Some(root) => {
-            let prefix = pushdex::folder_prefix(root);
             let (counts, _) = index.folder_facets(&query, root, args.folder_limit)?;
-            let values =
-                counts.into_iter().map(|(name, count)| JsonFolder { folder: format!("{prefix}{name}/"), count });
+            let values = counts.into_iter().map(|(folder, count)| JsonFolder { folder, count });
             Some(JsonFolders { root: root.clone(), values: values.collect() })
         }
         None => None,

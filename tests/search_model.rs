@@ -671,7 +671,7 @@ fn compare_query(index: &Index, model: &Searchable, q: &Query) -> Result<(), Tes
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         for (uri, _, _) in &expected {
             if let Some((folder, _)) = uri.strip_prefix(prefix.as_str()).and_then(|rest| rest.split_once('/')) {
-                *counts.entry(folder.to_string()).or_default() += 1;
+                *counts.entry(format!("{prefix}{folder}/")).or_default() += 1;
             }
         }
         let mut want: Vec<(String, u64)> = counts.into_iter().collect();

@@ -707,8 +707,9 @@ impl Index {
     /// under `root` (counting everything inside it), the `limit` fullest
     /// first, ties by name: the refinements an `under:` facet offers (a
     /// search page shows them beside the meta facets). Hits directly in
-    /// `root` count in no folder. Returns the folders, by name relative to
-    /// `root`, and the number of hits.
+    /// `root` count in no folder. Returns the folders, each by its whole
+    /// string ending in `/` as [`Entry::Folder`](crate::Entry::Folder) writes it (a root to pass
+    /// back to `under:`), and the number of hits.
     ///
     /// # Errors
     /// As [`Index::search`]; `InvalidUri` for a root that is not one.

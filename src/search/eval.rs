@@ -1325,8 +1325,9 @@ impl Snapshot {
 impl Snapshot {
     /// How many of `query`'s hits are in each folder directly under `root`
     /// (recursively inside it), the `limit` fullest first, ties by name:
-    /// the counts an `under:` refinement gives. Hits directly in `root` are
-    /// in no folder. Per segment, each child folder is one ordinal range
+    /// the counts an `under:` refinement gives, each folder by its whole
+    /// string (as [`Entry::Folder`](crate::Entry::Folder) writes it). Hits
+    /// directly in `root` are in no folder. Per segment, each child folder is one ordinal range
     /// (ordinals are in URI order): one rank of the hits per folder, and
     /// one URI read per folder (plus one per document directly in `root`).
     pub fn folder_counts(&self, query: &Query, root: &str, limit: usize) -> Result<(Vec<(String, u64)>, u64)> {
@@ -1348,7 +1349,7 @@ impl Snapshot {
                 let inside = seg.seg.prefix_range(folder)?;
                 let n = hits_below(inside.end) - hits_below(inside.start);
                 if n > 0 {
-                    *counts.entry(rest[..slash].to_vec()).or_default() += n;
+                    *counts.entry(folder.to_vec()).or_default() += n;
                 }
                 at = inside.end.max(at + 1);
             }

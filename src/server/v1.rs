@@ -701,8 +701,7 @@ fn folder_facet(index: &Index, query: &Query, root: String, limit: usize) -> Api
         Error::InvalidUri { uri, reason } => ApiError::invalid(format!("folders={uri:?}: {reason}")),
         e => e.into(),
     })?;
-    let prefix = crate::folder_prefix(&root);
-    let values = folders.into_iter().map(|(name, count)| FolderCount { folder: format!("{prefix}{name}/"), count });
+    let values = folders.into_iter().map(|(folder, count)| FolderCount { folder, count });
     Ok(FoldersReply { values: values.collect(), root })
 }
 
