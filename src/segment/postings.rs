@@ -61,21 +61,32 @@ pub(crate) fn term_key(out: &mut Vec<u8>, kind: u8, name: &str, term: &str) {
 struct Column {
     rows: Vec<u32>,
     values: Vec<u32>,
-    positions: Vec<u32>,
-    /// A merge's positions, still encoded: each row's positions are encoded
-    /// on their own (the first absolute), so a merge copies a kept row's
-    /// bytes as they are, row `i`'s ending at `raw_ends[i]`. Used instead
-    /// of `positions`, never with them.
+    /// A word's positions, encoded as the postings hold them (see the
+    /// module docs): each row's on its own, the first absolute, so that a
+    /// merge copies a kept row's bytes as they are and a flush encodes each
+    /// position once, as it is counted. Row `i`'s end at `raw_ends[i]`.
     raw: Vec<u8>,
     raw_ends: Vec<usize>,
+    /// The last position [`Column::bump_at`] encoded.
+    last_position: u32,
 }
 
 impl Column {
     /// Counts one more occurrence of a word in `row` (which is the last row
     /// or after it), at `position` (above the row's positions so far).
     fn bump_at(&mut self, row: u32, position: u32) {
+        // The first position of a row as it is, then each one's distance
+        // to the one before, less one.
+        let delta = if self.rows.last() == Some(&row) {
+            position.saturating_sub(self.last_position).saturating_sub(1)
+        } else {
+            self.raw_ends.push(self.raw.len());
+            position
+        };
         self.bump(row);
-        self.positions.push(position);
+        self.last_position = position;
+        put_varint(&mut self.raw, delta as usize);
+        *self.raw_ends.last_mut().expect("a row was pushed") = self.raw.len();
     }
 
     /// Counts one more of `row` (which is the last row or after it).
@@ -104,7 +115,6 @@ impl Column {
     fn clear(&mut self) {
         self.rows.clear();
         self.values.clear();
-        self.positions.clear();
         self.raw.clear();
         self.raw_ends.clear();
     }
@@ -128,24 +138,6 @@ impl Column {
             self.rows = order.iter().map(|&i| self.rows[i]).collect();
             self.values = order.iter().map(|&i| self.values[i]).collect();
             (self.raw, self.raw_ends) = (raw, ends);
-            return;
-        }
-        if !self.positions.is_empty() {
-            let mut starts = Vec::with_capacity(self.rows.len());
-            let mut at = 0usize;
-            for &v in &self.values {
-                starts.push(at);
-                at += v as usize;
-            }
-            let mut order: Vec<usize> = (0..self.rows.len()).collect();
-            order.sort_unstable_by_key(|&i| self.rows[i]);
-            let mut positions = Vec::with_capacity(self.positions.len());
-            for &i in &order {
-                positions.extend_from_slice(&self.positions[starts[i]..starts[i] + self.values[i] as usize]);
-            }
-            self.rows = order.iter().map(|&i| self.rows[i]).collect();
-            self.values = order.iter().map(|&i| self.values[i]).collect();
-            self.positions = positions;
             return;
         }
         let mut pairs: Vec<(u32, u32)> = self.rows.iter().copied().zip(self.values.iter().copied()).collect();
@@ -188,31 +180,9 @@ impl Column {
             // Per row, its positions: the first, then each one's distance
             // to the one before, less one (positions of a word in a part
             // strictly increase).
-            if !self.raw_ends.is_empty() {
-                put_varint(out, self.raw.len());
-                out.extend_from_slice(&self.raw);
-                return;
-            }
-            debug_assert_eq!(self.positions.len() as u64, self.values.iter().map(|&v| u64::from(v)).sum::<u64>());
-            // Two passes over the positions, the deltas' length then the
-            // deltas, rather than a vector of them.
-            let deltas = || {
-                let mut at = 0;
-                self.values.iter().flat_map(move |&freq| {
-                    let row = &self.positions[at..at + freq as usize];
-                    at += freq as usize;
-                    row.iter().scan(None::<u32>, |prev, &p| {
-                        let delta = match *prev {
-                            None => p as usize,
-                            Some(prev) => p.saturating_sub(prev).saturating_sub(1) as usize,
-                        };
-                        *prev = Some(p);
-                        Some(delta)
-                    })
-                })
-            };
-            put_varint(out, deltas().map(varint_len).sum());
-            deltas().for_each(|d| put_varint(out, d));
+            debug_assert_eq!(self.raw_ends.len(), self.rows.len(), "every row's positions");
+            put_varint(out, self.raw.len());
+            out.extend_from_slice(&self.raw);
         }
     }
 }
@@ -1190,8 +1160,9 @@ mod tests {
         let mut column = Column::default();
         let rows = [(40u32, vec![0u32, 1, 2, 200]), (3, vec![7]), (900, vec![0, 127, 128, 100_000, 4_000_000_000]), (5, vec![1, 3])];
         for (row, positions) in &rows {
-            column.push(*row, positions.len() as u32);
-            column.positions.extend_from_slice(positions);
+            for &position in positions {
+                column.bump_at(*row, position);
+            }
         }
         column.sort();
         let mut bytes = Vec::new();
