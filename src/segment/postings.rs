@@ -120,29 +120,59 @@ impl Column {
     }
 
     /// Sorts rows gathered out of order (each row once), their positions
-    /// with them.
+    /// with them. A merge gathers a term's rows input by input, each
+    /// input's in increasing order: those runs are merged, a stretch at a
+    /// time (a run's rows below every other run's next row), not sorted
+    /// anew.
     fn sort(&mut self) {
         if self.rows.is_sorted() {
             return;
         }
-        if !self.raw_ends.is_empty() {
-            let mut order: Vec<usize> = (0..self.rows.len()).collect();
-            order.sort_unstable_by_key(|&i| self.rows[i]);
-            let start = |i: usize| if i == 0 { 0 } else { self.raw_ends[i - 1] };
-            let mut raw = Vec::with_capacity(self.raw.len());
-            let mut ends = Vec::with_capacity(self.raw_ends.len());
-            for &i in &order {
-                raw.extend_from_slice(&self.raw[start(i)..self.raw_ends[i]]);
-                ends.push(raw.len());
+        let Column { rows, values, raw, raw_ends, .. } = &*self;
+        // The runs, as (next, end) cursors.
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut start = 0;
+        for i in 1..=rows.len() {
+            if i == rows.len() || rows[i] < rows[i - 1] {
+                runs.push((start, i));
+                start = i;
             }
-            self.rows = order.iter().map(|&i| self.rows[i]).collect();
-            self.values = order.iter().map(|&i| self.values[i]).collect();
-            (self.raw, self.raw_ends) = (raw, ends);
-            return;
         }
-        let mut pairs: Vec<(u32, u32)> = self.rows.iter().copied().zip(self.values.iter().copied()).collect();
-        pairs.sort_unstable_by_key(|&(row, _)| row);
-        (self.rows, self.values) = pairs.into_iter().unzip();
+        let mut sorted = Column {
+            rows: Vec::with_capacity(rows.len()),
+            values: Vec::with_capacity(values.len()),
+            raw: Vec::with_capacity(raw.len()),
+            raw_ends: Vec::with_capacity(raw_ends.len()),
+            last_position: 0,
+        };
+        loop {
+            // The run with the smallest next row (few runs: a scan), and
+            // the next row of the others.
+            let (mut best, mut first, mut second) = (None, u32::MAX, u32::MAX);
+            for (r, &(next, end)) in runs.iter().enumerate() {
+                if next < end {
+                    let row = rows[next];
+                    if row < first {
+                        (best, first, second) = (Some(r), row, first);
+                    } else if row < second {
+                        second = row;
+                    }
+                }
+            }
+            let Some(r) = best else { break };
+            let (from, end) = runs[r];
+            let to = from + 1 + rows[from + 1..end].iter().take_while(|&&row| row < second).count();
+            runs[r].0 = to;
+            sorted.rows.extend_from_slice(&rows[from..to]);
+            sorted.values.extend_from_slice(&values[from..to]);
+            if !raw_ends.is_empty() {
+                let start = if from == 0 { 0 } else { raw_ends[from - 1] };
+                let moved = sorted.raw.len();
+                sorted.raw.extend_from_slice(&raw[start..raw_ends[to - 1]]);
+                sorted.raw_ends.extend(raw_ends[from..to].iter().map(|&e| e - start + moved));
+            }
+        }
+        *self = sorted;
     }
 
     /// Appends the column's encoding (see the module docs): with its
@@ -1150,6 +1180,49 @@ mod tests {
             let got: Vec<u32> = (0..values.len()).map(|r| read.value(r)).collect();
             assert_eq!(got, values);
             assert!(parse_column(&bytes, 1).is_err() || rows.is_empty());
+        }
+    }
+
+    #[test]
+    fn sorting_merges_runs_with_their_positions() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..500 {
+            // Rows 0..n dealt to a few inputs, each input's in order, as a
+            // merge gathers them; every row with 1–3 positions.
+            let n = next(60) as u32;
+            let inputs = 1 + next(5) as usize;
+            let mut dealt: Vec<Vec<u32>> = vec![Vec::new(); inputs];
+            for row in 0..n {
+                dealt[next(inputs as u64) as usize].push(row);
+            }
+            let positions = |row: u32| (0..1 + row % 3).map(move |k| row * 10 + k * (row % 7 + 1)).collect::<Vec<_>>();
+            let (mut with, mut without) = (Column::default(), Column::default());
+            for row in dealt.iter().flatten().copied() {
+                for p in positions(row) {
+                    with.bump_at(row, p);
+                }
+                without.push(row, row + 1);
+            }
+            with.sort();
+            without.sort();
+            let want: Vec<u32> = (0..n).collect();
+            assert_eq!(with.rows, want);
+            assert_eq!(without.rows, want);
+            assert_eq!(without.values, want.iter().map(|r| r + 1).collect::<Vec<_>>());
+            let mut reread = Positions { bytes: &with.raw, at: 0 };
+            for (rank, &row) in with.rows.iter().enumerate() {
+                assert_eq!(with.values[rank] as usize, positions(row).len());
+                let mut got = Vec::new();
+                reread.read(with.values[rank], &mut got).unwrap();
+                assert_eq!(got, positions(row), "row {row}");
+                assert_eq!(with.raw_ends[rank], reread.at);
+            }
         }
     }
 
