@@ -5,45 +5,75 @@
 //! same whichever way it came in:
 //!
 //! * [`visible_text`]: HTML or XML to its visible text (tags, scripts and
-//!   styles dropped, entities decoded), with `html2text`;
+//!   styles dropped, entities decoded, blocks on lines of their own), with
+//!   `html5ever`'s tokenizer;
 //! * [`html_title`]: an HTML page's `<title>`, whitespace collapsed and
 //!   entities decoded;
 //! * [`gunzip`]: a gzip stream decompressed, never past a size limit (a
 //!   decompression bomb stops at the limit);
 //! * [`markdown_title`]: a Markdown file's first `# ` heading.
 //!
-//! The first three need the `extract` feature (`flate2` and `html2text`);
+//! The first three need the `extract` feature (`flate2` and `html5ever`);
 //! [`markdown_title`] needs nothing.
 
 /// The longest title kept, in bytes (cut at a character boundary): a title
 /// is a line to show above a hit, not a second copy of the page.
 pub(crate) const MAX_TITLE_BYTES: usize = 1024;
 
-/// The width html2text lays text out in: wide enough never to wrap a line
-/// of prose, far from the overflow a near-`usize::MAX` width reaches in its
-/// table layout.
 #[cfg(feature = "extract")]
-const WRAP_WIDTH: usize = 100_000;
+mod html_text;
 
-/// The visible text of an HTML (or XML) document: no tags, scripts or
-/// styles, entities decoded, no line wrapping (under 100,000 characters), tables read cell after cell
-/// (raw mode: laid out as columns, a 50 KB page of tables became 23 MB of
-/// padding). Text that html2text cannot read is returned as it is.
+/// The visible text of an HTML (or XML) document: no tags, comments,
+/// scripts, styles or `<head>` (its `<title>` is [`html_title`]'s), entities
+/// decoded, runs of whitespace made one space (kept as written inside
+/// `<pre>`), and a line break where a block (a paragraph, heading, list
+/// item, table cell, `<br>`, ...) starts or ends, so that the words of two
+/// cells or two items never run together. Images give their `alt` text.
+///
+/// One pass of html5ever's tokenizer (the first stage of a browser's
+/// parser: the same tags, entities and raw-text elements a browser sees),
+/// without building a tree: the work and the memory are linear in the
+/// input whatever its nesting, and only a few counters are kept.
 #[cfg(feature = "extract")]
 pub(crate) fn visible_text(html: &str) -> String {
-    html2text::config::plain_no_decorate()
-        .raw_mode(true)
-        .string_from_read(html.as_bytes(), WRAP_WIDTH)
-        .unwrap_or_else(|_| html.to_string())
+    text_of(html, false)
+}
+
+/// The visible text of `html` ([`visible_text`]), or of an XML document
+/// (`xml`: every element separates words, and `<x/>` is empty).
+#[cfg(feature = "extract")]
+fn text_of(html: &str, xml: bool) -> String {
+    use html5ever::tendril::StrTendril;
+    use html5ever::tokenizer::{BufferQueue, Tokenizer, TokenizerOpts};
+    /// The tokenizer's buffers are tendrils, whose length is a `u32`: the
+    /// input goes in as pieces of at most this many bytes.
+    const PIECE: usize = 1 << 20;
+    let input = BufferQueue::default();
+    let mut rest = html;
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(PIECE);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        input.push_back(StrTendril::from_slice(&rest[..cut]));
+        rest = &rest[cut..];
+    }
+    let tokenizer = Tokenizer::new(html_text::TextSink::new(html.len(), xml), TokenizerOpts::default());
+    // The sink never asks the tokenizer to stop for a script or an encoding.
+    let _ = tokenizer.feed(&input);
+    tokenizer.end();
+    tokenizer.sink.into_text()
 }
 
 /// The visible text of an XML document: [`visible_text`], with CDATA
 /// sections unwrapped first (an HTML parser would drop them as comments,
-/// and feeds carry their text in them).
+/// and feeds carry their text in them), every element separating words
+/// (`<to>Tove</to><from>Jani</from>` is two words), and `<x/>` an empty
+/// element.
 #[cfg(feature = "extract")]
 pub(crate) fn xml_visible_text(xml: &str) -> String {
     if !xml.contains("<![CDATA[") {
-        return visible_text(xml);
+        return text_of(xml, true);
     }
     let mut unwrapped = String::with_capacity(xml.len());
     let mut rest = xml;
@@ -55,7 +85,7 @@ pub(crate) fn xml_visible_text(xml: &str) -> String {
         rest = inside.get(close + "]]>".len()..).unwrap_or_default();
     }
     unwrapped.push_str(rest);
-    visible_text(&unwrapped)
+    text_of(&unwrapped, true)
 }
 
 /// The `<title>` of an HTML page: the text of its first `title` element that
@@ -87,8 +117,8 @@ pub(crate) fn html_title(html: &str) -> Option<String> {
         from = at + 1;
     };
     let end = start + lower[start..].find("</title")?;
-    // The element's text is RCDATA: entities, no tags. html2text decodes
-    // them as it does for the page's text.
+    // The element's text is RCDATA: entities, no tags. They are decoded as
+    // they are in the page's text.
     let decoded = visible_text(&format!("<p>{}</p>", &html[start..end]));
     collapse(&decoded)
 }
@@ -257,6 +287,66 @@ mod tests {
         let text = visible_text(&html);
         assert!(text.len() < html.len(), "{} bytes of text from {} of HTML", text.len(), html.len());
         assert!(text.contains("r49") && text.contains("after") && text.contains("word word"));
+    }
+
+    #[cfg(feature = "extract")]
+    #[test]
+    fn blocks_are_lines_and_inline_elements_are_not() {
+        let text = visible_text(
+            "<h1>Title</h1><p>One <b>bold</b>word</p><ul><li>first<li>second</ul>\
+             <table><tr><td>cell</td><td>next</td></tr></table>line<br>break \n\t spaced",
+        );
+        assert_eq!(text, "Title\nOne boldword\nfirst\nsecond\ncell\nnext\nline\nbreak spaced");
+        // Preformatted text keeps its spaces and lines (but not the line
+        // feed right after `<pre>`).
+        assert_eq!(visible_text("<p>a</p><pre>\n  fn x() {\n      1\n  }</pre>b"), "a\n  fn x() {\n      1\n  }\nb");
+        // Entities, in the text and in an image's alt text.
+        assert_eq!(visible_text("x&nbsp;&lt;&#x41;&gt;<img src=a.png alt=\"a &amp; b\">y"), "x\u{a0}<A> a & b y");
+        // Not shown: comments, templates, drawings, noscript, a form's
+        // hidden parts, the head.
+        let text = visible_text(
+            "<!doctype html><html><head><title>T</title><meta charset=utf-8><noscript>enable js</noscript></head>\
+             <body><!-- note --><template><p>tmpl</p></template><svg><title>tip</title><text>drawn</text></svg>\
+             <svg/>shown<noscript><p>nojs</p></noscript><iframe>frame</iframe></body></html>",
+        );
+        assert_eq!(text, "shown");
+        // A `<title>` outside the head is text, as browsers show it.
+        assert_eq!(visible_text("<p>a</p><title>b</title>"), "a\nb");
+        // An unclosed `<svg>` ends where HTML starts again.
+        assert_eq!(visible_text("<svg><g>drawing<p>para</p>"), "para");
+        // A `<script>` is read to its end tag, whatever it holds.
+        assert_eq!(visible_text("a<script>if (x < y) { s = '<p>'; }</script>b"), "ab");
+        assert_eq!(visible_text(""), "");
+    }
+
+    #[cfg(feature = "extract")]
+    #[test]
+    fn hostile_pages_take_linear_time_and_memory() {
+        let deep = format!("{}deep{}", "<div>".repeat(100_000), "</div>".repeat(100_000));
+        assert_eq!(visible_text(&deep), "deep");
+        let nested = format!("{}x", "<b><i><span><a href=#>".repeat(50_000));
+        assert_eq!(visible_text(&nested), "x");
+        let cells = "<td>c".repeat((1 << 20) / 5);
+        let text = visible_text(&format!("<table><tr>{cells}"));
+        assert_eq!(text.len(), 2 * (1 << 20) / 5 - 1);
+        assert!(text.lines().all(|line| line == "c"));
+        // Unclosed and broken markup.
+        for broken in
+            ["<", "<p", "<p class=\"", "</", "<!--", "<![CDATA[", "&", "&#", "&#xFFFFFFFF;", "<script>", "<template>x"]
+        {
+            let text = visible_text(&broken.repeat(10_000));
+            assert!(text.len() <= 10_000 * broken.len() * 2, "{broken}");
+        }
+        // Past the tokenizer's piece size, a character cut at a piece's end.
+        let big = format!("x{}", "\u{e9}".repeat(1 << 20));
+        assert_eq!(visible_text(&big), big);
+    }
+
+    #[cfg(feature = "extract")]
+    #[test]
+    fn xml_elements_separate_words() {
+        let text = xml_visible_text("<note><to>Tove</to><from>Jani</from><empty/><title/>after</note>");
+        assert_eq!(text, "Tove Jani\nafter");
     }
 
     #[test]

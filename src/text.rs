@@ -86,6 +86,18 @@ pub(crate) struct Token<'a> {
 /// Calls `visit` with every token of `text` in order, and returns the number
 /// of positions (the text's length in words).
 pub(crate) fn analyze(analyzer: Analyzer, text: &str, visit: &mut dyn FnMut(Token<'_>)) -> u32 {
+    thread_local! {
+        static STEMS: std::cell::RefCell<Stems> = std::cell::RefCell::default();
+    }
+    STEMS.with(|stems| match stems.try_borrow_mut() {
+        Ok(mut stems) => analyze_with(analyzer, text, visit, &mut stems),
+        // `visit` analyzing a text of its own.
+        Err(_) => analyze_with(analyzer, text, visit, &mut Stems::default()),
+    })
+}
+
+/// [`analyze`], remembering stems in `stems`.
+fn analyze_with(analyzer: Analyzer, text: &str, visit: &mut dyn FnMut(Token<'_>), stems: &mut Stems) -> u32 {
     let mut position = 0u32;
     let mut buf = String::new();
     let mut piece = String::new();
@@ -113,14 +125,14 @@ pub(crate) fn analyze(analyzer: Analyzer, text: &str, visit: &mut dyn FnMut(Toke
                             continue;
                         }
                         piece.clear();
-                        piece.push_str(&if stemmed { stem(part) } else { part.into() });
+                        piece.push_str(&if stemmed { stems.stem(part) } else { part.into() });
                         if piece != buf && !pieces.contains(&piece) {
                             visit(Token { position, term: &piece, span: at, whole: false });
                             pieces.push(piece.clone());
                         }
                     }
                 } else {
-                    let stemmed = stem(&buf);
+                    let stemmed = stems.stem(&buf);
                     visit(Token { position, term: &stemmed, span: at, whole: true });
                 }
             }
@@ -283,6 +295,32 @@ fn stem(word: &str) -> std::borrow::Cow<'_, str> {
     STEMMER.stem(word)
 }
 
+/// The stems of the words a thread's texts have had lately, up to
+/// [`Stems::MAX`] words (then it starts again): pages say the same words
+/// again and again, and finding a word again costs less than stemming it
+/// again. A pure memo of [`stem`]: the terms are the same with it or
+/// without it.
+#[derive(Default)]
+struct Stems(hashbrown::HashMap<String, String, std::hash::RandomState>);
+
+impl Stems {
+    /// The most words remembered, and the longest, in bytes (with both,
+    /// a megabyte or two at most).
+    const MAX: usize = 1 << 14;
+    const LONGEST: usize = 32;
+
+    /// The stem of the folded `word`.
+    fn stem<'a>(&'a mut self, word: &'a str) -> std::borrow::Cow<'a, str> {
+        if word.len() > Stems::LONGEST {
+            return stem(word);
+        }
+        if self.0.len() >= Stems::MAX && !self.0.contains_key(word) {
+            self.0.clear();
+        }
+        self.0.entry_ref(word).or_insert_with(|| stem(word).into_owned()).as_str().into()
+    }
+}
+
 /// The words of `text`, in order, lower-cased (duplicates kept): the
 /// [`Analyzer::Exact`] analysis.
 ///
@@ -305,7 +343,7 @@ pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 
 #[cfg(test)]
 mod tests {
-    use super::{analyze, query_terms, words, Analyzer};
+    use super::{analyze, query_terms, words, Analyzer, Stems};
 
     fn split(text: &str) -> Vec<String> {
         words(text).collect()
@@ -428,6 +466,27 @@ mod tests {
         assert_eq!(english_terms("__init__"), ["__init__", "init"]);
         // A query looks up the identifier whole.
         assert_eq!(query_terms(Analyzer::English, "os.path.join keys"), ["os.path.join", "key"]);
+    }
+
+    #[test]
+    fn remembered_stems_are_the_stems() {
+        // More distinct words than are remembered, each said twice, then
+        // the first ones again: every term is the word's own stem.
+        let words: Vec<String> = (0..Stems::MAX + 10).map(|i| format!("running{i}s indexes_{i}")).collect();
+        let text = format!("{0} {0}", words.join(" "));
+        let terms = |text: &str| english(text).into_iter().map(|(_, term, whole)| (term, whole)).collect::<Vec<_>>();
+        let alone: Vec<_> = text.split(' ').flat_map(terms).collect();
+        assert_eq!(terms(&text), alone);
+        for (i, (term, _)) in alone.iter().filter(|(term, _)| term.starts_with("run")).enumerate() {
+            let i = i % (Stems::MAX + 10);
+            assert_eq!(*term, super::stem(&format!("running{i}s")), "{i}");
+        }
+        assert_eq!(english_terms("keys keys_keys"), ["key", "keys_keys", "key"]);
+        // A long word is stemmed, not remembered.
+        let long = format!("{}ings", "ab".repeat(Stems::LONGEST));
+        let stemmed = super::stem(&long).into_owned();
+        assert!(stemmed.len() < long.len());
+        assert_eq!(english_terms(&format!("{long} {long}")), [stemmed.clone(), stemmed]);
     }
 
     #[test]

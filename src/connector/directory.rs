@@ -695,7 +695,7 @@ mod tests {
                         <style>body { color: red }</style><script>var tracker = 1;</script></head>\
                         <body><h1>Menu</h1><p>Cod &amp; <em>chips</em></p></body></html>";
 
-    /// The words of a text, whatever lines html2text laid it out in.
+    /// The words of a text, whatever lines the extraction laid it out in.
     fn words(text: &str) -> String {
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
