@@ -291,48 +291,68 @@ fn merge_rows(
     remap: &mut [Vec<u32>],
     visit: &mut dyn FnMut(SegmentEntry<'_>) -> Result<()>,
 ) -> Result<()> {
-    let mut iters: Vec<_> = inputs.iter().map(|l| l.seg.range(b"", b"")).collect();
-    let mut heads: Vec<Option<(Vec<u8>, u32)>> = Vec::with_capacity(inputs.len());
+    let mut iters: Vec<_> = inputs.iter().map(|l| l.seg.names()).collect();
+    // Each input's next live URI (in a buffer of its own, reused) and
+    // ordinal, or `None` once it has no more.
+    let mut heads: Vec<Option<(Vec<u8>, u32)>> = vec![Some((Vec::new(), 0)); inputs.len()];
     for (i, it) in iters.iter_mut().enumerate() {
-        heads.push(next_live(it, &inputs[i].committed)?);
+        next_live(it, &inputs[i].committed, &mut heads[i])?;
     }
-    let mut next_ord = 0u32;
+    let (mut min, mut next_ord) = (Vec::new(), 0u32);
     loop {
-        let Some(min) = heads.iter().flatten().map(|(k, _)| k.as_slice()).min().map(<[u8]>::to_vec) else {
+        let Some(first) = (0..heads.len()).filter(|&i| heads[i].is_some()).min_by_key(|&i| head_key(&heads[i])) else {
             return Ok(());
         };
-        let mut winner: Option<(usize, u32, u64)> = None;
-        for (i, head) in heads.iter().enumerate() {
-            if let Some((key, ord)) = head {
-                if *key == min {
-                    let serial = inputs[i].seg.serial(*ord)?;
-                    if winner.is_none_or(|(_, _, s)| serial > s) {
-                        winner = Some((i, *ord, serial));
-                    }
+        min.clear();
+        min.extend_from_slice(head_key(&heads[first]).expect("a head"));
+        // The row with the higher serial, should another input hold the
+        // same URI (serials read only then).
+        let (mut i, mut ord) = (first, heads[first].as_ref().expect("a head").1);
+        let mut serial = None;
+        for (j, head) in heads.iter().enumerate().skip(first + 1) {
+            if let Some((_, other_ord)) = head.as_ref().filter(|(other, _)| *other == min) {
+                let best = match serial {
+                    Some(s) => s,
+                    None => inputs[i].seg.serial(ord)?,
+                };
+                let candidate = inputs[j].seg.serial(*other_ord)?;
+                serial = Some(best.max(candidate));
+                if candidate > best {
+                    (i, ord) = (j, *other_ord);
                 }
             }
         }
-        let (i, ord, _) = winner.expect("some head holds the smallest key");
         let row = inputs[i].seg.row(ord)?;
         visit(SegmentEntry { uri: &min, serial: row.serial, stamp: row.stamp, body: row.body })?;
         remap[i][ord as usize] = next_ord;
         next_ord += 1;
         for (j, head) in heads.iter_mut().enumerate() {
-            if head.as_ref().is_some_and(|(key, _)| *key == min) {
-                *head = next_live(&mut iters[j], &inputs[j].committed)?;
+            if head_key(head) == Some(min.as_slice()) {
+                next_live(&mut iters[j], &inputs[j].committed, head)?;
             }
         }
     }
 }
 
-fn next_live(it: &mut segment::SegmentIter<'_>, deleted: &RoaringBitmap) -> Result<Option<(Vec<u8>, u32)>> {
+fn head_key(head: &Option<(Vec<u8>, u32)>) -> Option<&[u8]> {
+    head.as_ref().map(|(key, _)| key.as_slice())
+}
+
+/// Moves `head` to `it`'s next row not in `deleted` (`None` past the last),
+/// reusing its buffer.
+fn next_live(it: &mut segment::Names<'_>, deleted: &RoaringBitmap, head: &mut Option<(Vec<u8>, u32)>) -> Result<()> {
     while let Some(next) = it.next_entry() {
         let (key, ord) = next?;
         if !deleted.contains(ord) {
-            return Ok(Some((key.to_vec(), ord)));
+            let (buf, at) = head.get_or_insert_with(|| (Vec::new(), 0));
+            buf.clear();
+            buf.extend_from_slice(key);
+            *at = ord;
+            return Ok(());
         }
     }
-    Ok(None)
+    *head = None;
+    Ok(())
 }
 
 #[cfg(test)]

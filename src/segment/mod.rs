@@ -36,7 +36,7 @@ pub use format::{
     POSITIONS_VERSION, ROW_BYTES, SUPPORTED, TOC_VERSION, VERSION, WHOLE,
 };
 pub(crate) use postings::{term_key, value_at, Postings, META, WORD};
-pub use reader::{Row, Segment, SegmentIter};
+pub use reader::{Names, Row, Segment, SegmentIter};
 pub use writer::{write_segment, Entries, SegmentEntry};
 pub(crate) use writer::{write_segment_with, Terms};
 
@@ -96,6 +96,16 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(seg.prefix_range(b"\xff").unwrap(), 5000..5000);
         assert_eq!(seg.lower_bound(b"").unwrap(), 0);
+        // Every URI with its ordinal, in order, from the names (5000 is not
+        // a whole number of blocks).
+        let mut names = seg.names();
+        let mut got = Vec::new();
+        while let Some(item) = names.next_entry() {
+            let (uri, ord) = item.unwrap();
+            got.push((uri.to_vec(), ord));
+        }
+        let want: Vec<(Vec<u8>, u32)> = entries.keys().cloned().zip(0..).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

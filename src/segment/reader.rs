@@ -261,6 +261,13 @@ impl Segment {
         uri.ok_or_else(|| self.sections.corrupt(format!("block {block} of the names has no URI {ordinal}")))
     }
 
+    /// Every URI with its ordinal, in order, from the `names` section: what
+    /// a merge reads, each block of names decoded once (walking the `uris`
+    /// fst costs several times more per URI).
+    pub fn names(&self) -> Names<'_> {
+        Names { seg: self, next: 0, keys: Vec::new(), ends: Vec::new(), last: Vec::new() }
+    }
+
     /// Reads the whole segment as every reader would: every block of every
     /// block-checked section (and, from version 4 on, its whole crc), every
     /// row, the URI of every ordinal in both the `uris` fst and the `names`
@@ -408,5 +415,77 @@ impl SegmentIter<'_> {
         let seg = self.seg;
         let (key, value) = self.stream.next()?;
         Some(seg.ordinal_checked(value).map(|ord| (key, ord)))
+    }
+}
+
+/// A segment's URIs in ordinal order (see [`Segment::names`]).
+pub struct Names<'a> {
+    seg: &'a Segment,
+    /// The next ordinal.
+    next: u32,
+    /// The URIs of its block, one after the other, each ending at `ends[i]`.
+    keys: Vec<u8>,
+    ends: Vec<usize>,
+    /// The URI before the block's first, to check the order against.
+    last: Vec<u8>,
+}
+
+impl Names<'_> {
+    /// The next URI and its ordinal; the URI is valid until the next call.
+    /// URIs out of order (damage behind valid checksums) are
+    /// [`Error::Corrupt`], as a block that holds too few.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next_entry(&mut self) -> Option<Result<(&[u8], u32)>> {
+        let seg = self.seg;
+        if u64::from(self.next) >= seg.rows {
+            return None;
+        }
+        let i = self.next as usize % NAMES_BLOCK;
+        if i == 0 {
+            if let Err(e) = self.load(u64::from(self.next) / NAMES_BLOCK as u64) {
+                self.next = u32::MAX;
+                return Some(Err(e));
+            }
+        }
+        let Some(&end) = self.ends.get(i) else {
+            self.next = u32::MAX;
+            let block = self.next / NAMES_BLOCK as u32;
+            return Some(Err(seg.sections.corrupt(format!("block {block} of the names holds too few URIs"))));
+        };
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let ordinal = self.next;
+        self.next += 1;
+        Some(Ok((&self.keys[start..end], ordinal)))
+    }
+
+    /// Decodes block `block`, checking that its URIs increase from the
+    /// previous block's last.
+    fn load(&mut self, block: u64) -> Result<()> {
+        let seg = self.seg;
+        let blocks = seg.rows.div_ceil(NAMES_BLOCK as u64);
+        let index = seg.sections.len(Section::Names) - 8 * blocks;
+        if let Some(&end) = self.ends.last() {
+            let start = if self.ends.len() > 1 { self.ends[self.ends.len() - 2] } else { 0 };
+            self.last.clear();
+            self.last.extend_from_slice(&self.keys[start..end]);
+        }
+        self.keys.clear();
+        self.ends.clear();
+        let (keys, ends, last) = (&mut self.keys, &mut self.ends, &self.last);
+        let mut ordered = true;
+        seg.sections.front_coded_block(Section::Names, (blocks, index), block, false, &mut |key, _| {
+            let previous = match ends.len() {
+                0 => last.as_slice(),
+                n => &keys[if n == 1 { 0 } else { ends[n - 2] }..ends[n - 1]],
+            };
+            ordered &= (block == 0 && ends.is_empty()) || previous < key;
+            keys.extend_from_slice(key);
+            ends.push(keys.len());
+            ends.len() < NAMES_BLOCK
+        })?;
+        if !ordered {
+            return Err(seg.sections.corrupt(format!("block {block} of the names holds URIs out of order")));
+        }
+        Ok(())
     }
 }

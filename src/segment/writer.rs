@@ -70,7 +70,8 @@ pub(crate) fn write_segment_with(
     // Pass 1: bodies; also checks the order, counts the rows and, at a
     // flush, analyses the bodies.
     let mut w = SectionWriter::new(file, 0);
-    let mut prev: Option<Vec<u8>> = None;
+    // The URI before, in one buffer (not one allocation per entry).
+    let (mut prev, mut first) = (Vec::new(), true);
     // A merge carries its inputs' postings over, unless one predates
     // positions (version 3 or 4): then it analyses the bodies, as a flush.
     let mut analyzer = match &terms {
@@ -80,10 +81,11 @@ pub(crate) fn write_segment_with(
         }
     };
     entries(&mut |e| {
-        if prev.as_deref().is_some_and(|p| p >= e.uri) {
+        if !std::mem::take(&mut first) && prev.as_slice() >= e.uri {
             return Err(Error::invalid_input("segment entries must come in strictly increasing URI order"));
         }
-        prev = Some(e.uri.to_vec());
+        prev.clear();
+        prev.extend_from_slice(e.uri);
         if let Some(analyzer) = analyzer.as_mut() {
             analyzer.add(rows as u32, e.body);
         }
