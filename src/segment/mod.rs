@@ -428,6 +428,33 @@ mod tests {
         storage.read("s.pdx").unwrap()
     }
 
+    #[test]
+    fn names_out_of_order_are_corrupt_to_a_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path()).unwrap();
+        let entries: BTreeMap<Vec<u8>, (u64, String, Vec<u8>)> =
+            (0..40u64).map(|i| (format!("k{i:03}").into_bytes(), (i + 1, "s".to_string(), Vec::new()))).collect();
+        write(&storage, "s.pdx", &entries);
+        let mut bytes = std::fs::read(dir.path().join("s.pdx")).unwrap();
+        // The second block's first URI, written whole: `k016` becomes
+        // `k010`, below the first block's last, behind valid checksums.
+        let names = parse_footer(&bytes).unwrap().section(Section::Names);
+        let (start, end) = (names.start as usize, names.end as usize);
+        let at = start + bytes[start..end].windows(4).position(|w| w == b"k016").expect("k016 is whole") + 3;
+        bytes[at] = b'0';
+        reseal(&mut bytes).unwrap();
+        let seg = open_bytes(&bytes).unwrap();
+        let mut names = seg.names();
+        for ordinal in 0..16 {
+            assert_eq!(names.next_entry().unwrap().unwrap().1, ordinal);
+        }
+        match names.next_entry() {
+            Some(Err(Error::Corrupt { detail, .. })) => assert!(detail.contains("out of order"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(names.next_entry().is_none(), "nothing after the damage");
+    }
+
     fn open_bytes(bytes: &[u8]) -> Result<Segment> {
         let storage = crate::storage::SimStorage::new("/idx");
         storage.write("s.pdx", bytes);

@@ -246,12 +246,9 @@ impl Segment {
         if u64::from(ordinal) >= self.rows {
             return Err(self.sections.corrupt(format!("no URI has ordinal {ordinal}: past the last row")));
         }
-        // Open checked that the names section holds the block offsets.
-        let blocks = self.rows.div_ceil(NAMES_BLOCK as u64);
-        let index = self.sections.len(Section::Names) - 8 * blocks;
         let block = u64::from(ordinal) / NAMES_BLOCK as u64;
         let (mut skip, mut uri) = (ordinal as usize % NAMES_BLOCK, None);
-        self.sections.front_coded_block(Section::Names, (blocks, index), block, false, &mut |key, _| {
+        self.sections.front_coded_block(Section::Names, self.names_blocks(), block, false, &mut |key, _| {
             if skip == 0 {
                 uri = Some(key.to_vec());
             }
@@ -259,6 +256,13 @@ impl Segment {
             uri.is_none()
         })?;
         uri.ok_or_else(|| self.sections.corrupt(format!("block {block} of the names has no URI {ordinal}")))
+    }
+
+    /// The `names` section's block count and where its block offsets start
+    /// (open checked that the section holds them).
+    fn names_blocks(&self) -> (u64, u64) {
+        let blocks = self.rows.div_ceil(NAMES_BLOCK as u64);
+        (blocks, self.sections.len(Section::Names) - 8 * blocks)
     }
 
     /// Every URI with its ordinal, in order, from the `names` section: what
@@ -448,8 +452,8 @@ impl Names<'_> {
             }
         }
         let Some(&end) = self.ends.get(i) else {
-            self.next = u32::MAX;
             let block = self.next / NAMES_BLOCK as u32;
+            self.next = u32::MAX;
             return Some(Err(seg.sections.corrupt(format!("block {block} of the names holds too few URIs"))));
         };
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
@@ -462,8 +466,6 @@ impl Names<'_> {
     /// previous block's last.
     fn load(&mut self, block: u64) -> Result<()> {
         let seg = self.seg;
-        let blocks = seg.rows.div_ceil(NAMES_BLOCK as u64);
-        let index = seg.sections.len(Section::Names) - 8 * blocks;
         if let Some(&end) = self.ends.last() {
             let start = if self.ends.len() > 1 { self.ends[self.ends.len() - 2] } else { 0 };
             self.last.clear();
@@ -473,7 +475,7 @@ impl Names<'_> {
         self.ends.clear();
         let (keys, ends, last) = (&mut self.keys, &mut self.ends, &self.last);
         let mut ordered = true;
-        seg.sections.front_coded_block(Section::Names, (blocks, index), block, false, &mut |key, _| {
+        seg.sections.front_coded_block(Section::Names, seg.names_blocks(), block, false, &mut |key, _| {
             let previous = match ends.len() {
                 0 => last.as_slice(),
                 n => &keys[if n == 1 { 0 } else { ends[n - 2] }..ends[n - 1]],

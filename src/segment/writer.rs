@@ -71,7 +71,7 @@ pub(crate) fn write_segment_with(
     // flush, analyses the bodies.
     let mut w = SectionWriter::new(file, 0);
     // The URI before, in one buffer (not one allocation per entry).
-    let (mut prev, mut first) = (Vec::new(), true);
+    let mut prev = Vec::new();
     // A merge carries its inputs' postings over, unless one predates
     // positions (version 3 or 4): then it analyses the bodies, as a flush.
     let mut analyzer = match &terms {
@@ -81,7 +81,7 @@ pub(crate) fn write_segment_with(
         }
     };
     entries(&mut |e| {
-        if !std::mem::take(&mut first) && prev.as_slice() >= e.uri {
+        if rows > 0 && prev.as_slice() >= e.uri {
             return Err(Error::invalid_input("segment entries must come in strictly increasing URI order"));
         }
         prev.clear();
