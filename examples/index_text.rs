@@ -9,29 +9,9 @@
 //! valgrind --tool=callgrind target/release/examples/index_text 200000 /tmp/index-text
 //! ```
 use pushdex::{Document, Index};
-/// A 64-bit mixer (splitmix64's finalizer).
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ceb9fe1a85ec53);
-    x ^ (x >> 33)
-}
-
-/// Distinct numbers give distinct words (as `benches/compare` makes them).
-fn syllables(mut n: u64) -> String {
-    const C: &[u8; 18] = b"bcdfghjklmnprstvwz";
-    const V: &[u8; 5] = b"aeiou";
-    let mut out = Vec::new();
-    while n > 0 {
-        n -= 1;
-        let s = n % 90;
-        out.push(C[(s / 5) as usize]);
-        out.push(V[(s % 5) as usize]);
-        n /= 90;
-    }
-    String::from_utf8(out).unwrap()
-}
+#[path = "common/words.rs"]
+mod words;
+use words::mix;
 
 fn main() {
     let n: u64 = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(200_000);
@@ -41,7 +21,7 @@ fn main() {
     if std::path::Path::new(&dir).join("MANIFEST").exists() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
-    let words: Vec<String> = (0..50_000u64).map(|r| syllables(mix(r ^ 0x70c4) % 729_000 + 8_191)).collect();
+    let words: Vec<String> = (0..50_000u64).map(words::word).collect();
     let total: f64 = (1..=words.len()).map(|r| 1.0 / r as f64).sum();
     let mut acc = 0.0;
     let cdf: Vec<f64> = (1..=words.len())

@@ -124,13 +124,39 @@ pub fn seeds() -> Vec<Seed> {
     // A word's positions (format version 5) past its part's length, every
     // checksum made to match, so that the positions checks are reached: the
     // last column of `postings` is a word's (word keys sort after meta
-    // values'), and its last byte is the last position's.
+    // values'), a short one, so its last byte is its impacts' length (0:
+    // none, format version 6) and the one before the last position's.
     let mut bytes = segment.clone();
-    let at = footer.section(Section::Postings).end as usize - 1;
+    let end = footer.section(Section::Postings).end as usize;
+    assert_eq!(bytes[end - 1], 0, "bad-positions: a short column's empty impacts at the end");
+    let at = end - 2;
     assert!(bytes[at] < 0x80, "bad-positions: the end of a varint at {at}");
     bytes[at] = 0x7f;
     reseal(&mut bytes).expect("reseal");
     out.push(("segment", "bad-positions".into(), with_mode(0, &bytes)));
+    // Impacts (format version 6): a flushed segment whose words are in more
+    // than 128 rows (blocks of impacts), and the same with the last pair's
+    // length changed, every checksum made to match, so that the impacts
+    // checks are reached (the last column of `postings` is the word `x`'s,
+    // and its last byte the length of its last block's last pair).
+    let storage = SimStorage::new(ROOT);
+    let index = Index::open_with_storage(Arc::new(storage.clone()), Options::default()).expect("open");
+    index
+        .add_all((0..300usize).map(|i| {
+            let text = format!("{}{}", "word ".repeat(1 + i % 4), "x ".repeat(1 + i % 7));
+            Document::new(format!("w/{i:03}")).with_text("body", text)
+        }))
+        .expect("add_all");
+    index.refresh().expect("refresh");
+    drop(index);
+    let impacts = file(&storage, ".pdx");
+    out.push(("segment", "impacts".into(), with_mode(0, &impacts)));
+    let mut bytes = impacts.clone();
+    let at = parse_footer(&impacts).expect("a flushed segment's footer").section(Section::Postings).end as usize - 1;
+    assert!(bytes[at] > 0 && bytes[at] < 0x80, "bad-impacts: a length's one-byte varint at {at}");
+    bytes[at] = 0;
+    reseal(&mut bytes).expect("reseal");
+    out.push(("segment", "bad-impacts".into(), with_mode(0, &bytes)));
     for (i, len) in [128, 512].into_iter().enumerate() {
         out.push(("segment", format!("structured-{i}"), with_mode(1, &noise(i as u64 + 11, len))));
     }

@@ -55,7 +55,7 @@ use crate::error::{Error, Result};
 use crate::search::query::one_word;
 use crate::search::{Facet, Hit, Query};
 use crate::segment::Segment;
-use crate::segment::{term_key, value_at, Postings, META, WORD};
+use crate::segment::{term_key, value_at, Postings, IMPACT_BLOCK, META, WORD};
 use crate::text::{analyze, query_terms, Analyzer};
 use crate::uri::{folder_prefix, place, Place};
 
@@ -289,6 +289,12 @@ impl Snapshot {
 
     /// [`Snapshot::search`], with where each hit was found.
     pub fn search_located(&self, query: &Query, limit: usize) -> Result<Vec<Located>> {
+        self.top(query, limit, true)
+    }
+
+    /// [`Snapshot::search_located`]; `block_max` false scores every row
+    /// even where impacts would skip some (what the tests compare with).
+    fn top(&self, query: &Query, limit: usize, block_max: bool) -> Result<Vec<Located>> {
         if limit == 0 || limit > MAX_LIMIT {
             return Err(Error::invalid_input(format!("limit must be 1 to {MAX_LIMIT}, not {limit}")));
         }
@@ -303,8 +309,10 @@ impl Snapshot {
         let mut candidates = Vec::new();
         let mut floor = f32::NEG_INFINITY;
         for (s, (seg, node)) in segs.iter().zip(&nodes).enumerate() {
-            let scored = score_segment(&mut reader, &weights, s, seg, query, node)?;
-            best_of_segment(s, node, &scored, limit, floor, &mut candidates);
+            if !(block_max && best_of_one_word(&mut reader, &weights, s, seg, query, limit, floor, &mut candidates)?) {
+                let scored = score_segment(&mut reader, &weights, s, seg, query, node)?;
+                best_of_segment(s, node, &scored, limit, floor, &mut candidates);
+            }
             if candidates.len() > limit {
                 // The `limit`-th best score so far: what a later row must
                 // reach (ties may still win on their URI).
@@ -381,6 +389,95 @@ fn best_of_segment(
         }
     }
     out.extend(best);
+}
+
+/// For a query that scores one word in one part (a `Text`, or an `Any`
+/// needing a word, of one word): the best `limit` rows of segment `s`
+/// scoring at least `floor`, exactly those [`best_of_segment`] picks from
+/// [`score_segment`]'s list, added to `out`. Found block-max style: the
+/// word's impacts bound each block's scores, and a block whose bound
+/// cannot make the results (below `floor`, or not above the `limit`-th
+/// best so far, which every row of a later block loses to on a tie) is
+/// skipped without reading a row. Returns false, having done nothing, for
+/// other queries and for postings without impacts (written before version
+/// 6, or too short to have blocks).
+#[allow(clippy::too_many_arguments)]
+fn best_of_one_word<'a>(
+    reader: &mut Reader<'a>,
+    weights: &Weights<'a>,
+    s: usize,
+    seg: &'a Seg,
+    query: &Query,
+    limit: usize,
+    floor: f32,
+    out: &mut Vec<Candidate>,
+) -> Result<bool> {
+    let (field, text) = match query {
+        Query::Text { field, text } => (field, text),
+        Query::Any { field, text, min_should_match } if *min_should_match > 0 => (field, text),
+        _ => return Ok(false),
+    };
+    let words = reader.text_words(text);
+    let [word] = *words else { return Ok(false) };
+    let mut parts = seg.index.parts_for(field.as_deref());
+    let (Some((p, part)), None) = (parts.next(), parts.next()) else { return Ok(false) };
+    let Some(postings) = reader.word(s, seg, p, word)? else { return Ok(false) };
+    let count = postings.rows.len() as usize;
+    if count <= IMPACT_BLOCK {
+        return Ok(false);
+    }
+    let Some(mut impacts) = seg.seg.impacts(&postings)? else { return Ok(false) };
+    let Some((weight, norm)) = weights.by_term.get(&(part.name.as_str(), word)) else { return Ok(false) };
+    let weight = *weight;
+    let score = |tf: u32, len: u32| {
+        let tf = f64::from(tf);
+        weight * tf / (tf + norm.of(len))
+    };
+    let corrupt =
+        |what: &str| Error::corrupt(seg.seg.path(), format!("the impacts of a word of part {:?}: {what}", part.name));
+    let mut best: Vec<Candidate> = Vec::with_capacity(2 * limit);
+    // The `limit`-th best score so far, once `limit` are kept.
+    let mut bar: Option<f32> = None;
+    let mut pairs = Vec::new();
+    let mut rows = postings.rows.iter();
+    // The rank of `rows`' next row, of the block's first, and its row.
+    let (mut rank, mut start, mut first) = (0, 0, 0u32);
+    while let Some(last) = impacts.next_block(&mut pairs).map_err(|e| corrupt(&e))? {
+        let end = (start + IMPACT_BLOCK).min(count);
+        // A hair above the best pair's score, for rounding.
+        let bound = pairs.iter().map(|&(tf, len)| score(tf, len)).fold(0.0, f64::max) * (1.0 + 1e-9);
+        let bound = bound as f32;
+        if bound >= floor && bar.is_none_or(|bar| bound > bar) {
+            if rank < start {
+                rows.advance_to(first);
+                rank = start;
+            }
+            let mut row = 0;
+            while rank < end {
+                row = rows.next().ok_or_else(|| corrupt("more blocks than rows"))?;
+                let value = score(postings.value(rank), part.len(row)) as f32;
+                rank += 1;
+                if value < floor || bar.is_some_and(|bar| value <= bar) || !(seg.whole || seg.live.contains(row)) {
+                    continue;
+                }
+                best.push(Candidate { score: value, seg: s, row });
+                if best.len() == 2 * limit {
+                    keep_best(&mut best, limit);
+                    bar = Some(best[limit - 1].score);
+                }
+            }
+            if row != last {
+                return Err(corrupt("a block's last row is not its rows' last"));
+            }
+        }
+        start = end;
+        first = last.saturating_add(1);
+    }
+    if best.len() > limit {
+        keep_best(&mut best, limit);
+    }
+    out.extend(best);
+    Ok(true)
 }
 
 /// Keeps the best `limit` of `candidates` (by score, then row).
@@ -1461,6 +1558,44 @@ mod tests {
         Snapshot::new(vec![(Arc::new(seg), Arc::new(RoaringBitmap::new()))], Arc::new(IndexCache::new(Analyzer::Exact)))
     }
 
+    /// The rows of `old` written anew by this version, as `new.pdx`.
+    fn rewritten(storage: &SimStorage, old: &Segment) -> Segment {
+        let rows: Vec<(Vec<u8>, u64, String, Vec<u8>)> = (0..old.rows() as u32)
+            .map(|o| {
+                let row = old.row(o).unwrap();
+                (old.uri_at(o).unwrap(), row.serial, row.stamp.to_string(), row.body.to_vec())
+            })
+            .collect();
+        write_segment(storage, "new.pdx", &|visit| {
+            for (uri, serial, stamp, body) in &rows {
+                visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        Segment::open(storage, "new.pdx").unwrap()
+    }
+
+    /// A segment of version 5 (no impacts: every row scored) and the same
+    /// rows written now (block-max for the words with blocks) give the
+    /// same hits, order and scores.
+    #[test]
+    fn a_segment_without_impacts_ranks_the_same() {
+        let storage = SimStorage::new("/idx");
+        storage.write("old.pdx", include_bytes!("../../tests/fixtures/segment-v5.pdx"));
+        let old = Segment::open(&storage, "old.pdx").unwrap();
+        let new = snapshot(rewritten(&storage, &old));
+        let old = snapshot(old);
+        for word in ["alpha", "beta", "gamma", "delta", "été", "x", "title"] {
+            for field in [None, Some("body".to_string()), Some("title".to_string())] {
+                let query = Query::Text { field, text: word.into() };
+                for limit in [1, 2, 10, 100, 1000] {
+                    assert_eq!(new.search(&query, limit).unwrap(), old.search(&query, limit).unwrap(), "{query}");
+                }
+            }
+        }
+    }
+
     /// A segment of version 3 (no positions: its candidates' bodies are
     /// analysed again) answers phrases exactly as the same rows written
     /// now (positions from the postings): hits, order, scores, counts.
@@ -1470,20 +1605,7 @@ mod tests {
         storage.write("old.pdx", include_bytes!("../../tests/fixtures/segment-v3.pdx"));
         let old = Segment::open(&storage, "old.pdx").unwrap();
         assert!(!old.has_positions());
-        let rows: Vec<(Vec<u8>, u64, String, Vec<u8>)> = (0..old.rows() as u32)
-            .map(|o| {
-                let row = old.row(o).unwrap();
-                (old.uri_at(o).unwrap(), row.serial, row.stamp.to_string(), row.body.to_vec())
-            })
-            .collect();
-        write_segment(&storage, "new.pdx", &|visit| {
-            for (uri, serial, stamp, body) in &rows {
-                visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
-            }
-            Ok(())
-        })
-        .unwrap();
-        let new = Segment::open(&storage, "new.pdx").unwrap();
+        let new = rewritten(&storage, &old);
         assert!(new.has_positions());
         let (old, new) = (snapshot(old), snapshot(new));
         let words = ["alpha", "beta", "gamma", "delta", "ÉTÉ", "x", "3.14", "don't", "title", "nope"];
@@ -1505,6 +1627,88 @@ mod tests {
             }
         }
         assert!(found > 100, "the phrases find something: {found}");
+    }
+
+    /// Block-max top-k (one word with impacts) picks exactly the hits that
+    /// scoring every row picks: same hits, order and scores, at every
+    /// limit, over segments with deletions, a word in many blocks with
+    /// frequencies and lengths that vary (many ties), a rarer word, and a
+    /// segment too small to have blocks.
+    #[test]
+    fn block_max_finds_what_scoring_every_row_finds() {
+        let storage = SimStorage::new("/idx");
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut segments = Vec::new();
+        for (s, rows) in [3_000u32, 1_000, 100].into_iter().enumerate() {
+            let mut entries = Vec::new();
+            for i in 0..rows {
+                let mut words = Vec::new();
+                for _ in 0..next(4) {
+                    words.push("common".to_string());
+                }
+                if next(40) == 0 {
+                    words.push("rare".to_string());
+                }
+                for _ in 0..next(12) {
+                    words.push(format!("f{}", next(5)));
+                }
+                let mut doc = crate::document::Document::new("u").with_text("body", words.join(" "));
+                if next(10) == 0 {
+                    doc = doc.with_text("title", "common title");
+                }
+                entries.push((format!("u{s}/{i:05}").into_bytes(), u64::from(i) + 1, doc.body().encode()));
+            }
+            let name = format!("seg-{s}.pdx");
+            write_segment(&storage, &name, &|visit| {
+                for (uri, serial, body) in &entries {
+                    visit(SegmentEntry { uri, serial: *serial, stamp: "s", body })?;
+                }
+                Ok(())
+            })
+            .unwrap();
+            let deleted: RoaringBitmap = (0..rows).filter(|_| s == 1 && next(5) == 0).collect();
+            segments.push((Arc::new(Segment::open(&storage, &name).unwrap()), Arc::new(deleted)));
+        }
+        let snap = Snapshot::new(segments, Arc::new(IndexCache::new(Analyzer::Exact)));
+        let body = Some("body".to_string());
+        let queries = [
+            Query::Text { field: body.clone(), text: "common".into() },
+            Query::Any { field: body.clone(), text: "Common".into(), min_should_match: 1 },
+            Query::Text { field: body.clone(), text: "rare".into() },
+            Query::Text { field: body.clone(), text: "f3".into() },
+            Query::Text { field: None, text: "common".into() },
+            Query::Text { field: Some("title".into()), text: "common".into() },
+        ];
+        for query in &queries {
+            for limit in [1, 2, 3, 10, 57, 100, 129, 1_000, 5_000] {
+                let fast: Vec<Hit> = snap.top(query, limit, true).unwrap().into_iter().map(|l| l.hit).collect();
+                let every: Vec<Hit> = snap.top(query, limit, false).unwrap().into_iter().map(|l| l.hit).collect();
+                assert_eq!(fast, every, "{query} limit {limit}");
+                assert_eq!(fast.len(), (snap.count(query).unwrap() as usize).min(limit), "{query} limit {limit}");
+            }
+        }
+        // The block-max path is the one taken for a word of one part in a
+        // segment with blocks, and not for a query over two parts or a
+        // segment without blocks.
+        fn taken(prepared: &Prepared, query: &Query, s: usize) -> bool {
+            let mut reader = Reader::new(Analyzer::Exact);
+            let mut texts = Vec::new();
+            scored_texts(query, &mut texts);
+            let weights = Weights::new(&mut reader, &prepared.segs, &texts, &prepared.parts).unwrap();
+            let seg = &prepared.segs[s];
+            best_of_one_word(&mut reader, &weights, s, seg, query, 10, f32::NEG_INFINITY, &mut Vec::new()).unwrap()
+        }
+        let prepared = snap.prepared().unwrap();
+        assert!(taken(&prepared, &queries[0], 0));
+        assert!(taken(&prepared, &queries[1], 1));
+        assert!(!taken(&prepared, &queries[0], 2), "100 rows: no blocks");
+        assert!(!taken(&prepared, &queries[4], 0), "two parts");
     }
 
     /// A one-word phrase is that word's `Text`: same hits, same scores.

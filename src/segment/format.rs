@@ -22,7 +22,7 @@ use crate::storage::{Mapped, StorageFile};
 /// the start of the fixed footer (version 3).
 pub const MAGIC: &[u8; 8] = b"PDXSEG\r\n";
 /// The format version this code writes.
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 /// The oldest format version this code reads.
 pub const OLDEST_VERSION: u32 = 3;
 /// The versions this code reads, both ends included.
@@ -31,6 +31,9 @@ pub const SUPPORTED: (u32, u32) = (OLDEST_VERSION, VERSION);
 pub const TOC_VERSION: u32 = 4;
 /// The first version whose word columns are followed by their positions.
 pub const POSITIONS_VERSION: u32 = 5;
+/// The first version whose word columns carry impacts after their
+/// positions (per block of rows, the best frequency and length pairs).
+pub const IMPACTS_VERSION: u32 = 6;
 
 /// Rows and heaps are checksummed in blocks of this many bytes.
 pub const BLOCK: usize = 64 * 1024;

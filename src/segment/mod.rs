@@ -35,7 +35,7 @@ pub use format::{
     parse_footer, reseal, v3, v4, Footer, FooterError, Section, BLOCK, BLOCKED, MAGIC, NAMES_BLOCK, OLDEST_VERSION,
     POSITIONS_VERSION, ROW_BYTES, SUPPORTED, TOC_VERSION, VERSION, WHOLE,
 };
-pub(crate) use postings::{term_key, value_at, Postings, META, WORD};
+pub(crate) use postings::{term_key, value_at, Postings, IMPACT_BLOCK, META, WORD};
 pub use reader::{Names, Row, Segment, SegmentIter};
 pub use writer::{write_segment, Entries, SegmentEntry};
 pub(crate) use writer::{write_segment_with, Terms};
@@ -264,25 +264,39 @@ mod tests {
     /// writer, before version 4): 240 documents with text parts, metas and
     /// a binary part.
     fn fixture_entries() -> Vec<(Vec<u8>, u64, String, Vec<u8>)> {
-        let words = ["alpha", "Beta", "gamma", "delta", "ÉTÉ", "x", "3.14", "don't"];
+        entries_like_fixtures(240, 11, true)
+    }
+
+    /// `count` documents of up to `words - 1` words, a title every third,
+    /// and (with `extras`) metas every fourth and a binary part every fifth.
+    fn entries_like_fixtures(count: u64, words: u64, extras: bool) -> Vec<(Vec<u8>, u64, String, Vec<u8>)> {
+        let vocabulary = ["alpha", "Beta", "gamma", "delta", "ÉTÉ", "x", "3.14", "don't"];
         let mut out = Vec::new();
-        for i in 0..240u64 {
+        for i in 0..count {
             let uri = format!("file:///fixture/{}/{i:04}", i % 7).into_bytes();
-            let text: Vec<&str> = (0..(i % 11)).map(|k| words[((i * 7 + k * k) % 8) as usize]).collect();
+            let text: Vec<&str> = (0..(i % words)).map(|k| vocabulary[((i * 7 + k * k) % 8) as usize]).collect();
             let mut doc = crate::document::Document::new("u").with_text("body", text.join(" "));
             if i % 3 == 0 {
                 doc = doc.with_text("title", format!("Title {i} alpha"));
             }
-            if i % 4 == 0 {
+            if extras && i % 4 == 0 {
                 doc = doc.with_meta("tag", format!("t{}", i % 5)).with_meta("tag", "all");
             }
-            if i % 5 == 0 {
+            if extras && i % 5 == 0 {
                 doc = doc.with_part("blob", vec![i as u8; 40]);
             }
             out.push((uri, i * 3 + 1, format!("2024-03-{:02}", i % 28 + 1), doc.body().encode()));
         }
         out.sort();
         out
+    }
+
+    /// What `tests/fixtures/segment-v5.pdx` holds (written by the version 5
+    /// writer, before version 6): 600 documents whose common words are in
+    /// more than 128 rows (so that version 6 gives them impact blocks),
+    /// with repeats and lengths that vary.
+    fn v5_fixture_entries() -> Vec<(Vec<u8>, u64, String, Vec<u8>)> {
+        entries_like_fixtures(600, 13, false)
     }
 
     /// Version 3's fixed footer (the previous version, still read): a file
@@ -345,6 +359,52 @@ mod tests {
         let merged = Segment::open(&storage, "merged.pdx").unwrap();
         assert_eq!(merged.version(), VERSION);
         assert_eq!(dump_with(&merged), dump_with(&new));
+    }
+
+    /// Version 5 (positions, no impacts), still read: a file written by the
+    /// version 5 writer holds the same rows, inverted index and positions
+    /// as the same entries written now, has no impacts, and a merge of it
+    /// carries its postings over and adds them (checked by `verify_all`).
+    #[test]
+    fn a_version_5_segment_reads_as_it_was_written() {
+        let v5 = include_bytes!("../../tests/fixtures/segment-v5.pdx");
+        let storage = crate::storage::SimStorage::new("/idx");
+        storage.write("old.pdx", v5);
+        let entries = v5_fixture_entries();
+        let visit_all = |visit: &mut dyn FnMut(SegmentEntry<'_>) -> Result<()>| {
+            for (uri, serial, stamp, body) in &entries {
+                visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
+            }
+            Ok(())
+        };
+        write_segment(&storage, "new.pdx", &visit_all).unwrap();
+        let (old, new) = (Segment::open(&storage, "old.pdx").unwrap(), Segment::open(&storage, "new.pdx").unwrap());
+        assert_eq!((old.version(), new.version()), (5, VERSION));
+        old.verify_all().unwrap();
+        new.verify_all().unwrap();
+        let want = dump_with(&new);
+        assert!(!want.1.is_empty(), "the fixture has positions");
+        assert_eq!(dump_with(&old), want);
+        // Impacts: none in version 5; in version 6 for every word, with
+        // blocks for the words in more than 128 rows.
+        let mut blocks = 0;
+        let mut stream = new.terms().stream();
+        while let Some((key, offset)) = stream.next() {
+            let postings = new.postings_at(offset).unwrap();
+            assert!(old.impacts(&old.postings(key).unwrap().unwrap()).unwrap().is_none());
+            let mut impacts = new.impacts(&postings).unwrap().expect("version 6 has impacts");
+            while impacts.next_block(&mut Vec::new()).unwrap().is_some() {
+                blocks += 1;
+            }
+        }
+        assert!(blocks > 0, "some word of the fixture is in more than 128 rows");
+        let remap = std::cell::RefCell::new(vec![(0..old.rows() as u32).collect::<Vec<_>>()]);
+        let terms = Terms::Merge { inputs: vec![&old], remap: &remap, analysis: Analyzer::Exact };
+        write_segment_with(&storage, "merged.pdx", &visit_all, terms).unwrap();
+        let merged = Segment::open(&storage, "merged.pdx").unwrap();
+        merged.verify_all().unwrap();
+        assert_eq!(dump_with(&merged), want);
+        assert_eq!(storage.read("merged.pdx").unwrap(), storage.read("new.pdx").unwrap(), "the same file");
     }
 
     /// Positions are each word's index among the words of its part, per

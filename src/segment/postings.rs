@@ -40,6 +40,12 @@ use super::format::{le_u64, Section, SectionWriter, Sections, Slice, Written};
 /// serialization is about 18 bytes: most meta values are in one document.
 pub(crate) const SMALL_COLUMN: usize = 8;
 
+/// Rows per block of a word column's impacts (version 6 on): the unit a
+/// top-k search skips when the block's best possible score cannot make the
+/// results. A column of at most this many rows has no impacts (it is
+/// scored whole).
+pub(crate) const IMPACT_BLOCK: usize = 128;
+
 /// Kind byte of a term key: a word of a text part.
 pub(crate) const WORD: u8 = b'w';
 /// Kind byte of a term key: a meta value.
@@ -213,6 +219,74 @@ impl Column {
             debug_assert_eq!(self.raw_ends.len(), self.rows.len(), "every row's positions");
             put_varint(out, self.raw.len());
             out.extend_from_slice(&self.raw);
+        }
+    }
+}
+
+/// Frequencies below this get a slot of their own when a block's impacts
+/// are gathered; higher ones (rare) are sorted.
+const SMALL_FREQ: usize = 16;
+
+/// Builds word columns' impacts (see docs/FORMAT.md, "Impacts"): per block
+/// of [`IMPACT_BLOCK`] rows, the block's last row and the (frequency,
+/// length) pairs of its rows that no other row of the block beats on both
+/// counts, a higher frequency and a shorter part. BM25 grows with the
+/// frequency and shrinks with the length, so the best of those pairs'
+/// scores bounds every score in the block, whatever the statistics.
+#[derive(Default)]
+struct ImpactWriter {
+    /// Per frequency below [`SMALL_FREQ`], the shortest length seen with it.
+    shortest: [u32; SMALL_FREQ],
+    /// (frequency, length) of the rows with a higher frequency.
+    high: Vec<(u32, u32)>,
+    frontier: Vec<(u32, u32)>,
+    bytes: Vec<u8>,
+}
+
+impl ImpactWriter {
+    /// Appends the impacts of `column` (a word's) to `out`, `lens[row]`
+    /// being each row's length in words (missing: 0).
+    fn encode(&mut self, column: &Column, lens: &[u32], out: &mut Vec<u8>) {
+        self.bytes.clear();
+        if column.rows.len() > IMPACT_BLOCK {
+            let mut prev = 0;
+            for (rows, values) in column.rows.chunks(IMPACT_BLOCK).zip(column.values.chunks(IMPACT_BLOCK)) {
+                let last = *rows.last().expect("chunks are not empty");
+                put_varint(&mut self.bytes, (last - prev) as usize);
+                prev = last;
+                self.gather(rows, values, lens);
+                put_varint(&mut self.bytes, self.frontier.len());
+                for &(freq, len) in &self.frontier {
+                    put_varint(&mut self.bytes, freq as usize);
+                    put_varint(&mut self.bytes, len as usize);
+                }
+            }
+        }
+        put_varint(out, self.bytes.len());
+        out.extend_from_slice(&self.bytes);
+    }
+
+    /// Sets `frontier` to the block's pairs that no other pair beats on
+    /// both counts: frequencies and lengths both decreasing.
+    fn gather(&mut self, rows: &[u32], values: &[u32], lens: &[u32]) {
+        self.shortest = [u32::MAX; SMALL_FREQ];
+        self.high.clear();
+        for (&row, &freq) in rows.iter().zip(values) {
+            let len = lens.get(row as usize).copied().unwrap_or(0);
+            match self.shortest.get_mut(freq as usize) {
+                Some(shortest) => *shortest = (*shortest).min(len),
+                None => self.high.push((freq, len)),
+            }
+        }
+        self.high.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let small = (0..SMALL_FREQ as u32).rev().map(|freq| (freq, self.shortest[freq as usize]));
+        self.frontier.clear();
+        let mut shortest = u32::MAX;
+        for (freq, len) in self.high.iter().copied().chain(small) {
+            if len < shortest {
+                self.frontier.push((freq, len));
+                shortest = len;
+            }
         }
     }
 }
@@ -559,7 +633,15 @@ struct Sink<'f> {
     /// a flush (its node registry), while this table is written in one pass
     /// and read by a binary search over the blocks' first keys.
     metas: crate::frontcode::Builder,
+    /// Per text part (in the order [`Sink::part`] saw them), each row's
+    /// length in words (0 for a row without the part): what a word's
+    /// impacts need.
+    lens: Vec<(String, Vec<u32>)>,
+    /// The part of the last word written (an index into `lens`): words
+    /// come in key order, a part's all together.
+    last_part: usize,
     buf: Vec<u8>,
+    impacts: ImpactWriter,
 }
 
 impl<'f> Sink<'f> {
@@ -573,7 +655,10 @@ impl<'f> Sink<'f> {
             part_count: 0,
             terms: fst::MapBuilder::memory(),
             metas: crate::frontcode::Builder::new(META_BLOCK),
+            lens: Vec::new(),
+            last_part: 0,
             buf: Vec::new(),
+            impacts: ImpactWriter::default(),
         }
     }
 
@@ -590,6 +675,11 @@ impl<'f> Sink<'f> {
         put_u64(&mut self.parts, start);
         put_u64(&mut self.parts, self.buf.len() as u64);
         self.part_count += 1;
+        let mut lens = vec![0; column.rows.last().map_or(0, |&row| row as usize + 1)];
+        for (&row, &len) in column.rows.iter().zip(&column.values) {
+            lens[row as usize] = len;
+        }
+        self.lens.push((name.to_string(), lens));
         Ok(())
     }
 
@@ -607,6 +697,16 @@ impl<'f> Sink<'f> {
         self.buf.clear();
         let word = key.first() == Some(&WORD);
         column.encode(&mut self.buf, word, word);
+        if word {
+            let name = key[1..].split(|&b| b == 0).next().unwrap_or_default();
+            if self.lens.get(self.last_part).is_none_or(|(part, _)| part.as_bytes() != name) {
+                self.last_part = self.lens.iter().position(|(part, _)| part.as_bytes() == name).unwrap_or(usize::MAX);
+            }
+            // A word of a part no row has (only a damaged input can give
+            // one): length 0 for every row, the highest bound.
+            let lens = self.lens.get(self.last_part).map_or(&[][..], |(_, lens)| lens);
+            self.impacts.encode(column, lens, &mut self.buf);
+        }
         postings.put(&self.buf)?;
         match key.split_first() {
             Some((&META, key)) => {
@@ -695,7 +795,7 @@ impl InvertedIndex {
         let parts = parse_parts(sections.whole(Section::Parts), rows, sections.len(Section::Norms))
             .map_err(|e| sections.corrupt(e))?;
         let index = InvertedIndex { terms, parts };
-        let inverted = Inverted { sections, index: &index, rows, positions: false };
+        let inverted = Inverted { sections, index: &index, rows, positions: false, impacts: false };
         inverted.meta_index()?;
         // Each norms column's header against its part (a block read per
         // part): the count, a width a writer uses, the length.
@@ -726,6 +826,9 @@ pub(crate) struct Inverted<'a> {
     pub(crate) rows: u64,
     /// Whether word columns are followed by their positions (version 5 on).
     pub(crate) positions: bool,
+    /// Whether word columns' positions are followed by their impacts
+    /// (version 6 on).
+    pub(crate) impacts: bool,
 }
 
 impl<'a> Inverted<'a> {
@@ -782,9 +885,30 @@ impl<'a> Inverted<'a> {
         if !self.positions {
             return Ok(None);
         }
-        let at = word.end;
+        let (bytes, _) = self.sized(word.end, "positions")?;
+        Ok(Some(Positions { bytes, at: 0 }))
+    }
+
+    /// The impacts of `word`'s column (see [`Inverted::positions`]), which
+    /// follow its positions; `None` in a segment written before version 6,
+    /// which has none. A column of at most [`IMPACT_BLOCK`] rows has no
+    /// blocks.
+    pub(crate) fn impacts(&self, word: &Postings<'a>) -> Result<Option<Impacts<'a>>> {
+        if !self.impacts {
+            return Ok(None);
+        }
+        let (_, end) = self.sized(word.end, "positions")?;
+        let (bytes, _) = self.sized(end, "impacts")?;
+        let rows = word.rows.len() as usize;
+        let left = if rows > IMPACT_BLOCK { rows.div_ceil(IMPACT_BLOCK) } else { 0 };
+        Ok(Some(Impacts { bytes, at: 0, left, last: None }))
+    }
+
+    /// The bytes at `at` in the postings section that a varint length
+    /// prefixes, and where they end.
+    fn sized(&self, at: u64, what: &str) -> Result<(&'a [u8], u64)> {
         let end = self.sections.len(Section::Postings);
-        let bad = || self.corrupt(format!("the positions at {at} are out of place"));
+        let bad = || self.corrupt(format!("the {what} at {at} are out of place"));
         if at >= end {
             return Err(bad());
         }
@@ -793,7 +917,7 @@ impl<'a> Inverted<'a> {
         let len = get_varint(head, &mut skip).ok_or_else(bad)?;
         let from = at + skip as u64;
         let to = from.checked_add(len).filter(|&to| to <= end).ok_or_else(bad)?;
-        Ok(Some(Positions { bytes: self.sections.read(Section::Postings, from..to)?, at: 0 }))
+        Ok((self.sections.read(Section::Postings, from..to)?, to))
     }
 
     /// The (verified) bytes at `offset` in the postings section that a
@@ -903,6 +1027,10 @@ impl<'a> Inverted<'a> {
         let mut stream = self.index.terms.stream();
         use fst::Streamer;
         let mut scratch = Vec::new();
+        // For the impacts: each part's lengths by row, once a word of it
+        // has impacts.
+        let mut lens: Vec<(Vec<u8>, Vec<u32>)> = Vec::new();
+        let (mut column, mut writer, mut scratch_bytes) = (Column::default(), ImpactWriter::default(), Vec::new());
         while let Some((key, offset)) = stream.next() {
             let postings = self.postings_at(offset)?;
             total += postings.rows.len();
@@ -926,6 +1054,34 @@ impl<'a> Inverted<'a> {
             }
             if !positions.at_end() {
                 return Err(bad("bytes after the last row's".to_string()));
+            }
+            // The impacts: exactly what the writer makes of the column.
+            if let Some(mut impacts) = self.impacts(&postings)? {
+                let bad = |what: String| self.corrupt(format!("the impacts of the word column at {offset}: {what}"));
+                let mut pairs = Vec::new();
+                while impacts.next_block(&mut pairs).map_err(bad)?.is_some() {}
+                let at = match lens.iter().position(|(n, _)| *n == name) {
+                    Some(at) => at,
+                    None => {
+                        let mut dense = Vec::new();
+                        if let Some(norms) = part {
+                            dense = vec![0; norms.rows.max().map_or(0, |max| max as usize + 1)];
+                            for (rank, row) in norms.rows.iter().enumerate() {
+                                dense[row as usize] = norms.value(rank);
+                            }
+                        }
+                        lens.push((name.to_vec(), dense));
+                        lens.len() - 1
+                    }
+                };
+                column.clear();
+                for (rank, row) in postings.rows.iter().enumerate() {
+                    column.push(row, postings.value(rank));
+                }
+                writer.encode(&column, &lens[at].1, &mut scratch_bytes);
+                if writer.bytes != impacts.bytes {
+                    return Err(self.corrupt(format!("the impacts of the word column at {offset} are not its rows'")));
+                }
             }
         }
         let mut metas = self.meta_terms()?;
@@ -1046,6 +1202,51 @@ impl<'a> Positions<'a> {
     /// Whether every byte was read.
     pub(crate) fn at_end(&self) -> bool {
         self.at == self.bytes.len()
+    }
+}
+
+/// A word column's impacts read back (version 6 on), a block at a time
+/// (see [`ImpactWriter`]).
+pub(crate) struct Impacts<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    /// Blocks not read yet.
+    left: usize,
+    /// The last row of the block read last.
+    last: Option<u32>,
+}
+
+impl Impacts<'_> {
+    /// The next block's last row, with its (frequency, length) pairs in
+    /// `pairs`; `None` after the last block.
+    pub(crate) fn next_block(&mut self, pairs: &mut Vec<(u32, u32)>) -> std::result::Result<Option<u32>, String> {
+        if self.left == 0 {
+            return match self.at == self.bytes.len() {
+                true => Ok(None),
+                false => Err("bytes after the last block's impacts".into()),
+            };
+        }
+        self.left -= 1;
+        let (bytes, at) = (self.bytes, &mut self.at);
+        let mut num = || {
+            get_varint(bytes, at).and_then(|n| u32::try_from(n).ok()).ok_or("the impacts run past their end")
+        };
+        let delta = num()?;
+        let last = match self.last {
+            None => delta,
+            Some(prev) if delta > 0 => prev.checked_add(delta).ok_or("a block's last row past 2^32")?,
+            Some(_) => return Err("impact blocks out of order".into()),
+        };
+        let count = num()? as usize;
+        if count == 0 || count > IMPACT_BLOCK {
+            return Err(format!("a block with {count} impacts"));
+        }
+        pairs.clear();
+        for _ in 0..count {
+            pairs.push((num()?, num()?));
+        }
+        self.last = Some(last);
+        Ok(Some(last))
     }
 }
 
@@ -1222,6 +1423,68 @@ mod tests {
                 reread.read(with.values[rank], &mut got).unwrap();
                 assert_eq!(got, positions(row), "row {row}");
                 assert_eq!(with.raw_ends[rank], reread.at);
+            }
+        }
+    }
+
+    /// A word's impacts: per block of 128 rows, its last row and exactly
+    /// the pairs no other row of the block beats on both counts (against a
+    /// brute force), by frequency decreasing; a column of 128 rows has
+    /// none; every cut of the bytes is an error, never a panic.
+    #[test]
+    fn impacts_are_each_blocks_unbeaten_pairs() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n) as u32
+        };
+        for count in [1, 128, 129, 256, 1_000, 5_000] {
+            let mut column = Column::default();
+            let mut lens = Vec::new();
+            let mut row = 0;
+            for _ in 0..count {
+                row += 1 + next(3);
+                let freq = match next(10) {
+                    0 => 2 + next(40),
+                    1 => 2,
+                    _ => 1,
+                };
+                column.push(row, freq);
+                lens.resize(row as usize + 1, 0);
+                lens[row as usize] = freq + next(200);
+            }
+            let mut out = Vec::new();
+            ImpactWriter::default().encode(&column, &lens, &mut out);
+            let mut at = 0;
+            let len = get_varint(&out, &mut at).unwrap() as usize;
+            assert_eq!(at + len, out.len());
+            let blocks = if count > IMPACT_BLOCK { count.div_ceil(IMPACT_BLOCK) } else { 0 };
+            let read = |bytes| Impacts { bytes, at: 0, left: blocks, last: None };
+            let mut impacts = read(&out[at..]);
+            let mut pairs = Vec::new();
+            for b in 0..blocks {
+                let range = b * IMPACT_BLOCK..((b + 1) * IMPACT_BLOCK).min(count);
+                assert_eq!(impacts.next_block(&mut pairs).unwrap(), Some(column.rows[range.end - 1]), "block {b}");
+                let all: Vec<(u32, u32)> =
+                    range.map(|i| (column.values[i], lens[column.rows[i] as usize])).collect();
+                let mut unbeaten: Vec<(u32, u32)> = all
+                    .iter()
+                    .copied()
+                    .filter(|&(f, l)| !all.iter().any(|&(g, m)| g >= f && m <= l && (g, m) != (f, l)))
+                    .collect();
+                unbeaten.sort_unstable_by(|a, b| b.cmp(a));
+                unbeaten.dedup();
+                assert_eq!(pairs, unbeaten, "block {b} of {count}");
+            }
+            assert_eq!(impacts.next_block(&mut pairs).unwrap(), None);
+            if blocks > 0 {
+                for cut in 0..len {
+                    let mut impacts = read(&out[at..at + cut]);
+                    let failed = (0..=blocks).any(|_| impacts.next_block(&mut pairs).is_err());
+                    assert!(failed, "{count} rows cut at {cut}");
+                }
             }
         }
     }

@@ -336,6 +336,7 @@ impl Segment {
             index: &self.inverted,
             rows: self.rows,
             positions: self.version >= super::format::POSITIONS_VERSION,
+            impacts: self.version >= super::format::IMPACTS_VERSION,
         }
     }
 
@@ -365,6 +366,13 @@ impl Segment {
     /// `None` if the segment predates positions (version 3 and 4).
     pub(crate) fn positions<'a>(&'a self, word: &Postings<'a>) -> Result<Option<super::postings::Positions<'a>>> {
         self.inverted().positions(word)
+    }
+
+    /// The impacts of a word's postings (one read with a word's key), for
+    /// skipping blocks of rows that cannot make a top-k search; `None` if
+    /// the segment predates them (before version 6).
+    pub(crate) fn impacts<'a>(&'a self, word: &Postings<'a>) -> Result<Option<super::postings::Impacts<'a>>> {
+        self.inverted().impacts(word)
     }
 
     /// Whether the word postings carry their positions (version 5 on).

@@ -27,6 +27,10 @@ const COUNT_PASSES: usize = 10;
 /// One-word queries: ranks drawn log-uniformly in this range (the middle of
 /// the distribution: at 1M documents, from ~17,000 documents down to ~350).
 const ONE_WORD_RANKS: (f64, f64) = (100.0, 5_000.0);
+/// Row S3f: the most frequent words (ranks 0 to 99: at 1M documents, from
+/// ~840,000 documents down to ~17,000), each queried this many times.
+const FREQUENT: usize = 100;
+const FREQUENT_PASSES: usize = 4;
 /// Each word of a two-word query: ranks drawn log-uniformly in this range
 /// (at 1M documents, from ~80,000 documents down to ~900).
 const AND_RANKS: (f64, f64) = (20.0, 2_000.0);
@@ -162,6 +166,49 @@ impl Truth {
     }
 }
 
+/// Times one-word top-10 queries, the word of each rank of `ranks` (drawn
+/// from `range`, for the note), and checks the number of hits.
+fn one_word_queries<E: SearchEngine>(
+    engine: &mut E,
+    vocabulary: &Vocabulary,
+    truth: &Truth,
+    ranks: &[usize],
+    range: (f64, f64),
+    hits: &mut Vec<(String, String)>,
+) -> Res<Outcome> {
+    let mut lat = Vec::with_capacity(ranks.len());
+    let mut wrong = Vec::new();
+    for &rank in ranks {
+        let word = vocabulary.word(rank);
+        let start = Instant::now();
+        engine.top(&[word], LIMIT, hits)?;
+        lat.push(start.elapsed());
+        if hits.len() != (truth.df[rank].min(LIMIT as u64) as usize) {
+            wrong.push(format!("{word}: {} hits", hits.len()));
+        }
+    }
+    if !wrong.is_empty() {
+        warn(format!(
+            "{} of {} one-word queries returned a wrong number of hits: {}",
+            wrong.len(),
+            lat.len(),
+            wrong[..wrong.len().min(5)].join(", ")
+        ));
+    }
+    let dfs: Vec<u64> = ranks.iter().map(|&r| truth.df[r]).collect();
+    let mut o = rate(lat.len() as u64, lat.iter().sum(), "queries/s");
+    o.note = format!(
+        "{} queries, word ranks {}–{} (in {}–{} documents); {}",
+        lat.len(),
+        range.0,
+        range.1,
+        dfs.iter().min().unwrap_or(&0),
+        dfs.iter().max().unwrap_or(&0),
+        latencies(&mut lat)
+    );
+    Ok(o)
+}
+
 fn warn(text: String) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "WARN\t{}", text.replace(['\t', '\n'], " "));
@@ -259,37 +306,14 @@ pub fn run<E: SearchEngine>(plan: &SearchPlan) -> Res<()> {
     })?;
 
     meter.run("S3", "one-word queries, top 10 (with URI and stamp)", &store, || {
-        let mut lat = Vec::with_capacity(queries.one.len());
-        let mut wrong = Vec::new();
-        for &rank in &queries.one {
-            let word = vocabulary.word(rank);
-            let start = Instant::now();
-            engine.top(&[word], LIMIT, &mut hits)?;
-            lat.push(start.elapsed());
-            if hits.len() != expected_top(truth.df[rank]) {
-                wrong.push(format!("{word}: {} hits", hits.len()));
-            }
-        }
-        if !wrong.is_empty() {
-            warn(format!(
-                "{} of {} one-word queries returned a wrong number of hits: {}",
-                wrong.len(),
-                lat.len(),
-                wrong[..wrong.len().min(5)].join(", ")
-            ));
-        }
-        let dfs: Vec<u64> = queries.one.iter().map(|&r| truth.df[r]).collect();
-        let mut o = rate(lat.len() as u64, lat.iter().sum(), "queries/s");
-        o.note = format!(
-            "{} queries, word ranks {}–{} (in {}–{} documents); {}",
-            lat.len(),
-            ONE_WORD_RANKS.0,
-            ONE_WORD_RANKS.1,
-            dfs.iter().min().unwrap_or(&0),
-            dfs.iter().max().unwrap_or(&0),
-            latencies(&mut lat)
-        );
-        Ok(o)
+        one_word_queries(&mut engine, &vocabulary, &truth, &queries.one, ONE_WORD_RANKS, &mut hits)
+    })?;
+
+    // The most frequent words, in a large share of the documents: where
+    // skipping blocks whose best score cannot make the top 10 pays most.
+    let frequent: Vec<usize> = (0..FREQUENT_PASSES).flat_map(|_| 0..FREQUENT).collect();
+    meter.run("S3f", "one-word queries on the 100 most frequent words, top 10", &store, || {
+        one_word_queries(&mut engine, &vocabulary, &truth, &frequent, (0.0, (FREQUENT - 1) as f64), &mut hits)
     })?;
 
     meter.run("S4", "two-word AND queries, top 10 (with URI and stamp)", &store, || {
