@@ -309,7 +309,7 @@ impl Snapshot {
         let mut candidates = Vec::new();
         let mut floor = f32::NEG_INFINITY;
         for (s, (seg, node)) in segs.iter().zip(&nodes).enumerate() {
-            if !(block_max && best_of_one_word(&mut reader, &weights, s, seg, query, limit, floor, &mut candidates)?) {
+            if !(block_max && best_by_blocks(&mut reader, &weights, s, seg, query, limit, floor, &mut candidates)?) {
                 let scored = score_segment(&mut reader, &weights, s, seg, query, node)?;
                 best_of_segment(s, node, &scored, limit, floor, &mut candidates);
             }
@@ -391,18 +391,21 @@ fn best_of_segment(
     out.extend(best);
 }
 
-/// For a query that scores one word in one part (a `Text`, or an `Any`
-/// needing a word, of one word): the best `limit` rows of segment `s`
-/// scoring at least `floor`, exactly those [`best_of_segment`] picks from
-/// [`score_segment`]'s list, added to `out`. Found block-max style: the
-/// word's impacts bound each block's scores, and a block whose bound
-/// cannot make the results (below `floor`, or not above the `limit`-th
-/// best so far, which every row of a later block loses to on a tie) is
-/// skipped without reading a row. Returns false, having done nothing, for
-/// other queries and for postings without impacts (written before version
-/// 6, or too short to have blocks).
+/// For a query of words alone (a `Text`: every word; an `Any` needing at
+/// least one: `min_should_match` of them): the best `limit` rows of
+/// segment `s` scoring at least `floor`, exactly those [`best_of_segment`]
+/// picks from [`score_segment`]'s list, added to `out`. Found block-max
+/// style: each (word, part) is a [`WordCursor`] whose impacts bound the
+/// scores of each block of its rows, and rows go by in windows that no
+/// cursor's block boundary crosses. A window whose bound (the sum of the
+/// bounds of the blocks with rows in it) cannot make the results (below
+/// `floor`, or not above the `limit`-th best so far, to which every later
+/// row loses a tie), or in which too few words have rows, is skipped, its
+/// blocks unread; a row below the one where enough words can next meet is
+/// never looked at. Returns false, having done nothing, for other queries
+/// and for segments without impacts (written before version 6).
 #[allow(clippy::too_many_arguments)]
-fn best_of_one_word<'a>(
+fn best_by_blocks<'a>(
     reader: &mut Reader<'a>,
     weights: &Weights<'a>,
     s: usize,
@@ -412,72 +415,298 @@ fn best_of_one_word<'a>(
     floor: f32,
     out: &mut Vec<Candidate>,
 ) -> Result<bool> {
-    let (field, text) = match query {
-        Query::Text { field, text } => (field, text),
-        Query::Any { field, text, min_should_match } if *min_should_match > 0 => (field, text),
+    let (field, text, need) = match query {
+        Query::Text { field, text } => (field, text, usize::MAX),
+        Query::Any { field, text, min_should_match } if *min_should_match > 0 => (field, text, *min_should_match),
         _ => return Ok(false),
     };
-    let words = reader.text_words(text);
-    let [word] = *words else { return Ok(false) };
-    let mut parts = seg.index.parts_for(field.as_deref());
-    let (Some((p, part)), None) = (parts.next(), parts.next()) else { return Ok(false) };
-    let Some(postings) = reader.word(s, seg, p, word)? else { return Ok(false) };
-    let count = postings.rows.len() as usize;
-    if count <= IMPACT_BLOCK {
+    if !seg.seg.has_impacts() {
         return Ok(false);
     }
-    let Some(mut impacts) = seg.seg.impacts(&postings)? else { return Ok(false) };
-    let Some((weight, norm)) = weights.by_term.get(&(part.name.as_str(), word)) else { return Ok(false) };
-    let weight = *weight;
-    let score = |tf: u32, len: u32| {
-        let tf = f64::from(tf);
-        weight * tf / (tf + norm.of(len))
-    };
-    let corrupt =
-        |what: &str| Error::corrupt(seg.seg.path(), format!("the impacts of a word of part {:?}: {what}", part.name));
-    let mut best: Vec<Candidate> = Vec::with_capacity(2 * limit);
-    // The `limit`-th best score so far, once `limit` are kept.
-    let mut bar: Option<f32> = None;
-    let mut pairs = Vec::new();
-    let mut rows = postings.rows.iter();
-    // The rank of `rows`' next row, of the block's first, and its row.
-    let (mut rank, mut start, mut first) = (0, 0, 0u32);
-    while let Some(last) = impacts.next_block(&mut pairs).map_err(|e| corrupt(&e))? {
-        let end = (start + IMPACT_BLOCK).min(count);
-        // A hair above the best pair's score, for rounding.
-        let bound = pairs.iter().map(|&(tf, len)| score(tf, len)).fold(0.0, f64::max) * (1.0 + 1e-9);
-        let bound = bound as f32;
-        if bound >= floor && bar.is_none_or(|bar| bound > bar) {
-            if rank < start {
-                rows.advance_to(first);
-                rank = start;
-            }
-            let mut row = 0;
-            while rank < end {
-                row = rows.next().ok_or_else(|| corrupt("more blocks than rows"))?;
-                let value = score(postings.value(rank), part.len(row)) as f32;
-                rank += 1;
-                if value < floor || bar.is_some_and(|bar| value <= bar) || !(seg.whole || seg.live.contains(row)) {
-                    continue;
-                }
-                best.push(Candidate { score: value, seg: s, row });
-                if best.len() == 2 * limit {
-                    keep_best(&mut best, limit);
-                    bar = Some(best[limit - 1].score);
-                }
-            }
-            if row != last {
-                return Err(corrupt("a block's last row is not its rows' last"));
+    let words = reader.text_words(text);
+    let need = need.min(words.len());
+    if need == 0 {
+        // No word (refused before evaluation): every row, unscored.
+        return Ok(false);
+    }
+    // The postings in the order score_segment adds the scores in: by word,
+    // then by part.
+    let mut held = Vec::new();
+    let mut found_words = 0;
+    for (w, &word) in words.iter().enumerate() {
+        let before = held.len();
+        for (p, part) in seg.index.parts_for(field.as_deref()) {
+            let Some(postings) = reader.word(s, seg, p, word)? else { continue };
+            let Some((weight, norm)) = weights.by_term.get(&(part.name.as_str(), word)) else { return Ok(false) };
+            held.push((w, postings, part, *weight, norm.clone()));
+        }
+        found_words += usize::from(held.len() > before);
+    }
+    let mut cursors = Vec::with_capacity(held.len());
+    for (w, postings, part, weight, norm) in &held {
+        cursors.push(WordCursor::new(seg, *w, postings, part, *weight, norm)?);
+    }
+    let mut best = Best::new(limit);
+    let mut next: Vec<u32> = Vec::with_capacity(words.len());
+    if found_words < need {
+        // Too few of the words are in the segment for any row to match.
+        return Ok(true);
+    }
+    loop {
+        // Rows below the `need`-th smallest of the words' next rows hold
+        // fewer than `need` words.
+        next.clear();
+        for c in &cursors {
+            match next.get_mut(c.word) {
+                Some(row) => *row = (*row).min(c.row),
+                None => next.push(c.row),
             }
         }
-        start = end;
-        first = last.saturating_add(1);
+        next.sort_unstable();
+        let Some(&from) = next.get(need - 1).filter(|&&row| row != u32::MAX) else { break };
+        for c in &mut cursors {
+            c.seek(from)?;
+        }
+        // The window: up to the first block end among the cursors.
+        let hi = cursors.iter().filter(|c| c.row != u32::MAX).map(|c| c.block().0).min().expect("a cursor has rows");
+        let (mut bound, mut present, mut last_word) = (0.0, 0, usize::MAX);
+        for c in cursors.iter().filter(|c| c.row <= hi) {
+            bound += c.block().1;
+            if c.word != last_word {
+                (present, last_word) = (present + 1, c.word);
+            }
+        }
+        let bound = bound as f32;
+        if present < need || bound < floor || best.bar().is_some_and(|bar| bound <= bar) {
+            for c in &mut cursors {
+                c.seek(hi.saturating_add(1))?;
+            }
+            if hi == u32::MAX {
+                break;
+            }
+            continue;
+        }
+        // Every row of the window: of one cursor (the common case: one
+        // word, or one word of an OR with rows there), a row at a time;
+        // else the cursors' rows merged.
+        let mut within = cursors.iter_mut().filter(|c| c.row <= hi);
+        if let (Some(c), None, true) = (within.next(), within.next(), need <= 1) {
+            while c.row <= hi {
+                let (row, score) = (c.row, c.score() as f32);
+                c.step()?;
+                if score >= floor && (seg.whole || seg.live.contains(row)) {
+                    best.offer(Candidate { score, seg: s, row });
+                }
+            }
+        }
+        while let Some(row) = cursors.iter().map(|c| c.row).filter(|&row| row <= hi).min() {
+            let (mut score, mut present, mut last_word) = (0.0, 0, usize::MAX);
+            for c in cursors.iter_mut().filter(|c| c.row == row) {
+                score += c.score();
+                if c.word != last_word {
+                    (present, last_word) = (present + 1, c.word);
+                }
+                c.step()?;
+            }
+            let score = score as f32;
+            if present >= need && score >= floor && (seg.whole || seg.live.contains(row)) {
+                best.offer(Candidate { score, seg: s, row });
+            }
+        }
+        if hi == u32::MAX {
+            break;
+        }
     }
-    if best.len() > limit {
-        keep_best(&mut best, limit);
-    }
-    out.extend(best);
+    out.extend(best.heap.into_iter().map(|Worst(c)| c));
     Ok(true)
+}
+
+/// The best `limit` candidates of one segment, offered in increasing row
+/// order: a min-heap with the worst kept on top.
+struct Best {
+    limit: usize,
+    heap: BinaryHeap<Worst>,
+}
+
+/// A candidate ordered so that the worse is greater: lower score, then
+/// (within a segment) higher row.
+struct Worst(Candidate);
+
+impl PartialEq for Worst {
+    fn eq(&self, other: &Worst) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Worst {}
+
+impl PartialOrd for Worst {
+    fn partial_cmp(&self, other: &Worst) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Worst {
+    fn cmp(&self, other: &Worst) -> Ordering {
+        by_score_then_row(&self.0, &other.0)
+    }
+}
+
+impl Best {
+    fn new(limit: usize) -> Best {
+        Best { limit, heap: BinaryHeap::with_capacity(limit + 1) }
+    }
+
+    /// The score a later row must beat (a tie loses: its row is higher),
+    /// once `limit` are kept.
+    fn bar(&self) -> Option<f32> {
+        (self.heap.len() == self.limit).then(|| self.heap.peek().expect("limit > 0").0.score)
+    }
+
+    /// Keeps `candidate` if it is among the best `limit` so far.
+    fn offer(&mut self, candidate: Candidate) {
+        if self.heap.len() < self.limit {
+            self.heap.push(Worst(candidate));
+        } else if self.bar().is_some_and(|bar| candidate.score > bar) {
+            self.heap.pop();
+            self.heap.push(Worst(candidate));
+        }
+    }
+}
+
+/// The rows of one word in one part of a segment, in order, with the bound
+/// of each block of [`IMPACT_BLOCK`] rows (from the word's impacts; for a
+/// column too short to have them, its rows' best score, as one block).
+struct WordCursor<'c> {
+    /// The word's index in the query's words.
+    word: usize,
+    postings: &'c Postings<'c>,
+    rows: roaring::bitmap::Iter<'c>,
+    part: &'c Part,
+    weight: f64,
+    norm: &'c Norm,
+    /// Per block: its last row and the bound of its rows' scores.
+    blocks: Vec<(u32, f64)>,
+    /// The current row (`u32::MAX` past the last), its rank, its block.
+    row: u32,
+    rank: usize,
+    block: usize,
+    count: usize,
+    path: &'c std::path::Path,
+}
+
+impl<'c> WordCursor<'c> {
+    /// A cursor on `postings` (of the query's `word`-th word in `part`) at
+    /// its first row, in a segment with impacts.
+    fn new(
+        seg: &'c Seg,
+        word: usize,
+        postings: &'c Postings<'c>,
+        part: &'c Part,
+        weight: f64,
+        norm: &'c Norm,
+    ) -> Result<WordCursor<'c>> {
+        let mut impacts = seg.seg.impacts(postings)?.expect("a segment with impacts");
+        let count = postings.rows.len() as usize;
+        let mut cursor = WordCursor {
+            word,
+            postings,
+            rows: postings.rows.iter(),
+            part,
+            weight,
+            norm,
+            blocks: Vec::with_capacity(count.div_ceil(IMPACT_BLOCK)),
+            row: 0,
+            rank: 0,
+            block: 0,
+            count,
+            path: seg.seg.path(),
+        };
+        // A hair above each bound, for rounding.
+        const ABOVE: f64 = 1.0 + 1e-9;
+        let mut pairs = Vec::new();
+        while let Some(last) = impacts.next_block(&mut pairs).map_err(|e| cursor.corrupt(&e))? {
+            let bound = pairs.iter().map(|&(tf, len)| bm25(weight, tf, norm.of(len))).fold(0.0, f64::max);
+            cursor.blocks.push((last, bound * ABOVE));
+        }
+        if cursor.blocks.is_empty() && count > 0 {
+            let mut best = 0.0f64;
+            for (rank, row) in postings.rows.iter().enumerate() {
+                best = best.max(bm25(weight, postings.value(rank), norm.of(part.len(row))));
+            }
+            cursor.blocks.push((postings.rows.max().expect("rows"), best * ABOVE));
+        }
+        cursor.row = cursor.rows.next().unwrap_or(u32::MAX);
+        Ok(cursor)
+    }
+
+    fn corrupt(&self, what: &str) -> Error {
+        Error::corrupt(self.path, format!("the impacts of a word of part {:?}: {what}", self.part.name))
+    }
+
+    /// The current block's last row and bound.
+    fn block(&self) -> (u32, f64) {
+        self.blocks[self.block]
+    }
+
+    /// The current row's score.
+    fn score(&self) -> f64 {
+        bm25(self.weight, self.postings.value(self.rank), self.norm.of(self.part.len(self.row)))
+    }
+
+    /// Moves to the next row.
+    #[inline]
+    fn step(&mut self) -> Result<()> {
+        self.rank += 1;
+        if self.rank == self.count {
+            self.row = u32::MAX;
+            return Ok(());
+        }
+        if self.rank.is_multiple_of(IMPACT_BLOCK) {
+            if self.row != self.blocks[self.block].0 {
+                return Err(self.corrupt("a block's last row is not its rows' last"));
+            }
+            self.block += 1;
+        }
+        self.row = self.rows.next().ok_or_else(|| self.corrupt("more rows counted than held"))?;
+        Ok(())
+    }
+
+    /// Moves to the first row at or after `target` (`u32::MAX`: past the
+    /// last), skipping the blocks that end before it unread.
+    fn seek(&mut self, target: u32) -> Result<()> {
+        if self.row >= target {
+            return Ok(());
+        }
+        if self.block().0 < target {
+            let mut block = self.block;
+            while block < self.blocks.len() && self.blocks[block].0 < target {
+                block += 1;
+            }
+            if block == self.blocks.len() {
+                self.row = u32::MAX;
+                return Ok(());
+            }
+            self.rows.advance_to(self.blocks[block - 1].0.saturating_add(1));
+            (self.block, self.rank) = (block, block * IMPACT_BLOCK);
+            if self.rank >= self.count {
+                return Err(self.corrupt("more blocks than rows"));
+            }
+            self.row = self.rows.next().ok_or_else(|| self.corrupt("more blocks than rows"))?;
+        }
+        while self.row < target {
+            self.step()?;
+        }
+        Ok(())
+    }
+}
+
+/// BM25 of one word in one row: `weight` is idf × (k1 + 1), `norm` the
+/// row's length normalization.
+#[inline]
+fn bm25(weight: f64, tf: u32, norm: f64) -> f64 {
+    let tf = f64::from(tf);
+    weight * tf / (tf + norm)
 }
 
 /// Keeps the best `limit` of `candidates` (by score, then row).
@@ -1213,10 +1442,7 @@ fn score_segment<'a>(
                     continue;
                 };
                 let weight = *weight;
-                let score = |rank: usize, row: u32| {
-                    let tf = f64::from(postings.value(rank));
-                    weight * tf / (tf + norm.of(part.len(row)))
-                };
+                let score = |rank: usize, row: u32| bm25(weight, postings.value(rank), norm.of(part.len(row)));
                 let mut list = Vec::with_capacity(rows.len().min(postings.rows.len()) as usize);
                 // One word in one part: the rows are within the postings,
                 // so the same count means the same rows.
@@ -1629,11 +1855,12 @@ mod tests {
         assert!(found > 100, "the phrases find something: {found}");
     }
 
-    /// Block-max top-k (one word with impacts) picks exactly the hits that
-    /// scoring every row picks: same hits, order and scores, at every
-    /// limit, over segments with deletions, a word in many blocks with
-    /// frequencies and lengths that vary (many ties), a rarer word, and a
-    /// segment too small to have blocks.
+    /// Block-max top-k picks exactly the hits that scoring every row picks:
+    /// same hits, order and scores, at every limit, for one word, words
+    /// that must all occur, and ranked ORs needing 1 to 3 of them, in one
+    /// part or two, over segments with deletions, a word in many blocks
+    /// with frequencies and lengths that vary (many ties), rarer words,
+    /// and a segment too small for blocks.
     #[test]
     fn block_max_finds_what_scoring_every_row_finds() {
         let storage = SimStorage::new("/idx");
@@ -1677,13 +1904,27 @@ mod tests {
         }
         let snap = Snapshot::new(segments, Arc::new(IndexCache::new(Analyzer::Exact)));
         let body = Some("body".to_string());
+        let any = |field: &Option<String>, text: &str, min_should_match| Query::Any {
+            field: field.clone(),
+            text: text.into(),
+            min_should_match,
+        };
         let queries = [
             Query::Text { field: body.clone(), text: "common".into() },
-            Query::Any { field: body.clone(), text: "Common".into(), min_should_match: 1 },
+            any(&body, "Common", 1),
             Query::Text { field: body.clone(), text: "rare".into() },
             Query::Text { field: body.clone(), text: "f3".into() },
             Query::Text { field: None, text: "common".into() },
             Query::Text { field: Some("title".into()), text: "common".into() },
+            Query::Text { field: body.clone(), text: "common f1".into() },
+            Query::Text { field: None, text: "rare common".into() },
+            Query::Text { field: body.clone(), text: "f1 f2 common".into() },
+            any(&body, "common rare", 1),
+            any(&None, "common title f4", 1),
+            any(&body, "f1 f2 f3 rare", 2),
+            any(&None, "f1 f2 common rare", 3),
+            any(&body, "rare nothing", 1),
+            any(&body, "common f0", 0),
         ];
         for query in &queries {
             for limit in [1, 2, 3, 10, 57, 100, 129, 1_000, 5_000] {
@@ -1693,22 +1934,23 @@ mod tests {
                 assert_eq!(fast.len(), (snap.count(query).unwrap() as usize).min(limit), "{query} limit {limit}");
             }
         }
-        // The block-max path is the one taken for a word of one part in a
-        // segment with blocks, and not for a query over two parts or a
-        // segment without blocks.
+        // The block-max path is the one taken for words alone, in any
+        // segment of version 6.
         fn taken(prepared: &Prepared, query: &Query, s: usize) -> bool {
             let mut reader = Reader::new(Analyzer::Exact);
             let mut texts = Vec::new();
             scored_texts(query, &mut texts);
             let weights = Weights::new(&mut reader, &prepared.segs, &texts, &prepared.parts).unwrap();
             let seg = &prepared.segs[s];
-            best_of_one_word(&mut reader, &weights, s, seg, query, 10, f32::NEG_INFINITY, &mut Vec::new()).unwrap()
+            best_by_blocks(&mut reader, &weights, s, seg, query, 10, f32::NEG_INFINITY, &mut Vec::new()).unwrap()
         }
         let prepared = snap.prepared().unwrap();
-        assert!(taken(&prepared, &queries[0], 0));
-        assert!(taken(&prepared, &queries[1], 1));
-        assert!(!taken(&prepared, &queries[0], 2), "100 rows: no blocks");
-        assert!(!taken(&prepared, &queries[4], 0), "two parts");
+        for (q, s) in [(0, 0), (1, 1), (0, 2), (4, 0), (8, 1), (11, 0)] {
+            assert!(taken(&prepared, &queries[q], s), "{}", queries[q]);
+        }
+        assert!(!taken(&prepared, &queries[14], 0), "min_should_match 0: every row matches");
+        let phrase = Query::Phrase { field: body.clone(), text: "common f1".into(), slop: 0 };
+        assert!(!taken(&prepared, &phrase, 0));
     }
 
     /// A one-word phrase is that word's `Text`: same hits, same scores.

@@ -375,6 +375,11 @@ impl Segment {
         self.inverted().impacts(word)
     }
 
+    /// Whether the word postings carry their impacts (version 6 on).
+    pub(crate) fn has_impacts(&self) -> bool {
+        self.version >= super::format::IMPACTS_VERSION
+    }
+
     /// Whether the word postings carry their positions (version 5 on).
     pub(crate) fn has_positions(&self) -> bool {
         self.version >= super::format::POSITIONS_VERSION
