@@ -470,7 +470,7 @@ fn best_by_blocks<'a>(
         // The window: up to the first block end among the cursors.
         let hi = cursors.iter().filter(|c| c.row != u32::MAX).map(|c| c.block().0).min().expect("a cursor has rows");
         let (mut bound, mut present, mut last_word) = (0.0, 0, usize::MAX);
-        for c in cursors.iter().filter(|c| c.row <= hi) {
+        for c in cursors.iter().filter(|c| c.row <= hi && c.row != u32::MAX) {
             bound += c.block().1;
             if c.word != last_word {
                 (present, last_word) = (present + 1, c.word);
@@ -489,9 +489,9 @@ fn best_by_blocks<'a>(
         // Every row of the window: of one cursor (the common case: one
         // word, or one word of an OR with rows there), a row at a time;
         // else the cursors' rows merged.
-        let mut within = cursors.iter_mut().filter(|c| c.row <= hi);
+        let mut within = cursors.iter_mut().filter(|c| c.row <= hi && c.row != u32::MAX);
         if let (Some(c), None, true) = (within.next(), within.next(), need <= 1) {
-            while c.row <= hi {
+            while c.row <= hi && c.row != u32::MAX {
                 let (row, score) = (c.row, c.score() as f32);
                 c.step()?;
                 if score >= floor && (seg.whole || seg.live.contains(row)) {
@@ -499,7 +499,7 @@ fn best_by_blocks<'a>(
                 }
             }
         }
-        while let Some(row) = cursors.iter().map(|c| c.row).filter(|&row| row <= hi).min() {
+        while let Some(row) = cursors.iter().map(|c| c.row).filter(|&row| row <= hi && row != u32::MAX).min() {
             let (mut score, mut present, mut last_word) = (0.0, 0, usize::MAX);
             for c in cursors.iter_mut().filter(|c| c.row == row) {
                 score += c.score();
@@ -637,6 +637,9 @@ impl<'c> WordCursor<'c> {
             cursor.blocks.push((postings.rows.max().expect("rows"), best * ABOVE));
         }
         cursor.row = cursor.rows.next().unwrap_or(u32::MAX);
+        if count > 0 {
+            cursor.in_block()?;
+        }
         Ok(cursor)
     }
 
@@ -644,9 +647,10 @@ impl<'c> WordCursor<'c> {
         Error::corrupt(self.path, format!("the impacts of a word of part {:?}: {what}", self.part.name))
     }
 
-    /// The current block's last row and bound.
+    /// The current block's last row and bound (past the last block, as a
+    /// forged last row of `u32::MAX` may leave a cursor: no rows, no score).
     fn block(&self) -> (u32, f64) {
-        self.blocks[self.block]
+        self.blocks.get(self.block).copied().unwrap_or((u32::MAX, 0.0))
     }
 
     /// The current row's score.
@@ -663,13 +667,22 @@ impl<'c> WordCursor<'c> {
             return Ok(());
         }
         if self.rank.is_multiple_of(IMPACT_BLOCK) {
-            if self.row != self.blocks[self.block].0 {
+            if self.row != self.block().0 {
                 return Err(self.corrupt("a block's last row is not its rows' last"));
             }
             self.block += 1;
         }
         self.row = self.rows.next().ok_or_else(|| self.corrupt("more rows counted than held"))?;
-        Ok(())
+        self.in_block()
+    }
+
+    /// Checks that the current row is in the current block (so that every
+    /// window holds a row of the cursor that ends it, and windows move on).
+    fn in_block(&self) -> Result<()> {
+        match self.row <= self.block().0 {
+            true => Ok(()),
+            false => Err(self.corrupt("a row past its block's last")),
+        }
     }
 
     /// Moves to the first row at or after `target` (`u32::MAX`: past the
@@ -693,6 +706,7 @@ impl<'c> WordCursor<'c> {
                 return Err(self.corrupt("more blocks than rows"));
             }
             self.row = self.rows.next().ok_or_else(|| self.corrupt("more blocks than rows"))?;
+            self.in_block()?;
         }
         while self.row < target {
             self.step()?;
@@ -1951,6 +1965,63 @@ mod tests {
         assert!(!taken(&prepared, &queries[14], 0), "min_should_match 0: every row matches");
         let phrase = Query::Phrase { field: body.clone(), text: "common f1".into(), slop: 0 };
         assert!(!taken(&prepared, &phrase, 0));
+    }
+
+    /// Forged impacts (every checksum made to match, so that only the
+    /// impacts' own checks stand): a search gets hits or `Corrupt`, never a
+    /// panic nor a loop, whatever byte of a word's impacts is changed.
+    #[test]
+    fn forged_impacts_are_hits_or_corrupt() {
+        let storage = SimStorage::new("/idx");
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..600)
+            .map(|i| {
+                let text = format!("{}{}", "common ".repeat(1 + i % 3), "x ".repeat(i % 5));
+                let doc = crate::document::Document::new("u").with_text("body", text);
+                (format!("u/{i:04}").into_bytes(), doc.body().encode())
+            })
+            .collect();
+        write_segment(&storage, "seg.pdx", &|visit| {
+            for (uri, body) in &entries {
+                visit(SegmentEntry { uri, serial: 1, stamp: "s", body })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let seg = Segment::open(&storage, "seg.pdx").unwrap();
+        let mut key = Vec::new();
+        term_key(&mut key, WORD, "body", "common");
+        let range = seg.inverted().impacts_range(&seg.postings(&key).unwrap().unwrap()).unwrap();
+        assert!(range.end - range.start > 10, "the word has blocks");
+        let file = storage.read("seg.pdx").unwrap();
+        let start = crate::segment::parse_footer(&file).unwrap().section(crate::segment::Section::Postings).start;
+        let queries = [
+            Query::Text { field: None, text: "common".into() },
+            Query::Any { field: None, text: "common x".into(), min_should_match: 1 },
+            Query::Text { field: None, text: "x common".into() },
+        ];
+        let (mut corrupt, mut answered) = (0, 0);
+        for at in start + range.start..start + range.end {
+            for value in [0x00, 0x01, 0x05, 0x7f, 0x80, 0xff] {
+                let mut bytes = file.clone();
+                if bytes[at as usize] == value {
+                    continue;
+                }
+                bytes[at as usize] = value;
+                crate::segment::reseal(&mut bytes).unwrap();
+                storage.write("forged.pdx", &bytes);
+                let snap = snapshot(Segment::open(&storage, "forged.pdx").unwrap());
+                for query in &queries {
+                    for limit in [1, 10, 1000] {
+                        match snap.search(query, limit) {
+                            Ok(_) => answered += 1,
+                            Err(Error::Corrupt { .. }) => corrupt += 1,
+                            Err(e) => panic!("{query}: {e}"),
+                        }
+                    }
+                }
+            }
+        }
+        assert!(corrupt > 0 && answered > 0, "{corrupt} corrupt, {answered} answered");
     }
 
     /// A one-word phrase is that word's `Text`: same hits, same scores.

@@ -904,6 +904,15 @@ impl<'a> Inverted<'a> {
         Ok(Some(Impacts { bytes, at: 0, left, last: None }))
     }
 
+    /// Where `word`'s impacts are in the postings section (for tests that
+    /// damage them).
+    #[cfg(test)]
+    pub(crate) fn impacts_range(&self, word: &Postings<'a>) -> Result<std::ops::Range<u64>> {
+        let (_, end) = self.sized(word.end, "positions")?;
+        let (bytes, to) = self.sized(end, "impacts")?;
+        Ok(to - bytes.len() as u64..to)
+    }
+
     /// The bytes at `at` in the postings section that a varint length
     /// prefixes, and where they end.
     fn sized(&self, at: u64, what: &str) -> Result<(&'a [u8], u64)> {
