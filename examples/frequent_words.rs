@@ -11,7 +11,9 @@
 //! ```
 //!
 //! The words are made as `index_text` makes them (word of rank `r`, the
-//! most frequent first).
+//! most frequent first). `frequent_words DIR FROM TO` queries 100 ranks
+//! spread over FROM..TO instead (`100 5000`: about benches/compare's row
+//! S3).
 use pushdex::{Index, Query};
 
 #[path = "common/words.rs"]
@@ -32,7 +34,12 @@ fn measured(index: &Index, queries: &[Query]) -> usize {
 fn main() {
     let dir = std::env::args().nth(1).unwrap_or("/tmp/index-text".into());
     let index = Index::open(&dir).unwrap();
-    let queries: Vec<Query> = (0..100u64).map(|r| Query::Text { field: None, text: words::word(r) }).collect();
+    // Ranks FROM..TO, 100 of them spread evenly (default 0..100: the most
+    // frequent words).
+    let from: u64 = std::env::args().nth(2).map_or(0, |s| s.parse().unwrap());
+    let to: u64 = std::env::args().nth(3).map_or(100, |s| s.parse().unwrap());
+    let queries: Vec<Query> =
+        (0..100u64).map(|i| Query::Text { field: None, text: words::word(from + i * (to - from) / 100) }).collect();
     let counts: Vec<u64> = queries[..3].iter().map(|q| index.search_count(q).unwrap()).collect();
     let start = std::time::Instant::now();
     let hits = measured(&index, &queries);
