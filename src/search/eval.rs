@@ -301,17 +301,18 @@ impl Snapshot {
         let prepared = self.prepared()?;
         let segs = &prepared.segs;
         let mut reader = Reader::new(self.cache.analyzer);
-        let nodes =
-            segs.iter().enumerate().map(|(s, seg)| evaluate(&mut reader, s, seg, query)).collect::<Result<Vec<_>>>()?;
         let mut texts = Vec::new();
         scored_texts(query, &mut texts);
         let weights = Weights::new(&mut reader, segs, &texts, &prepared.parts)?;
         let mut candidates = Vec::new();
         let mut floor = f32::NEG_INFINITY;
-        for (s, (seg, node)) in segs.iter().zip(&nodes).enumerate() {
+        for (s, seg) in segs.iter().enumerate() {
+            // Block-max needs no bitmap of the matches; other queries are
+            // evaluated, then scored.
             if !(block_max && best_by_blocks(&mut reader, &weights, s, seg, query, limit, floor, &mut candidates)?) {
-                let scored = score_segment(&mut reader, &weights, s, seg, query, node)?;
-                best_of_segment(s, node, &scored, limit, floor, &mut candidates);
+                let node = evaluate(&mut reader, s, seg, query)?;
+                let scored = score_segment(&mut reader, &weights, s, seg, query, &node)?;
+                best_of_segment(s, &node, &scored, limit, floor, &mut candidates);
             }
             if candidates.len() > limit {
                 // The `limit`-th best score so far: what a later row must
