@@ -1,20 +1,22 @@
 //! Instruction counts of a connector's three everyday operations on 100,000
 //! documents (issue 17's callgrind baselines): `push` them 1,000 per
 //! `add_all`, then `sync`; 100,000 `status` `lookups`, 90% of them present;
-//! `enumerate` the folder that holds all of them (`RecursiveDocuments`).
+//! `enumerate` the folder that holds all of them (`RecursiveDocuments`)
+//! with the `Enumeration` iterator, or with `Index::enumerate_with`'s
+//! borrowing walk (`enumerate_with`).
 //! The documents are `benches/compare`'s synthetic share at 100k (its URIs
 //! and stamps, fewer metas), generated from their number: the same bytes on
 //! every run.
 //!
 //! ```text
-//! connector_ops push|lookups|enumerate DIR
+//! connector_ops push|lookups|enumerate|enumerate_with DIR
 //! ```
 //!
 //! `push` builds the index in DIR afresh (an index left there by an earlier
 //! run is removed, anything else refused) and closes it, which flushes it
-//! into one segment; `lookups` and `enumerate` reuse that index when DIR
-//! holds it and build it first otherwise. Each mode runs its measured part
-//! in its own `#[inline(never)] fn measured_<mode>`, apart from the setup
+//! into one segment; the other modes reuse that index when DIR holds it
+//! and build it first otherwise. Each mode runs its measured part in its
+//! own `#[inline(never)] fn measured_<mode>`, apart from the setup
 //! (generating documents and URIs, opening, building), so that callgrind
 //! can count that part alone:
 //!
@@ -26,6 +28,8 @@
 //!     target/release/examples/connector_ops lookups /tmp/connector-ops
 //! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*connector_ops*measured_enumerate*' \
 //!     target/release/examples/connector_ops enumerate /tmp/connector-ops
+//! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*connector_ops*measured_enumerate_with*' \
+//!     target/release/examples/connector_ops enumerate_with /tmp/connector-ops
 //! ```
 //!
 //! The `summary:` line of each `callgrind.out.<pid>` (or the `PROGRAM
@@ -36,10 +40,11 @@
 //! program prints what each phase found, so a run that measured the wrong
 //! thing shows.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
 
-use pushdex::{Document, Entry, EnumerationMode, Index};
+use pushdex::{Document, Entry, EntryRef, EnumerationMode, Index};
 
 /// Documents in the index.
 const DOCS: u64 = 100_000;
@@ -52,7 +57,7 @@ const SHARE: &str = "file:///srv/share/";
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: connector_ops push|lookups|enumerate DIR";
+    let usage = "usage: connector_ops push|lookups|enumerate|enumerate_with DIR";
     let mode = args.next().expect(usage);
     let dir = args.next().unwrap_or_else(|| "/tmp/connector-ops".into());
     let dir = Path::new(&dir);
@@ -62,7 +67,7 @@ fn main() {
             let index = fresh(dir);
             let start = Instant::now();
             let serial = measured_push(&index, batches);
-            eprintln!("pushed {serial} documents and synced in {:.2} s", start.elapsed().as_secs_f64());
+            eprintln!("pushed {serial} documents and synced in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
             index.close().unwrap();
         }
         "lookups" => {
@@ -70,14 +75,24 @@ fn main() {
             let index = built(dir);
             let start = Instant::now();
             let found = measured_lookups(&index, &uris);
-            eprintln!("{found} of {LOOKUPS} lookups found (expected 90%) in {:.2} s", start.elapsed().as_secs_f64());
+            eprintln!(
+                "{found} of {LOOKUPS} lookups found (expected 90%) in {:.1} ms",
+                start.elapsed().as_secs_f64() * 1e3
+            );
             assert!(found > LOOKUPS * 85 / 100 && found < LOOKUPS * 95 / 100);
         }
         "enumerate" => {
             let index = built(dir);
             let start = Instant::now();
             let (count, bytes) = measured_enumerate(&index);
-            eprintln!("enumerated {count} entries ({bytes} bytes) in {:.2} s", start.elapsed().as_secs_f64());
+            eprintln!("enumerated {count} entries ({bytes} bytes) in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(count, DOCS);
+        }
+        "enumerate_with" => {
+            let index = built(dir);
+            let start = Instant::now();
+            let (count, bytes) = measured_enumerate_with(&index);
+            eprintln!("enumerated {count} entries ({bytes} bytes) in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
             assert_eq!(count, DOCS);
         }
         _ => panic!("{usage}"),
@@ -111,6 +126,21 @@ fn measured_enumerate(index: &Index) -> (u64, usize) {
             bytes += status.uri.len() + status.stamp.len();
         }
     }
+    (count, bytes)
+}
+
+/// [`measured_enumerate`] with the borrowing walk.
+#[inline(never)]
+fn measured_enumerate_with(index: &Index) -> (u64, usize) {
+    let (mut count, mut bytes) = (0, 0);
+    let walked = index.enumerate_with(SHARE, EnumerationMode::RecursiveDocuments, |entry| {
+        if let EntryRef::Document(doc) = entry {
+            count += 1;
+            bytes += doc.uri.len() + doc.stamp.len();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    assert!(walked.unwrap().is_continue());
     (count, bytes)
 }
 

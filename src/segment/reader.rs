@@ -225,6 +225,22 @@ impl Segment {
         Ok(le_u64(self.raw_row(ordinal)?, ROW_SERIAL))
     }
 
+    /// The serial and stamp of a row, without its body: what a status
+    /// lookup or an enumeration reads (the body's heap is neither touched
+    /// nor verified).
+    pub fn status(&self, ordinal: u32) -> Result<(u64, &str)> {
+        let raw = self.raw_row(ordinal)?;
+        let stamp_off = le_u64(raw, ROW_STAMP_OFF);
+        let stamp_len = u64::from(le_u32(raw, ROW_STAMP_LEN));
+        let end = stamp_off
+            .checked_add(stamp_len)
+            .ok_or_else(|| self.sections.corrupt(format!("row {ordinal} points past the end of a heap")))?;
+        let stamp = self.sections.read(Section::Stamps, stamp_off..end)?;
+        let stamp = std::str::from_utf8(stamp)
+            .map_err(|_| self.sections.corrupt(format!("the stamp of row {ordinal} is not UTF-8")))?;
+        Ok((le_u64(raw, ROW_SERIAL), stamp))
+    }
+
     /// A whole row.
     pub fn row(&self, ordinal: u32) -> Result<Row<'_>> {
         let raw = self.raw_row(ordinal)?;
@@ -269,7 +285,32 @@ impl Segment {
     /// a merge reads, each block of names decoded once (walking the `uris`
     /// fst costs several times more per URI).
     pub fn names(&self) -> Names<'_> {
-        Names { seg: self, next: 0, keys: Vec::new(), ends: Vec::new(), last: Vec::new() }
+        self.names_between(0, self.rows as u32)
+    }
+
+    /// The URIs that start with `prefix` and are `>= start`, with their
+    /// ordinals, in order, from the `names` section (two fst lookups find
+    /// where they start and end). What an enumeration reads.
+    pub fn names_in(&self, prefix: &[u8], start: &[u8]) -> Result<Names<'_>> {
+        let end = match prefix_successor(prefix) {
+            Some(next) => self.lower_bound(&next)?,
+            None => self.rows as u32,
+        };
+        let from = self.lower_bound(if start > prefix { start } else { prefix })?;
+        Ok(self.names_between(from.min(end), end))
+    }
+
+    fn names_between(&self, next: u32, end: u32) -> Names<'_> {
+        Names {
+            seg: self,
+            next,
+            end,
+            block: u64::MAX,
+            keys: Vec::new(),
+            ends: Vec::new(),
+            last: Vec::new(),
+            current: 0..0,
+        }
     }
 
     /// Reads the whole segment as every reader would: every block of every
@@ -422,16 +463,23 @@ impl SegmentIter<'_> {
     }
 }
 
-/// A segment's URIs in ordinal order (see [`Segment::names`]).
+/// A segment's URIs in ordinal order (see [`Segment::names`] and
+/// [`Segment::names_in`]).
 pub struct Names<'a> {
     seg: &'a Segment,
     /// The next ordinal.
     next: u32,
-    /// The URIs of its block, one after the other, each ending at `ends[i]`.
+    /// The ordinal to stop before.
+    end: u32,
+    /// The block whose URIs `keys` holds (`u64::MAX`: none yet).
+    block: u64,
+    /// The URIs of that block, one after the other, each ending at `ends[i]`.
     keys: Vec<u8>,
     ends: Vec<usize>,
     /// The URI before the block's first, to check the order against.
     last: Vec<u8>,
+    /// Where in `keys` the URI last returned is.
+    current: Range<usize>,
 }
 
 impl Names<'_> {
@@ -441,29 +489,50 @@ impl Names<'_> {
     #[allow(clippy::should_implement_trait)]
     pub fn next_entry(&mut self) -> Option<Result<(&[u8], u32)>> {
         let seg = self.seg;
-        if u64::from(self.next) >= seg.rows {
+        if self.next >= self.end {
             return None;
         }
-        let i = self.next as usize % NAMES_BLOCK;
-        if i == 0 {
-            if let Err(e) = self.load(u64::from(self.next) / NAMES_BLOCK as u64) {
+        let block = u64::from(self.next) / NAMES_BLOCK as u64;
+        if block != self.block {
+            if let Err(e) = self.load(block) {
                 self.next = u32::MAX;
                 return Some(Err(e));
             }
         }
+        let i = self.next as usize % NAMES_BLOCK;
         let Some(&end) = self.ends.get(i) else {
-            let block = self.next / NAMES_BLOCK as u32;
             self.next = u32::MAX;
             return Some(Err(seg.sections.corrupt(format!("block {block} of the names holds too few URIs"))));
         };
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         let ordinal = self.next;
         self.next += 1;
+        self.current = start..end;
         Some(Ok((&self.keys[start..end], ordinal)))
     }
 
+    /// The URI that [`Names::next_entry`] returned last (empty before the
+    /// first).
+    pub fn key(&self) -> &[u8] {
+        &self.keys[self.current.clone()]
+    }
+
+    /// Moves on to the first URI `>= key`, as far as the end the walk was
+    /// given, never back: the next URI is already `>= key` if the one last
+    /// returned is. The block of names in hand is kept if that URI is in it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] if the `uris` fst holds an ordinal past the rows.
+    pub fn seek(&mut self, key: &[u8]) -> Result<()> {
+        let ordinal = self.seg.lower_bound(key)?;
+        self.next = self.next.max(ordinal.min(self.end));
+        Ok(())
+    }
+
     /// Decodes block `block`, checking that its URIs increase from the
-    /// previous block's last.
+    /// last one decoded before (the previous block's, when the walk did not
+    /// skip any).
     fn load(&mut self, block: u64) -> Result<()> {
         let seg = self.seg;
         if let Some(&end) = self.ends.last() {
@@ -473,6 +542,8 @@ impl Names<'_> {
         }
         self.keys.clear();
         self.ends.clear();
+        self.current = 0..0;
+        self.block = block;
         let (keys, ends, last) = (&mut self.keys, &mut self.ends, &self.last);
         let mut ordered = true;
         seg.sections.front_coded_block(Section::Names, seg.names_blocks(), block, false, &mut |key, _| {
