@@ -56,6 +56,18 @@ impl Builder {
     }
 }
 
+/// The first key of a block, borrowed: it is stored whole (it shares
+/// nothing), so nothing else of the block is decoded. `None` if the block
+/// does not start with a whole key.
+pub(crate) fn first_key(block: &[u8]) -> Option<&[u8]> {
+    let mut at = 0;
+    if get_varint(block, &mut at)? != 0 {
+        return None;
+    }
+    let len = usize::try_from(get_varint(block, &mut at)?).ok()?;
+    block.get(at..at.checked_add(len)?)
+}
+
 /// Decodes the entries of one block (its bytes exactly), calling
 /// `visit(key, value)` (value 0 when the keys carry none) until it returns
 /// false; `None` if the block is damaged.

@@ -170,12 +170,67 @@ impl Segment {
     }
 
     /// The ordinal of `uri`, if the segment holds it. The URI filter
-    /// answers most misses without walking the fst.
+    /// answers most misses without a search; the other lookups search the
+    /// `names` section: a binary search over its blocks' first URIs (each
+    /// stored whole), then one block of 16 decoded. That costs a few times
+    /// fewer instructions than walking the `uris` fst byte by byte (a
+    /// state decoded per byte of the URI).
     pub fn ordinal(&self, uri: &[u8]) -> Result<Option<u32>> {
         if !self.may_contain(uri) {
             return Ok(None);
         }
-        self.uris.get(uri).map(|v| self.ordinal_checked(v)).transpose()
+        self.search_names(uri)
+    }
+
+    /// [`Segment::ordinal`] without the filter.
+    pub(crate) fn search_names(&self, uri: &[u8]) -> Result<Option<u32>> {
+        let (count, index) = self.names_blocks();
+        if count == 0 {
+            return Ok(None);
+        }
+        let offsets = self.sections.read(Section::Names, index..index + 8 * count)?;
+        let first = |b: u64| -> Result<&[u8]> {
+            let start = le_u64(offsets, 8 * b as usize);
+            let end = if b + 1 < count { le_u64(offsets, 8 * (b + 1) as usize) } else { index };
+            let damaged = || self.sections.corrupt(format!("block {b} of the names is damaged"));
+            if start > end || end > index {
+                return Err(damaged());
+            }
+            crate::frontcode::first_key(self.sections.read(Section::Names, start..end)?).ok_or_else(damaged)
+        };
+        // The last block whose first URI is <= uri: `lo`'s is, `hi`'s is
+        // not (or `hi` is past the last block).
+        if first(0)? > uri {
+            return Ok(None);
+        }
+        let (mut lo, mut hi) = (0, count);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if first(mid)? <= uri {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let (mut at, mut found) = (0u64, false);
+        self.sections.front_coded_block(Section::Names, (count, index), lo, false, &mut |key, _| match key.cmp(uri) {
+            std::cmp::Ordering::Less => {
+                at += 1;
+                true
+            }
+            std::cmp::Ordering::Equal => {
+                found = true;
+                false
+            }
+            std::cmp::Ordering::Greater => false,
+        })?;
+        if !found {
+            return Ok(None);
+        }
+        if at >= NAMES_BLOCK as u64 {
+            return Err(self.sections.corrupt(format!("block {lo} of the names holds more than {NAMES_BLOCK} URIs")));
+        }
+        self.ordinal_checked(lo * NAMES_BLOCK as u64 + at).map(Some)
     }
 
     /// False if the segment certainly does not hold `uri` (its filter,
