@@ -16,7 +16,7 @@ use crate::storage::{Storage, StorageFile};
 use crate::uri::prefix_successor;
 
 use super::format::{
-    le_u32, le_u64, parse_footer, Section, Sections, Slice, BLOCKED, NAMES_BLOCK, ROW_BODY_LEN, ROW_BODY_OFF,
+    le_u32, le_u64, parse_footer, Section, Sections, Slice, BLOCK, BLOCKED, NAMES_BLOCK, ROW_BODY_LEN, ROW_BODY_OFF,
     ROW_BYTES, ROW_SERIAL, ROW_STAMP_LEN, ROW_STAMP_OFF, WHOLE,
 };
 use super::postings::{Inverted, InvertedIndex, PartInfo, Postings};
@@ -183,54 +183,45 @@ impl Segment {
     }
 
     /// [`Segment::ordinal`] without the filter.
-    pub(crate) fn search_names(&self, uri: &[u8]) -> Result<Option<u32>> {
+    pub(crate) fn search_names<'a>(&'a self, uri: &[u8]) -> Result<Option<u32>> {
         let (count, index) = self.names_blocks();
         if count == 0 {
             return Ok(None);
         }
         let offsets = self.sections.read(Section::Names, index..index + 8 * count)?;
-        let first = |b: u64| -> Result<&[u8]> {
+        let damaged = |b: u64| self.sections.corrupt(format!("block {b} of the names is damaged"));
+        let mut window = Window { seg: self, start: 0, bytes: &[] };
+        let mut block = |b: u64| -> Result<&'a [u8]> {
             let start = le_u64(offsets, 8 * b as usize);
             let end = if b + 1 < count { le_u64(offsets, 8 * (b + 1) as usize) } else { index };
-            let damaged = || self.sections.corrupt(format!("block {b} of the names is damaged"));
             if start > end || end > index {
-                return Err(damaged());
+                return Err(damaged(b));
             }
-            crate::frontcode::first_key(self.sections.read(Section::Names, start..end)?).ok_or_else(damaged)
+            window.get(start..end, index)
         };
+        let first = |bytes: &'a [u8], b: u64| crate::frontcode::first_key(bytes).ok_or_else(|| damaged(b));
         // The last block whose first URI is <= uri: `lo`'s is, `hi`'s is
         // not (or `hi` is past the last block).
-        if first(0)? > uri {
+        if first(block(0)?, 0)? > uri {
             return Ok(None);
         }
         let (mut lo, mut hi) = (0, count);
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
-            if first(mid)? <= uri {
+            if first(block(mid)?, mid)? <= uri {
                 lo = mid;
             } else {
                 hi = mid;
             }
         }
-        let (mut at, mut found) = (0u64, false);
-        self.sections.front_coded_block(Section::Names, (count, index), lo, false, &mut |key, _| match key.cmp(uri) {
-            std::cmp::Ordering::Less => {
-                at += 1;
-                true
+        match crate::frontcode::find_in_block(block(lo)?, uri) {
+            None => Err(damaged(lo)),
+            Some(None) => Ok(None),
+            Some(Some(at)) if at < NAMES_BLOCK => self.ordinal_checked(lo * NAMES_BLOCK as u64 + at as u64).map(Some),
+            Some(Some(_)) => {
+                Err(self.sections.corrupt(format!("block {lo} of the names holds more than {NAMES_BLOCK} URIs")))
             }
-            std::cmp::Ordering::Equal => {
-                found = true;
-                false
-            }
-            std::cmp::Ordering::Greater => false,
-        })?;
-        if !found {
-            return Ok(None);
         }
-        if at >= NAMES_BLOCK as u64 {
-            return Err(self.sections.corrupt(format!("block {lo} of the names holds more than {NAMES_BLOCK} URIs")));
-        }
-        self.ordinal_checked(lo * NAMES_BLOCK as u64 + at).map(Some)
     }
 
     /// False if the segment certainly does not hold `uri` (its filter,
@@ -499,6 +490,32 @@ impl Segment {
     #[doc(hidden)]
     pub fn check_search_index(&self) -> Result<u64> {
         self.inverted().check()
+    }
+}
+
+/// A stretch of the `names` section read (so verified) at once: the
+/// 64 KiB blocks around the block of names a lookup last looked at. The
+/// first probes of a binary search land far apart, the later ones in one
+/// such stretch, which then costs no further read.
+struct Window<'a> {
+    seg: &'a Segment,
+    /// Where `bytes` starts in the section.
+    start: u64,
+    bytes: &'a [u8],
+}
+
+impl<'a> Window<'a> {
+    /// Bytes `range` of the section, which ends before `limit`.
+    fn get(&mut self, range: Range<u64>, limit: u64) -> Result<&'a [u8]> {
+        let end = self.start + self.bytes.len() as u64;
+        if range.start < self.start || range.end > end {
+            let block = BLOCK as u64;
+            let from = range.start / block * block;
+            let to = (range.end.div_ceil(block) * block).min(limit).max(range.end);
+            self.bytes = self.seg.sections.read(Section::Names, from..to)?;
+            self.start = from;
+        }
+        Ok(&self.bytes[(range.start - self.start) as usize..(range.end - self.start) as usize])
     }
 }
 
