@@ -56,6 +56,56 @@ impl Builder {
     }
 }
 
+/// The first key of a block, borrowed: it is stored whole (it shares
+/// nothing), so nothing else of the block is decoded. `None` if the block
+/// does not start with a whole key.
+pub(crate) fn first_key(block: &[u8]) -> Option<&[u8]> {
+    let mut at = 0;
+    if get_varint(block, &mut at)? != 0 {
+        return None;
+    }
+    let len = usize::try_from(get_varint(block, &mut at)?).ok()?;
+    block.get(at..at.checked_add(len)?)
+}
+
+/// Where `key` is among the keys of one block (without values): `Some(Some(i))`
+/// if it is the `i`-th, `Some(None)` if the block does not hold it, `None`
+/// if the block does not decode. The keys are compared as they are decoded,
+/// without being rebuilt: `matched` is how many bytes the key before shares
+/// with `key` (it is smaller), so an entry sharing more than that with it is
+/// smaller too, one sharing less is greater (keys increase and each shares
+/// the most it can with the one before), and only an entry sharing exactly
+/// that much needs its bytes compared.
+pub(crate) fn find_in_block(block: &[u8], key: &[u8]) -> Option<Option<usize>> {
+    let (mut at, mut matched, mut previous, mut i) = (0, 0, 0, 0);
+    while at < block.len() {
+        let shared = usize::try_from(get_varint(block, &mut at)?).ok()?;
+        let len = usize::try_from(get_varint(block, &mut at)?).ok()?;
+        let rest = block.get(at..at.checked_add(len)?)?;
+        at += len;
+        if shared > previous {
+            return None;
+        }
+        if shared < matched {
+            return Some(None);
+        }
+        if shared == matched {
+            let wanted = &key[matched..];
+            let common = rest.iter().zip(wanted).take_while(|(a, b)| a == b).count();
+            if common == rest.len() && common == wanted.len() {
+                return Some(Some(i));
+            }
+            if common == wanted.len() || (common < rest.len() && rest[common] > wanted[common]) {
+                return Some(None);
+            }
+            matched += common;
+        }
+        previous = shared + len;
+        i += 1;
+    }
+    Some(None)
+}
+
 /// Decodes the entries of one block (its bytes exactly), calling
 /// `visit(key, value)` (value 0 when the keys carry none) until it returns
 /// false; `None` if the block is damaged.
@@ -83,6 +133,38 @@ pub(crate) fn decode_block(block: &[u8], values: bool, visit: &mut dyn FnMut(&[u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_in_block_agrees_with_decoding() {
+        let mut keys: Vec<&[u8]> =
+            vec![b"a", b"a/b", b"a/b/c", b"a/bc", b"a/c", b"ab", b"b", b"b\xff", b"ba/x/y", b"bb"];
+        keys.sort();
+        let mut b = Builder::new(16);
+        for key in &keys {
+            b.push(key, None);
+        }
+        let bytes = b.finish();
+        let block = &bytes[..bytes.len() - 8];
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(find_in_block(block, key), Some(Some(i)), "{key:?}");
+            for len in 0..key.len() {
+                if !keys.contains(&&key[..len]) {
+                    assert_eq!(find_in_block(block, &key[..len]), Some(None), "{:?}", &key[..len]);
+                }
+            }
+            for more in [&b"\0"[..], b"0", b"/", b"\xff"] {
+                let longer = [*key, more].concat();
+                if !keys.contains(&longer.as_slice()) {
+                    assert_eq!(find_in_block(block, &longer), Some(None), "{longer:?}");
+                }
+            }
+        }
+        for missing in [&b""[..], b"0", b"a/a", b"a/bb", b"aa", b"b\xfe", b"c", b"\xff"] {
+            assert_eq!(find_in_block(block, missing), Some(None), "{missing:?}");
+        }
+        // A first entry that claims to share bytes does not decode.
+        assert_eq!(find_in_block(&[1, 1, b'a'], b"a"), None);
+    }
 
     #[test]
     fn blocks_round_trip_with_and_without_values() {

@@ -96,6 +96,8 @@ pub use document::{
 pub use error::{Error, Result};
 pub use index::{Create, Enumeration, Health, Index, Options, Problem, PushSession, Repair, Verification};
 pub use search::{Facet, Hit, Query, SearchOptions, SearchResults, Sort, MAX_QUERY_DEPTH, MAX_SEARCH_LIMIT, MAX_SLOP};
-pub use status::{Checkpoint, DocumentStatus, Entry, EnumerationMode, Serial, SessionId, State, Watermarks};
+pub use status::{
+    Checkpoint, DocumentRef, DocumentStatus, Entry, EntryRef, EnumerationMode, Serial, SessionId, State, Watermarks,
+};
 pub use text::Analyzer;
 pub use uri::{folder_prefix, MAX_URI_BYTES};

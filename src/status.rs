@@ -113,6 +113,69 @@ impl Entry {
     }
 }
 
+/// One item of an enumeration, borrowed: what
+/// [`Index::enumerate_with`](crate::Index::enumerate_with) passes to its
+/// callback. The strings live in a buffer the enumeration reuses, so they
+/// are valid only during the call; [`EntryRef::to_entry`] copies them out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryRef<'a> {
+    /// A document and its status.
+    Document(DocumentRef<'a>),
+    /// A folder; the string ends with `/` and can be passed back as a root.
+    Folder(&'a str),
+}
+
+/// A document's status, borrowed (see [`EntryRef`]): the fields of
+/// [`DocumentStatus`] with `&str` for its strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocumentRef<'a> {
+    /// The document's URI.
+    pub uri: &'a str,
+    /// The stamp given with the newest version ("" when none).
+    pub stamp: &'a str,
+    /// The state of the newest operation on this URI.
+    pub state: State,
+    /// The serial of the newest operation on this URI.
+    pub serial: Serial,
+}
+
+impl DocumentRef<'_> {
+    /// An owned copy.
+    pub fn to_status(&self) -> DocumentStatus {
+        DocumentStatus {
+            uri: self.uri.to_string(),
+            stamp: self.stamp.to_string(),
+            state: self.state,
+            serial: self.serial,
+        }
+    }
+}
+
+impl<'a> EntryRef<'a> {
+    /// The URI of the document, or the folder's string.
+    pub fn key(&self) -> &'a str {
+        match *self {
+            EntryRef::Document(d) => d.uri,
+            EntryRef::Folder(f) => f,
+        }
+    }
+
+    /// An owned copy: the [`Entry`] that [`Index::enumerate`](crate::Index::enumerate)
+    /// yields for the same item.
+    pub fn to_entry(&self) -> Entry {
+        match *self {
+            EntryRef::Document(d) => Entry::Document(d.to_status()),
+            EntryRef::Folder(f) => Entry::Folder(f.to_string()),
+        }
+    }
+}
+
+impl From<EntryRef<'_>> for Entry {
+    fn from(entry: EntryRef<'_>) -> Entry {
+        entry.to_entry()
+    }
+}
+
 /// A named value written in the same ordered stream as the documents.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {

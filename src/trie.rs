@@ -797,6 +797,12 @@ impl<'a, V> Iter<'a, V> {
         }
     }
 
+    /// The key that [`Iter::next_entry`] returned last, until the next call
+    /// (what it holds after a call that returned `None` means nothing).
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
     /// Sets the walk to the keys of `node`'s subtree that are `>= lower`.
     /// `self.key` holds `node`'s path; it and `lower` agree on their first
     /// `matched` bytes.

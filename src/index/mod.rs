@@ -17,12 +17,14 @@ mod tables;
 mod verify;
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 pub use enumerate::Enumeration;
+use enumerate::Walk;
 pub use session::PushSession;
 pub(crate) use verify::names_hold_index;
 pub use verify::{Problem, Repair, Verification};
@@ -36,7 +38,7 @@ use crate::search::eval::{IndexCache, Snapshot};
 use crate::search::present::{self, Highlighter};
 use crate::search::{Hit, Query, SearchOptions, SearchResults, Sort};
 use crate::segment::Segment;
-use crate::status::{Checkpoint, DocumentStatus, EnumerationMode, Serial, SessionId, State, Watermarks};
+use crate::status::{Checkpoint, DocumentStatus, EntryRef, EnumerationMode, Serial, SessionId, State, Watermarks};
 use crate::storage::{Counted, FsStorage, LockGuard, Storage};
 use crate::text::Analyzer;
 use crate::uri::{check_prefix, check_root, check_uri, folder_prefix};
@@ -807,7 +809,7 @@ impl Index {
         Ok(match shared.tables.status(uri.as_bytes())? {
             Some((serial, stamp)) => DocumentStatus {
                 uri: uri.to_string(),
-                stamp,
+                stamp: stamp.to_string(),
                 state: self.inner.watermarks().state_of(Serial(serial)),
                 serial: Serial(serial),
             },
@@ -825,10 +827,13 @@ impl Index {
     /// Lists what is under `root`, in byte order (see [`EnumerationMode`]).
     /// The iterator streams in chunks: it may see writes made while it runs,
     /// but yields each entry at most once, in order.
+    ///
+    /// Each entry is an owned [`Entry`]; [`Index::enumerate_with`] walks the
+    /// same entries without allocating any.
     pub fn enumerate(&self, root: &str, mode: EnumerationMode) -> Result<Enumeration> {
         check_root(root)?;
         self.inner.check_open()?;
-        Ok(Enumeration::new(self.clone(), root, mode, false))
+        Ok(Enumeration::new(self.clone(), Walk::new(root, mode, false)))
     }
 
     /// [`Index::enumerate`] filtered to documents whose newest operation is
@@ -836,7 +841,67 @@ impl Index {
     pub fn enumerate_synced(&self, root: &str, mode: EnumerationMode) -> Result<Enumeration> {
         check_root(root)?;
         self.inner.check_open()?;
-        Ok(Enumeration::new(self.clone(), root, mode, true))
+        Ok(Enumeration::new(self.clone(), Walk::new(root, mode, true)))
+    }
+
+    /// Lends what is under `root` to `f`, one [`EntryRef`] at a time: the
+    /// entries [`Index::enumerate`] yields, in the same order, but borrowed
+    /// from a buffer the walk reuses, so that no `String` is allocated per
+    /// entry. Stops early when `f` returns [`ControlFlow::Break`], and
+    /// returns what it broke with; [`ControlFlow::Continue`] once every
+    /// entry has been seen.
+    ///
+    /// Like the iterator it walks in chunks, taking the index's read lock
+    /// for one chunk at a time (it may see writes made while it runs, but
+    /// lends each entry at most once, in order), and calls `f` with no lock
+    /// held: `f` may call the index, writes included.
+    ///
+    /// ```
+    /// # fn main() -> pushdex::Result<()> {
+    /// use std::ops::ControlFlow;
+    /// use pushdex::{Document, EntryRef, EnumerationMode, Index};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let index = Index::open(dir.path())?;
+    /// index.add(Document::new("file:///share/a.txt").with_stamp("v1"))?;
+    /// index.add(Document::new("file:///share/b.txt").with_stamp("v2"))?;
+    ///
+    /// // The first document whose stamp is "v2", without copying the others.
+    /// let found = index.enumerate_with("file:///share", EnumerationMode::RecursiveDocuments, |entry| {
+    ///     match entry {
+    ///         EntryRef::Document(doc) if doc.stamp == "v2" => ControlFlow::Break(doc.uri.to_string()),
+    ///         _ => ControlFlow::Continue(()),
+    ///     }
+    /// })?;
+    /// assert_eq!(found, ControlFlow::Break("file:///share/b.txt".to_string()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidUri` for a bad root, `Closed`, `Corrupt` for a damaged
+    /// segment: `f` has then seen the entries before the damage.
+    pub fn enumerate_with<B>(
+        &self,
+        root: &str,
+        mode: EnumerationMode,
+        f: impl FnMut(EntryRef<'_>) -> ControlFlow<B>,
+    ) -> Result<ControlFlow<B>> {
+        check_root(root)?;
+        self.inner.check_open()?;
+        Walk::new(root, mode, false).for_each(&self.inner, f)
+    }
+
+    /// [`Index::enumerate_with`] filtered as [`Index::enumerate_synced`] is.
+    pub fn enumerate_synced_with<B>(
+        &self,
+        root: &str,
+        mode: EnumerationMode,
+        f: impl FnMut(EntryRef<'_>) -> ControlFlow<B>,
+    ) -> Result<ControlFlow<B>> {
+        check_root(root)?;
+        self.inner.check_open()?;
+        Walk::new(root, mode, true).for_each(&self.inner, f)
     }
 
     /// How many entries [`Index::enumerate`] would yield.
@@ -849,10 +914,11 @@ impl Index {
             }
         }
         let mut n = 0;
-        for entry in self.enumerate(root, mode)? {
-            entry?;
+        let walked = self.enumerate_with(root, mode, |_| {
             n += 1;
-        }
+            ControlFlow::<()>::Continue(())
+        })?;
+        debug_assert!(walked.is_continue());
         Ok(n)
     }
 

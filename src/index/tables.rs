@@ -305,14 +305,11 @@ impl Tables {
     }
 
     /// The serial and stamp of the newest live version of `uri`.
-    pub fn status(&self, uri: &[u8]) -> Result<Option<(u64, String)>> {
+    pub fn status(&self, uri: &[u8]) -> Result<Option<(u64, &str)>> {
         Ok(match self.find(uri)? {
             None => None,
-            Some(Found::Mem(entry)) => Some((entry.serial, entry.stamp.to_string())),
-            Some(Found::Seg(seg, ord)) => {
-                let row = seg.row(ord)?;
-                Some((row.serial, row.stamp.to_string()))
-            }
+            Some(Found::Mem(entry)) => Some((entry.serial, &entry.stamp)),
+            Some(Found::Seg(seg, ord)) => Some(seg.status(ord)?),
         })
     }
 

@@ -8,7 +8,7 @@
 //! bitmap range per segment. `docs/FORMAT.md` has the layout.
 //!
 //! A blocked Bloom filter over the URIs (`bloom`) lets a lookup skip a
-//! segment that cannot hold the URI without walking its fst.
+//! segment that cannot hold the URI without searching its names.
 //!
 //! Checksums at the right grain: the footer, the `uris`, `bloom`, `terms`
 //! and `parts` sections and the block-checksum table are verified in full at
@@ -63,6 +63,37 @@ mod tests {
         })
         .unwrap();
         Segment::open(storage, name).unwrap()
+    }
+
+    /// A lookup searches the names: every URI is found at its ordinal, and
+    /// nothing else is found (with the filter out of the way, so that
+    /// misses reach the search too): keys before the first, after the last,
+    /// between two, every prefix of a URI, a URI extended, in segments of
+    /// one row, of a whole number of blocks and of one more.
+    #[test]
+    fn lookups_search_the_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path()).unwrap();
+        for (n, rows) in [1u64, 16, 17, 1000].into_iter().enumerate() {
+            let mut entries = BTreeMap::new();
+            for i in 0..rows {
+                let uri = format!("b/{}/{}{i:04}", i % 3, "x".repeat((i % 5) as usize)).into_bytes();
+                entries.insert(uri, (i + 1, String::new(), Vec::new()));
+            }
+            let seg = write(&storage, &format!("seg-{}.pdx", n + 1), &entries);
+            let mut misses = vec![b"".to_vec(), b"a".to_vec(), b"b/".to_vec(), b"c".to_vec(), b"\xff".to_vec()];
+            for (ord, uri) in entries.keys().enumerate() {
+                assert_eq!(seg.ordinal(uri).unwrap(), Some(ord as u32));
+                assert_eq!(seg.search_names(uri).unwrap(), Some(ord as u32));
+                misses.extend((0..uri.len()).map(|len| uri[..len].to_vec()));
+                misses.push([uri.as_slice(), b"\0"].concat());
+                misses.push([uri.as_slice(), b"0"].concat());
+            }
+            for key in misses.iter().filter(|k| !entries.contains_key(*k)) {
+                assert_eq!(seg.search_names(key).unwrap(), None, "{:?}", String::from_utf8_lossy(key));
+                assert_eq!(seg.ordinal(key).unwrap(), None);
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! pushdex itself, through its public API only.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
-use pushdex::{Analyzer, Document, Entry, EnumerationMode, Index, Options, Query};
+use pushdex::{Analyzer, Document, EntryRef, EnumerationMode, Index, Options, Query};
 
 use super::{Engine, SearchEngine, Writer};
 use crate::data::{Doc, TextDoc};
@@ -48,16 +49,20 @@ impl Engine for Pushdex {
         // A folder prefix ("…/dept03/") is a root as it is. pushdex enumerates
         // folders, not raw prefixes: a raw one (only the checks after a
         // delete_with_prefix ask for it) enumerates its folder and filters.
+        // The borrowing walk (`enumerate_with`): no `String` per entry, as
+        // the peers' range scans lend their keys and values.
         let root = &prefix[..prefix.rfind('/').map_or(0, |i| i + 1)];
         let mut n = 0;
-        for entry in self.index.enumerate(root, EnumerationMode::RecursiveDocuments)? {
-            if let Entry::Document(status) = entry? {
-                if root.len() == prefix.len() || status.uri.starts_with(prefix) {
-                    f(&status.uri, &status.stamp);
+        let walked = self.index.enumerate_with(root, EnumerationMode::RecursiveDocuments, |entry| {
+            if let EntryRef::Document(doc) = entry {
+                if root.len() == prefix.len() || doc.uri.starts_with(prefix) {
+                    f(doc.uri, doc.stamp);
                     n += 1;
                 }
             }
-        }
+            ControlFlow::<()>::Continue(())
+        })?;
+        debug_assert!(walked.is_continue());
         Ok(n)
     }
 
