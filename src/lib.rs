@@ -95,6 +95,10 @@ pub use document::{
 };
 pub use error::{Error, Result};
 pub use index::{Create, Enumeration, Health, Index, Options, Problem, PushSession, Repair, Verification};
+/// One segment searched alone, for the fuzz targets (`internals` only).
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use search::search_segment;
 pub use search::{Facet, Hit, Query, SearchOptions, SearchResults, Sort, MAX_QUERY_DEPTH, MAX_SEARCH_LIMIT, MAX_SLOP};
 pub use status::{
     Checkpoint, DocumentRef, DocumentStatus, Entry, EntryRef, EnumerationMode, Serial, SessionId, State, Watermarks,

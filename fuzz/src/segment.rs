@@ -213,6 +213,7 @@ fn structured(spec: SegSpec) {
     if !damaged {
         seg.check_search_index().expect("the search index of an undamaged segment");
     }
+    searches(&storage, damaged);
     let n = rows.len() as u32;
     assert!(seg.uri_at(n).is_err(), "uri_at past the last row succeeded");
     assert!(seg.row(n).is_err() && seg.serial(u32::MAX).is_err(), "a read past the last row succeeded");
@@ -311,8 +312,37 @@ pub fn segment(data: &[u8]) {
         storage.write(NAME, rest);
         if let Ok(seg) = Segment::open(&storage, NAME) {
             raw(&seg, rest);
+            searches(&storage, true);
         }
     } else if let Ok(spec) = SegSpec::arbitrary_take_rest(Unstructured::new(rest)) {
         structured(spec);
+    }
+}
+
+/// Searches the segment in `storage` for words of [`Body::Doc`]'s
+/// vocabulary, alone, all together and as ranked ORs: block-max and scoring
+/// every row give the same hits on an undamaged segment; on any, an error
+/// is fine, a panic or a hang is not.
+fn searches(storage: &SimStorage, damaged: bool) {
+    use pushdex::{search_segment, Analyzer, Query};
+    let texts = ["a", "word", "b ab", "x1 a don't", "é 3.14"];
+    for (i, text) in texts.iter().enumerate() {
+        let queries = [
+            Query::Text { field: None, text: text.to_string() },
+            Query::Text { field: Some("body".into()), text: text.to_string() },
+            Query::Any { field: None, text: text.to_string(), min_should_match: 1 + i % 2 },
+        ];
+        for query in &queries {
+            for limit in [1, 3, 100] {
+                let search = |block_max| {
+                    let seg = Segment::open(storage, NAME).ok()?;
+                    Some(search_segment(seg, Analyzer::Exact, query, limit, block_max))
+                };
+                let (Some(fast), Some(every)) = (search(true), search(false)) else { continue };
+                if !damaged {
+                    assert_eq!(fast.expect("block-max on an undamaged segment"), every.expect("scoring every row"));
+                }
+            }
+        }
     }
 }

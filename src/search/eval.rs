@@ -326,6 +326,23 @@ impl Snapshot {
     }
 }
 
+/// Searches `seg` alone (no row deleted) with `analyzer`: block-max where
+/// it applies (`block_max`), or scoring every row. For the fuzz targets,
+/// which check that both give the same hits on what the writer wrote, and
+/// that forged bytes are an error, never a panic.
+#[cfg(feature = "internals")]
+pub fn search_segment(
+    seg: crate::segment::Segment,
+    analyzer: Analyzer,
+    query: &Query,
+    limit: usize,
+    block_max: bool,
+) -> Result<Vec<Hit>> {
+    let snapshot =
+        Snapshot::new(vec![(Arc::new(seg), Arc::new(RoaringBitmap::new()))], Arc::new(IndexCache::new(analyzer)));
+    Ok(snapshot.top(query, limit, block_max)?.into_iter().map(|found| found.hit).collect())
+}
+
 /// A candidate hit: a segment's row and its score.
 #[derive(Clone, Copy)]
 struct Candidate {

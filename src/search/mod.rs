@@ -15,5 +15,7 @@ pub(crate) mod present;
 mod query;
 mod sort;
 
+#[cfg(feature = "internals")]
+pub use eval::search_segment;
 pub use eval::MAX_LIMIT as MAX_SEARCH_LIMIT;
 pub use query::{Facet, Hit, Query, SearchOptions, SearchResults, Sort, MAX_QUERY_DEPTH, MAX_SLOP};
