@@ -474,11 +474,14 @@ fn best_by_blocks<'a>(
         // Rows below the `need`-th smallest of the words' next rows hold
         // fewer than `need` words.
         next.clear();
+        let mut last_word = usize::MAX;
         for c in &cursors {
-            match next.get_mut(c.word) {
-                Some(row) => *row = (*row).min(c.row),
-                None => next.push(c.row),
+            // Cursors come word by word: one entry per word with rows here.
+            match next.last_mut() {
+                Some(row) if c.word == last_word => *row = (*row).min(c.row),
+                _ => next.push(c.row),
             }
+            last_word = c.word;
         }
         next.sort_unstable();
         let Some(&from) = next.get(need - 1).filter(|&&row| row != u32::MAX) else { break };
@@ -1956,6 +1959,7 @@ mod tests {
             any(&body, "f1 f2 f3 rare", 2),
             any(&None, "f1 f2 common rare", 3),
             any(&body, "rare nothing", 1),
+            any(&None, "nothing common title", 2),
             any(&body, "common f0", 0),
         ];
         for query in &queries {
@@ -1980,7 +1984,7 @@ mod tests {
         for (q, s) in [(0, 0), (1, 1), (0, 2), (4, 0), (8, 1), (11, 0)] {
             assert!(taken(&prepared, &queries[q], s), "{}", queries[q]);
         }
-        assert!(!taken(&prepared, &queries[14], 0), "min_should_match 0: every row matches");
+        assert!(!taken(&prepared, &queries[15], 0), "min_should_match 0: every row matches");
         let phrase = Query::Phrase { field: body.clone(), text: "common f1".into(), slop: 0 };
         assert!(!taken(&prepared, &phrase, 0));
     }
