@@ -326,6 +326,8 @@ pub fn segment(data: &[u8]) {
 /// on any, an error is fine, a panic or a hang is not.
 fn searches(storage: &SimStorage, damaged: bool) {
     use pushdex::{search_segment, Analyzer, Query};
+    let Ok(seg) = Segment::open(storage, NAME) else { return };
+    let seg = std::sync::Arc::new(seg);
     let texts = ["a", "word", "b ab", "x1 a don't", "é 3.14"];
     for (i, text) in texts.iter().enumerate() {
         let queries = [
@@ -335,11 +337,8 @@ fn searches(storage: &SimStorage, damaged: bool) {
         ];
         for query in &queries {
             for limit in [1, 3, 100] {
-                let search = |block_max| {
-                    let seg = Segment::open(storage, NAME).ok()?;
-                    Some(search_segment(seg, Analyzer::Exact, query, limit, block_max))
-                };
-                let (Some(fast), Some(every)) = (search(true), search(false)) else { continue };
+                let search = |block_max| search_segment(seg.clone(), Analyzer::Exact, query, limit, block_max);
+                let (fast, every) = (search(true), search(false));
                 if !damaged {
                     // The same hits, or the same error (a hit whose URI,
                     // written as any bytes here, is not UTF-8).

@@ -332,14 +332,13 @@ impl Snapshot {
 /// that forged bytes are an error, never a panic.
 #[cfg(feature = "internals")]
 pub fn search_segment(
-    seg: crate::segment::Segment,
+    seg: Arc<crate::segment::Segment>,
     analyzer: Analyzer,
     query: &Query,
     limit: usize,
     block_max: bool,
 ) -> Result<Vec<Hit>> {
-    let snapshot =
-        Snapshot::new(vec![(Arc::new(seg), Arc::new(RoaringBitmap::new()))], Arc::new(IndexCache::new(analyzer)));
+    let snapshot = Snapshot::new(vec![(seg, Arc::new(RoaringBitmap::new()))], Arc::new(IndexCache::new(analyzer)));
     Ok(snapshot.top(query, limit, block_max)?.into_iter().map(|found| found.hit).collect())
 }
 
