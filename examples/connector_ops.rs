@@ -46,6 +46,16 @@ use std::time::Instant;
 
 use pushdex::{Document, Entry, EntryRef, EnumerationMode, Index};
 
+/// The synthetic share, from the comparison harness itself.
+#[allow(dead_code)]
+#[path = "../benches/compare/src/data.rs"]
+mod data;
+
+use data::{mix, Doc, Share};
+
+/// What `data` returns its errors as (the harness's `Res`).
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
 /// Documents in the index.
 const DOCS: u64 = 100_000;
 /// Documents per `add_all`.
@@ -57,7 +67,7 @@ const SHARE: &str = "file:///srv/share/";
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: connector_ops push|lookups|enumerate|enumerate_with DIR";
+    let usage = "usage: connector_ops push|flush|lookups|enumerate|enumerate_with DIR";
     let mode = args.next().expect(usage);
     let dir = args.next().unwrap_or_else(|| "/tmp/connector-ops".into());
     let dir = Path::new(&dir);
@@ -95,6 +105,17 @@ fn main() {
             eprintln!("enumerated {count} entries ({bytes} bytes) in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
             assert_eq!(count, DOCS);
         }
+        "flush" => {
+            let index = fresh(dir);
+            for batch in batches_of(full_doc) {
+                index.add_all(batch).unwrap();
+            }
+            let start = Instant::now();
+            let searchable = measured_flush(&index);
+            eprintln!("flushed {searchable} documents in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(searchable, DOCS);
+            index.close().unwrap();
+        }
         _ => panic!("{usage}"),
     }
 }
@@ -105,6 +126,13 @@ fn measured_push(index: &Index, batches: Vec<Vec<Document>>) -> u64 {
         index.add_all(batch).unwrap();
     }
     index.sync().unwrap().0
+}
+
+/// Makes every document searchable: one flush of the memtable into a
+/// segment, in this thread.
+#[inline(never)]
+fn measured_flush(index: &Index) -> u64 {
+    index.refresh().unwrap().0
 }
 
 #[inline(never)]
@@ -173,100 +201,50 @@ fn built(dir: &Path) -> Index {
 }
 
 fn batches() -> Vec<Vec<Document>> {
+    batches_of(doc)
+}
+
+fn batches_of(doc: fn(u64) -> Document) -> Vec<Vec<Document>> {
     (0..DOCS / BATCH).map(|b| (b * BATCH..(b + 1) * BATCH).map(doc).collect()).collect()
 }
 
-/// Folder levels above the files, as in `benches/compare`: 10 departments ×
-/// 10 teams × 10 projects × 2 years × 5 categories, 10 files in each.
-const RADICES: [u64; 6] = [10, 10, 10, 2, 5, DOCS / 10_000];
-const CATEGORIES: [(&str, &str, &str); 5] = [
-    ("reports", "pdf", "application/pdf"),
-    ("invoices", "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-    ("minutes", "docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
-    ("drafts", "txt", "text/plain"),
-    ("contracts", "pdf", "application/pdf"),
-];
-
-/// The `k`-th document in push order: `benches/compare`'s `Share::doc` with
-/// three of its eight metas.
-fn doc(k: u64) -> Document {
-    let (uri, serial, category) = place(k);
-    let (_, _, mime) = CATEGORIES[category as usize];
-    let h = mix(serial);
-    Document::new(uri)
-        .with_stamp(stamp_of(h))
-        .with_meta("author", format!("user{:04}@corp.example.com", h % 10_000))
-        .with_meta("mimetype", mime)
-        .with_meta("size", format!("{}", (h >> 16) % 50_000_000))
+/// The share of 100,000 documents (10 in each leaf folder).
+fn share() -> Share {
+    let share = Share::with_about(DOCS);
+    assert_eq!(share.len(), DOCS);
+    share
 }
 
-/// The URI of the `k`-th document, its serial and its category: each
-/// level's children are visited in an order scrambled by their parent, so
-/// batches have folder locality without arriving sorted (`benches/compare`'s
-/// `Share::place`).
-fn place(k: u64) -> (String, u64, u64) {
-    let mut digits = [0u64; 6];
-    let mut rest = k;
-    for level in (0..6).rev() {
-        digits[level] = rest % RADICES[level];
-        rest /= RADICES[level];
+/// The `k`-th document in push order: `benches/compare`'s `Share::doc`
+/// with three of its eight metas (author, MIME type, size), the documents
+/// of the `push`, `lookups` and `enumerate` baselines.
+fn doc(k: u64) -> Document {
+    let keep = ["author", "mimetype", "size"];
+    document(share().doc(k), |name| keep.contains(&name))
+}
+
+/// The `k`-th document with all eight metas, as `benches/compare` pushes
+/// it (the `flush` mode).
+fn full_doc(k: u64) -> Document {
+    document(share().doc(k), |_| true)
+}
+
+fn document(doc: Doc, keep: impl Fn(&str) -> bool) -> Document {
+    let mut d = Document::new(doc.uri).with_stamp(doc.stamp);
+    for (name, value) in doc.metas.into_iter().filter(|(name, _)| keep(name)) {
+        d = d.with_meta(name, value);
     }
-    let mut parent = 0x9e37_79b9_7f4a_7c15u64;
-    let mut serial = 0u64;
-    for level in 0..6 {
-        let r = RADICES[level];
-        digits[level] = (digits[level] * coprime_multiplier(r) + mix(parent) % r) % r;
-        parent = mix(parent ^ (digits[level] + 1).wrapping_mul(0x100_0000_01b3));
-        serial = serial * r + digits[level];
-    }
-    let [dept, team, project, year, category, _] = digits;
-    let (cat, ext, _) = CATEGORIES[category as usize];
-    let uri = format!("{SHARE}dept{dept:02}/team{team:02}/project{project}/{}/{cat}/doc{serial:07}.{ext}", 2023 + year);
-    (uri, serial, category)
+    d
 }
 
 /// The URI of the `i`-th lookup: one in ten is a URI in a real folder that
 /// no document has (as `benches/compare`'s row 3).
 fn lookup_uri(i: u64) -> String {
     let h = mix(i ^ 0x5eed);
+    let share = share();
     if h.is_multiple_of(10) {
-        let (mut uri, _, _) = place((h >> 8) % DOCS);
-        uri.push_str(".missing");
-        uri
+        share.missing((h >> 8) % DOCS)
     } else {
-        place((h >> 8) % DOCS).0
+        share.doc((h >> 8) % DOCS).uri
     }
-}
-
-fn stamp_of(h: u64) -> String {
-    format!(
-        "20{:02}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        20 + h % 5,
-        1 + (h >> 8) % 12,
-        1 + (h >> 16) % 28,
-        (h >> 24) % 24,
-        (h >> 32) % 60,
-        (h >> 40) % 60
-    )
-}
-
-/// A multiplier coprime with `r`, so that `x * m + c (mod r)` permutes `0..r`.
-fn coprime_multiplier(r: u64) -> u64 {
-    (r / 2 + 1..).find(|m| gcd(*m, r) == 1).unwrap_or(1)
-}
-
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
-/// splitmix64's finalizer (as `benches/compare` has it).
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }

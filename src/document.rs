@@ -333,26 +333,38 @@ impl Body {
     pub(crate) fn visit_encoded(bytes: &[u8], visit: &mut dyn FnMut(BodyItem<'_>)) -> Option<()> {
         let mut at = 0;
         let count = |at: &mut usize| get_varint(bytes, at).and_then(|n| usize::try_from(n).ok());
-        let take = |at: &mut usize| -> Option<&[u8]> {
+        let take = |at: &mut usize| -> Option<std::ops::Range<usize>> {
             let len = usize::try_from(get_varint(bytes, at)?).ok()?;
-            let taken = bytes.get(*at..at.checked_add(len)?)?;
-            *at += len;
-            Some(taken)
+            let range = *at..at.checked_add(len).filter(|&end| end <= bytes.len())?;
+            *at = range.end;
+            Some(range)
         };
-        let text = |at: &mut usize| take(at).and_then(|b| std::str::from_utf8(b).ok());
+        // A body is usually valid UTF-8 as a whole (its lengths and counts
+        // under 128 are ASCII bytes): then one check covers every string in
+        // it, and each is cut out of it at char boundaries (a string that is
+        // not cut there would not be valid on its own either). Otherwise
+        // each string is checked on its own.
+        let whole = std::str::from_utf8(bytes).ok();
+        let text = |range: std::ops::Range<usize>| match whole {
+            Some(whole) => whole.get(range),
+            None => std::str::from_utf8(&bytes[range]).ok(),
+        };
         for _ in 0..count(&mut at)? {
-            let name = text(&mut at)?;
-            let value = text(&mut at)?;
+            let name = text(take(&mut at)?)?;
+            let value = text(take(&mut at)?)?;
             visit(BodyItem::Meta(name, value));
         }
         for _ in 0..count(&mut at)? {
-            let name = text(&mut at)?;
+            let name = text(take(&mut at)?)?;
             let kind = *bytes.get(at)?;
             at += 1;
             let part = take(&mut at)?;
             match kind {
                 0 => {}
-                1 => visit(BodyItem::Text(name, &String::from_utf8_lossy(part))),
+                1 => match whole.and_then(|whole| whole.get(part.clone())) {
+                    Some(text) => visit(BodyItem::Text(name, text)),
+                    None => visit(BodyItem::Text(name, &String::from_utf8_lossy(&bytes[part]))),
+                },
                 _ => return None,
             }
         }

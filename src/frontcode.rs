@@ -27,7 +27,7 @@ impl Builder {
             self.starts.push(self.data.len() as u64);
             0
         } else {
-            self.prev.iter().zip(key).take_while(|(a, b)| a == b).count()
+            crate::trie::common_prefix(&self.prev, key)
         };
         put_varint(&mut self.data, shared);
         put_varint(&mut self.data, key.len() - shared);
@@ -91,7 +91,7 @@ pub(crate) fn find_in_block(block: &[u8], key: &[u8]) -> Option<Option<usize>> {
         }
         if shared == matched {
             let wanted = &key[matched..];
-            let common = rest.iter().zip(wanted).take_while(|(a, b)| a == b).count();
+            let common = crate::trie::common_prefix(rest, wanted);
             if common == rest.len() && common == wanted.len() {
                 return Some(Some(i));
             }

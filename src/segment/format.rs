@@ -554,6 +554,9 @@ impl Written {
     }
 }
 
+/// Bytes a [`SectionWriter`] gathers before it checksums and appends them.
+const WRITE_OUT: usize = 1 << 20;
+
 /// Appends one section to the file through a buffer, keeping its
 /// per-block checksums and its whole checksum.
 pub(crate) struct SectionWriter<'f> {
@@ -570,7 +573,7 @@ impl<'f> SectionWriter<'f> {
     pub(crate) fn new(file: &'f dyn StorageFile, start: u64) -> SectionWriter<'f> {
         SectionWriter {
             file,
-            buf: Vec::with_capacity(1 << 20),
+            buf: Vec::with_capacity(WRITE_OUT),
             start,
             len: 0,
             blocks: Vec::new(),
@@ -584,32 +587,45 @@ impl<'f> SectionWriter<'f> {
         self.len
     }
 
-    pub(crate) fn put(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        // Checksummed when written out, a stretch at a time: most puts are
+        // a few bytes (a term's column, an fst node), and a crc call per
+        // put cost more than the bytes did.
+        self.buf.extend_from_slice(bytes);
+        self.len += bytes.len() as u64;
+        if self.buf.len() >= WRITE_OUT {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// Checksums the buffered bytes (the whole section's and each block's)
+    /// and appends them to the file.
+    fn write_out(&mut self) -> io::Result<()> {
+        let mut at = self.len - self.buf.len() as u64;
+        let mut bytes = &self.buf[..];
         self.whole_crc = crc32c::crc32c_append(self.whole_crc, bytes);
         while !bytes.is_empty() {
-            let in_block = (self.len % BLOCK as u64) as usize;
+            let in_block = (at % BLOCK as u64) as usize;
             let take = bytes.len().min(BLOCK - in_block);
             self.block_crc = crc32c::crc32c_append(self.block_crc, &bytes[..take]);
-            self.buf.extend_from_slice(&bytes[..take]);
-            self.len += take as u64;
+            at += take as u64;
             bytes = &bytes[take..];
-            if self.len.is_multiple_of(BLOCK as u64) {
+            if at.is_multiple_of(BLOCK as u64) {
                 self.blocks.push(std::mem::take(&mut self.block_crc));
             }
-            if self.buf.len() >= 1 << 20 {
-                self.file.append(&self.buf)?;
-                self.buf.clear();
-            }
         }
+        self.file.append(&self.buf)?;
+        self.buf.clear();
         Ok(())
     }
 
     /// Writes out the rest.
     pub(crate) fn finish(mut self) -> io::Result<Written> {
+        self.write_out()?;
         if !self.len.is_multiple_of(BLOCK as u64) {
             self.blocks.push(self.block_crc);
         }
-        self.file.append(&self.buf)?;
         Ok(Written { offset: self.start, len: self.len, blocks: self.blocks, crc: self.whole_crc })
     }
 }

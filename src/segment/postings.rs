@@ -358,18 +358,84 @@ impl Interner {
         id
     }
 
-    /// Term ids in key order. Each key's first 16 bytes, as a big-endian
-    /// number, settle most comparisons without a call to `memcmp`.
+    /// Term ids in key order.
+    ///
+    /// A key is its kind and name up to a NUL (the only one: names hold
+    /// none), then the term. Keys order by that prefix first (neither of two
+    /// different prefixes starts the other), so each term is sorted by the
+    /// rank of its prefix among the few there are, then by its first 16
+    /// bytes as a big-endian number: those settle most comparisons without
+    /// a call to `memcmp`, which a head of the whole key did not when the
+    /// name took most of it.
     fn sorted(&self) -> Vec<u32> {
-        let head = |key: &[u8]| {
+        let head = |term: &[u8]| {
             let mut bytes = [0u8; 16];
-            let n = key.len().min(16);
-            bytes[..n].copy_from_slice(&key[..n]);
+            let n = term.len().min(16);
+            bytes[..n].copy_from_slice(&term[..n]);
             u128::from_be_bytes(bytes)
         };
-        let mut ids: Vec<(u128, u32)> = (0..self.spans.len() as u32).map(|id| (head(self.key(id)), id)).collect();
-        ids.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| self.key(a.1).cmp(self.key(b.1))));
-        ids.into_iter().map(|(_, id)| id).collect()
+        let split = |key: &[u8]| key.iter().position(|&b| b == 0).map_or(key.len(), |nul| nul + 1);
+        // The prefixes, numbered in order of first sight.
+        let mut groups = hashbrown::HashTable::<(u64, u32)>::new();
+        let mut prefixes: Vec<&[u8]> = Vec::new();
+        let mut splits = Vec::with_capacity(self.len());
+        let mut tagged: Vec<(u32, (u128, u32))> = Vec::with_capacity(self.len());
+        for id in 0..self.len() as u32 {
+            let key = self.key(id);
+            let at = split(key);
+            let prefix = &key[..at];
+            let hash = xxhash_rust::xxh3::xxh3_64(prefix);
+            let group = match groups.find(hash, |&(h, g)| h == hash && prefixes[g as usize] == prefix) {
+                Some(&(_, group)) => group,
+                None => {
+                    let group = prefixes.len() as u32;
+                    prefixes.push(prefix);
+                    groups.insert_unique(hash, (hash, group), |&(h, _)| h);
+                    group
+                }
+            };
+            splits.push(at);
+            tagged.push((group, (head(&key[at..]), id)));
+        }
+        // Bucketed by prefix (a counting sort, in prefix order), then each
+        // bucket sorted by head, ties by the rest of the term.
+        let mut order: Vec<u32> = (0..prefixes.len() as u32).collect();
+        order.sort_unstable_by_key(|&group| prefixes[group as usize]);
+        let mut starts = vec![0usize; prefixes.len() + 1];
+        for &(group, _) in &tagged {
+            starts[group as usize + 1] += 1;
+        }
+        let mut at = 0;
+        let mut bounds = Vec::with_capacity(order.len());
+        let mut fill = vec![0usize; prefixes.len()];
+        for &group in &order {
+            fill[group as usize] = at;
+            at += starts[group as usize + 1];
+            bounds.push(at);
+        }
+        let mut sorted = vec![(0u128, 0u32); tagged.len()];
+        for &(group, t) in &tagged {
+            sorted[fill[group as usize]] = t;
+            fill[group as usize] += 1;
+        }
+        let term = |id: u32| &self.key(id)[splits[id as usize]..];
+        let mut begin = 0;
+        for end in bounds {
+            sorted[begin..end].sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0).then_with(|| {
+                    let (a, b) = (term(a.1), term(b.1));
+                    // Equal heads: equal first 16 bytes when both are that
+                    // long.
+                    if a.len() >= 16 && b.len() >= 16 {
+                        a[16..].cmp(&b[16..])
+                    } else {
+                        a.cmp(b)
+                    }
+                })
+            });
+            begin = end;
+        }
+        sorted.into_iter().map(|(_, id)| id).collect()
     }
 }
 
