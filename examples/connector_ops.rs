@@ -3,13 +3,15 @@
 //! `add_all`, then `sync`; 100,000 `status` `lookups`, 90% of them present;
 //! `enumerate` the folder that holds all of them (`RecursiveDocuments`)
 //! with the `Enumeration` iterator, or with `Index::enumerate_with`'s
-//! borrowing walk (`enumerate_with`).
-//! The documents are `benches/compare`'s synthetic share at 100k (its URIs
-//! and stamps, fewer metas), generated from their number: the same bytes on
-//! every run.
+//! borrowing walk (`enumerate_with`); and the work a bulk push waits on,
+//! one `flush` of the 100,000 documents into a segment (`Index::refresh`).
+//! The documents are `benches/compare`'s synthetic share at 100k, from the
+//! harness's own data module, generated from their number: the same bytes
+//! on every run. `flush` pushes them with the harness's eight metas; the
+//! other modes keep three of them (author, MIME type, size).
 //!
 //! ```text
-//! connector_ops push|lookups|enumerate|enumerate_with DIR
+//! connector_ops push|flush|lookups|enumerate|enumerate_with DIR
 //! ```
 //!
 //! `push` builds the index in DIR afresh (an index left there by an earlier
@@ -30,13 +32,16 @@
 //!     target/release/examples/connector_ops enumerate /tmp/connector-ops
 //! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*connector_ops*measured_enumerate_with*' \
 //!     target/release/examples/connector_ops enumerate_with /tmp/connector-ops
+//! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*connector_ops*measured_flush*' \
+//!     target/release/examples/connector_ops flush /tmp/connector-flush
 //! ```
 //!
 //! The `summary:` line of each `callgrind.out.<pid>` (or the `PROGRAM
 //! TOTALS` of `callgrind_annotate`) is the count. The index's background
 //! threads do next to nothing meanwhile (`--separate-threads=yes` shows
 //! under 10,000 instructions each): 100,000 of these documents stay under
-//! the default memtable threshold, so pushing them starts no flush. The
+//! the default memtable threshold, so pushing them starts no flush (`flush`
+//! opens its index with a 1 GiB one, for the eight metas). The
 //! program prints what each phase found, so a run that measured the wrong
 //! thing shows.
 
@@ -44,7 +49,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
 
-use pushdex::{Document, Entry, EntryRef, EnumerationMode, Index};
+use pushdex::{Document, Entry, EntryRef, EnumerationMode, Index, Options};
 
 /// The synthetic share, from the comparison harness itself.
 #[allow(dead_code)]
@@ -106,7 +111,9 @@ fn main() {
             assert_eq!(count, DOCS);
         }
         "flush" => {
-            let index = fresh(dir);
+            // Room for all of them, so that no background flush takes a
+            // part before the measured one.
+            let index = fresh_with(dir, Options::default().memtable_bytes(1 << 30));
             for batch in batches_of(full_doc) {
                 index.add_all(batch).unwrap();
             }
@@ -175,11 +182,15 @@ fn measured_enumerate_with(index: &Index) -> (u64, usize) {
 /// An empty index in `dir`: an index left there is removed, anything else
 /// refused.
 fn fresh(dir: &Path) -> Index {
+    fresh_with(dir, Options::default())
+}
+
+fn fresh_with(dir: &Path, options: Options) -> Index {
     if dir.join("MANIFEST").exists() {
         std::fs::remove_dir_all(dir).unwrap();
     }
     assert!(!dir.exists() || dir.read_dir().unwrap().next().is_none(), "{} holds something else", dir.display());
-    Index::open(dir).unwrap()
+    Index::open_with(dir, options).unwrap()
 }
 
 /// The index of the 100k documents, built (and closed, so flushed into one

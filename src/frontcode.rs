@@ -27,7 +27,7 @@ impl Builder {
             self.starts.push(self.data.len() as u64);
             0
         } else {
-            crate::trie::common_prefix(&self.prev, key)
+            common_prefix(&self.prev, key)
         };
         put_varint(&mut self.data, shared);
         put_varint(&mut self.data, key.len() - shared);
@@ -91,7 +91,7 @@ pub(crate) fn find_in_block(block: &[u8], key: &[u8]) -> Option<Option<usize>> {
         }
         if shared == matched {
             let wanted = &key[matched..];
-            let common = crate::trie::common_prefix(rest, wanted);
+            let common = common_prefix(rest, wanted);
             if common == rest.len() && common == wanted.len() {
                 return Some(Some(i));
             }
@@ -130,9 +130,46 @@ pub(crate) fn decode_block(block: &[u8], values: bool, visit: &mut dyn FnMut(&[u
     Some(())
 }
 
+/// Length of the longest common prefix of `a` and `b`, compared 8 bytes at
+/// a time (keys here are URIs and term keys, which share long prefixes).
+#[inline]
+pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        if x != y {
+            // Little-endian: the first differing byte is the lowest.
+            return i + ((x ^ y).trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + a[i..n].iter().zip(&b[i..n]).take_while(|(x, y)| x == y).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_prefix_is_the_bytes_compared_one_by_one() {
+        let naive = |a: &[u8], b: &[u8]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 7).collect();
+        for len_a in 0..=base.len() {
+            for len_b in [0, 1, 7, 8, 9, 16, 17, 40].into_iter().filter(|&n| n <= base.len()) {
+                for at in 0..len_a.max(1) {
+                    let mut a = base[..len_a].to_vec();
+                    if at < a.len() {
+                        a[at] ^= 0x80;
+                    }
+                    let b = &base[..len_b];
+                    assert_eq!(common_prefix(&a, b), naive(&a, b), "{a:?} {b:?}");
+                    assert_eq!(common_prefix(b, &a), naive(b, &a), "{b:?} {a:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn find_in_block_agrees_with_decoding() {

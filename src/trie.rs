@@ -35,6 +35,8 @@ use std::fmt;
 use std::mem;
 use std::ops::Deref;
 
+use crate::frontcode::common_prefix;
+
 /// Labels up to this many bytes are stored inside the node.
 const INLINE_LABEL: usize = 22;
 
@@ -279,23 +281,6 @@ impl<V> Node<V> {
     }
 }
 
-/// Length of the longest common prefix of `a` and `b`, compared 8 bytes at
-/// a time (keys here are URIs and term keys, which share long prefixes).
-#[inline]
-pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
-    let n = a.len().min(b.len());
-    let mut i = 0;
-    while i + 8 <= n {
-        let x = u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
-        let y = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-        if x != y {
-            // Little-endian: the first differing byte is the lowest.
-            return i + ((x ^ y).trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    i + a[i..n].iter().zip(&b[i..n]).take_while(|(x, y)| x == y).count()
-}
 
 /// A radix trie mapping byte keys to values, ordered by bytes.
 ///
@@ -871,25 +856,6 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
-
-    #[test]
-    fn common_prefix_is_the_bytes_compared_one_by_one() {
-        let naive = |a: &[u8], b: &[u8]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
-        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 7).collect();
-        for len_a in 0..=base.len() {
-            for len_b in [0, 1, 7, 8, 9, 16, 17, 40].into_iter().filter(|&n| n <= base.len()) {
-                for at in 0..len_a.max(1) {
-                    let mut a = base[..len_a].to_vec();
-                    if at < a.len() {
-                        a[at] ^= 0x80;
-                    }
-                    let b = &base[..len_b];
-                    assert_eq!(common_prefix(&a, b), naive(&a, b), "{a:?} {b:?}");
-                    assert_eq!(common_prefix(b, &a), naive(b, &a), "{b:?} {a:?}");
-                }
-            }
-        }
-    }
 
     fn trie(keys: &[&str]) -> Trie<usize> {
         let mut t = Trie::new();

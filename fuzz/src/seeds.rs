@@ -105,9 +105,12 @@ pub fn seeds() -> Vec<Seed> {
     let flushed = history(true);
     let segment = file(&flushed, ".pdx");
     out.push(("segment", "flushed".into(), with_mode(0, &segment)));
-    // The previous format version (3), which is still read: the fixture
-    // the main crate's tests read, written by the version 3 writer.
+    // Earlier format versions, which are still read: the fixture the main
+    // crate's tests read, written by the version 3 writer; and the
+    // `written` seed as the version 6 writer (the last with the `uris` fst)
+    // made it, kept as it was.
     out.push(("segment", "written-v3".into(), with_mode(0, include_bytes!("../../tests/fixtures/segment-v3.pdx"))));
+    out.push(("segment", "written-v6".into(), include_bytes!("../seeds/segment/written-v6").to_vec()));
     // Column widths no writer uses, every checksum made to match, so that
     // the width checks (norms headers at open, postings at search) are
     // reached: the first norms column and the first postings column, each

@@ -109,14 +109,14 @@ impl LiveSegment {
             Deletion::Children(folder) => {
                 // Walk the folder's one range, hopping over sub-folders.
                 let mut ords = Vec::new();
-                let mut it = self.seg.range(folder, folder);
+                let mut it = self.seg.range(folder, folder)?;
                 while let Some(item) = it.next_entry() {
                     let (key, ord) = item?;
                     match place(folder, key) {
                         Place::Child => ords.push(ord),
                         Place::InFolder(end) => {
                             let Some(next) = prefix_successor(&key[..end]) else { break };
-                            it = self.seg.range(folder, &next);
+                            it.seek(&next)?;
                         }
                     }
                 }

@@ -22,7 +22,7 @@ use crate::storage::{Mapped, StorageFile};
 /// the start of the fixed footer (version 3).
 pub const MAGIC: &[u8; 8] = b"PDXSEG\r\n";
 /// The format version this code writes.
-pub const VERSION: u32 = 6;
+pub const VERSION: u32 = 7;
 /// The oldest format version this code reads.
 pub const OLDEST_VERSION: u32 = 3;
 /// The versions this code reads, both ends included.
@@ -34,6 +34,9 @@ pub const POSITIONS_VERSION: u32 = 5;
 /// The first version whose word columns carry impacts after their
 /// positions (per block of rows, the best frequency and length pairs).
 pub const IMPACTS_VERSION: u32 = 6;
+/// The first version without the `uris` fst (its section is empty): URIs
+/// are found in the `names` section, which every version has.
+pub const NO_URIS_VERSION: u32 = 7;
 
 /// Rows and heaps are checksummed in blocks of this many bytes.
 pub const BLOCK: usize = 64 * 1024;

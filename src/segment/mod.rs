@@ -33,10 +33,10 @@ mod writer;
 
 pub use format::{
     parse_footer, reseal, v3, v4, Footer, FooterError, Section, BLOCK, BLOCKED, MAGIC, NAMES_BLOCK, OLDEST_VERSION,
-    POSITIONS_VERSION, ROW_BYTES, SUPPORTED, TOC_VERSION, VERSION, WHOLE,
+    NO_URIS_VERSION, POSITIONS_VERSION, ROW_BYTES, SUPPORTED, TOC_VERSION, VERSION, WHOLE,
 };
 pub(crate) use postings::{term_key, value_at, Postings, IMPACT_BLOCK, META, WORD};
-pub use reader::{Names, Row, Segment, SegmentIter};
+pub use reader::{Names, Row, Segment};
 pub use writer::{write_segment, Entries, SegmentEntry};
 pub(crate) use writer::{write_segment_with, Terms};
 
@@ -117,7 +117,7 @@ mod tests {
         let range = seg.prefix_range(b"f/3/").unwrap();
         let want = entries.keys().filter(|k| k.starts_with(b"f/3/")).count();
         assert_eq!((range.end - range.start) as usize, want);
-        let mut it = seg.range(b"f/3/", b"f/3/02");
+        let mut it = seg.range(b"f/3/", b"f/3/02").unwrap();
         let mut got = Vec::new();
         while let Some(item) = it.next_entry() {
             got.push(item.unwrap().0.to_vec());
@@ -323,7 +323,8 @@ mod tests {
     }
 
     /// What `tests/fixtures/segment-v5.pdx` holds (written by the version 5
-    /// writer, before version 6): 600 documents whose common words are in
+    /// writer, before version 6), and `segment-v6.pdx` (written by the
+    /// version 6 writer, before version 7): 600 documents whose common words are in
     /// more than 128 rows (so that version 6 gives them impact blocks),
     /// with repeats and lengths that vary.
     fn v5_fixture_entries() -> Vec<(Vec<u8>, u64, String, Vec<u8>)> {
@@ -364,13 +365,16 @@ mod tests {
         assert!(want.0.len() == 2 && want.1.len() > 10, "the fixture has parts and terms");
         assert_eq!(dump(&old), want);
         assert!(dump_with(&old).1.is_empty(), "no positions before version 5");
-        // The sections up to the postings are byte for byte the same (the
-        // postings have gained the words' positions since).
+        // The sections before the postings are byte for byte the same but
+        // the `uris` fst, which version 7 no longer writes (the postings have
+        // gained the words' positions since).
         let new_bytes = storage.read("new.pdx").unwrap();
-        let (f3, f5) = (parse_footer(v3).unwrap(), parse_footer(&new_bytes).unwrap());
-        assert_eq!(f3.section(Section::Postings).start, f5.section(Section::Postings).start);
-        let end = f3.section(Section::Postings).start as usize;
-        assert_eq!(v3[..end], new_bytes[..end]);
+        let (f3, f7) = (parse_footer(v3).unwrap(), parse_footer(&new_bytes).unwrap());
+        for s in [Section::Bodies, Section::Stamps, Section::Rows, Section::Bloom, Section::Names, Section::Norms] {
+            let (old, new) = (f3.section(s), f7.section(s));
+            assert_eq!(v3[old.start as usize..old.end as usize], new_bytes[new.start as usize..new.end as usize], "{s}");
+        }
+        assert!(!f3.section(Section::Uris).is_empty() && f7.section(Section::Uris).is_empty());
         // A merge of it analyses the bodies (it has no positions to carry
         // over): the result is the fresh analysis, positions included.
         let remap = std::cell::RefCell::new(vec![(0..old.rows() as u32).collect::<Vec<_>>()]);
@@ -392,27 +396,39 @@ mod tests {
         assert_eq!(dump_with(&merged), dump_with(&new));
     }
 
+    /// Visits `entries` in order, as a segment writer's source.
+    fn visit_entries(entries: &[(Vec<u8>, u64, String, Vec<u8>)]) -> Box<Entries<'_>> {
+        Box::new(move |visit| {
+            for (uri, serial, stamp, body) in entries {
+                visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Fixture `bytes` of format `version` as `old.pdx`, beside what the
+    /// writer makes of the same entries now as `new.pdx`; both verify.
+    fn old_and_new(bytes: &[u8], version: u32, entries: &Entries<'_>) -> (crate::storage::SimStorage, Segment, Segment) {
+        let storage = crate::storage::SimStorage::new("/idx");
+        storage.write("old.pdx", bytes);
+        write_segment(&storage, "new.pdx", entries).unwrap();
+        let (old, new) = (Segment::open(&storage, "old.pdx").unwrap(), Segment::open(&storage, "new.pdx").unwrap());
+        assert_eq!((old.version(), new.version()), (version, VERSION));
+        old.verify_all().unwrap();
+        new.verify_all().unwrap();
+        (storage, old, new)
+    }
+
     /// Version 5 (positions, no impacts), still read: a file written by the
     /// version 5 writer holds the same rows, inverted index and positions
     /// as the same entries written now, has no impacts, and a merge of it
     /// carries its postings over and adds them (checked by `verify_all`).
     #[test]
     fn a_version_5_segment_reads_as_it_was_written() {
-        let v5 = include_bytes!("../../tests/fixtures/segment-v5.pdx");
-        let storage = crate::storage::SimStorage::new("/idx");
-        storage.write("old.pdx", v5);
         let entries = v5_fixture_entries();
-        let visit_all = |visit: &mut dyn FnMut(SegmentEntry<'_>) -> Result<()>| {
-            for (uri, serial, stamp, body) in &entries {
-                visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
-            }
-            Ok(())
-        };
-        write_segment(&storage, "new.pdx", &visit_all).unwrap();
-        let (old, new) = (Segment::open(&storage, "old.pdx").unwrap(), Segment::open(&storage, "new.pdx").unwrap());
-        assert_eq!((old.version(), new.version()), (5, VERSION));
-        old.verify_all().unwrap();
-        new.verify_all().unwrap();
+        let visit_all = visit_entries(&entries);
+        let (storage, old, new) =
+            old_and_new(include_bytes!("../../tests/fixtures/segment-v5.pdx"), 5, &visit_all);
         let want = dump_with(&new);
         assert!(!want.1.is_empty(), "the fixture has positions");
         assert_eq!(dump_with(&old), want);
@@ -436,6 +452,68 @@ mod tests {
         merged.verify_all().unwrap();
         assert_eq!(dump_with(&merged), want);
         assert_eq!(storage.read("merged.pdx").unwrap(), storage.read("new.pdx").unwrap(), "the same file");
+    }
+
+    /// Version 6 (with the `uris` fst), still read: a file written by the
+    /// version 6 writer (the entries of the version 5 fixture) verifies
+    /// with its fst agreeing with its names, answers every lookup and range
+    /// as the entries say, and merges into a file byte for byte the same as
+    /// the entries written now, which has no fst. A version 7 file whose
+    /// `uris` section is not empty is damage, as a version 6 file without
+    /// one.
+    #[test]
+    fn a_version_6_segment_reads_as_it_was_written() {
+        let v6 = include_bytes!("../../tests/fixtures/segment-v6.pdx");
+        let entries = v5_fixture_entries();
+        let visit_all = visit_entries(&entries);
+        let (storage, old, new) = old_and_new(v6, 6, &visit_all);
+        assert_eq!(dump_with(&old), dump_with(&new));
+        let uris: Vec<&[u8]> = entries.iter().map(|(uri, ..)| uri.as_slice()).collect();
+        let mut keys: Vec<Vec<u8>> = vec![Vec::new(), b"\xff".to_vec(), b"file:///fixture/".to_vec()];
+        for uri in &uris {
+            keys.push(uri.to_vec());
+            keys.push([*uri, b"\0"].concat());
+            keys.push(uri[..uri.len() - 1].to_vec());
+        }
+        for seg in [&old, &new] {
+            for key in &keys {
+                let at = uris.partition_point(|uri| *uri < key.as_slice()) as u32;
+                assert_eq!(seg.lower_bound(key).unwrap(), at, "{key:?}");
+                let want = uris.get(at as usize).is_some_and(|uri| uri == key).then_some(at);
+                assert_eq!(seg.ordinal(key).unwrap(), want, "{key:?}");
+            }
+            let (prefix, start) = (b"file:///fixture/3/", b"file:///fixture/3/0200");
+            let mut it = seg.range(prefix, start).unwrap();
+            let mut got = Vec::new();
+            while let Some(item) = it.next_entry() {
+                got.push(item.unwrap().1);
+            }
+            let want: Vec<u32> = (0..uris.len() as u32)
+                .filter(|&o| uris[o as usize].starts_with(prefix) && uris[o as usize] >= start.as_slice())
+                .collect();
+            assert!(want.len() > 10);
+            assert_eq!(got, want);
+        }
+        let remap = std::cell::RefCell::new(vec![(0..old.rows() as u32).collect::<Vec<_>>()]);
+        let terms = Terms::Merge { inputs: vec![&old], remap: &remap, analysis: Analyzer::Exact };
+        write_segment_with(&storage, "merged.pdx", &visit_all, terms).unwrap();
+        assert_eq!(storage.read("merged.pdx").unwrap(), storage.read("new.pdx").unwrap(), "the same file");
+        // Each version's `uris` section where the other's is expected.
+        let relabel = |bytes: &[u8], version: u32| {
+            let mut b = bytes.to_vec();
+            let at = b.len() - v4::TRAILER_LEN + v4::VERSION_AT;
+            b[at..][..4].copy_from_slice(&version.to_le_bytes());
+            reseal_footer(&mut b);
+            open_bytes(&b)
+        };
+        match relabel(v6, NO_URIS_VERSION) {
+            Err(Error::Corrupt { detail, .. }) => assert!(detail.contains("not empty"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        match relabel(&storage.read("new.pdx").unwrap(), NO_URIS_VERSION - 1) {
+            Err(Error::Corrupt { detail, .. }) => assert!(detail.contains("not an fst"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// Positions are each word's index among the words of its part, per

@@ -8,7 +8,7 @@ use std::io;
 use std::ops::Range;
 use std::path::Path;
 
-use fst::{IntoStreamer, Streamer};
+use fst::Streamer;
 
 use crate::bloom;
 use crate::error::{Error, Result};
@@ -16,7 +16,7 @@ use crate::storage::{Storage, StorageFile};
 use crate::uri::prefix_successor;
 
 use super::format::{
-    le_u32, le_u64, parse_footer, Section, Sections, Slice, BLOCK, BLOCKED, NAMES_BLOCK, ROW_BODY_LEN, ROW_BODY_OFF,
+    le_u32, le_u64, parse_footer, Section, Sections, Slice, BLOCK, BLOCKED, NAMES_BLOCK, NO_URIS_VERSION, ROW_BODY_LEN, ROW_BODY_OFF,
     ROW_BYTES, ROW_SERIAL, ROW_STAMP_LEN, ROW_STAMP_OFF, WHOLE,
 };
 use super::postings::{Inverted, InvertedIndex, PartInfo, Postings};
@@ -26,7 +26,9 @@ pub struct Segment {
     name: String,
     version: u32,
     sections: Sections,
-    uris: fst::Map<Slice>,
+    /// The `uris` fst of versions 3 to 6, which only [`Segment::verify_all`]
+    /// reads (against the `names` section); none from version 7 on.
+    uris: Option<fst::Map<Slice>>,
     inverted: InvertedIndex,
     rows: u64,
     min_serial: u64,
@@ -103,11 +105,21 @@ impl Segment {
             }
         }
         let sections = Sections::new(&path, map, &footer);
-        let uris = fst::Map::new(sections.slice(Section::Uris))
-            .map_err(|e| sections.corrupt(format!("the uris section is not an fst: {e}")))?;
         let rows = footer.rows;
-        if uris.len() as u64 != rows {
-            return Err(sections.corrupt(format!("the uris section holds {} URIs for {rows} rows", uris.len())));
+        let uris = if footer.version < NO_URIS_VERSION {
+            let uris = fst::Map::new(sections.slice(Section::Uris))
+                .map_err(|e| sections.corrupt(format!("the uris section is not an fst: {e}")))?;
+            if uris.len() as u64 != rows {
+                return Err(sections.corrupt(format!("the uris section holds {} URIs for {rows} rows", uris.len())));
+            }
+            Some(uris)
+        } else if sections.len(Section::Uris) != 0 {
+            return Err(sections.corrupt("the uris section is not empty (version 7 on writes none)"));
+        } else {
+            None
+        };
+        if sections.len(Section::Names) < rows.div_ceil(NAMES_BLOCK as u64).saturating_mul(8) {
+            return Err(sections.corrupt(format!("the names section is too short for {rows} rows")));
         }
         let inverted = InvertedIndex::open(&sections, rows)?;
         let mut whole_crcs = footer.crcs;
@@ -183,60 +195,96 @@ impl Segment {
     }
 
     /// [`Segment::ordinal`] without the filter.
-    pub(crate) fn search_names<'a>(&'a self, uri: &[u8]) -> Result<Option<u32>> {
+    pub(crate) fn search_names(&self, uri: &[u8]) -> Result<Option<u32>> {
+        let Some((b, block)) = self.names_block(|first| first <= uri)? else {
+            return Ok(None);
+        };
+        match crate::frontcode::find_in_block(block, uri) {
+            None => Err(self.damaged_names(b)),
+            Some(None) => Ok(None),
+            Some(Some(at)) => self.names_ordinal(b, at).map(Some),
+        }
+    }
+
+    /// The first ordinal whose URI is `>= key` (`rows()` if none), from the
+    /// `names` section: the last block whose first URI is below `key`, then
+    /// that block's URIs up to the first `>= key`.
+    pub fn lower_bound(&self, key: &[u8]) -> Result<u32> {
+        let Some((b, block)) = self.names_block(|first| first < key)? else {
+            return Ok(0);
+        };
+        let mut at = 0;
+        crate::frontcode::decode_block(block, false, &mut |uri, _| {
+            if uri >= key {
+                return false;
+            }
+            at += 1;
+            true
+        })
+        .ok_or_else(|| self.damaged_names(b))?;
+        if at > NAMES_BLOCK {
+            return Err(self.too_many_names(b));
+        }
+        // Past the block's URIs: the next block's first is >= key.
+        Ok((b * NAMES_BLOCK as u64 + at as u64).min(self.rows) as u32)
+    }
+
+    /// The bytes of the last block of names whose first URI `before`
+    /// accepts (the first URIs increase, so `before` holds for a prefix of
+    /// the blocks), with its number; `None` if it accepts none.
+    fn names_block<'a>(&'a self, before: impl Fn(&[u8]) -> bool) -> Result<Option<(u64, &'a [u8])>> {
         let (count, index) = self.names_blocks();
         if count == 0 {
             return Ok(None);
         }
         let offsets = self.sections.read(Section::Names, index..index + 8 * count)?;
-        let damaged = |b: u64| self.sections.corrupt(format!("block {b} of the names is damaged"));
         let mut window = Window { seg: self, start: 0, bytes: &[] };
         let mut block = |b: u64| -> Result<&'a [u8]> {
             let start = le_u64(offsets, 8 * b as usize);
             let end = if b + 1 < count { le_u64(offsets, 8 * (b + 1) as usize) } else { index };
             if start > end || end > index {
-                return Err(damaged(b));
+                return Err(self.damaged_names(b));
             }
             window.get(start..end, index)
         };
-        let first = |bytes: &'a [u8], b: u64| crate::frontcode::first_key(bytes).ok_or_else(|| damaged(b));
-        // The last block whose first URI is <= uri: `lo`'s is, `hi`'s is
-        // not (or `hi` is past the last block).
-        if first(block(0)?, 0)? > uri {
+        let first = |bytes: &'a [u8], b: u64| crate::frontcode::first_key(bytes).ok_or_else(|| self.damaged_names(b));
+        // `lo`'s first URI is accepted, `hi`'s is not (or `hi` is past the
+        // last block).
+        if !before(first(block(0)?, 0)?) {
             return Ok(None);
         }
         let (mut lo, mut hi) = (0, count);
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
-            if first(block(mid)?, mid)? <= uri {
+            if before(first(block(mid)?, mid)?) {
                 lo = mid;
             } else {
                 hi = mid;
             }
         }
-        match crate::frontcode::find_in_block(block(lo)?, uri) {
-            None => Err(damaged(lo)),
-            Some(None) => Ok(None),
-            Some(Some(at)) if at < NAMES_BLOCK => self.ordinal_checked(lo * NAMES_BLOCK as u64 + at as u64).map(Some),
-            Some(Some(_)) => {
-                Err(self.sections.corrupt(format!("block {lo} of the names holds more than {NAMES_BLOCK} URIs")))
-            }
+        Ok(Some((lo, block(lo)?)))
+    }
+
+    /// The ordinal of entry `at` of names block `b`.
+    fn names_ordinal(&self, b: u64, at: usize) -> Result<u32> {
+        if at >= NAMES_BLOCK {
+            return Err(self.too_many_names(b));
         }
+        self.ordinal_checked(b * NAMES_BLOCK as u64 + at as u64)
+    }
+
+    fn damaged_names(&self, b: u64) -> Error {
+        self.sections.corrupt(format!("block {b} of the names is damaged"))
+    }
+
+    fn too_many_names(&self, b: u64) -> Error {
+        self.sections.corrupt(format!("block {b} of the names holds more than {NAMES_BLOCK} URIs"))
     }
 
     /// False if the segment certainly does not hold `uri` (its filter,
     /// verified at open, says so); true if it may.
     pub fn may_contain(&self, uri: &[u8]) -> bool {
         bloom::may_contain(self.sections.whole(Section::Bloom), uri)
-    }
-
-    /// The first ordinal whose URI is `>= key` (`rows()` if none).
-    pub fn lower_bound(&self, key: &[u8]) -> Result<u32> {
-        let mut stream = self.uris.range().ge(key).into_stream();
-        match stream.next() {
-            Some((_, v)) => self.ordinal_checked(v),
-            None => Ok(self.rows as u32),
-        }
     }
 
     /// The ordinals of the URIs that start with `prefix`.
@@ -250,15 +298,9 @@ impl Segment {
     }
 
     /// Iterates `(uri, ordinal)` over the URIs that start with `prefix` and
-    /// are `>= start`, in order.
-    pub fn range(&self, prefix: &[u8], start: &[u8]) -> SegmentIter<'_> {
-        let from = if start > prefix { start } else { prefix };
-        let builder = self.uris.range().ge(from);
-        let stream = match prefix_successor(prefix) {
-            Some(next) => builder.lt(next).into_stream(),
-            None => builder.into_stream(),
-        };
-        SegmentIter { stream, seg: self }
+    /// are `>= start`, in order ([`Segment::names_in`]).
+    pub fn range(&self, prefix: &[u8], start: &[u8]) -> Result<Names<'_>> {
+        self.names_in(prefix, start)
     }
 
     fn raw_row(&self, ordinal: u32) -> Result<&[u8]> {
@@ -335,8 +377,9 @@ impl Segment {
     }
 
     /// The URIs that start with `prefix` and are `>= start`, with their
-    /// ordinals, in order, from the `names` section (two fst lookups find
-    /// where they start and end). What an enumeration reads.
+    /// ordinals, in order, from the `names` section (two
+    /// [`Segment::lower_bound`]s find where they start and end). What an
+    /// enumeration reads.
     pub fn names_in(&self, prefix: &[u8], start: &[u8]) -> Result<Names<'_>> {
         let end = match prefix_successor(prefix) {
             Some(next) => self.lower_bound(&next)?,
@@ -361,9 +404,9 @@ impl Segment {
 
     /// Reads the whole segment as every reader would: every block of every
     /// block-checked section (and, from version 4 on, its whole crc), every
-    /// row, the URI of every ordinal in both the `uris` fst and the `names`
-    /// section (they must agree, in order), every row's serial within the
-    /// footer's range, and the whole inverted index. What `Index::verify`
+    /// row, the URIs of the `names` section in strictly increasing order
+    /// (and, up to version 6, the `uris` fst agreeing with them), every
+    /// row's serial within the footer's range, and the whole inverted index. What `Index::verify`
     /// and the writer's self-check run.
     ///
     /// # Errors
@@ -383,20 +426,30 @@ impl Segment {
                 }
             }
         }
-        let mut uris = self.uris.stream();
+        // Every URI in order (the walk checks it), each row's serial in the
+        // footer's range and, up to version 6, the fst agreeing.
+        let mut uris = self.uris.as_ref().map(|uris| uris.stream());
+        let mut names = self.names();
         let mut expected = 0u64;
-        while let Some((uri, ordinal)) = uris.next() {
-            if ordinal != expected {
-                return Err(self
-                    .sections
-                    .corrupt(format!("the URI fst gives ordinal {ordinal} where {expected} comes next")));
-            }
-            let ordinal = self.ordinal_checked(ordinal)?;
-            if self.uri_at(ordinal)? != uri {
-                return Err(self.sections.corrupt(format!("the names section and the URI fst differ at {ordinal}")));
+        while let Some(name) = names.next_entry() {
+            let (uri, ordinal) = name?;
+            if let Some(stream) = uris.as_mut() {
+                match stream.next() {
+                    Some((fst_uri, fst_ordinal)) if fst_ordinal == u64::from(ordinal) && fst_uri == uri => {}
+                    Some((_, fst_ordinal)) if fst_ordinal != u64::from(ordinal) => {
+                        return Err(self
+                            .sections
+                            .corrupt(format!("the URI fst gives ordinal {fst_ordinal} where {ordinal} comes next")));
+                    }
+                    _ => {
+                        return Err(self
+                            .sections
+                            .corrupt(format!("the names section and the URI fst differ at {ordinal}")));
+                    }
+                }
             }
             let row = self.row(ordinal)?;
-            if self.rows > 0 && !(self.min_serial..=self.max_serial).contains(&row.serial) {
+            if !(self.min_serial..=self.max_serial).contains(&row.serial) {
                 return Err(self.sections.corrupt(format!(
                     "row {ordinal} has serial {}, outside the footer's {}..={}",
                     row.serial, self.min_serial, self.max_serial
@@ -404,10 +457,11 @@ impl Segment {
             }
             expected += 1;
         }
+        if let Some(extra) = uris.as_mut().and_then(|stream| stream.next().map(|(_, ordinal)| ordinal)) {
+            return Err(self.sections.corrupt(format!("the URI fst holds ordinal {extra} past the names")));
+        }
         if expected != self.rows {
-            return Err(self
-                .sections
-                .corrupt(format!("the URI fst holds {expected} URIs, the footer {} rows", self.rows)));
+            return Err(self.sections.corrupt(format!("the names hold {expected} URIs, the footer {} rows", self.rows)));
         }
         self.check_search_index()?;
         Ok(())
@@ -529,22 +583,6 @@ impl<'a> Window<'a> {
             self.start = from;
         }
         Ok(&self.bytes[(range.start - self.start) as usize..(range.end - self.start) as usize])
-    }
-}
-
-/// Ordered `(uri, ordinal)` pairs of a segment.
-pub struct SegmentIter<'a> {
-    stream: fst::map::Stream<'a>,
-    seg: &'a Segment,
-}
-
-impl SegmentIter<'_> {
-    /// The next pair; the URI is valid until the next call.
-    #[allow(clippy::should_implement_trait)]
-    pub fn next_entry(&mut self) -> Option<Result<(&[u8], u32)>> {
-        let seg = self.seg;
-        let (key, value) = self.stream.next()?;
-        Some(seg.ordinal_checked(value).map(|ord| (key, ord)))
     }
 }
 

@@ -123,20 +123,16 @@ pub(crate) fn write_segment_with(
     at = done.end();
     written.push((Section::Rows, done));
 
-    // Pass 4: the fst, the URI filter and the names.
-    let w = SectionWriter::new(file, at);
-    let mut builder = fst::MapBuilder::new(w).map_err(fst_io)?;
+    // Pass 4: the URI filter and the names. The `uris` section, version 6's
+    // fst, stays empty: lookups and ranges search the names.
     let mut bloom = BloomBuilder::new(rows);
     let mut names = crate::frontcode::Builder::new(NAMES_BLOCK);
-    let mut ordinal = 0u64;
     entries(&mut |e| {
-        builder.insert(e.uri, ordinal).map_err(fst_io)?;
         bloom.insert(e.uri);
         names.push(e.uri, None);
-        ordinal += 1;
         Ok(())
     })?;
-    let done = builder.into_inner().map_err(fst_io)?.finish()?;
+    let done = SectionWriter::new(file, at).finish()?;
     at = done.end();
     written.push((Section::Uris, done));
 
@@ -233,11 +229,4 @@ fn self_check(storage: &dyn Storage, name: &str, entries: &Entries<'_>) {
 
 fn len_u32(len: usize) -> Result<u32> {
     u32::try_from(len).map_err(|_| Error::invalid_input("a stamp or body of 4 GiB or more cannot be stored"))
-}
-
-fn fst_io(e: fst::Error) -> Error {
-    match e {
-        fst::Error::Io(e) => Error::Io(e),
-        e => Error::invalid_input(format!("segment URIs: {e}")),
-    }
 }
