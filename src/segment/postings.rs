@@ -588,35 +588,50 @@ impl Analyzer {
             sink.part(name, column)?;
         }
         sink.start_postings()?;
-        // Counting sort: each term's rows, in order, a row once per
-        // occurrence.
-        let mut starts = Vec::with_capacity(self.terms.len() + 1);
+        // The terms in key order, renumbered by their rank there, with their
+        // keys copied out in that order. Ids in key order are scattered over
+        // the arena and the tables; a loop that only copies lets the
+        // processor overlap those cache misses, which the writing loop below
+        // (encoding between two terms) took one after the other.
+        let order = self.terms.sorted();
+        let mut rank_of = vec![0u32; order.len()];
+        let mut keys = Vec::with_capacity(self.terms.arena.len());
+        let mut key_ends = Vec::with_capacity(order.len());
+        let mut starts = Vec::with_capacity(order.len() + 1);
         let mut at = 0usize;
-        for &count in &self.counts {
+        for (rank, &id) in order.iter().enumerate() {
+            rank_of[id as usize] = rank as u32;
+            keys.extend_from_slice(self.terms.key(id));
+            key_ends.push(keys.len());
             starts.push(at);
-            at += count as usize;
+            at += self.counts[id as usize] as usize;
         }
         starts.push(at);
+        drop((order, self.terms, self.counts));
+        // Counting sort: each term's rows, in order, a row once per
+        // occurrence, the terms in key order.
         let mut fill = starts.clone();
         let mut by_term = vec![0u32; at];
         let mut positions = vec![0u32; at];
         let mut begin = 0;
         for (row, &end) in self.row_ends.iter().enumerate() {
             for (&id, &position) in self.occurrences[begin..end].iter().zip(&self.positions[begin..end]) {
-                let slot = &mut fill[id as usize];
+                let slot = &mut fill[rank_of[id as usize] as usize];
                 by_term[*slot] = row as u32;
                 positions[*slot] = position;
                 *slot += 1;
             }
             begin = end;
         }
-        drop(self.occurrences);
-        drop(self.positions);
+        drop((self.occurrences, self.positions, fill, rank_of));
         let mut column = Column::default();
-        for id in self.terms.sorted() {
+        let mut key_start = 0;
+        for (rank, &key_end) in key_ends.iter().enumerate() {
+            let key = &keys[key_start..key_end];
+            key_start = key_end;
             column.clear();
-            let range = starts[id as usize]..starts[id as usize + 1];
-            if self.terms.key(id).first() == Some(&WORD) {
+            let range = starts[rank]..starts[rank + 1];
+            if key.first() == Some(&WORD) {
                 for (&row, &position) in by_term[range.clone()].iter().zip(&positions[range]) {
                     column.bump_at(row, position);
                 }
@@ -625,7 +640,7 @@ impl Analyzer {
                     column.bump(row);
                 }
             }
-            sink.term(self.terms.key(id), &column)?;
+            sink.term(key, &column)?;
         }
         sink.finish()
     }
