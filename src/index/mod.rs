@@ -49,6 +49,18 @@ use flush::Maintenance;
 pub use tables::RESERVED_CHECKPOINT_PREFIX;
 use tables::{CheckpointEntry, LiveSegment, Tables};
 
+/// Operations adding at most this many bytes stall only once the memtable is
+/// a quarter past its threshold (see `Inner::must_stall`).
+const SMALL_WRITE_BYTES: usize = 64 * 1024;
+
+/// [`Inner::must_stall`]'s rule: whether an operation adding about `bytes`
+/// waits, with a memtable of `mem` bytes and a flush threshold of `limit`,
+/// while a frozen memtable is (`frozen`) or is not being flushed.
+fn stalls(frozen: bool, mem: usize, limit: usize, bytes: usize) -> bool {
+    let limit = if bytes <= SMALL_WRITE_BYTES { limit.saturating_add(limit / 4) } else { limit };
+    frozen && mem >= limit
+}
+
 /// How long a writer stalled behind a full memtable waits before it looks
 /// again, should a wake-up ever be missed (none is: see
 /// [`Inner::wake_stalled`]).
@@ -151,6 +163,14 @@ impl Options {
 
     /// The memtable's flush threshold in bytes (default 64 MiB); at least
     /// 4096, else [`Index::open_with`] fails with `InvalidInput`.
+    ///
+    /// A full memtable is frozen and flushed in the background while a new
+    /// one takes writes. Should that one fill up too before the flush ends,
+    /// writes wait for it: an `add_all` batch of more than 64 KiB at the
+    /// threshold, anything smaller (one document, a deletion, a checkpoint)
+    /// only a quarter past it, so that a connector's single writes are not
+    /// held up for a whole flush behind a bulk push. At most two memtables
+    /// are held, the second up to 1.25 × this size.
     pub fn memtable_bytes(mut self, bytes: usize) -> Options {
         self.memtable_bytes = bytes;
         self
@@ -494,7 +514,9 @@ impl Index {
         doc.check()?;
         let body = doc.body().encode();
         let (uri, stamp) = doc.into_uri_and_stamp();
-        self.inner.write_with(|shared, serial| Ok(shared.log_and_put(serial, vec![OwnedDoc { uri, stamp, body }])))
+        let bytes = uri.len() + stamp.len() + body.len();
+        self.inner
+            .write_with(bytes, |shared, serial| Ok(shared.log_and_put(serial, vec![OwnedDoc { uri, stamp, body }])))
     }
 
     /// Adds every document of the batch, one serial each, consecutive and in
@@ -523,7 +545,7 @@ impl Index {
         if batch.is_empty() {
             return Err(Error::invalid_input("an add_all batch must hold at least one document"));
         }
-        self.inner.write_with(|shared, serial| Ok(shared.log_and_put(serial, batch)))
+        self.inner.write_with(bytes, |shared, serial| Ok(shared.log_and_put(serial, batch)))
     }
 
     /// Changes part of a document: stamp, metas, parts.
@@ -534,7 +556,9 @@ impl Index {
     pub fn update(&self, uri: &str, update: Update) -> Result<Serial> {
         check_uri(uri)?;
         update.check()?;
-        self.inner.write_with(|shared, serial| {
+        // One document, as small as a lone `add` for the stall (see
+        // `Inner::must_stall`).
+        self.inner.write_with(0, |shared, serial| {
             let mut doc =
                 shared.tables.document(uri, self.path())?.ok_or_else(|| Error::NotFound { uri: uri.to_string() })?;
             update.apply(&mut doc);
@@ -1077,20 +1101,23 @@ impl Inner {
 
     /// The write path for an operation known before the lock is taken.
     fn write(&self, op: Op<'_>) -> Result<Serial> {
-        self.write_with(|shared, serial| shared.log_and_apply(serial, op))
+        self.write_with(0, |shared, serial| shared.log_and_apply(serial, op))
     }
 
     /// The write path: takes the writer lock, hands `op` the next serial,
     /// and returns the last serial it used. `op` validates whatever needs the
-    /// current state (update) before it logs and applies anything.
-    fn write_with(&self, op: impl FnOnce(&mut Shared, u64) -> Result<u64>) -> Result<Serial> {
+    /// current state (update) before it logs and applies anything; `bytes`
+    /// is about what it adds to the memtable (0 for an operation that only
+    /// deletes or updates one document), for the stall.
+    fn write_with(&self, bytes: usize, op: impl FnOnce(&mut Shared, u64) -> Result<u64>) -> Result<Serial> {
         let mut shared = self.write_lock();
         // Backpressure: while one memtable is being flushed, the next may
-        // grow to the threshold again, not beyond. If that flush fails, the
+        // grow to the threshold again, not beyond (a small operation: a
+        // quarter beyond, see `must_stall`). If that flush fails, the
         // operation is refused rather than left waiting for good (a storage
         // that has failed may never let a flush through).
         let failures = self.background.flush_failures();
-        while self.must_stall(&shared) {
+        while self.must_stall(&shared, bytes) {
             drop(shared);
             self.background.flush.notify();
             {
@@ -1098,7 +1125,7 @@ impl Inner {
                 // Checked again under `stall`: a flush that ends after this
                 // check notifies while we wait ([`Inner::wake_stalled`]).
                 // The timeout is a safety net, not the mechanism.
-                let still = self.must_stall(&self.state.read().unwrap_or_else(|e| e.into_inner()));
+                let still = self.must_stall(&self.state.read().unwrap_or_else(|e| e.into_inner()), bytes);
                 if still && self.background.flush_failures() == failures && !self.closed.load(Ordering::SeqCst) {
                     drop(self.flushed.wait_timeout(stall, STALL_SAFETY_NET).unwrap_or_else(|e| e.into_inner()));
                 }
@@ -1145,10 +1172,15 @@ impl Inner {
         Ok(Serial(last))
     }
 
-    /// Whether a writer must wait for the flush in progress: the memtable
-    /// that takes writes is full again before the frozen one is written.
-    fn must_stall(&self, shared: &Shared) -> bool {
-        shared.tables.frozen.is_some() && shared.tables.mem_bytes >= self.memtable_limit()
+    /// Whether a writer adding about `bytes` must wait for the flush in
+    /// progress: the memtable that takes writes is full again before the
+    /// frozen one is written. A small operation (at most
+    /// [`SMALL_WRITE_BYTES`]: one document, a deletion, a checkpoint) waits
+    /// only once the memtable is a quarter past full, so that a connector's
+    /// single writes and deletions are not held up for a whole flush behind
+    /// a bulk push, whose batches wait at the threshold itself.
+    fn must_stall(&self, shared: &Shared, bytes: usize) -> bool {
+        stalls(shared.tables.frozen.is_some(), shared.tables.mem_bytes, self.memtable_limit(), bytes)
     }
 
     /// Group commit: returns once every operation up to `target` is fsynced.
@@ -1418,6 +1450,28 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+
+    /// Behind a flush in progress, a batch waits at the threshold; one
+    /// document, a deletion or a checkpoint only a quarter past it; nothing
+    /// waits while no flush is in progress (the full memtable is frozen and
+    /// flushed instead).
+    #[test]
+    fn small_operations_stall_later_than_batches() {
+        let limit = 64 << 20;
+        let (small, batch) = (SMALL_WRITE_BYTES, SMALL_WRITE_BYTES + 1);
+        for bytes in [0, small, batch, 10 << 20] {
+            assert!(!stalls(false, 2 * limit, limit, bytes), "no flush in progress");
+            assert!(!stalls(true, limit - 1, limit, bytes), "room left");
+        }
+        assert!(stalls(true, limit, limit, batch));
+        assert!(stalls(true, limit, limit, 10 << 20));
+        for bytes in [0, 1, small] {
+            assert!(!stalls(true, limit, limit, bytes));
+            assert!(!stalls(true, limit + limit / 4 - 1, limit, bytes));
+            assert!(stalls(true, limit + limit / 4, limit, bytes));
+        }
+        assert!(stalls(true, usize::MAX, usize::MAX, 0), "no overflow");
+    }
 
     thread_local! {
         /// Set by a test: the next `add` on this thread panics after its
