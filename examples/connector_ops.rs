@@ -3,15 +3,16 @@
 //! `add_all`, then `sync`; 100,000 `status` `lookups`, 90% of them present;
 //! `enumerate` the folder that holds all of them (`RecursiveDocuments`)
 //! with the `Enumeration` iterator, or with `Index::enumerate_with`'s
-//! borrowing walk (`enumerate_with`); and the work a bulk push waits on,
-//! one `flush` of the 100,000 documents into a segment (`Index::refresh`).
+//! borrowing walk (`enumerate_with`); the work a bulk push waits on, one
+//! `flush` of the 100,000 documents into a segment (`Index::refresh`); and
+//! a `reopen` of the index followed by one lookup (the comparison's row 7).
 //! The documents are `benches/compare`'s synthetic share at 100k, from the
 //! harness's own data module, generated from their number: the same bytes
 //! on every run. `flush` pushes them with the harness's eight metas; the
 //! other modes keep three of them (author, MIME type, size).
 //!
 //! ```text
-//! connector_ops push|flush|lookups|enumerate|enumerate_with DIR
+//! connector_ops push|flush|lookups|enumerate|enumerate_with|reopen DIR
 //! ```
 //!
 //! `push` builds the index in DIR afresh (an index left there by an earlier
@@ -72,7 +73,7 @@ const SHARE: &str = "file:///srv/share/";
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: connector_ops push|flush|lookups|enumerate|enumerate_with DIR";
+    let usage = "usage: connector_ops push|flush|lookups|enumerate|enumerate_with|reopen DIR";
     let mode = args.next().expect(usage);
     let dir = args.next().unwrap_or_else(|| "/tmp/connector-ops".into());
     let dir = Path::new(&dir);
@@ -123,6 +124,13 @@ fn main() {
             assert_eq!(searchable, DOCS);
             index.close().unwrap();
         }
+        "reopen" => {
+            built(dir).close().unwrap();
+            let uri = lookup_uri(1);
+            let start = Instant::now();
+            let found = measured_reopen(dir, &uri);
+            eprintln!("reopened and looked up {uri} (found: {found}) in {:.2} ms", start.elapsed().as_secs_f64() * 1e3);
+        }
         _ => panic!("{usage}"),
     }
 }
@@ -140,6 +148,17 @@ fn measured_push(index: &Index, batches: Vec<Vec<Document>>) -> u64 {
 #[inline(never)]
 fn measured_flush(index: &Index) -> u64 {
     index.refresh().unwrap().0
+}
+
+/// Opens the index in `dir` and looks `uri` up (the comparison's row 7).
+#[inline(never)]
+fn measured_reopen(dir: &Path, uri: &str) -> bool {
+    let index = Index::open(dir).unwrap();
+    let found = index.status(uri).unwrap().exists();
+    // Left open (and its threads running) until the process exits: closing
+    // is not part of what is measured.
+    std::mem::forget(index);
+    found
 }
 
 #[inline(never)]
