@@ -368,18 +368,14 @@ impl Interner {
     /// a call to `memcmp`, which a head of the whole key did not when the
     /// name took most of it.
     fn sorted(&self) -> Vec<u32> {
-        let head = |term: &[u8]| {
-            let mut bytes = [0u8; 16];
-            let n = term.len().min(16);
-            bytes[..n].copy_from_slice(&term[..n]);
-            u128::from_be_bytes(bytes)
-        };
         let split = |key: &[u8]| key.iter().position(|&b| b == 0).map_or(key.len(), |nul| nul + 1);
-        // The prefixes, numbered in order of first sight.
+        // Each term's prefix, numbered in order of first sight, and where
+        // its term starts in its key (4 bytes a term each: the sort below
+        // holds every term at once, so its working set is kept small).
         let mut groups = hashbrown::HashTable::<(u64, u32)>::new();
         let mut prefixes: Vec<&[u8]> = Vec::new();
+        let mut group_of = Vec::with_capacity(self.len());
         let mut splits = Vec::with_capacity(self.len());
-        let mut tagged: Vec<(u32, (u128, u32))> = Vec::with_capacity(self.len());
         for id in 0..self.len() as u32 {
             let key = self.key(id);
             let at = split(key);
@@ -394,31 +390,33 @@ impl Interner {
                     group
                 }
             };
-            splits.push(at);
-            tagged.push((group, (head(&key[at..]), id)));
+            group_of.push(group);
+            splits.push(at as u32);
         }
         // Bucketed by prefix (a counting sort, in prefix order), then each
         // bucket sorted by head, ties by the rest of the term.
         let mut order: Vec<u32> = (0..prefixes.len() as u32).collect();
         order.sort_unstable_by_key(|&group| prefixes[group as usize]);
-        let mut starts = vec![0usize; prefixes.len() + 1];
-        for &(group, _) in &tagged {
-            starts[group as usize + 1] += 1;
+        let mut counts = vec![0usize; prefixes.len()];
+        for &group in &group_of {
+            counts[group as usize] += 1;
         }
         let mut at = 0;
         let mut bounds = Vec::with_capacity(order.len());
         let mut fill = vec![0usize; prefixes.len()];
         for &group in &order {
             fill[group as usize] = at;
-            at += starts[group as usize + 1];
+            at += counts[group as usize];
             bounds.push(at);
         }
-        let mut sorted = vec![(0u128, 0u32); tagged.len()];
-        for &(group, t) in &tagged {
-            sorted[fill[group as usize]] = t;
+        let term = |id: u32| &self.key(id)[splits[id as usize] as usize..];
+        let mut sorted = vec![Headed::default(); self.len()];
+        for (id, &group) in group_of.iter().enumerate() {
+            let id = id as u32;
+            sorted[fill[group as usize]] = Headed::new(term(id), id);
             fill[group as usize] += 1;
         }
-        let term = |id: u32| &self.key(id)[splits[id as usize]..];
+        drop(group_of);
         // Equal heads: equal first 16 bytes when both are that long.
         let tie = |a: u32, b: u32| {
             let (a, b) = (term(a), term(b));
@@ -428,13 +426,45 @@ impl Interner {
                 a.cmp(b)
             }
         };
-        let mut scratch = vec![(0u128, 0u32); sorted.len()];
+        let mut scratch = vec![Headed::default(); sorted.len()];
         let mut begin = 0;
         for end in bounds {
             sort_by_head(&mut sorted[begin..end], &mut scratch[begin..end], 0, &tie);
             begin = end;
         }
-        sorted.into_iter().map(|(_, id)| id).collect()
+        drop(scratch);
+        sorted.into_iter().map(|headed| headed.id).collect()
+    }
+}
+
+/// A term's first 16 bytes as a big-endian number, in two halves (24
+/// bytes with its id, where a `u128` would align the pair to 32), for
+/// [`sort_by_head`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Headed {
+    high: u64,
+    low: u64,
+    id: u32,
+}
+
+impl Headed {
+    fn new(term: &[u8], id: u32) -> Headed {
+        let mut bytes = [0u8; 16];
+        let n = term.len().min(16);
+        bytes[..n].copy_from_slice(&term[..n]);
+        let (high, low) = bytes.split_at(8);
+        let half = |b: &[u8]| u64::from_be_bytes(b.try_into().expect("8 bytes"));
+        Headed { high: half(high), low: half(low), id }
+    }
+
+    /// The head's byte `byte` (0 the most significant).
+    fn byte(&self, byte: u32) -> usize {
+        let (half, at) = if byte < 8 { (self.high, byte) } else { (self.low, byte - 8) };
+        usize::from((half >> (56 - 8 * at)) as u8)
+    }
+
+    fn head(&self) -> (u64, u64) {
+        (self.high, self.low)
     }
 }
 
@@ -449,18 +479,18 @@ const RADIX_MIN: usize = 48;
 /// where a comparison sort made some twenty (with a call per comparison
 /// for the terms whose heads tie).
 fn sort_by_head(
-    items: &mut [(u128, u32)],
-    scratch: &mut [(u128, u32)],
+    items: &mut [Headed],
+    scratch: &mut [Headed],
     mut byte: u32,
     tie: &impl Fn(u32, u32) -> std::cmp::Ordering,
 ) {
     loop {
         if items.len() < RADIX_MIN || byte == 16 {
-            items.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| tie(a.1, b.1)));
+            items.sort_unstable_by(|a, b| a.head().cmp(&b.head()).then_with(|| tie(a.id, b.id)));
             return;
         }
-        let shift = 120 - 8 * byte;
-        let digit = |item: &(u128, u32)| usize::from((item.0 >> shift) as u8);
+        let at = byte;
+        let digit = |item: &Headed| item.byte(at);
         let mut counts = [0usize; 256];
         for item in items.iter() {
             counts[digit(item)] += 1;
@@ -1587,23 +1617,20 @@ mod tests {
             x
         };
         for n in [0, 1, 2, RADIX_MIN - 1, RADIX_MIN, 300, 5000] {
-            let mut items: Vec<(u128, u32)> = (0..n as u32)
+            let mut items: Vec<Headed> = (0..n as u32)
                 .map(|id| {
-                    let mut head = 0u128;
-                    for _ in 0..16 {
-                        head = head << 8 | u128::from(b'0' + (next() % 3) as u8 * (next() % 2) as u8);
-                    }
+                    let mut term: Vec<u8> = (0..16).map(|_| b'0' + (next() % 3) as u8 * (next() % 2) as u8).collect();
                     if next() % 4 == 0 {
-                        head &= !0u128 << 64;
+                        term.truncate(8);
                     }
-                    (head, id)
+                    Headed::new(&term, id)
                 })
                 .collect();
             // Ties broken by the id, backwards.
             let tie = |a: u32, b: u32| b.cmp(&a);
             let mut want = items.clone();
-            want.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| tie(a.1, b.1)));
-            let mut scratch = vec![(0, 0); items.len()];
+            want.sort_by(|a, b| a.head().cmp(&b.head()).then_with(|| tie(a.id, b.id)));
+            let mut scratch = vec![Headed::default(); items.len()];
             sort_by_head(&mut items, &mut scratch, 0, &tie);
             assert_eq!(items, want, "{n} items");
         }
