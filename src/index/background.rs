@@ -52,6 +52,8 @@ impl Signal {
 pub(crate) enum Job {
     Flush,
     Merge,
+    /// The log's writeback (see `Inner::write_back`).
+    Writeback,
 }
 
 /// The last failure of a background job, kept in a form that can be handed
@@ -85,6 +87,7 @@ impl std::fmt::Display for Failure {
         let job = match self.job {
             Job::Flush => "flush",
             Job::Merge => "merge",
+            Job::Writeback => "log writeback",
         };
         write!(f, "{job}: {}", self.message)
     }
@@ -97,10 +100,13 @@ pub(crate) struct Background {
     pub flush: Arc<Signal>,
     /// Wakes the merge thread.
     pub merge: Arc<Signal>,
+    /// Wakes the log's writeback thread.
+    pub writeback: Arc<Signal>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     flush_failures: AtomicU64,
-    merge_failures: AtomicU64,
-    /// The last failure of either job, and the last of a flush.
+    /// Failures of the merges and of the log's writeback.
+    other_failures: AtomicU64,
+    /// The last failure of any job, and the last of a flush.
     last_failure: Mutex<Option<Failure>>,
     last_flush_failure: Mutex<Option<Failure>>,
 }
@@ -122,10 +128,14 @@ impl Background {
                 inner.background.record(Job::Merge, &e);
             }
         });
-        match merger {
-            Ok(merger) => inner.background.threads.lock().unwrap_or_else(|e| e.into_inner()).push(merger),
+        let writer = merger.and_then(|merger| {
+            inner.background.threads.lock().unwrap_or_else(|e| e.into_inner()).push(merger);
+            spawn(Job::Writeback, inner.background.writeback.clone(), Arc::downgrade(inner), Inner::write_back)
+        });
+        match writer {
+            Ok(writer) => inner.background.threads.lock().unwrap_or_else(|e| e.into_inner()).push(writer),
             Err(e) => {
-                // The open fails: the flush thread must not outlive it.
+                // The open fails: the threads started must not outlive it.
                 inner.closed.store(true, Ordering::SeqCst);
                 inner.background.stop();
                 return Err(e);
@@ -140,6 +150,7 @@ impl Background {
     pub fn stop(&self) {
         self.flush.notify();
         self.merge.notify();
+        self.writeback.notify();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for thread in threads {
             // A background thread never shuts its own index down: it holds
@@ -154,7 +165,7 @@ impl Background {
     pub fn record(&self, job: Job, e: &Error) {
         let counter = match job {
             Job::Flush => &self.flush_failures,
-            Job::Merge => &self.merge_failures,
+            Job::Merge | Job::Writeback => &self.other_failures,
         };
         counter.fetch_add(1, Ordering::SeqCst);
         let kind = match e {
@@ -173,9 +184,9 @@ impl Background {
         self.flush_failures.load(Ordering::SeqCst)
     }
 
-    /// Flushes and merges that failed so far.
+    /// Flushes, merges and log writebacks that failed so far.
     pub fn failures(&self) -> u64 {
-        self.flush_failures() + self.merge_failures.load(Ordering::SeqCst)
+        self.flush_failures() + self.other_failures.load(Ordering::SeqCst)
     }
 
     /// The last failure, if any.
@@ -195,6 +206,7 @@ fn spawn(job: Job, signal: Arc<Signal>, inner: Weak<Inner>, work: fn(&Inner)) ->
     let name = match job {
         Job::Flush => "pushdex-flush",
         Job::Merge => "pushdex-merge",
+        Job::Writeback => "pushdex-log",
     };
     std::thread::Builder::new()
         .name(name.into())

@@ -69,6 +69,12 @@ const STALL_SAFETY_NET: Duration = Duration::from_secs(1);
 /// The log buffer is written to the file (not fsynced) once it holds this much.
 const WRITE_OUT_BYTES: usize = 1 << 20;
 
+/// Once this much of the log has been written out since the writeback
+/// thread last started, it fdatasyncs the log in the background (see
+/// [`Inner::write_back`]), so that the next `sync` finds at most about this
+/// much to make durable, not everything a bulk push wrote without syncing.
+const WRITEBACK_BYTES: u64 = 8 << 20;
+
 /// What [`Index::health`] says of an open index.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Health {
@@ -298,6 +304,8 @@ pub(crate) struct Inner {
     search_cache: Arc<IndexCache>,
     round: Mutex<SyncRound>,
     round_done: Condvar,
+    /// Log bytes written out since the writeback thread was last woken.
+    written_out: AtomicU64,
     /// Set while a leader gathers; writers and new waiters then wake it.
     gathering: AtomicBool,
     gathered: Condvar,
@@ -467,6 +475,7 @@ impl Index {
             published,
             search_cache,
             round: Mutex::new(SyncRound::default()),
+            written_out: AtomicU64::new(0),
             round_done: Condvar::new(),
             gathering: AtomicBool::new(false),
             gathered: Condvar::new(),
@@ -1144,7 +1153,12 @@ impl Inner {
         if shared.wal.buffer_len() >= WRITE_OUT_BYTES {
             // Done before the operation, so that an I/O error here refuses
             // it with nothing changed.
+            let bytes = shared.wal.buffer_len() as u64;
             shared.wal.write_out()?;
+            if self.written_out.fetch_add(bytes, Ordering::SeqCst) + bytes >= WRITEBACK_BYTES {
+                self.written_out.store(0, Ordering::SeqCst);
+                self.background.writeback.notify();
+            }
         }
         if let Some(e) = shared.wal.poisoned() {
             return Err(e);
@@ -1181,6 +1195,31 @@ impl Inner {
     /// a bulk push, whose batches wait at the threshold itself.
     fn must_stall(&self, shared: &Shared, bytes: usize) -> bool {
         stalls(shared.tables.frozen.is_some(), shared.tables.mem_bytes, self.memtable_limit(), bytes)
+    }
+
+    /// The log's writeback (its own background thread, woken every
+    /// [`WRITEBACK_BYTES`] written out): fdatasyncs the log file as it
+    /// stands, outside every lock, so that a bulk push without `sync` does
+    /// not leave its whole log for the next `sync` to wait on. It makes
+    /// nothing Synced (API.md: only `sync`, `refresh`, `close` and a flush
+    /// do); the `sync` after it finds most of the bytes on disk already.
+    /// A failed fdatasync stops the writer, as a failed `sync` does: the
+    /// kernel may have dropped the pages it could not write, and no later
+    /// fsync may report them durable.
+    pub(crate) fn write_back(&self) {
+        let file = {
+            let shared = self.write_lock();
+            if shared.wal.poisoned().is_some() {
+                return;
+            }
+            shared.wal.file()
+        };
+        if let Err(e) = file.sync() {
+            let why = format!("the log could not be made durable: {e}");
+            self.round.lock().unwrap_or_else(|e| e.into_inner()).failed = Some(why.clone());
+            self.write_lock().wal.poison(&why);
+            self.background.record(background::Job::Writeback, &Error::Io(e));
+        }
     }
 
     /// Group commit: returns once every operation up to `target` is fsynced.
