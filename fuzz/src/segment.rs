@@ -241,7 +241,7 @@ fn structured(spec: SegSpec) {
                 .filter(|(_, r)| r.uri.starts_with(prefix) && r.uri >= *start)
                 .map(|(i, r)| (r.uri.clone(), i as u32))
                 .collect();
-            let mut it = match seg.range(prefix, start) {
+            let mut it = match seg.names_in(prefix, start) {
                 Ok(it) => it,
                 Err(e) => {
                     assert!(damaged, "range failed on an undamaged segment: {e}");
@@ -300,7 +300,7 @@ fn raw(seg: &Segment, input: &[u8]) {
         }
         let _ = seg.lower_bound(key);
         let _ = seg.prefix_range(key);
-        if let Ok(mut it) = seg.range(key, key) {
+        if let Ok(mut it) = seg.names_in(key, key) {
             for _ in 0..16 {
                 if it.next_entry().is_none() {
                     break;

@@ -109,7 +109,7 @@ impl LiveSegment {
             Deletion::Children(folder) => {
                 // Walk the folder's one range, hopping over sub-folders.
                 let mut ords = Vec::new();
-                let mut it = self.seg.range(folder, folder)?;
+                let mut it = self.seg.names_in(folder, folder)?;
                 while let Some(item) = it.next_entry() {
                     let (key, ord) = item?;
                     match place(folder, key) {

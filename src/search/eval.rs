@@ -1063,7 +1063,7 @@ fn evaluate<'a>(reader: &mut Reader<'a>, s: usize, seg: &'a Seg, query: &Query) 
         Query::Under { root, recursive: false } => {
             let prefix = folder_prefix(root);
             let mut rows = RoaringBitmap::new();
-            let mut it = seg.seg.range(prefix.as_bytes(), b"")?;
+            let mut it = seg.seg.names_in(prefix.as_bytes(), b"")?;
             while let Some(entry) = it.next_entry() {
                 let (uri, row) = entry?;
                 if place(prefix.as_bytes(), uri) == Place::Child {

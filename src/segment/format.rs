@@ -527,6 +527,9 @@ fn check_sizes(f: &Footer) -> Result<(), String> {
     if len(Section::Metas) < 8 {
         return Err(format!("a metas section of {} bytes", len(Section::Metas)));
     }
+    if f.version >= NO_URIS_VERSION && len(Section::Uris) != 0 {
+        return Err(format!("a uris section of {} bytes: not empty (version 7 on writes none)", len(Section::Uris)));
+    }
     let name_blocks = rows.div_ceil(NAMES_BLOCK as u64);
     if len(Section::Names) < 8 * name_blocks {
         return Err(format!("a names section of {} bytes for {rows} rows", len(Section::Names)));

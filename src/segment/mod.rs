@@ -117,7 +117,7 @@ mod tests {
         let range = seg.prefix_range(b"f/3/").unwrap();
         let want = entries.keys().filter(|k| k.starts_with(b"f/3/")).count();
         assert_eq!((range.end - range.start) as usize, want);
-        let mut it = seg.range(b"f/3/", b"f/3/02").unwrap();
+        let mut it = seg.names_in(b"f/3/", b"f/3/02").unwrap();
         let mut got = Vec::new();
         while let Some(item) = it.next_entry() {
             got.push(item.unwrap().0.to_vec());
@@ -483,7 +483,7 @@ mod tests {
                 assert_eq!(seg.ordinal(key).unwrap(), want, "{key:?}");
             }
             let (prefix, start) = (b"file:///fixture/3/", b"file:///fixture/3/0200");
-            let mut it = seg.range(prefix, start).unwrap();
+            let mut it = seg.names_in(prefix, start).unwrap();
             let mut got = Vec::new();
             while let Some(item) = it.next_entry() {
                 got.push(item.unwrap().1);

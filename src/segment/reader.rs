@@ -106,6 +106,7 @@ impl Segment {
         }
         let sections = Sections::new(&path, map, &footer);
         let rows = footer.rows;
+        // From version 7 on the section is empty (`parse_footer` checked).
         let uris = if footer.version < NO_URIS_VERSION {
             let uris = fst::Map::new(sections.slice(Section::Uris))
                 .map_err(|e| sections.corrupt(format!("the uris section is not an fst: {e}")))?;
@@ -113,14 +114,9 @@ impl Segment {
                 return Err(sections.corrupt(format!("the uris section holds {} URIs for {rows} rows", uris.len())));
             }
             Some(uris)
-        } else if sections.len(Section::Uris) != 0 {
-            return Err(sections.corrupt("the uris section is not empty (version 7 on writes none)"));
         } else {
             None
         };
-        if sections.len(Section::Names) < rows.div_ceil(NAMES_BLOCK as u64).saturating_mul(8) {
-            return Err(sections.corrupt(format!("the names section is too short for {rows} rows")));
-        }
         let inverted = InvertedIndex::open(&sections, rows)?;
         let mut whole_crcs = footer.crcs;
         for s in WHOLE {
@@ -295,12 +291,6 @@ impl Segment {
             None => self.rows as u32,
         };
         Ok(start..end.max(start))
-    }
-
-    /// Iterates `(uri, ordinal)` over the URIs that start with `prefix` and
-    /// are `>= start`, in order ([`Segment::names_in`]).
-    pub fn range(&self, prefix: &[u8], start: &[u8]) -> Result<Names<'_>> {
-        self.names_in(prefix, start)
     }
 
     fn raw_row(&self, ordinal: u32) -> Result<&[u8]> {
