@@ -1208,18 +1208,25 @@ impl Inner {
     /// fsync may report them durable.
     pub(crate) fn write_back(&self) {
         let file = {
-            let shared = self.write_lock();
+            let shared = self.read_tables();
             if shared.wal.poisoned().is_some() {
                 return;
             }
             shared.wal.file()
         };
         if let Err(e) = file.sync() {
-            let why = format!("the log could not be made durable: {e}");
-            self.round.lock().unwrap_or_else(|e| e.into_inner()).failed = Some(why.clone());
-            self.write_lock().wal.poison(&why);
+            self.log_fsync_failed(&mut self.round.lock().unwrap_or_else(|e| e.into_inner()), &e);
             self.background.record(background::Job::Writeback, &Error::Io(e));
         }
+    }
+
+    /// After a failed fsync of the log (a sync round's or the writeback's):
+    /// every later sync fails (`round.failed`) and every write too (the log
+    /// writer poisoned). Never retry an fsync and report success: the
+    /// kernel may have dropped the dirty pages it failed to write.
+    fn log_fsync_failed(&self, round: &mut SyncRound, e: &dyn std::fmt::Display) {
+        round.failed = Some(format!("the log could not be made durable: {e}"));
+        self.write_lock().wal.poison(&e.to_string());
     }
 
     /// Group commit: returns once every operation up to `target` is fsynced.
@@ -1264,10 +1271,7 @@ impl Inner {
                     self.synced.fetch_max(covered, Ordering::SeqCst);
                 }
                 Err(e) => {
-                    // Never retry an fsync and report success: the kernel
-                    // may have dropped the dirty pages it failed to write.
-                    round.failed = Some(format!("the log could not be made durable: {e}"));
-                    self.write_lock().wal.poison(&e.to_string());
+                    self.log_fsync_failed(&mut round, &e);
                     self.round_done.notify_all();
                     return Err(e);
                 }
