@@ -361,7 +361,7 @@ impl Body {
             let part = take(&mut at)?;
             match kind {
                 0 => {}
-                1 => match whole.and_then(|whole| whole.get(part.clone())) {
+                1 => match text(part.clone()) {
                     Some(text) => visit(BodyItem::Text(name, text)),
                     None => visit(BodyItem::Text(name, &String::from_utf8_lossy(&bytes[part]))),
                 },

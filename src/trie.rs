@@ -281,7 +281,6 @@ impl<V> Node<V> {
     }
 }
 
-
 /// A radix trie mapping byte keys to values, ordered by bytes.
 ///
 /// See the module documentation for the node layout and its invariants.
