@@ -52,14 +52,13 @@ use std::time::Instant;
 
 use pushdex::{Document, Entry, EntryRef, EnumerationMode, Index, Options};
 
-/// The synthetic share, from the comparison harness itself.
-#[allow(dead_code)]
-#[path = "../benches/compare/src/data.rs"]
-mod data;
+#[path = "common/share.rs"]
+mod share;
 
-use data::{mix, Doc, Share};
+use share::data::{mix, Share};
+use share::{clear, document};
 
-/// What `data` returns its errors as (the harness's `Res`).
+/// What `share::data` returns its errors as (the harness's `Res`).
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Documents in the index.
@@ -205,10 +204,7 @@ fn fresh(dir: &Path) -> Index {
 }
 
 fn fresh_with(dir: &Path, options: Options) -> Index {
-    if dir.join("MANIFEST").exists() {
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-    assert!(!dir.exists() || dir.read_dir().unwrap().next().is_none(), "{} holds something else", dir.display());
+    clear(dir).unwrap();
     Index::open_with(dir, options).unwrap()
 }
 
@@ -257,14 +253,6 @@ fn doc(k: u64) -> Document {
 /// it (the `flush` mode).
 fn full_doc(k: u64) -> Document {
     document(share().doc(k), |_| true)
-}
-
-fn document(doc: Doc, keep: impl Fn(&str) -> bool) -> Document {
-    let mut d = Document::new(doc.uri).with_stamp(doc.stamp);
-    for (name, value) in doc.metas.into_iter().filter(|(name, _)| keep(name)) {
-        d = d.with_meta(name, value);
-    }
-    d
 }
 
 /// The URI of the `i`-th lookup: one in ten is a URI in a real folder that

@@ -27,14 +27,13 @@ use std::time::{Duration, Instant};
 
 use pushdex::{Document, Index};
 
-/// The synthetic share, from the comparison harness itself.
-#[allow(dead_code)]
-#[path = "../benches/compare/src/data.rs"]
-mod data;
+#[path = "common/share.rs"]
+mod share;
 
-use data::{Doc, Share};
+use share::data::Share;
+use share::{clear, document};
 
-/// What `data` returns its errors as (the harness's `Res`).
+/// What `share::data` returns its errors as (the harness's `Res`).
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const BATCH: u64 = 1_000;
@@ -105,28 +104,15 @@ fn push(index: &Index, share: &Share) -> Res<()> {
     let mut k = 0;
     while k < n {
         let end = (k + BATCH).min(n);
-        index.add_all((k..end).map(|i| document(share.doc(i))))?;
+        index.add_all((k..end).map(|i| document(share.doc(i), |_| true)))?;
         k = end;
     }
     Ok(())
 }
 
-fn document(doc: Doc) -> Document {
-    let mut d = Document::new(doc.uri).with_stamp(doc.stamp);
-    for (name, value) in doc.metas {
-        d = d.with_meta(name, value);
-    }
-    d
-}
-
-/// `dir`, emptied (an index left there is removed, anything else refused).
+/// `dir`, emptied for a new index (see `share::clear`).
 fn fresh(dir: &Path) -> Res<&Path> {
-    if dir.join("MANIFEST").exists() {
-        std::fs::remove_dir_all(dir)?;
-    }
-    if dir.exists() && dir.read_dir()?.next().is_some() {
-        return Err(format!("{} holds something else", dir.display()).into());
-    }
+    clear(dir)?;
     Ok(dir)
 }
 
