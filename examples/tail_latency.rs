@@ -31,7 +31,7 @@ use pushdex::{Document, Index};
 mod share;
 
 use share::data::Share;
-use share::{clear, document};
+use share::{clear, push_all};
 
 /// What `share::data` returns its errors as (the harness's `Res`).
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -100,14 +100,7 @@ fn main() -> Res<()> {
 }
 
 fn push(index: &Index, share: &Share) -> Res<()> {
-    let n = share.len();
-    let mut k = 0;
-    while k < n {
-        let end = (k + BATCH).min(n);
-        index.add_all((k..end).map(|i| document(share.doc(i), |_| true)))?;
-        k = end;
-    }
-    Ok(())
+    Ok(push_all(index, share, BATCH)?)
 }
 
 /// `dir`, emptied for a new index (see `share::clear`).

@@ -10,7 +10,10 @@ use crate::record::{get_varint, put_varint};
 /// Writes keys (in the order they must be read back) in blocks of `block`.
 pub(crate) struct Builder {
     block: usize,
+    /// The blocks' bytes not yet taken by [`Builder::drain`].
     data: Vec<u8>,
+    /// How many bytes [`Builder::drain`] took.
+    drained: u64,
     starts: Vec<u64>,
     prev: Vec<u8>,
     count: usize,
@@ -18,13 +21,13 @@ pub(crate) struct Builder {
 
 impl Builder {
     pub fn new(block: usize) -> Builder {
-        Builder { block, data: Vec::new(), starts: Vec::new(), prev: Vec::new(), count: 0 }
+        Builder { block, data: Vec::new(), drained: 0, starts: Vec::new(), prev: Vec::new(), count: 0 }
     }
 
     /// Appends `key`, with `value` if the keys carry values.
     pub fn push(&mut self, key: &[u8], value: Option<u64>) {
         let shared = if self.count.is_multiple_of(self.block) {
-            self.starts.push(self.data.len() as u64);
+            self.starts.push(self.drained + self.data.len() as u64);
             0
         } else {
             common_prefix(&self.prev, key)
@@ -40,8 +43,20 @@ impl Builder {
         self.count += 1;
     }
 
-    /// The blocks, one after the other, then each block's offset among them
-    /// as a `u64`.
+    /// Hands the blocks' bytes so far to `out` once there are at least
+    /// `at_least` of them, so that a long table is written out as it is
+    /// built rather than held whole.
+    pub fn drain<E>(&mut self, at_least: usize, out: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        if !self.data.is_empty() && self.data.len() >= at_least {
+            out(&self.data)?;
+            self.drained += self.data.len() as u64;
+            self.data.clear();
+        }
+        Ok(())
+    }
+
+    /// The blocks (what [`Builder::drain`] did not take), one after the
+    /// other, then each block's offset among them all as a `u64`.
     pub fn finish(self) -> Vec<u8> {
         let mut out = self.data;
         for start in &self.starts {

@@ -75,6 +75,9 @@ impl Storage for CountingStorage {
     fn map(&self, name: &str) -> io::Result<Mapped> {
         self.fs.map(name)
     }
+    fn scratch(&self) -> io::Result<Arc<dyn StorageFile>> {
+        Ok(self.wrap(self.fs.scratch()?))
+    }
     fn try_lock(&self) -> io::Result<Option<LockGuard>> {
         self.fs.try_lock()
     }

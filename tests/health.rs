@@ -1,6 +1,7 @@
 //! What the server reads and sets on open indexes: `Index::health` and
 //! `Index::bytes_written` (its `/health/ready` and `/metrics`), and
-//! `Index::set_memtable_bytes` (its memory budget shared among indexes).
+//! `Index::set_memtable_bytes` and `Index::set_memory_budget` (its memory
+//! budget shared among indexes).
 
 mod common;
 
@@ -66,27 +67,59 @@ fn segments_in(dir: &std::path::Path) -> usize {
         .count()
 }
 
+/// 1000 small documents from `from` on.
+fn batch(from: usize) -> impl Iterator<Item = Document> {
+    (from..from + 1000).map(|i| Document::new(format!("d/{i}")).with_text("t", "words ".repeat(20)))
+}
+
+/// Pushes batches until a segment appears (bounded): whether one did.
+fn flushes_soon(index: &Index, dir: &std::path::Path) -> bool {
+    for round in 1..200 {
+        index.add_all(batch(round * 1000)).unwrap();
+        if segments_in(dir) > 0 {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
 #[test]
 fn a_lowered_flush_threshold_flushes_an_open_index() {
     let dir = tempfile::tempdir().unwrap();
     let index = Index::open_with(dir.path(), Options::default().memtable_bytes(64 << 20)).unwrap();
-    let batch =
-        |from: usize| (from..from + 1000).map(|i| Document::new(format!("d/{i}")).with_text("t", "words ".repeat(20)));
     index.add_all(batch(0)).unwrap();
     index.sync().unwrap();
     assert_eq!(segments_in(dir.path()), 0, "64 MiB is far from full");
     assert!(index.set_memtable_bytes(100).is_err(), "below the minimum");
     index.set_memtable_bytes(Options::MIN_MEMTABLE_BYTES).unwrap();
     // The next writes find the memtable past the threshold and flush it.
-    let mut flushed = false;
-    for round in 1..200 {
-        index.add_all(batch(round * 1000)).unwrap();
-        if segments_in(dir.path()) > 0 {
-            flushed = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+    assert!(flushes_soon(&index, dir.path()), "no flush after the threshold was lowered");
+    assert_eq!(index.count("", pushdex::EnumerationMode::RecursiveDocuments).unwrap(), index.watermarks().last.0);
+}
+
+/// A memory budget is a flush threshold of a fifth of it: checked at open
+/// and when changed, and lowered on an open index like the threshold.
+#[test]
+fn a_memory_budget_sets_the_flush_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let too_small = Options::default().memory_budget(Options::MIN_MEMORY_BUDGET - 1);
+    match Index::open_with(dir.path(), too_small.clone()) {
+        Err(Error::InvalidInput { reason }) => assert!(reason.contains("memory_budget"), "{reason}"),
+        other => panic!("a budget below the minimum opened: {other:?}"),
     }
-    assert!(flushed, "no flush after the threshold was lowered");
+    // The last of the two settings wins.
+    drop(Index::open_with(dir.path(), too_small.memtable_bytes(Options::MIN_MEMTABLE_BYTES)).unwrap());
+    let budget = Options::default().memtable_bytes(100).memory_budget(320 << 20);
+    let index = Index::open_with(dir.path(), budget).unwrap();
+    index.add_all(batch(0)).unwrap();
+    index.sync().unwrap();
+    assert_eq!(segments_in(dir.path()), 0, "a 64 MiB memtable is far from full");
+    match index.set_memory_budget(Options::MIN_MEMORY_BUDGET - 1) {
+        Err(Error::InvalidInput { reason }) => assert!(reason.contains("memory_budget"), "{reason}"),
+        other => panic!("a budget below the minimum was taken: {other:?}"),
+    }
+    index.set_memory_budget(Options::MIN_MEMORY_BUDGET).unwrap();
+    assert!(flushes_soon(&index, dir.path()), "no flush after the budget was lowered");
     assert_eq!(index.count("", pushdex::EnumerationMode::RecursiveDocuments).unwrap(), index.watermarks().last.0);
 }

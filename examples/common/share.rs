@@ -4,14 +4,14 @@
 
 use std::path::Path;
 
-use pushdex::Document;
+use pushdex::{Document, Index};
 
 /// The synthetic share, from the comparison harness itself.
 #[allow(dead_code)]
 #[path = "../../benches/compare/src/data.rs"]
 pub mod data;
 
-use data::Doc;
+use data::{Doc, Share};
 
 /// `doc` as pushdex's document, with the metas `keep` accepts.
 pub fn document(doc: Doc, keep: impl Fn(&str) -> bool) -> Document {
@@ -30,6 +30,19 @@ pub fn clear(dir: &Path) -> std::io::Result<()> {
     }
     if dir.exists() && dir.read_dir()?.next().is_some() {
         return Err(std::io::Error::other(format!("{} holds something else", dir.display())));
+    }
+    Ok(())
+}
+
+/// Pushes the whole share, `batch` documents per `add_all` with every meta,
+/// and no `sync`.
+#[allow(dead_code)]
+pub fn push_all(index: &Index, share: &Share, batch: u64) -> pushdex::Result<()> {
+    let mut k = 0;
+    while k < share.len() {
+        let end = (k + batch).min(share.len());
+        index.add_all((k..end).map(|i| document(share.doc(i), |_| true)))?;
+        k = end;
     }
     Ok(())
 }

@@ -101,6 +101,9 @@ impl Inner {
             Ok((merged, remap)) => self.commit_merge(&mut m, &inputs, merged, &remap, &mut committing),
             Err(e) => Err(e),
         };
+        // The merge's working set (its tables, the ordinal mapping) is
+        // freed by now.
+        super::flush::release_free_memory();
         match committed {
             Ok(true) => Ok(MergeOutcome::Done),
             // Still under the directory lock: close waits for `merging`.
@@ -141,10 +144,14 @@ impl Inner {
                     if rows.is_multiple_of(4096) && self.closed.load(Ordering::SeqCst) {
                         return Err(Error::Closed);
                     }
+                    if rows.is_multiple_of(segment::RELEASE_EVERY) {
+                        inputs.iter().for_each(|l| l.seg.release_pages());
+                    }
                     visit(entry)
                 })
             },
             terms,
+            self.table_bytes(),
         )?;
         storage.sync_dir()?;
         let merged = Arc::new(Segment::open(storage, name)?);

@@ -50,7 +50,7 @@ pub(crate) struct Maintenance {
 /// freed small allocations (a dropped memtable is millions of them) in its
 /// arenas, and the process would sit at its peak size for good; other
 /// allocators return memory on their own.
-fn release_free_memory() {
+pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory; it takes the
     // allocator's own locks and is safe to call from any thread.
@@ -204,7 +204,9 @@ impl Inner {
             let name = FileName::Segment(m.next_gen).to_string();
             m.next_gen += 1;
             let analyze = Terms::Analyze(m.manifest.analyzer);
-            segment::write_segment_with(storage, &name, &|visit| frozen_entries(&base.frozen.mem, visit), analyze)?;
+            let entries =
+                |visit: &mut dyn FnMut(SegmentEntry<'_>) -> Result<()>| frozen_entries(&base.frozen.mem, visit);
+            segment::write_segment_with(storage, &name, &entries, analyze, self.table_bytes())?;
             storage.sync_dir()?;
             Some(Arc::new(Segment::open(storage, &name)?))
         };

@@ -103,6 +103,8 @@ impl Health {
 #[derive(Clone, Debug)]
 pub struct Options {
     memtable_bytes: usize,
+    /// Set by [`Options::memory_budget`], for its error message.
+    memory_budget: Option<usize>,
     create: Create,
     analyzer: Analyzer,
 }
@@ -155,17 +157,29 @@ const fn parse_build_bytes(text: &str) -> usize {
     value
 }
 
+/// How many times its flush threshold a memory budget is
+/// ([`Options::memory_budget`]).
+const MEMORY_PER_MEMTABLE: usize = 5;
+
 impl Default for Options {
     /// 64 MiB of memtable (see [`BUILD_MEMTABLE_BYTES`] for test builds),
     /// [`Create::Always`], [`Analyzer::English`]. Reads no environment.
     fn default() -> Options {
-        Options { memtable_bytes: BUILD_MEMTABLE_BYTES, create: Create::Always, analyzer: Analyzer::English }
+        Options {
+            memtable_bytes: BUILD_MEMTABLE_BYTES,
+            memory_budget: None,
+            create: Create::Always,
+            analyzer: Analyzer::English,
+        }
     }
 }
 
 impl Options {
     /// The smallest accepted memtable size.
     pub const MIN_MEMTABLE_BYTES: usize = 4096;
+
+    /// The smallest accepted [`Options::memory_budget`].
+    pub const MIN_MEMORY_BUDGET: usize = MEMORY_PER_MEMTABLE * Self::MIN_MEMTABLE_BYTES;
 
     /// The memtable's flush threshold in bytes (default 64 MiB); at least
     /// 4096, else [`Index::open_with`] fails with `InvalidInput`.
@@ -179,6 +193,33 @@ impl Options {
     /// are held, the second up to 1.25 × this size.
     pub fn memtable_bytes(mut self, bytes: usize) -> Options {
         self.memtable_bytes = bytes;
+        self.memory_budget = None;
+        self
+    }
+
+    /// How much memory the index may use for writing, in bytes: what
+    /// [`Options::memtable_bytes`] is set from (a fifth of it; at least
+    /// [`Options::MIN_MEMORY_BUDGET`], else [`Index::open_with`] fails with
+    /// `InvalidInput`). The last of the two calls wins.
+    ///
+    /// With a flush threshold `T` = `bytes / 5`, writing holds at most:
+    /// - the memtable taking writes (up to 1.25 `T`) and the one being
+    ///   flushed (`T`);
+    /// - the flush's working set, about as much as its memtable (`T`);
+    /// - a merge's terms and metas tables, `T / 2` each: what is beyond
+    ///   goes to a scratch file and is copied into the segment at its turn;
+    /// - and per row of the segment a merge writes, about 20 bytes (its
+    ///   ordinal mapping, the rows' lengths, the URI filter), with the
+    ///   largest postings column it carries over.
+    ///
+    /// A merge reads its inputs through memory maps and lets go of their
+    /// pages as it moves on, so they do not stay in the resident set.
+    /// Searches and lookups are not counted: the pages they read are the
+    /// operating system's page cache, shared and reclaimable. A smaller
+    /// budget makes smaller segments, so more merging for the same data.
+    pub fn memory_budget(mut self, bytes: usize) -> Options {
+        self.memtable_bytes = bytes / MEMORY_PER_MEMTABLE;
+        self.memory_budget = Some(bytes);
         self
     }
 
@@ -198,6 +239,12 @@ impl Options {
     }
 
     fn check(&self) -> Result<()> {
+        if let Some(budget) = self.memory_budget.filter(|&b| b < Self::MIN_MEMORY_BUDGET) {
+            return Err(Error::invalid_input(format!(
+                "memory_budget {budget} is below the minimum of {}",
+                Self::MIN_MEMORY_BUDGET
+            )));
+        }
         if self.memtable_bytes < Self::MIN_MEMTABLE_BYTES {
             return Err(Error::invalid_input(format!(
                 "memtable_bytes {} is below the minimum of {}",
@@ -803,8 +850,23 @@ impl Index {
     /// # Errors
     /// `InvalidInput` below [`Options::MIN_MEMTABLE_BYTES`].
     pub fn set_memtable_bytes(&self, bytes: usize) -> Result<()> {
-        Options::default().memtable_bytes(bytes).check()?;
-        self.inner.memtable_bytes.store(bytes, Ordering::SeqCst);
+        self.set_options(Options::default().memtable_bytes(bytes))
+    }
+
+    /// Changes this open index's memory budget ([`Options::memory_budget`]
+    /// at open), as [`Index::set_memtable_bytes`] changes its flush
+    /// threshold.
+    ///
+    /// # Errors
+    /// `InvalidInput` below [`Options::MIN_MEMORY_BUDGET`].
+    pub fn set_memory_budget(&self, bytes: usize) -> Result<()> {
+        self.set_options(Options::default().memory_budget(bytes))
+    }
+
+    /// Takes `options`' flush threshold, once checked.
+    fn set_options(&self, options: Options) -> Result<()> {
+        options.check()?;
+        self.inner.memtable_bytes.store(options.memtable_bytes, Ordering::SeqCst);
         // A raised threshold may let stalled writers through.
         self.inner.wake_stalled();
         Ok(())
@@ -1337,6 +1399,14 @@ impl Inner {
     /// The flush threshold now.
     pub(crate) fn memtable_limit(&self) -> usize {
         self.memtable_bytes.load(Ordering::SeqCst)
+    }
+
+    /// What a segment writer's terms fst and metas table may each hold in
+    /// memory before they spill to a scratch file: half the flush
+    /// threshold, so that a flush's tables (smaller than the memtable they
+    /// come from) stay in memory and only a merge of large segments spills.
+    pub(crate) fn table_bytes(&self) -> usize {
+        self.memtable_limit() / 2
     }
 
     /// Closes the index: no call gets through afterwards. With `flush`

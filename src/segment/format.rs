@@ -13,10 +13,11 @@ use std::io::{self, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 use crate::bloom;
 use crate::error::Error;
-use crate::storage::{Mapped, StorageFile};
+use crate::storage::{Mapped, Storage, StorageFile};
 
 /// Magic number of the footer: at the end of the trailer (version 4 on), at
 /// the start of the fixed footer (version 3).
@@ -563,6 +564,11 @@ impl Written {
 /// Bytes a [`SectionWriter`] gathers before it checksums and appends them.
 const WRITE_OUT: usize = 1 << 20;
 
+/// Bytes of a front-coded table (names, metas) gathered before they go to
+/// the section's writer or the scratch file: tables are written out as
+/// they are built, not held whole.
+pub(crate) const TABLE_DRAIN: usize = 64 << 10;
+
 /// Appends one section to the file through a buffer, keeping its
 /// per-block checksums and its whole checksum.
 pub(crate) struct SectionWriter<'f> {
@@ -647,6 +653,72 @@ impl Write for SectionWriter<'_> {
     }
 }
 
+/// Bytes a section's writer builds while another section is being
+/// written out (the terms fst and the metas table, which come after the
+/// postings): held in memory up to a limit, then appended to a scratch
+/// file ([`Storage::scratch`]), and copied into the section at its turn.
+/// A merge's tables grow with the segment; this keeps what they hold in
+/// memory bounded.
+pub(crate) struct Spill<'s> {
+    storage: &'s dyn Storage,
+    /// Bytes held in memory before the first spill.
+    limit: usize,
+    buf: Vec<u8>,
+    file: Option<Arc<dyn StorageFile>>,
+    /// Bytes in the scratch file.
+    spilled: u64,
+}
+
+impl<'s> Spill<'s> {
+    pub(crate) fn new(storage: &'s dyn Storage, limit: usize) -> Spill<'s> {
+        Spill { storage, limit, buf: Vec::new(), file: None, spilled: 0 }
+    }
+
+    pub(crate) fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let cap = if self.file.is_some() { WRITE_OUT } else { self.limit };
+        if self.buf.len() + bytes.len() > cap && !self.buf.is_empty() {
+            let file = match &self.file {
+                Some(file) => file,
+                None => self.file.insert(self.storage.scratch()?),
+            };
+            file.append(&self.buf)?;
+            self.spilled += self.buf.len() as u64;
+            if self.buf.capacity() > 2 * WRITE_OUT {
+                self.buf = Vec::with_capacity(WRITE_OUT);
+            }
+            self.buf.clear();
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Puts all of it into `w`, in order.
+    pub(crate) fn copy_to(self, w: &mut SectionWriter<'_>) -> io::Result<()> {
+        if let Some(file) = &self.file {
+            let mut chunk = vec![0; WRITE_OUT];
+            let mut at = 0;
+            while at < self.spilled {
+                let n = (self.spilled - at).min(WRITE_OUT as u64) as usize;
+                file.read_at(at, &mut chunk[..n])?;
+                w.put(&chunk[..n])?;
+                at += n as u64;
+            }
+        }
+        w.put(&self.buf)
+    }
+}
+
+impl Write for Spill<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.put(bytes)?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A section of the mapped file, as fst wants its bytes.
 #[derive(Clone)]
 pub(crate) struct Slice {
@@ -675,6 +747,12 @@ pub(crate) struct Sections {
 }
 
 impl Sections {
+    /// Lets go of the file's pages read so far (see
+    /// [`MappedBytes::release`](crate::storage::MappedBytes::release)).
+    pub(crate) fn release_pages(&self) {
+        self.map.release();
+    }
+
     /// The sections of `map`, whose footer is `footer`; reads the
     /// block-checksum table, which the caller has verified whole.
     pub(crate) fn new(path: &Path, map: Mapped, footer: &Footer) -> Sections {

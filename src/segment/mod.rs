@@ -35,9 +35,9 @@ pub use format::{
     parse_footer, reseal, v3, v4, Footer, FooterError, Section, BLOCK, BLOCKED, MAGIC, NAMES_BLOCK, OLDEST_VERSION,
     NO_URIS_VERSION, POSITIONS_VERSION, ROW_BYTES, SUPPORTED, TOC_VERSION, VERSION, WHOLE,
 };
-pub(crate) use postings::{term_key, value_at, Postings, IMPACT_BLOCK, META, WORD};
+pub(crate) use postings::{term_key, value_at, Postings, IMPACT_BLOCK, META, RELEASE_EVERY, WORD};
 pub use reader::{Names, Row, Segment};
-pub use writer::{write_segment, Entries, SegmentEntry};
+pub use writer::{write_segment, Entries, SegmentEntry, TABLE_BYTES};
 pub(crate) use writer::{write_segment_with, Terms};
 
 /// The benches' corpus, for `tests::measure_positions`.
@@ -211,6 +211,57 @@ mod tests {
         doc.body().encode()
     }
 
+    /// The terms fst and the metas table spill to a scratch file past
+    /// their memory limit, and the names go out as they are coded: the
+    /// file is byte for byte the one written with everything in memory,
+    /// for a flush (the bodies analysed) and for a merge (postings carried
+    /// over), with several MiB of spilled tables (more than one scratch
+    /// chunk) and with a limit of one byte.
+    #[test]
+    fn spilled_tables_write_the_same_file() {
+        let storage = crate::storage::SimStorage::new("/spill");
+        let mut entries = BTreeMap::new();
+        for i in 0..80_000u64 {
+            let uri = format!("s://h/{}/{i:06}", i % 13).into_bytes();
+            let mut doc = crate::document::Document::new("u")
+                .with_meta("hash", format!("{:032x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+                .with_meta("title", format!("Title number {i}"));
+            doc = doc.with_text("body", format!("w{} w{} common", i % 977, i / 3));
+            entries.insert(uri, (i + 1, String::new(), doc.body().encode()));
+        }
+        let visit = |visit: &mut dyn FnMut(SegmentEntry<'_>) -> Result<()>| {
+            for (uri, (serial, stamp, body)) in &entries {
+                visit(SegmentEntry { uri, serial: *serial, stamp, body })?;
+            }
+            Ok(())
+        };
+        // The file, and how many writes (appends, creations) it took.
+        let written = |name: &str, terms: Terms<'_>, table_bytes: usize| {
+            let before = storage.writes();
+            write_segment_with(&storage, name, &visit, terms, table_bytes).unwrap();
+            (storage.read(name).unwrap(), storage.writes() - before)
+        };
+        let fresh = written("whole.pdx", Terms::Analyze(Analyzer::Exact), TABLE_BYTES);
+        let seg = Segment::open(&storage, "whole.pdx").unwrap();
+        let metas = parse_footer(&fresh.0).unwrap().sections[Section::Metas.index()].clone();
+        assert!(metas.end - metas.start > 3 << 19, "the metas table spills more than one chunk: {metas:?}");
+        let remap = std::cell::RefCell::new(Vec::new());
+        let merge = || {
+            *remap.borrow_mut() = vec![(0..seg.rows() as u32).collect()];
+            Terms::Merge { inputs: vec![&seg], remap: &remap, analysis: Analyzer::Exact }
+        };
+        let whole = written("merged.pdx", merge(), TABLE_BYTES);
+        for limit in [1, 100_000] {
+            let spilled = written("spilled.pdx", Terms::Analyze(Analyzer::Exact), limit);
+            assert!(fresh.0 == spilled.0, "a flush, limit {limit}");
+            // A scratch file and at least two chunks written to it.
+            assert!(spilled.1 >= fresh.1 + 3, "a flush, limit {limit}: {} writes, {} in memory", spilled.1, fresh.1);
+            let spilled = written("merged-spilled.pdx", merge(), limit);
+            assert!(whole.0 == spilled.0, "a merge, limit {limit}");
+            assert!(spilled.1 >= whole.1 + 3, "a merge, limit {limit}: {} writes, {} in memory", spilled.1, whole.1);
+        }
+    }
+
     #[test]
     fn uri_at_walks_back_from_ordinals() {
         let dir = tempfile::tempdir().unwrap();
@@ -272,7 +323,7 @@ mod tests {
             Ok(())
         };
         let terms = Terms::Merge { inputs: vec![&seg_a, &seg_b], remap: &remap, analysis: Analyzer::Exact };
-        write_segment_with(&storage, "m.pdx", &entries, terms).unwrap();
+        write_segment_with(&storage, "m.pdx", &entries, terms, TABLE_BYTES).unwrap();
         write_segment(&storage, "f.pdx", &entries).unwrap();
         let (m, f) = (Segment::open(&storage, "m.pdx").unwrap(), Segment::open(&storage, "f.pdx").unwrap());
         let want = dump(&f);
@@ -389,6 +440,7 @@ mod tests {
                 Ok(())
             },
             terms,
+            TABLE_BYTES,
         )
         .unwrap();
         let merged = Segment::open(&storage, "merged.pdx").unwrap();
@@ -447,7 +499,7 @@ mod tests {
         assert!(blocks > 0, "some word of the fixture is in more than 128 rows");
         let remap = std::cell::RefCell::new(vec![(0..old.rows() as u32).collect::<Vec<_>>()]);
         let terms = Terms::Merge { inputs: vec![&old], remap: &remap, analysis: Analyzer::Exact };
-        write_segment_with(&storage, "merged.pdx", &visit_all, terms).unwrap();
+        write_segment_with(&storage, "merged.pdx", &visit_all, terms, TABLE_BYTES).unwrap();
         let merged = Segment::open(&storage, "merged.pdx").unwrap();
         merged.verify_all().unwrap();
         assert_eq!(dump_with(&merged), want);
@@ -496,7 +548,7 @@ mod tests {
         }
         let remap = std::cell::RefCell::new(vec![(0..old.rows() as u32).collect::<Vec<_>>()]);
         let terms = Terms::Merge { inputs: vec![&old], remap: &remap, analysis: Analyzer::Exact };
-        write_segment_with(&storage, "merged.pdx", &visit_all, terms).unwrap();
+        write_segment_with(&storage, "merged.pdx", &visit_all, terms, TABLE_BYTES).unwrap();
         assert_eq!(storage.read("merged.pdx").unwrap(), storage.read("new.pdx").unwrap(), "the same file");
         // Each version's `uris` section where the other's is expected.
         let relabel = |bytes: &[u8], version: u32| {

@@ -30,10 +30,10 @@ use roaring::RoaringBitmap;
 use crate::document::{Body, BodyItem};
 use crate::error::{Error, Result};
 use crate::record::{get_varint, put_varint, varint_len};
-use crate::storage::StorageFile;
+use crate::storage::{Storage, StorageFile};
 use crate::text::analyze;
 
-use super::format::{le_u64, Section, SectionWriter, Sections, Slice, Written};
+use super::format::{le_u64, Section, SectionWriter, Sections, Slice, Spill, Written, TABLE_DRAIN};
 
 /// Columns of at most this many rows hold them as varints (the first row,
 /// then the differences) rather than as a roaring bitmap, whose smallest
@@ -305,6 +305,10 @@ pub(crate) struct PartInfo {
 
 /// Where the search sections landed, in file order.
 pub(crate) type SearchSections = Vec<(Section, Written)>;
+
+/// How many rows or terms a merge reads between two releases of its
+/// inputs' pages.
+pub(crate) const RELEASE_EVERY: u32 = 1 << 16;
 
 /// Meta-value terms per block of the `metas` section.
 pub(crate) const META_BLOCK: usize = 32;
@@ -612,8 +616,16 @@ impl Analyzer {
     }
 
     /// Writes the four search sections, starting at `at` in `file`.
-    pub fn write(self, file: &dyn StorageFile, at: u64) -> Result<SearchSections> {
-        let mut sink = Sink::new(file, at);
+    /// `table_bytes` bounds what the terms fst and the metas table hold in
+    /// memory (see [`Spill`]).
+    pub fn write(
+        self,
+        storage: &dyn Storage,
+        file: &dyn StorageFile,
+        at: u64,
+        table_bytes: usize,
+    ) -> Result<SearchSections> {
+        let mut sink = Sink::new(storage, file, at, table_bytes)?;
         for (name, column) in &self.parts {
             sink.part(name, column)?;
         }
@@ -682,11 +694,22 @@ impl Analyzer {
 pub(crate) fn write_merged(
     inputs: &[Inverted<'_>],
     remap: &[Vec<u32>],
+    storage: &dyn Storage,
     file: &dyn StorageFile,
     at: u64,
+    table_bytes: usize,
 ) -> Result<SearchSections> {
-    let mut sink = Sink::new(file, at);
+    let mut sink = Sink::new(storage, file, at, table_bytes)?;
     let mut column = Column::default();
+    // The inputs are read once, in order: their pages are let go as the
+    // merge moves on (see `Segment::release_pages`).
+    let mut terms = 0u32;
+    let mut moved_on = || {
+        terms = terms.wrapping_add(1);
+        if terms.is_multiple_of(RELEASE_EVERY) {
+            inputs.iter().for_each(|seg| seg.sections.release_pages());
+        }
+    };
     let carry = |column: &mut Column, seg: &Inverted<'_>, map: &[u32], from: &Postings<'_>| -> Result<()> {
         for (rank, row) in from.rows.iter().enumerate() {
             let new = *map
@@ -732,6 +755,7 @@ pub(crate) fn write_merged(
         if !any {
             break;
         }
+        moved_on();
         column.clear();
         for (i, table) in tables.iter_mut().enumerate() {
             if table.peek()? == Some(&key[1..]) {
@@ -752,6 +776,7 @@ pub(crate) fn write_merged(
     let mut stream = union.union();
     use fst::Streamer;
     while let Some((key, found)) = stream.next() {
+        moved_on();
         column.clear();
         for found in found {
             let (seg, map) = (&inputs[found.index], &remap[found.index]);
@@ -780,7 +805,8 @@ pub(crate) fn write_merged(
 
 /// Writes the search sections in order: norms (one column per part), then
 /// postings (one per term) while the terms fst, the metas table and the
-/// parts table are built in memory, then those three.
+/// parts table are built aside (the first two in [`Spill`]s, the parts
+/// table in memory: one entry per part), then those three.
 struct Sink<'f> {
     file: &'f dyn StorageFile,
     norms: Option<SectionWriter<'f>>,
@@ -788,7 +814,7 @@ struct Sink<'f> {
     written: SearchSections,
     parts: Vec<u8>,
     part_count: usize,
-    terms: fst::MapBuilder<Vec<u8>>,
+    terms: fst::MapBuilder<Spill<'f>>,
     /// The `metas` section: the meta-value terms (their keys without the
     /// kind byte) in key order with their postings offsets, front-coded in
     /// blocks of [`META_BLOCK`], each block's offset, and the number of
@@ -798,6 +824,8 @@ struct Sink<'f> {
     /// a flush (its node registry), while this table is written in one pass
     /// and read by a binary search over the blocks' first keys.
     metas: crate::frontcode::Builder,
+    /// The metas table's blocks as [`Sink::metas`] hands them out.
+    metas_out: Spill<'f>,
     /// Per text part (in the order [`Sink::part`] saw them), each row's
     /// length in words (0 for a row without the part): what a word's
     /// impacts need.
@@ -810,21 +838,24 @@ struct Sink<'f> {
 }
 
 impl<'f> Sink<'f> {
-    fn new(file: &'f dyn StorageFile, at: u64) -> Sink<'f> {
-        Sink {
+    fn new(storage: &'f dyn Storage, file: &'f dyn StorageFile, at: u64, table_bytes: usize) -> Result<Sink<'f>> {
+        let terms = fst::MapBuilder::new(Spill::new(storage, table_bytes))
+            .map_err(|e| Error::invalid_input(format!("search terms: {e}")))?;
+        Ok(Sink {
             file,
             norms: Some(SectionWriter::new(file, at)),
             postings: None,
             written: Vec::with_capacity(5),
             parts: Vec::new(),
             part_count: 0,
-            terms: fst::MapBuilder::memory(),
+            terms,
             metas: crate::frontcode::Builder::new(META_BLOCK),
+            metas_out: Spill::new(storage, table_bytes),
             lens: Vec::new(),
             last_part: 0,
             buf: Vec::new(),
             impacts: ImpactWriter::default(),
-        }
+        })
     }
 
     fn part(&mut self, name: &str, column: &Column) -> Result<()> {
@@ -876,7 +907,8 @@ impl<'f> Sink<'f> {
         match key.split_first() {
             Some((&META, key)) => {
                 self.metas.push(key, Some(offset));
-                Ok(())
+                let out = &mut self.metas_out;
+                Ok(self.metas.drain(TABLE_DRAIN, |bytes| out.put(bytes))?)
             }
             _ => self.terms.insert(key, offset).map_err(|e| Error::invalid_input(format!("search terms: {e}"))),
         }
@@ -889,12 +921,13 @@ impl<'f> Sink<'f> {
         self.written.push((Section::Postings, done));
         let terms = self.terms.into_inner().map_err(|e| Error::invalid_input(format!("search terms: {e}")))?;
         let mut w = SectionWriter::new(self.file, at);
-        w.put(&terms)?;
+        terms.copy_to(&mut w)?;
         let done = w.finish()?;
         at = done.end();
         self.written.push((Section::Terms, done));
         let mut w = SectionWriter::new(self.file, at);
         let blocks = self.metas.blocks() as u64;
+        self.metas_out.copy_to(&mut w)?;
         w.put(&self.metas.finish())?;
         w.put(&blocks.to_le_bytes())?;
         let done = w.finish()?;

@@ -461,6 +461,13 @@ impl Segment {
 /// The inverted index (see [`super::postings`]).
 impl Segment {
     /// The inverted index, for search and merges.
+    /// Lets go of the pages of the file read so far, which a memory map
+    /// keeps resident: a merge reading whole segments calls it as it goes,
+    /// so that its inputs do not all stay in the resident set.
+    pub fn release_pages(&self) {
+        self.sections.release_pages();
+    }
+
     pub(crate) fn inverted(&self) -> Inverted<'_> {
         Inverted {
             sections: &self.sections,

@@ -10,7 +10,7 @@ use crate::storage::Storage;
 
 use super::format::{
     Footer, Section, SectionWriter, Written, BLOCKED, NAMES_BLOCK, ROW_BODY_LEN, ROW_BODY_OFF, ROW_BYTES, ROW_SERIAL,
-    ROW_STAMP_LEN, ROW_STAMP_OFF, VERSION,
+    ROW_STAMP_LEN, ROW_STAMP_OFF, TABLE_DRAIN, VERSION,
 };
 use super::postings::{self, Analyzer};
 use super::reader::Segment;
@@ -45,21 +45,29 @@ pub(crate) enum Terms<'a> {
     Merge { inputs: Vec<&'a Segment>, remap: &'a RefCell<Vec<Vec<u32>>>, analysis: crate::text::Analyzer },
 }
 
+/// What [`write_segment`] lets the terms fst and the metas table each hold
+/// in memory before they spill to a scratch file.
+pub const TABLE_BYTES: usize = 32 << 20;
+
 /// Writes segment file `name` from `entries` (strictly increasing URIs),
 /// fsyncs the file, and returns its row count. The caller fsyncs the
 /// directory. Text parts are analysed with [`Analyzer::Exact`]
 /// (crate::text::Analyzer): what low-level tests and benches expect; an
 /// index passes its own analyzer to [`write_segment_with`].
 pub fn write_segment(storage: &dyn Storage, name: &str, entries: &Entries<'_>) -> Result<u64> {
-    write_segment_with(storage, name, entries, Terms::Analyze(crate::text::Analyzer::Exact))
+    write_segment_with(storage, name, entries, Terms::Analyze(crate::text::Analyzer::Exact), TABLE_BYTES)
 }
 
 /// [`write_segment`], with the inverted index from `terms`.
+///
+/// The terms fst and the metas table, built while the postings are written,
+/// hold at most `table_bytes` each in memory, the rest in a scratch file.
 pub(crate) fn write_segment_with(
     storage: &dyn Storage,
     name: &str,
     entries: &Entries<'_>,
     terms: Terms<'_>,
+    table_bytes: usize,
 ) -> Result<u64> {
     let file = storage.create(name)?;
     let file = file.as_ref();
@@ -98,9 +106,13 @@ pub(crate) fn write_segment_with(
     let mut at = done.end();
     written.push((Section::Bodies, done));
 
-    // Pass 2: stamps.
+    // Pass 2: stamps, and the URI filter (written after the rows).
+    let mut bloom = BloomBuilder::new(rows);
     let mut w = SectionWriter::new(file, at);
-    entries(&mut |e| Ok(w.put(e.stamp.as_bytes())?))?;
+    entries(&mut |e| {
+        bloom.insert(e.uri);
+        Ok(w.put(e.stamp.as_bytes())?)
+    })?;
     let done = w.finish()?;
     at = done.end();
     written.push((Section::Stamps, done));
@@ -123,15 +135,8 @@ pub(crate) fn write_segment_with(
     at = done.end();
     written.push((Section::Rows, done));
 
-    // Pass 4: the URI filter and the names. The `uris` section, version 6's
-    // fst, stays empty: lookups and ranges search the names.
-    let mut bloom = BloomBuilder::new(rows);
-    let mut names = crate::frontcode::Builder::new(NAMES_BLOCK);
-    entries(&mut |e| {
-        bloom.insert(e.uri);
-        names.push(e.uri, None);
-        Ok(())
-    })?;
+    // The `uris` section, version 6's fst, stays empty: lookups and ranges
+    // search the names.
     let done = SectionWriter::new(file, at).finish()?;
     at = done.end();
     written.push((Section::Uris, done));
@@ -142,8 +147,14 @@ pub(crate) fn write_segment_with(
     at = done.end();
     written.push((Section::Bloom, done));
 
-    // The URIs in ordinal order, front-coded, then each block's offset.
+    // Pass 4: the URIs in ordinal order, front-coded, written out as they
+    // are coded (a merge's may be tens of MiB), then each block's offset.
     let mut w = SectionWriter::new(file, at);
+    let mut names = crate::frontcode::Builder::new(NAMES_BLOCK);
+    entries(&mut |e| {
+        names.push(e.uri, None);
+        Ok(names.drain(TABLE_DRAIN, |bytes| w.put(bytes))?)
+    })?;
     w.put(&names.finish())?;
     let done = w.finish()?;
     at = done.end();
@@ -151,10 +162,10 @@ pub(crate) fn write_segment_with(
 
     // The inverted index: norms, postings, terms, metas, parts.
     let search = match (analyzer, terms) {
-        (Some(analyzer), _) => analyzer.write(file, at)?,
+        (Some(analyzer), _) => analyzer.write(storage, file, at, table_bytes)?,
         (None, Terms::Merge { inputs, remap, .. }) => {
             let inputs: Vec<_> = inputs.iter().map(|seg| seg.inverted()).collect();
-            postings::write_merged(&inputs, &remap.borrow(), file, at)?
+            postings::write_merged(&inputs, &remap.borrow(), storage, file, at, table_bytes)?
         }
         (None, Terms::Analyze(_)) => unreachable!("an analyzer is made for Terms::Analyze"),
     };

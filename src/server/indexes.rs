@@ -11,20 +11,19 @@ use crate::{Create, Error, Index, Options};
 /// The longest index name.
 pub const MAX_NAME_CHARS: usize = 64;
 
-/// The memtables of all open indexes share this budget: each index's
-/// flush threshold is the budget divided by the number of open indexes,
-/// between [`MIN_MEMTABLE_BYTES`] and [`MAX_MEMTABLE_BYTES`], and is
-/// lowered for every index as more open. An index holds at most two
-/// memtables (the active one and the one being flushed), so memtables stay
-/// within twice the budget; with 20 indexes written at once the server
-/// stayed within 512 MiB of RSS (`cargo bench --bench server -- memory`,
+/// The open indexes share this memory budget for writing
+/// ([`pushdex::Options::memory_budget`]: memtables, flushes, merges' tables):
+/// each gets the budget divided by the number of open indexes, between
+/// [`MIN_INDEX_BUDGET`] and [`MAX_INDEX_BUDGET`], lowered for every index
+/// as more open. HTTP.md bounds the server's RSS at 512 MiB with 20
+/// indexes written at once (`cargo bench --bench server -- memory`,
 /// figures in the README).
-pub const MEMTABLE_BUDGET_BYTES: usize = 128 << 20;
-/// The largest flush threshold an index gets (one index alone).
-pub const MAX_MEMTABLE_BYTES: usize = 16 << 20;
-/// The smallest (many indexes): below it, flushes make segments too small
-/// to be worth their merges.
-pub const MIN_MEMTABLE_BYTES: usize = 1 << 20;
+pub const MEMORY_BUDGET_BYTES: usize = 512 << 20;
+/// The largest budget an index gets (one index alone): a 16 MiB memtable.
+pub const MAX_INDEX_BUDGET: usize = 80 << 20;
+/// The smallest (many indexes): a 1 MiB memtable; below it, flushes make
+/// segments too small to be worth their merges.
+pub const MIN_INDEX_BUDGET: usize = 5 << 20;
 
 /// The indexes of one data directory.
 ///
@@ -76,16 +75,16 @@ impl Indexes {
     }
 
     fn options(create: Create) -> Options {
-        Options::default().memtable_bytes(MIN_MEMTABLE_BYTES).create(create)
+        Options::default().memory_budget(MIN_INDEX_BUDGET).create(create)
     }
 
-    /// Shares the memtable budget among the open indexes (called with the
+    /// Shares the memory budget among the open indexes (called with the
     /// map locked, whenever an index opens or goes).
     fn rebalance(open: &HashMap<String, Index>) {
-        let share = (MEMTABLE_BUDGET_BYTES / open.len().max(1)).clamp(MIN_MEMTABLE_BYTES, MAX_MEMTABLE_BYTES);
+        let share = (MEMORY_BUDGET_BYTES / open.len().max(1)).clamp(MIN_INDEX_BUDGET, MAX_INDEX_BUDGET);
         for index in open.values() {
             // Cannot fail: the share is above the library's minimum.
-            let _ = index.set_memtable_bytes(share);
+            let _ = index.set_memory_budget(share);
         }
     }
 

@@ -60,6 +60,10 @@ impl Storage for Counted {
         self.inner.map(name)
     }
 
+    fn scratch(&self) -> io::Result<Arc<dyn StorageFile>> {
+        Ok(self.wrap(self.inner.scratch()?))
+    }
+
     fn try_lock(&self) -> io::Result<Option<LockGuard>> {
         self.inner.try_lock()
     }

@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{LockGuard, Mapped, Storage, StorageFile};
+use super::{LockGuard, Mapped, MappedBytes, Storage, StorageFile};
 use crate::files::LOCK;
 
 /// Files in a directory of the file system, mapped with `memmap2`.
@@ -71,6 +71,16 @@ impl AsRef<[u8]> for MappedFile {
     }
 }
 
+impl MappedBytes for MappedFile {
+    fn release(&self) {
+        // SAFETY: a shared read-only map of a file that is never modified
+        // once mapped (see `map`): the pages dropped read back with the
+        // same bytes, so no borrow of the map sees a change. Advice only:
+        // a failure changes nothing.
+        let _ = unsafe { self.0.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+    }
+}
+
 impl Storage for FsStorage {
     fn root(&self) -> &Path {
         &self.root
@@ -125,6 +135,25 @@ impl Storage for FsStorage {
         // outside what any memory-mapped engine can defend against.
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(Arc::new(MappedFile(map)))
+    }
+
+    fn scratch(&self) -> io::Result<Arc<dyn StorageFile>> {
+        // An unnamed file in the directory, where the file system has them.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let unnamed = OpenOptions::new().read(true).append(true).custom_flags(libc::O_TMPFILE).mode(0o600).open(&self.root);
+            if let Ok(file) = unnamed {
+                return Ok(Arc::new(FsFile { file }));
+            }
+        }
+        // Else a named one, removed at once (its data stays until closed).
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self.path(&format!(".scratch-{}-{n}", std::process::id()));
+        let file = OpenOptions::new().read(true).append(true).create_new(true).open(&path)?;
+        fs::remove_file(&path)?;
+        Ok(Arc::new(FsFile { file }))
     }
 
     fn try_lock_shared(&self) -> io::Result<Option<LockGuard>> {

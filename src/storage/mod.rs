@@ -27,7 +27,19 @@ pub use fs::FsStorage;
 pub use sim::SimStorage;
 
 /// Read-only bytes of a whole file: a memory map on the real storage.
-pub type Mapped = Arc<dyn AsRef<[u8]> + Send + Sync>;
+pub type Mapped = Arc<dyn MappedBytes>;
+
+/// What [`Storage::map`] returns.
+pub trait MappedBytes: AsRef<[u8]> + Send + Sync {
+    /// Lets go of the pages read so far: a memory map keeps every page it
+    /// touched in the process's resident set until it is dropped, and a
+    /// merge reads whole segments. They read back the same afterwards
+    /// (from the page cache, else the disk). Nothing to do for bytes in
+    /// memory.
+    fn release(&self) {}
+}
+
+impl MappedBytes for Vec<u8> {}
 
 /// A guard that holds the directory lock until it is dropped.
 pub type LockGuard = Box<dyn Any + Send + Sync>;
@@ -60,6 +72,13 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
 
     /// Maps the whole file `name` read-only.
     fn map(&self, name: &str) -> io::Result<Mapped>;
+
+    /// A new empty file with no name, for scratch bytes (what a segment
+    /// writer cannot hold in memory): appended to and read back like any
+    /// other, never in [`Storage::list`], never durable, and gone when the
+    /// last handle drops or the process dies, so that nothing is left to
+    /// clean up after a crash.
+    fn scratch(&self) -> io::Result<Arc<dyn StorageFile>>;
 
     /// Takes the directory's exclusive lock without waiting:
     /// `Ok(None)` when another holder has it.

@@ -415,6 +415,14 @@ impl Storage for SimStorage {
         Ok(Arc::new(bytes))
     }
 
+    fn scratch(&self) -> io::Result<Arc<dyn StorageFile>> {
+        let mut state = self.state();
+        state.begin(Kind::Write, "create a scratch file")?;
+        // In no directory: a crash loses it, as it does an unnamed file.
+        let node = Arc::new(Node::default());
+        Ok(Arc::new(SimFile { name: "(scratch)".to_string(), node, state: self.state.clone() }))
+    }
+
     fn try_lock_shared(&self) -> io::Result<Option<LockGuard>> {
         let mut state = self.state();
         state.begin(Kind::Read, "try_lock_shared")?;
