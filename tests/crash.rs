@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{check_recovered, is_storage_error, open, read_state, run_step, script, Model, Step};
+use common::{check_recovered, is_storage_error, open, read_state, run_step, script, spilling_script, Model, Step};
 use proptest::prelude::*;
 use pushdex::storage::SimStorage;
 use pushdex::Options;
@@ -77,6 +77,20 @@ fn a_crash_during_background_flushes_and_merges_recovers_a_prefix() {
         points += crash_everywhere(seed, &script(seed, 120), &options);
     }
     eprintln!("{points} crash points with a 4 KiB memtable");
+}
+
+/// A merge whose tables spill to a scratch file ([`spilling_script`]): a
+/// crash at any write, in the flushes or the merge, scratch writes
+/// included, recovers a prefix with everything synced.
+#[test]
+fn a_crash_while_a_merge_spills_its_tables_recovers_a_prefix() {
+    let options = Options::default().memtable_bytes(4096);
+    let steps = spilling_script();
+    let dry = SimStorage::new("/sim");
+    run(&dry, &options, &steps);
+    assert!(dry.scratch_files() > 0, "the merge's tables spilled");
+    let points = crash_everywhere(5, &steps, &options);
+    eprintln!("{points} crash points around a merge that spills");
 }
 
 /// One long random script, crashed again and again at random writes (clean

@@ -53,10 +53,11 @@ fn fail_at(n: u64, errno: i32, steps: &[common::Step], options: &Options, seed: 
         assert_eq!(got, model.contents(), "{what}: after {fired:?}, reads hold exactly the accepted operations");
     }
     // The fsync of a log holding frames failed (not that of a new log's
-    // header, which never became the writer's): poisoned until reopen.
-    let log_fsync_failed = fired.iter().filter_map(|f| f.strip_prefix("sync ")).any(|name| {
-        name.starts_with("wal-")
-            && storage.read(name).is_some_and(|bytes| bytes.len() > pushdex::wal::FILE_HEADER_BYTES)
+    // header, which never became the writer's, though a later rotation may
+    // make a file of that name again): poisoned until reopen.
+    let log_fsync_failed = fired.iter().filter_map(|f| f.strip_prefix("sync wal-")).any(|rest| {
+        let len = rest.split(" (").nth(1).and_then(|bytes| bytes.strip_suffix(" bytes)"));
+        len.and_then(|len| len.parse::<usize>().ok()).is_some_and(|len| len > pushdex::wal::FILE_HEADER_BYTES)
     });
     if log_fsync_failed {
         let added = index.add(Document::new("poisoned"));
@@ -78,11 +79,16 @@ fn fail_at(n: u64, errno: i32, steps: &[common::Step], options: &Options, seed: 
 }
 
 fn fail_everywhere(seed: u64, options: &Options) -> (u64, u64) {
-    let steps = script(seed, 100);
+    fail_everywhere_in(seed, &script(seed, 100), options)
+}
+
+/// Fails each operation of `steps` in turn; returns how many operations
+/// there are and how many failures fired.
+fn fail_everywhere_in(seed: u64, steps: &[common::Step], options: &Options) -> (u64, u64) {
     let dry = SimStorage::new("/sim");
     {
         let mut index = open(&dry, options).unwrap();
-        for step in &steps {
+        for step in steps {
             run_step(&mut index, &dry, options, step).unwrap();
         }
         index.close().unwrap();
@@ -91,7 +97,7 @@ fn fail_everywhere(seed: u64, options: &Options) -> (u64, u64) {
     let mut fired = 0;
     for n in 1..=ops {
         let errno = if n % 3 == 0 { ENOSPC } else { EIO };
-        fired += u64::from(fail_at(n, errno, &steps, options, seed));
+        fired += u64::from(fail_at(n, errno, steps, options, seed));
     }
     (ops, fired)
 }
@@ -113,6 +119,23 @@ fn an_io_error_in_background_flushes_and_merges_is_survived() {
     let options = Options::default().memtable_bytes(4096);
     let (ops, fired) = fail_everywhere(13, &options);
     eprintln!("{ops} failure points with a 4 KiB memtable, {fired} fired");
+}
+
+/// A failure at any operation of a merge whose tables spill to a scratch
+/// file (creating it, appending, reading it back) fails that merge alone.
+#[test]
+fn an_io_error_while_a_merge_spills_its_tables_is_survived() {
+    let options = Options::default().memtable_bytes(4096);
+    let steps = common::spilling_script();
+    let dry = SimStorage::new("/sim");
+    let mut index = open(&dry, &options).unwrap();
+    for step in &steps {
+        run_step(&mut index, &dry, &options, step).unwrap();
+    }
+    assert!(dry.scratch_files() > 0, "the merge's tables spilled");
+    drop(index);
+    let (ops, fired) = fail_everywhere_in(14, &steps, &options);
+    eprintln!("{ops} failure points around a merge that spills, {fired} fired");
 }
 
 /// Every fsync fails from some point on: nothing is reported synced past

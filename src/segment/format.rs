@@ -674,6 +674,11 @@ impl<'s> Spill<'s> {
         Spill { storage, limit, buf: Vec::new(), file: None, spilled: 0 }
     }
 
+    /// The bytes it holds in memory before its first spill.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
     pub(crate) fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
         let cap = if self.file.is_some() { WRITE_OUT } else { self.limit };
         if self.buf.len() + bytes.len() > cap && !self.buf.is_empty() {

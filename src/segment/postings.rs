@@ -840,7 +840,7 @@ struct Sink<'f> {
 impl<'f> Sink<'f> {
     fn new(storage: &'f dyn Storage, file: &'f dyn StorageFile, at: u64, table_bytes: usize) -> Result<Sink<'f>> {
         let terms = fst::MapBuilder::new(Spill::new(storage, table_bytes))
-            .map_err(|e| Error::invalid_input(format!("search terms: {e}")))?;
+            .map_err(terms_error)?;
         Ok(Sink {
             file,
             norms: Some(SectionWriter::new(file, at)),
@@ -908,9 +908,9 @@ impl<'f> Sink<'f> {
             Some((&META, key)) => {
                 self.metas.push(key, Some(offset));
                 let out = &mut self.metas_out;
-                Ok(self.metas.drain(TABLE_DRAIN, |bytes| out.put(bytes))?)
+                Ok(self.metas.drain(TABLE_DRAIN.min(out.limit()), |bytes| out.put(bytes))?)
             }
-            _ => self.terms.insert(key, offset).map_err(|e| Error::invalid_input(format!("search terms: {e}"))),
+            _ => self.terms.insert(key, offset).map_err(terms_error),
         }
     }
 
@@ -919,7 +919,7 @@ impl<'f> Sink<'f> {
         let done = postings.finish()?;
         let mut at = done.end();
         self.written.push((Section::Postings, done));
-        let terms = self.terms.into_inner().map_err(|e| Error::invalid_input(format!("search terms: {e}")))?;
+        let terms = self.terms.into_inner().map_err(terms_error)?;
         let mut w = SectionWriter::new(self.file, at);
         terms.copy_to(&mut w)?;
         let done = w.finish()?;
@@ -940,6 +940,16 @@ impl<'f> Sink<'f> {
         w.put(&table)?;
         self.written.push((Section::Parts, w.finish()?));
         Ok(self.written)
+    }
+}
+
+/// An error of the terms fst's builder: its writer's (the [`Spill`]) as
+/// the I/O error it is; keys out of order (only a writer's bug can give
+/// them) as invalid input.
+fn terms_error(e: fst::Error) -> Error {
+    match e {
+        fst::Error::Io(e) => Error::Io(e),
+        e => Error::invalid_input(format!("search terms: {e}")),
     }
 }
 

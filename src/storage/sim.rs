@@ -77,6 +77,8 @@ struct State {
     fail_syncs_from: Option<u64>,
     /// The injected failures that fired: operation and file.
     fired: Vec<String>,
+    /// Scratch files created ([`Storage::scratch`]).
+    scratch_files: u64,
     locked: bool,
     /// What [`Storage::set_aside`] put in `lost+found/`, by name there:
     /// durable at once, and out of [`Storage::list`]'s sight, as the
@@ -179,9 +181,16 @@ impl SimStorage {
     }
 
     /// The injected failures that fired so far, each as the operation and
-    /// its file (`"sync wal-2.log"`, `"sync_dir"`, ...).
+    /// its file with the file's length then (`"sync wal-2.log (32 bytes)"`,
+    /// `"sync_dir"`, ...).
     pub fn fired(&self) -> Vec<String> {
         self.state().fired.clone()
+    }
+
+    /// How many scratch files segment writers created
+    /// ([`Storage::scratch`]): tables that spilled.
+    pub fn scratch_files(&self) -> u64 {
+        self.state().scratch_files
     }
 
     /// Whether the storage has crashed.
@@ -300,8 +309,11 @@ impl fmt::Debug for SimFile {
 }
 
 impl SimFile {
+    /// Counts the operation; the record of an injected failure names the
+    /// file and its length then (`"sync wal-2.log (32 bytes)"`).
     fn begin(&self, kind: Kind, op: &str) -> io::Result<MutexGuard<'_, Data>> {
-        let what = format!("{op} {}", self.name);
+        let len = self.node.data.lock().unwrap_or_else(|e| e.into_inner()).bytes.len();
+        let what = format!("{op} {} ({len} bytes)", self.name);
         self.state.lock().unwrap_or_else(|e| e.into_inner()).begin(kind, &what)?;
         Ok(self.node.data.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -418,6 +430,7 @@ impl Storage for SimStorage {
     fn scratch(&self) -> io::Result<Arc<dyn StorageFile>> {
         let mut state = self.state();
         state.begin(Kind::Write, "create a scratch file")?;
+        state.scratch_files += 1;
         // In no directory: a crash loses it, as it does an unnamed file.
         let node = Arc::new(Node::default());
         Ok(Arc::new(SimFile { name: "(scratch)".to_string(), node, state: self.state.clone() }))
@@ -575,7 +588,7 @@ mod tests {
         assert_eq!(f.sync().unwrap_err().raw_os_error(), Some(EIO));
         assert!(s.sync_dir().is_err());
         assert_eq!(s.ops(), 7);
-        assert_eq!(s.fired(), ["append a", "sync a", "sync_dir"]);
+        assert_eq!(s.fired(), ["append a (1 bytes)", "sync a (2 bytes)", "sync_dir"]);
     }
 
     #[test]

@@ -98,6 +98,33 @@ fn uri(rng: &mut Rng) -> String {
 /// A script of `len` steps from `seed`: every kind of operation, with syncs,
 /// refreshes, a compaction and clean reopens among them. Updates name only
 /// documents the script has added and not deleted (so none is refused).
+/// 300 documents with a unique word each, in batches of 10, each synced,
+/// with a refresh every 100 (flushes, whenever the background ones run),
+/// then a deletion (so that the compaction rewrites whatever background
+/// merges did), a compaction, one more document and a sync: with a 4 KiB
+/// memtable (tables hold 2 KiB in memory) the compaction's terms fst, about
+/// 15 bytes a word, spills to a scratch file.
+#[allow(dead_code)]
+pub fn spilling_script() -> Vec<Step> {
+    let mut steps = Vec::new();
+    for n in 0..30u64 {
+        let docs = (0..10u64)
+            .map(|i| {
+                let word = format!("q{:016x}", (n * 10 + i).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                (format!("s/{}/{n:02}{i}", i % 3), word)
+            })
+            .collect();
+        steps.extend([Step::AddAll(docs), if n % 10 == 9 { Step::Refresh } else { Step::Sync }]);
+    }
+    steps.extend([
+        Step::Delete("s/0/000".into()),
+        Step::Compact,
+        Step::Add("s/after".into(), "after".into()),
+        Step::Sync,
+    ]);
+    steps
+}
+
 pub fn script(seed: u64, len: usize) -> Vec<Step> {
     let mut rng = Rng::new(seed);
     let mut model = Model::default();
