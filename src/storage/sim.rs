@@ -102,9 +102,9 @@ fn crashed() -> io::Error {
 }
 
 impl State {
-    /// Counts one operation (`what`, for the record of failures); the error
-    /// it must fail with, if any.
-    fn begin(&mut self, kind: Kind, what: &str) -> io::Result<()> {
+    /// Counts one operation (`what` names it in the record of failures,
+    /// made only for one that fires); the error it must fail with, if any.
+    fn begin(&mut self, kind: Kind, what: &dyn Fn() -> String) -> io::Result<()> {
         if self.crashed {
             return Err(crashed());
         }
@@ -118,12 +118,12 @@ impl State {
         }
         if let Some((n, errno)) = self.fail_op {
             if n == self.ops {
-                self.fired.push(what.to_string());
+                self.fired.push(what());
                 return Err(io::Error::from_raw_os_error(errno));
             }
         }
         if kind == Kind::Sync && self.fail_syncs_from.is_some_and(|n| self.ops >= n) {
-            self.fired.push(what.to_string());
+            self.fired.push(what());
             return Err(io::Error::from_raw_os_error(EIO));
         }
         Ok(())
@@ -312,8 +312,12 @@ impl SimFile {
     /// Counts the operation; the record of an injected failure names the
     /// file and its length then (`"sync wal-2.log (32 bytes)"`).
     fn begin(&self, kind: Kind, op: &str) -> io::Result<MutexGuard<'_, Data>> {
-        let len = self.node.data.lock().unwrap_or_else(|e| e.into_inner()).bytes.len();
-        let what = format!("{op} {} ({len} bytes)", self.name);
+        // Under the state's lock, then the file's: the order every holder
+        // of both takes them in.
+        let what = || {
+            let len = self.node.data.lock().unwrap_or_else(|e| e.into_inner()).bytes.len();
+            format!("{op} {} ({len} bytes)", self.name)
+        };
         self.state.lock().unwrap_or_else(|e| e.into_inner()).begin(kind, &what)?;
         Ok(self.node.data.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -378,7 +382,7 @@ impl Storage for SimStorage {
 
     fn create(&self, name: &str) -> io::Result<Arc<dyn StorageFile>> {
         let mut state = self.state();
-        state.begin(Kind::Write, &format!("create {name}"))?;
+        state.begin(Kind::Write, &|| format!("create {name}"))?;
         let node = Arc::new(Node::default());
         state.put(name, node.clone());
         Ok(Arc::new(SimFile { name: name.to_string(), node, state: self.state.clone() }))
@@ -386,20 +390,20 @@ impl Storage for SimStorage {
 
     fn open(&self, name: &str) -> io::Result<Arc<dyn StorageFile>> {
         let mut state = self.state();
-        state.begin(Kind::Read, &format!("open {name}"))?;
+        state.begin(Kind::Read, &|| format!("open {name}"))?;
         let node = state.live.get(name).ok_or_else(|| not_found(name))?.clone();
         Ok(Arc::new(SimFile { name: name.to_string(), node, state: self.state.clone() }))
     }
 
     fn list(&self) -> io::Result<Vec<String>> {
         let mut state = self.state();
-        state.begin(Kind::Read, "list")?;
+        state.begin(Kind::Read, &|| "list".to_string())?;
         Ok(state.live.keys().cloned().collect())
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let mut state = self.state();
-        state.begin(Kind::Write, &format!("rename {from} {to}"))?;
+        state.begin(Kind::Write, &|| format!("rename {from} {to}"))?;
         let node = state.remove(from)?;
         state.put(to, node);
         Ok(())
@@ -407,13 +411,13 @@ impl Storage for SimStorage {
 
     fn remove(&self, name: &str) -> io::Result<()> {
         let mut state = self.state();
-        state.begin(Kind::Write, &format!("remove {name}"))?;
+        state.begin(Kind::Write, &|| format!("remove {name}"))?;
         state.remove(name).map(|_| ())
     }
 
     fn sync_dir(&self) -> io::Result<()> {
         let mut state = self.state();
-        state.begin(Kind::Sync, "sync_dir")?;
+        state.begin(Kind::Sync, &|| "sync_dir".to_string())?;
         state.durable = state.live.clone();
         state.journal.clear();
         Ok(())
@@ -421,7 +425,7 @@ impl Storage for SimStorage {
 
     fn map(&self, name: &str) -> io::Result<Mapped> {
         let mut state = self.state();
-        state.begin(Kind::Read, &format!("map {name}"))?;
+        state.begin(Kind::Read, &|| format!("map {name}"))?;
         let node = state.live.get(name).ok_or_else(|| not_found(name))?;
         let bytes = node.data.lock().unwrap_or_else(|e| e.into_inner()).bytes.clone();
         Ok(Arc::new(bytes))
@@ -429,7 +433,7 @@ impl Storage for SimStorage {
 
     fn scratch(&self) -> io::Result<Arc<dyn StorageFile>> {
         let mut state = self.state();
-        state.begin(Kind::Write, "create a scratch file")?;
+        state.begin(Kind::Write, &|| "create a scratch file".to_string())?;
         state.scratch_files += 1;
         // In no directory: a crash loses it, as it does an unnamed file.
         let node = Arc::new(Node::default());
@@ -438,14 +442,14 @@ impl Storage for SimStorage {
 
     fn try_lock_shared(&self) -> io::Result<Option<LockGuard>> {
         let mut state = self.state();
-        state.begin(Kind::Read, "try_lock_shared")?;
+        state.begin(Kind::Read, &|| "try_lock_shared".to_string())?;
         // Shared holders are not modelled: nothing here races them.
         Ok((!state.locked).then(|| Box::new(()) as LockGuard))
     }
 
     fn file_len(&self, name: &str) -> io::Result<u64> {
         let mut state = self.state();
-        state.begin(Kind::Read, &format!("file_len {name}"))?;
+        state.begin(Kind::Read, &|| format!("file_len {name}"))?;
         let node = state.live.get(name).ok_or_else(|| not_found(name))?;
         let len = node.data.lock().unwrap_or_else(|e| e.into_inner()).bytes.len();
         Ok(len as u64)
@@ -453,7 +457,7 @@ impl Storage for SimStorage {
 
     fn set_aside(&self, name: &str, copy: bool) -> io::Result<String> {
         let mut state = self.state();
-        state.begin(Kind::Write, &format!("set_aside {name}"))?;
+        state.begin(Kind::Write, &|| format!("set_aside {name}"))?;
         let node = state.live.get(name).ok_or_else(|| not_found(name))?.clone();
         let bytes = node.data.lock().unwrap_or_else(|e| e.into_inner()).bytes.clone();
         let mut there = name.to_string();
@@ -474,7 +478,7 @@ impl Storage for SimStorage {
 
     fn try_lock(&self) -> io::Result<Option<LockGuard>> {
         let mut state = self.state();
-        state.begin(Kind::Read, "try_lock")?;
+        state.begin(Kind::Read, &|| "try_lock".to_string())?;
         if state.locked {
             return Ok(None);
         }
