@@ -14,9 +14,7 @@
 //! (RssAnon, sampled every 10 ms), after the push and after the refresh.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pushdex::{Index, Options};
 
@@ -24,6 +22,7 @@ use pushdex::{Index, Options};
 mod share;
 
 use share::data::Share;
+use share::measure::{peak_rss, rss_anon, with_anon_peak};
 use share::{clear, push_all};
 
 /// What `share::data` returns its errors as (the harness's `Res`).
@@ -44,47 +43,29 @@ fn main() -> Res<()> {
     }
     println!("{} documents, {}, budget {:?} MiB", share.len(), dir.display(), budget);
 
-    let peak_anon = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak_anon, done) = (peak_anon.clone(), done.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                peak_anon.fetch_max(status_kb("RssAnon:"), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
     let start = Instant::now();
-    let index = Index::open_with(&dir, options)?;
-    push_all(&index, &share, BATCH)?;
-    let pushed = start.elapsed();
-    let report = |what: &str, took: Duration| {
+    let (index, anon) = with_anon_peak(|| -> Res<Index> {
+        let index = Index::open_with(&dir, options)?;
+        push_all(&index, &share, BATCH)?;
+        Ok(index)
+    });
+    let index = index?;
+    let mut peak_anon = anon;
+    let report = |what: &str, peak_anon: u64| {
+        let took = start.elapsed().as_secs_f64();
         println!(
-            "{what}: {:.2} s, {:.0}k docs/s, peak RSS {} MiB, peak anon {} MiB",
-            took.as_secs_f64(),
-            share.len() as f64 / took.as_secs_f64() / 1e3,
-            status_kb("VmHWM:") >> 10,
-            peak_anon.load(Ordering::Relaxed) >> 10
+            "{what}: {took:.2} s, {:.0}k docs/s, peak RSS {} MiB, peak anon {} MiB",
+            share.len() as f64 / took / 1e3,
+            peak_rss() >> 20,
+            peak_anon >> 20
         );
     };
-    report("push", pushed);
-    index.refresh()?;
-    report("push + refresh", start.elapsed());
+    report("push", peak_anon);
+    let (refreshed, anon) = with_anon_peak(|| index.refresh());
+    refreshed?;
+    peak_anon = peak_anon.max(anon);
+    report("push + refresh", peak_anon);
     drop(index);
-    std::thread::sleep(Duration::from_millis(20));
-    done.store(true, Ordering::Relaxed);
-    sampler.join().map_err(|_| "the sampler panicked")?;
-    println!("at rest after close: anon {} MiB", status_kb("RssAnon:") >> 10);
+    println!("at rest after close: anon {} MiB", rss_anon() >> 20);
     Ok(())
-}
-
-/// A `kB` line of `/proc/self/status`, in KiB (0 where there is none).
-fn status_kb(key: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(key))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }

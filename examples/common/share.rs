@@ -1,6 +1,7 @@
 //! `benches/compare`'s synthetic share for the examples: the harness's own
-//! data module (which names the including example's `Res`), its documents
-//! as pushdex's, and a directory to build an index in afresh.
+//! data module (which names the including example's `Res`) and its memory
+//! readings, its documents as pushdex's, and a directory to build an index
+//! in afresh.
 
 use std::path::Path;
 
@@ -10,6 +11,12 @@ use pushdex::{Document, Index};
 #[allow(dead_code)]
 #[path = "../../benches/compare/src/data.rs"]
 pub mod data;
+
+/// What the kernel knows about this process (peak RSS, anonymous memory),
+/// from the comparison harness itself.
+#[allow(dead_code)]
+#[path = "../../benches/compare/src/measure.rs"]
+pub mod measure;
 
 use data::{Doc, Share};
 
