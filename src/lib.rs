@@ -69,6 +69,8 @@ macro_rules! internal_mod {
 }
 
 mod bloom;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod connector;
 mod document;
 mod error;

@@ -121,6 +121,10 @@ enum Command {
     /// Serve the indexes of a data directory over HTTP (../shared/HTTP.md)
     #[cfg(feature = "server")]
     Serve(ServeArgs),
+    /// A cluster of servers (../shared/CLUSTER.md)
+    #[cfg(feature = "server")]
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Read every file of the index and say what is wrong where
     Verify,
     /// Bring an index that does not open back to the longest valid prefix of its log
@@ -179,6 +183,21 @@ struct SearchArgs {
 }
 
 #[cfg(feature = "server")]
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Print the cluster's nodes, indexes, owners, epochs and published
+    /// serials, read from etcd (what GET /v1/cluster answers), as JSON
+    Status {
+        /// etcd's endpoints, comma-separated
+        #[arg(long, env = "PUSHDEX_CLUSTER", default_value = "http://127.0.0.1:2379", value_name = "ENDPOINTS")]
+        cluster: String,
+        /// The prefix of the cluster's keys in etcd
+        #[arg(long, env = "PUSHDEX_CLUSTER_PREFIX", default_value = "/pushdex", value_name = "PREFIX")]
+        cluster_prefix: String,
+    },
+}
+
+#[cfg(feature = "server")]
 #[derive(Args)]
 struct ServeArgs {
     /// The data directory: one index per name in DATA/indexes/<name>/
@@ -200,6 +219,25 @@ struct ServeArgs {
     /// 1 or 0.5) [default: never on its own]
     #[arg(long, env = "PUSHDEX_REFRESH_INTERVAL", value_name = "SECONDS", value_parser = parse_seconds)]
     refresh_interval: Option<std::time::Duration>,
+    /// Join a cluster: etcd's endpoints, comma-separated (e.g.
+    /// http://127.0.0.1:2379); needs --node-id and --store (a build with
+    /// the cluster feature)
+    #[arg(long, env = "PUSHDEX_CLUSTER", value_name = "ENDPOINTS", requires_all = ["node_id", "store"])]
+    cluster: Option<String>,
+    /// This node's id in the cluster
+    #[arg(long, env = "PUSHDEX_NODE_ID", value_name = "ID", requires = "cluster")]
+    node_id: Option<String>,
+    /// The cluster's object store: a directory, or s3://bucket/prefix
+    /// (AWS_* variables: AWS_ENDPOINT_URL, AWS_ALLOW_HTTP=true, keys)
+    #[arg(long, env = "PUSHDEX_STORE", value_name = "DIR_OR_URL", requires = "cluster")]
+    store: Option<String>,
+    /// The prefix of the cluster's keys in etcd
+    #[arg(long, env = "PUSHDEX_CLUSTER_PREFIX", default_value = "/pushdex", value_name = "PREFIX")]
+    cluster_prefix: String,
+    /// The lease TTL of a node in etcd, in seconds: a node that stops
+    /// renewing it loses its indexes after this long
+    #[arg(long, env = "PUSHDEX_LEASE_TTL", default_value = "3", value_name = "SECONDS", value_parser = parse_seconds)]
+    lease_ttl: std::time::Duration,
 }
 
 /// A positive number of seconds, whole or decimal.
@@ -314,6 +352,13 @@ fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
         Command::Verify => return verify(&dir, out),
         Command::Repair => return repair(&dir, out),
         #[cfg(feature = "server")]
+        #[cfg(feature = "server")]
+        Command::Cluster(ClusterCommand::Status { cluster, cluster_prefix }) => {
+            let status = pushdex::server::cluster_status(&cluster, &cluster_prefix)?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&status).unwrap_or_default())?;
+            return Ok(());
+        }
+        #[cfg(feature = "server")]
         Command::Serve(args) => {
             let config = pushdex::server::Config {
                 data: args.data,
@@ -322,6 +367,13 @@ fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
                 max_body_bytes: args.max_body_bytes,
                 source_roots: args.source_roots,
                 refresh_interval: args.refresh_interval,
+                cluster: args.cluster.map(|etcd| pushdex::server::ClusterConfig {
+                    etcd,
+                    node_id: args.node_id.unwrap_or_default(),
+                    store: args.store.unwrap_or_default(),
+                    prefix: args.cluster_prefix,
+                    lease_ttl: args.lease_ttl,
+                }),
             };
             return Ok(pushdex::server::serve(config)?);
         }
@@ -344,6 +396,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
         Command::Verify | Command::Repair => unreachable!("handled above without opening the index"),
         #[cfg(feature = "server")]
         Command::Serve(_) => unreachable!("handled above"),
+        #[cfg(feature = "server")]
+        Command::Cluster(_) => unreachable!("handled above"),
     }
     index.close()?;
     Ok(())

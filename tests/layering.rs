@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("search", &["search"]),
     ("index", &["index"]),
     ("connectors", &["connector"]),
+    ("cluster", &["cluster"]),
     ("server", &["server"]),
     ("crate root and binary", &["lib", "main"]),
 ];

@@ -229,6 +229,12 @@ impl Options {
         self
     }
 
+    /// Whether these options may create an index ([`Options::create`]).
+    #[cfg(feature = "cluster")]
+    pub(crate) fn create_mode(&self) -> Create {
+        self.create
+    }
+
     /// How a new index analyses text (default [`Analyzer::English`]).
     /// Recorded when the index is created and used for as long as it
     /// lives: opening an existing index keeps its own analyzer, whatever
@@ -476,7 +482,7 @@ impl Index {
     }
 
     /// Opens an index on `storage`: what every open comes to.
-    fn open_on(storage: Arc<dyn Storage>, options: Options) -> Result<Index> {
+    pub(crate) fn open_on(storage: Arc<dyn Storage>, options: Options) -> Result<Index> {
         options.check()?;
         let written = Arc::new(AtomicU64::new(0));
         let storage: Arc<dyn Storage> = Arc::new(Counted::new(storage, written.clone()));

@@ -34,11 +34,60 @@ pub const MIN_INDEX_BUDGET: usize = 5 << 20;
 /// `changing`, so that no request opens a directory while another creates
 /// or removes it. Lock order: `changing`, then `open`.
 pub struct Indexes {
-    dir: PathBuf,
+    backend: Box<dyn Backend>,
     open: Mutex<HashMap<String, Index>>,
     changing: Mutex<()>,
     /// Set by [`Indexes::close_all`]: nothing opens or is created after.
     stopping: std::sync::atomic::AtomicBool,
+}
+
+/// Where indexes live: the data directory's folders (one server), or the
+/// cluster's object store (`--cluster`).
+pub trait Backend: Send + Sync {
+    /// Opens index `name` with `options` (`NoIndex` when it does not exist
+    /// and `options` do not create it).
+    fn open(&self, name: &str, options: Options) -> crate::Result<Index>;
+
+    /// Removes index `name`, closed.
+    fn remove(&self, name: &str) -> crate::Result<()>;
+
+    /// The names that may be indexes, sorted. Opens nothing.
+    fn names(&self) -> crate::Result<Vec<String>>;
+
+    /// Where index `name` lives (its [`Index::path`] once open).
+    fn dir_of(&self, name: &str) -> PathBuf;
+}
+
+/// One folder per index under `DATA/indexes/`.
+struct Folders {
+    dir: PathBuf,
+}
+
+impl Backend for Folders {
+    fn open(&self, name: &str, options: Options) -> crate::Result<Index> {
+        Index::open_with(self.dir.join(name), options)
+    }
+
+    fn remove(&self, name: &str) -> crate::Result<()> {
+        std::fs::remove_dir_all(self.dir.join(name)).map_err(Error::Io)
+    }
+
+    fn names(&self) -> crate::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if check_name(&name).is_ok() && entry.path().is_dir() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn dir_of(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
 }
 
 /// `503`: the server is stopping.
@@ -67,7 +116,33 @@ impl Indexes {
     pub fn new(data: &std::path::Path) -> std::io::Result<Indexes> {
         let dir = data.join("indexes");
         std::fs::create_dir_all(&dir)?;
-        Ok(Indexes { dir, open: Mutex::new(HashMap::new()), changing: Mutex::new(()), stopping: Default::default() })
+        Ok(Indexes::with_backend(Box::new(Folders { dir })))
+    }
+
+    /// The indexes of `backend`.
+    pub fn with_backend(backend: Box<dyn Backend>) -> Indexes {
+        Indexes { backend, open: Mutex::new(HashMap::new()), changing: Mutex::new(()), stopping: Default::default() }
+    }
+
+    /// Where index `name` lives.
+    pub fn dir_of(&self, name: &str) -> PathBuf {
+        self.backend.dir_of(name)
+    }
+
+    /// Closes index `name` if it is open here, and forgets it (the cluster:
+    /// another node owns it now). Its close may fail (fenced): ignored.
+    #[cfg(feature = "cluster")]
+    pub fn evict(&self, name: &str) {
+        let _changing = self.changing();
+        let index = {
+            let mut open = self.lock();
+            let index = open.remove(name);
+            Indexes::rebalance(&open);
+            index
+        };
+        if let Some(index) = index {
+            let _ = index.close();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Index>> {
@@ -92,6 +167,12 @@ impl Indexes {
         self.changing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The index `name` if it is open now (never opens it).
+    #[cfg(feature = "cluster")]
+    pub fn peek(&self, name: &str) -> Option<Index> {
+        self.lock().get(name).cloned()
+    }
+
     /// The index `name` if it exists (opening it on first use). Blocks.
     pub fn get(&self, name: &str) -> ApiResult<Option<Index>> {
         check_name(name)?;
@@ -112,7 +193,7 @@ impl Indexes {
         if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(stopping());
         }
-        match Index::open_with(self.dir.join(name), Indexes::options(Create::Never)) {
+        match self.backend.open(name, Indexes::options(Create::Never)) {
             Ok(index) => {
                 let mut open = self.lock();
                 open.insert(name.to_string(), index.clone());
@@ -122,11 +203,6 @@ impl Indexes {
             Err(Error::NoIndex { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Where index `name` lives.
-    pub fn dir_of(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
     }
 
     /// The index `name`, which must exist: `404 not_found` otherwise.
@@ -164,8 +240,7 @@ impl Indexes {
         if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(stopping());
         }
-        let dir = self.dir.join(name);
-        let index = Index::open_with(&dir, Indexes::options(Create::IfEmpty))?;
+        let index = self.backend.open(name, Indexes::options(Create::IfEmpty))?;
         let answer = request(&index, true);
         let refused = match &answer {
             Ok(value) => !keep(value),
@@ -174,7 +249,7 @@ impl Indexes {
         match refused {
             true => {
                 index.close()?;
-                std::fs::remove_dir_all(&dir).map_err(Error::Io)?;
+                self.backend.remove(name)?;
             }
             false => {
                 let mut open = self.lock();
@@ -195,16 +270,7 @@ impl Indexes {
     /// The names of the data directory's folders that may hold an index
     /// (their names are valid index names), sorted. Opens nothing.
     pub fn candidates(&self) -> ApiResult<Vec<String>> {
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).map_err(Error::Io)? {
-            let entry = entry.map_err(Error::Io)?;
-            let Ok(name) = entry.file_name().into_string() else { continue };
-            if check_name(&name).is_ok() && entry.path().is_dir() {
-                names.push(name);
-            }
-        }
-        names.sort();
-        Ok(names)
+        Ok(self.backend.names()?)
     }
 
     /// How many indexes the data directory holds, and what is wrong with
@@ -243,7 +309,6 @@ impl Indexes {
     pub fn remove<G>(&self, name: &str, closing: impl FnOnce() -> G) -> ApiResult<bool> {
         check_name(name)?;
         let _changing = self.changing();
-        let dir = self.dir.join(name);
         let index = match self.open_existing(name) {
             Ok(Some(index)) => Some(index),
             Ok(None) => return Ok(false),
@@ -260,7 +325,7 @@ impl Indexes {
             index.close()?;
         }
         drop(guard);
-        std::fs::remove_dir_all(&dir).map_err(Error::Io)?;
+        self.backend.remove(name)?;
         Ok(true)
     }
 

@@ -16,6 +16,8 @@
 
 mod auth;
 mod checkpoints;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod error;
 mod indexes;
 mod layar;
@@ -61,6 +63,49 @@ pub struct Config {
     /// When set, every index with operations that are not Searchable yet is
     /// refreshed at this interval; otherwise states move only on request.
     pub refresh_interval: Option<Duration>,
+    /// `--cluster`: a node of a cluster (`../shared/CLUSTER.md`); `None`:
+    /// one server alone.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `--cluster` and the options that go with it.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// etcd's endpoints, comma-separated (`http://127.0.0.1:2379`).
+    pub etcd: String,
+    /// This node's id (`--node-id`).
+    pub node_id: String,
+    /// `--store`: a directory, or `s3://bucket/prefix`.
+    pub store: String,
+    /// `--cluster-prefix` (default `/pushdex`).
+    pub prefix: String,
+    /// `--lease-ttl` (default 3 s).
+    pub lease_ttl: Duration,
+}
+
+/// `pushdex cluster status`: what `GET /v1/cluster` answers, read from the
+/// cluster's etcd.
+///
+/// # Errors
+/// When etcd does not answer, or in a build without the `cluster` feature.
+pub fn cluster_status(endpoints: &str, prefix: &str) -> crate::Result<serde_json::Value> {
+    #[cfg(feature = "cluster")]
+    return Ok(cluster::status_from_etcd(endpoints, prefix)?);
+    #[cfg(not(feature = "cluster"))]
+    {
+        let _ = (endpoints, prefix);
+        Err(crate::Error::Io(without_cluster()))
+    }
+}
+
+/// The error of `--cluster` in a build without the `cluster` feature.
+#[cfg(not(feature = "cluster"))]
+fn without_cluster() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "this pushdex was built without the cluster feature \
+         (cargo build --release --features cluster; it needs protoc: scripts/provision)",
+    )
 }
 
 /// The default `--max-body-bytes`: 64 MiB.
@@ -82,6 +127,9 @@ pub(crate) struct AppState {
     connectors: Arc<std::sync::Mutex<Option<crate::connector::Connectors>>>,
     /// `--source-root`s, canonical.
     source_roots: Arc<Vec<PathBuf>>,
+    /// This node's part in a cluster (`--cluster`).
+    #[cfg(feature = "cluster")]
+    cluster: Option<Arc<cluster::Cluster>>,
 }
 
 /// Runs `f` (which blocks: the library's calls) off the async workers.
@@ -129,12 +177,17 @@ fn load_token(config: &Config) -> std::io::Result<String> {
         // An empty file (a crash while it was written): made again.
         std::fs::remove_file(&path)?;
     }
-    let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = random_token()?;
     write_private(&path, &token)?;
     eprintln!("token: created {}", path.display());
     Ok(token)
+}
+
+/// 24 random bytes in hex.
+fn random_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(unix)]
@@ -160,8 +213,46 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// when an index fails to close.
 pub fn serve(config: Config) -> crate::Result<()> {
     std::fs::create_dir_all(&config.data)?;
-    let token = load_token(&config)?;
-    let indexes = Arc::new(Indexes::new(&config.data)?);
+    #[cfg(not(feature = "cluster"))]
+    if config.cluster.is_some() {
+        return Err(crate::Error::Io(without_cluster()));
+    }
+    // Bound before anything else: a cluster node registers its address.
+    let listener = std::net::TcpListener::bind(config.listen)?;
+    listener.set_nonblocking(true)?;
+    #[cfg(feature = "cluster")]
+    let cluster = match &config.cluster {
+        Some(cluster_config) => {
+            let mut address = listener.local_addr()?;
+            if address.ip().is_unspecified() {
+                address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            Some(cluster::Cluster::join(cluster_config, &config.data, address.to_string())?)
+        }
+        None => None,
+    };
+    #[cfg(feature = "cluster")]
+    let (token, indexes) = match &cluster {
+        Some(cluster) => {
+            let token = match &config.token {
+                Some(_) => load_token(&config)?,
+                None => {
+                    let token = cluster.token(&random_token()?)?;
+                    eprintln!("token: the cluster's (from etcd)");
+                    token
+                }
+            };
+            let backend = Box::new(cluster::ClusterBackend(cluster.clone()));
+            (token, Arc::new(Indexes::with_backend(backend)))
+        }
+        None => (load_token(&config)?, Arc::new(Indexes::new(&config.data)?)),
+    };
+    #[cfg(not(feature = "cluster"))]
+    let (token, indexes) = (load_token(&config)?, Arc::new(Indexes::new(&config.data)?));
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = &cluster {
+        cluster.start(indexes.clone());
+    }
     let mut source_roots = Vec::new();
     for root in &config.source_roots {
         source_roots.push(
@@ -178,6 +269,8 @@ pub fn serve(config: Config) -> crate::Result<()> {
         checkpoints: Arc::default(),
         connectors: connectors.clone(),
         source_roots: Arc::new(source_roots),
+        #[cfg(feature = "cluster")]
+        cluster,
     };
     let refreshed = indexes.clone();
     metrics::install();
@@ -186,7 +279,7 @@ pub fn serve(config: Config) -> crate::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().max_blocking_threads(MAX_IN_FLIGHT + 64).enable_all().build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         // Registered before the line is printed: a SIGTERM sent as soon as
         // the line is read stops the server gracefully.
         let stop = stop_signal()?;
@@ -273,7 +366,10 @@ fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 }
 
 fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new();
+    #[cfg(feature = "cluster")]
+    let router = router.route("/v1/cluster", get(cluster::status));
+    let router = router
         .route("/", get(page::page))
         .route("/health/live", get(|| async { "OK" }))
         .route("/health/ready", get(ready))
@@ -282,7 +378,11 @@ fn router(state: AppState) -> Router {
         .merge(v1::routes().route_layer(middleware::from_fn_with_state(state.clone(), v1::session_guard)))
         .merge(papi::routes())
         .merge(layar::routes())
-        .fallback(|| async { ApiError::not_found("no such route") })
+        .fallback(|| async { ApiError::not_found("no such route") });
+    // A cluster node serves or forwards, once the request is let in.
+    #[cfg(feature = "cluster")]
+    let router = router.layer(middleware::from_fn_with_state(state.clone(), cluster::route));
+    router
         // Layers run outermost (last added) first: the log line, metrics,
         // JSON errors, panics, the time limit, then authentication before
         // any limit, then the in-flight and body limits.

@@ -1,0 +1,414 @@
+//! A [`Storage`] whose durable state lives in the object store.
+//!
+//! It wraps the local directory (the node's cache) and keeps, beside it,
+//! the model of what a crash would leave that [`SimStorage`] keeps: a
+//! file's bytes count up to its last sync, a directory entry from the last
+//! `sync_dir`. At every sync it uploads the bytes that became durable as a
+//! new immutable object (a *piece*) and publishes the *view*: for each
+//! durable file, the pieces whose concatenation is its durable bytes. A
+//! publish is one fenced transaction ([`Remote::publish`]), so the published
+//! view is always a state the index could have found after a crash on one
+//! machine, and the index's own recovery turns it back into an index
+//! ([`restore`]). Synced therefore means uploaded and published.
+//!
+//! Concurrent syncs share one publish (group commit): a sync waits for a
+//! publish of a view at least as new as its own change. A file synced many
+//! times (the log) gets one piece per sync; eight pieces of one level are
+//! merged into one of the next level, read back from the local file, so
+//! that a view stays short (about 8 per level) and each byte is uploaded
+//! about `log8(syncs)` times.
+//!
+//! [`SimStorage`]: crate::storage::SimStorage
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{LockGuard, Mapped, Storage, StorageFile};
+
+/// Pieces of one level merged into one of the next.
+pub const MERGE_PIECES: usize = 8;
+
+/// The first bytes of an object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Piece {
+    /// The object's key in the store.
+    pub key: String,
+    /// How many of its bytes belong to the file (a cut file keeps a prefix).
+    pub len: u64,
+    /// 0 for a sync's own bytes; `l + 1` for a merge of pieces of level `l`.
+    pub level: u8,
+}
+
+/// The durable files of an index: what a publish names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    /// Each durable file's pieces, in order.
+    pub files: BTreeMap<String, Vec<Piece>>,
+}
+
+/// Where the durable bytes go.
+pub trait Remote: Send + Sync + fmt::Debug {
+    /// Stores `bytes` as the new object `key` (never overwriting one).
+    fn upload(&self, key: &str, bytes: Vec<u8>) -> io::Result<()>;
+
+    /// Makes `view` the index's commit point, if this node still owns the
+    /// index: an error of kind [`io::ErrorKind::PermissionDenied`] when it
+    /// does not ([`is_fenced`]).
+    fn publish(&self, view: &View) -> io::Result<()>;
+}
+
+/// The error of a publish refused because another node owns the index now.
+pub fn fenced(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, format!("fenced: {}", message.into()))
+}
+
+/// Whether `e` (an I/O error, or what the library made of one) says the
+/// index moved to another owner.
+pub fn is_fenced(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied && e.to_string().contains("fenced:")
+}
+
+/// One file's content as the store has it, and what changed since.
+#[derive(Debug, Default)]
+struct Node {
+    data: Mutex<NodeData>,
+}
+
+#[derive(Debug, Default)]
+struct NodeData {
+    pieces: Vec<Piece>,
+    /// The sum of the pieces' lengths: the durable length.
+    durable: u64,
+    /// The lowest offset changed since the last sync.
+    dirty_from: u64,
+}
+
+impl Node {
+    fn lock(&self) -> MutexGuard<'_, NodeData> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_pieces(pieces: Vec<Piece>) -> Node {
+        let durable = pieces.iter().map(|p| p.len).sum();
+        Node { data: Mutex::new(NodeData { pieces, durable, dirty_from: durable }) }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Dirs {
+    live: BTreeMap<String, Arc<Node>>,
+    durable: BTreeMap<String, Arc<Node>>,
+}
+
+/// The replicating storage of one owned index.
+pub struct Replicated {
+    local: Arc<dyn Storage>,
+    remote: Arc<dyn Remote>,
+    /// Object keys are `<prefix><n>`: unique to this owner and epoch.
+    prefix: String,
+    next_key: AtomicU64,
+    dirs: Mutex<Dirs>,
+    /// Bumped by every change to the durable state.
+    version: AtomicU64,
+    /// The newest version published; held while publishing.
+    published: Mutex<u64>,
+    fenced: AtomicBool,
+}
+
+impl fmt::Debug for Replicated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replicated").field("local", &self.local).field("prefix", &self.prefix).finish()
+    }
+}
+
+impl Replicated {
+    /// Replicates `local`, whose files are those of `view` (as [`restore`]
+    /// wrote them), to `remote`, naming new objects `prefix` + a number.
+    pub fn new(local: Arc<dyn Storage>, remote: Arc<dyn Remote>, prefix: String, view: &View) -> Replicated {
+        let mut dirs = Dirs::default();
+        for (name, pieces) in &view.files {
+            let node = Arc::new(Node::with_pieces(pieces.clone()));
+            dirs.live.insert(name.clone(), node.clone());
+            dirs.durable.insert(name.clone(), node);
+        }
+        Replicated {
+            local,
+            remote,
+            prefix,
+            next_key: AtomicU64::new(0),
+            dirs: Mutex::new(dirs),
+            version: AtomicU64::new(0),
+            published: Mutex::new(0),
+            fenced: AtomicBool::new(false),
+        }
+    }
+
+    fn dirs(&self) -> MutexGuard<'_, Dirs> {
+        self.dirs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Once fenced, nothing is written any more.
+    fn check(&self) -> io::Result<()> {
+        if self.fenced.load(Ordering::SeqCst) {
+            return Err(fenced("this node no longer owns the index"));
+        }
+        Ok(())
+    }
+
+    /// Whether a publish was refused: another node owns the index.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::SeqCst)
+    }
+
+    /// The view as the store has it now (published or about to be).
+    pub fn view(&self) -> View {
+        let dirs = self.dirs();
+        let files = dirs.durable.iter().map(|(name, node)| (name.clone(), node.lock().pieces.clone())).collect();
+        View { files }
+    }
+
+    fn upload(&self, bytes: Vec<u8>, level: u8) -> io::Result<Piece> {
+        let key = format!("{}{:08}", self.prefix, self.next_key.fetch_add(1, Ordering::SeqCst));
+        let len = bytes.len() as u64;
+        self.remote.upload(&key, bytes)?;
+        Ok(Piece { key, len, level })
+    }
+
+    /// Uploads what became durable in `file` (`node`'s local bytes).
+    fn sync_file(&self, node: &Node, file: &dyn StorageFile) -> io::Result<()> {
+        self.check()?;
+        {
+            let mut data = node.lock();
+            let len = file.len()?;
+            let from = data.dirty_from.min(data.durable);
+            // Cut the pieces back to `from`.
+            let mut kept = 0u64;
+            let mut pieces = Vec::with_capacity(data.pieces.len() + 1);
+            for piece in &data.pieces {
+                if kept >= from {
+                    break;
+                }
+                let take = piece.len.min(from - kept);
+                pieces.push(Piece { len: take, ..piece.clone() });
+                kept += take;
+            }
+            if len > from {
+                let mut bytes = vec![0; usize::try_from(len - from).map_err(io::Error::other)?];
+                file.read_at(from, &mut bytes)?;
+                pieces.push(self.upload(bytes, 0)?);
+            }
+            self.merge_pieces(&mut pieces, file)?;
+            data.pieces = pieces;
+            data.durable = len;
+            data.dirty_from = len;
+        }
+        self.version.fetch_add(1, Ordering::SeqCst);
+        self.publish()
+    }
+
+    /// While the last [`MERGE_PIECES`] pieces share a level, uploads their
+    /// bytes again as one piece of the next level.
+    fn merge_pieces(&self, pieces: &mut Vec<Piece>, file: &dyn StorageFile) -> io::Result<()> {
+        while pieces.len() >= MERGE_PIECES {
+            let tail = &pieces[pieces.len() - MERGE_PIECES..];
+            let level = tail[0].level;
+            if tail.iter().any(|p| p.level != level) || level == u8::MAX {
+                break;
+            }
+            let start: u64 = pieces[..pieces.len() - MERGE_PIECES].iter().map(|p| p.len).sum();
+            let len: u64 = tail.iter().map(|p| p.len).sum();
+            let mut bytes = vec![0; usize::try_from(len).map_err(io::Error::other)?];
+            file.read_at(start, &mut bytes)?;
+            let merged = self.upload(bytes, level + 1)?;
+            pieces.truncate(pieces.len() - MERGE_PIECES);
+            pieces.push(merged);
+        }
+        Ok(())
+    }
+
+    /// Publishes a view at least as new as every change made so far, or
+    /// waits for a concurrent publish that is.
+    fn publish(&self) -> io::Result<()> {
+        let wanted = self.version.load(Ordering::SeqCst);
+        let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        self.check()?;
+        if *published >= wanted {
+            return Ok(());
+        }
+        let version = self.version.load(Ordering::SeqCst);
+        let view = self.view();
+        match self.remote.publish(&view) {
+            Ok(()) => {
+                *published = version;
+                Ok(())
+            }
+            Err(e) => {
+                if is_fenced(&e) {
+                    self.fenced.store(true, Ordering::SeqCst);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn node(&self, name: &str) -> Arc<Node> {
+        self.dirs().live.entry(name.to_string()).or_default().clone()
+    }
+
+    fn wrap(&self, this: &Arc<Replicated>, name: &str, file: Arc<dyn StorageFile>) -> Arc<dyn StorageFile> {
+        Arc::new(ReplicatedFile { storage: this.clone(), node: self.node(name), file })
+    }
+}
+
+/// The storage handed to the index: an `Arc` so that its files can reach
+/// back to it for publishing.
+#[derive(Clone, Debug)]
+pub struct ReplicatedStorage(pub Arc<Replicated>);
+
+impl Storage for ReplicatedStorage {
+    fn root(&self) -> &Path {
+        self.0.local.root()
+    }
+
+    fn create(&self, name: &str) -> io::Result<Arc<dyn StorageFile>> {
+        self.0.check()?;
+        let file = self.0.local.create(name)?;
+        self.0.dirs().live.insert(name.to_string(), Arc::default());
+        Ok(self.0.wrap(&self.0, name, file))
+    }
+
+    fn open(&self, name: &str) -> io::Result<Arc<dyn StorageFile>> {
+        let file = self.0.local.open(name)?;
+        Ok(self.0.wrap(&self.0, name, file))
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.0.local.list()
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.0.check()?;
+        self.0.local.rename(from, to)?;
+        let mut dirs = self.0.dirs();
+        let node = dirs.live.remove(from).unwrap_or_default();
+        dirs.live.insert(to.to_string(), node);
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.0.check()?;
+        self.0.local.remove(name)?;
+        self.0.dirs().live.remove(name);
+        Ok(())
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        self.0.check()?;
+        {
+            let mut dirs = self.0.dirs();
+            dirs.durable = dirs.live.clone();
+        }
+        self.0.version.fetch_add(1, Ordering::SeqCst);
+        self.0.publish()
+    }
+
+    fn map(&self, name: &str) -> io::Result<Mapped> {
+        self.0.local.map(name)
+    }
+
+    fn scratch(&self) -> io::Result<Arc<dyn StorageFile>> {
+        self.0.local.scratch()
+    }
+
+    fn try_lock(&self) -> io::Result<Option<LockGuard>> {
+        self.0.local.try_lock()
+    }
+
+    fn try_lock_shared(&self) -> io::Result<Option<LockGuard>> {
+        self.0.local.try_lock_shared()
+    }
+
+    fn file_len(&self, name: &str) -> io::Result<u64> {
+        self.0.local.file_len(name)
+    }
+
+    fn set_aside(&self, name: &str, copy: bool) -> io::Result<String> {
+        self.0.check()?;
+        let path = self.0.local.set_aside(name, copy)?;
+        if !copy {
+            // Durable when it returns: gone from the published view too.
+            {
+                let mut dirs = self.0.dirs();
+                dirs.live.remove(name);
+                dirs.durable.remove(name);
+            }
+            self.0.version.fetch_add(1, Ordering::SeqCst);
+            self.0.publish()?;
+        }
+        Ok(path)
+    }
+}
+
+/// A local file whose syncs upload and publish.
+#[derive(Debug)]
+struct ReplicatedFile {
+    storage: Arc<Replicated>,
+    node: Arc<Node>,
+    file: Arc<dyn StorageFile>,
+}
+
+impl StorageFile for ReplicatedFile {
+    fn append(&self, bytes: &[u8]) -> io::Result<()> {
+        self.storage.check()?;
+        self.file.append(bytes)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_at(offset, buf)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.file.len()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.storage.check()?;
+        self.file.set_len(len)?;
+        let mut data = self.node.lock();
+        data.dirty_from = data.dirty_from.min(len);
+        Ok(())
+    }
+
+    /// No local fsync: the store is what keeps the bytes; the local copy is
+    /// a cache, rebuilt from the store whenever the index is opened.
+    fn sync(&self) -> io::Result<()> {
+        self.storage.sync_file(&self.node, self.file.as_ref())
+    }
+}
+
+/// Writes the files of `view` into `local` (an empty directory), fetching
+/// each piece with `fetch`, and makes them durable there.
+pub fn restore(view: &View, local: &dyn Storage, fetch: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> io::Result<()> {
+    for (name, pieces) in &view.files {
+        let file = local.create(name)?;
+        for piece in pieces {
+            let bytes = fetch(&piece.key)?;
+            let len = usize::try_from(piece.len).map_err(io::Error::other)?;
+            let part = bytes.get(..len).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("object {} has {} bytes; the view names {len}", piece.key, bytes.len()),
+                )
+            })?;
+            file.append(part)?;
+        }
+        file.sync()?;
+    }
+    local.sync_dir()
+}

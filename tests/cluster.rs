@@ -1,0 +1,375 @@
+//! `pushdex serve --cluster` as `../shared/CLUSTER.md` promises it: one
+//! etcd and several real nodes on loopback ports sharing one store (a
+//! directory, or S3 against a local `moto_server`), real HTTP clients,
+//! SIGKILL and SIGSTOP. Every wait is bounded in time and count.
+//!
+//! etcd comes from Debian's `etcd-server`; this test installs it (apt-get)
+//! when missing, and moto (pip) for the S3 test, rather than skip.
+
+#![cfg(feature = "cluster")]
+
+#[path = "common/cluster.rs"]
+mod harness;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::{call, call_with, doc, free_port, provision_moto, signal, wait_until, Cluster, Proc, TOKEN, TTL};
+use serde_json::{json, Value};
+
+/// Adds `uri` with `wait=synced` through node `k`: whether it was
+/// acknowledged Synced.
+fn push_synced(cluster: &Cluster, k: usize, name: &str, uri: &str, text: &str) -> bool {
+    let url = cluster.url(k, &format!("/v1/indexes/{name}/documents?wait=synced"));
+    let (status, body) = call("POST", &url, Some(&doc(uri, text)));
+    status == 200 && body["state"] != "Pushed"
+}
+
+/// Every URI of index `name`, read through node `k` (NDJSON enumeration).
+fn uris(cluster: &Cluster, k: usize, name: &str) -> BTreeSet<String> {
+    let url = cluster.url(k, &format!("/v1/indexes/{name}/enumerate"));
+    let response = ureq::get(&url)
+        .timeout(Duration::from_secs(60))
+        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .call()
+        .unwrap_or_else(|e| panic!("enumerate {name}: {e}"));
+    let text = response.into_string().unwrap();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|entry| entry["uri"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn create(cluster: &Cluster, k: usize, name: &str) {
+    let (status, body) = call("PUT", &cluster.url(k, &format!("/v1/indexes/{name}")), None);
+    assert!(status == 200 || status == 201, "PUT /v1/indexes/{name}: {status} {body}");
+}
+
+fn session(cluster: &Cluster, k: usize, name: &str) -> String {
+    let (status, body) = call("GET", &cluster.url(k, &format!("/v1/indexes/{name}")), None);
+    assert_eq!(status, 200, "{body}");
+    body["session"].to_string()
+}
+
+/// Must-show 2: 8 clients write with `wait=synced` through every node; the
+/// owner of their index is killed (SIGKILL); every acknowledged document is
+/// there afterwards, the old session id gets 409, a connector that resumes
+/// from its last Synced checkpoint converges to its source, and the index
+/// takes writes again (the time is printed: the note reports it).
+/// `PUSHDEX_CLUSTER_TRIALS` trials (default 2), each killing the owner of
+/// the moment and starting it again afterwards.
+#[test]
+fn an_owner_killed_under_load_loses_no_synced_write() {
+    let trials: usize = std::env::var("PUSHDEX_CLUSTER_TRIALS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
+    let mut cluster = Cluster::start(3);
+    for trial in 0..trials {
+        let name = format!("load{trial}");
+        create(&cluster, trial % 3, &name);
+        let (owner, epoch) = cluster.owner(0, &name).expect("the new index has an owner");
+        let old_session = session(&cluster, (trial + 1) % 3, &name);
+
+        // The connector: a source of 60 documents pushed in batches of 10,
+        // each batch followed by checkpoint "batch" (all with wait=synced).
+        let source: Vec<(String, String)> = (0..60).map(|i| (format!("src/{i}"), format!("source text {i}"))).collect();
+        let push_batch = |cluster: &Cluster, k: usize, b: usize| -> bool {
+            let docs: Vec<Value> = source[b * 10..b * 10 + 10]
+                .iter()
+                .map(|(uri, text)| json!({ "uri": uri, "text": { "body": text } }))
+                .collect();
+            let url = cluster.url(k, &format!("/v1/indexes/{name}/documents?wait=synced"));
+            let (status, _) = call("POST", &url, Some(&Value::Array(docs)));
+            if status != 200 {
+                return false;
+            }
+            let url = cluster.url(k, &format!("/v1/indexes/{name}/checkpoints/batch?wait=synced"));
+            call("PUT", &url, Some(&json!({ "value": b.to_string() }))).0 == 200
+        };
+        let entry = cluster.alive().into_iter().find(|&k| cluster.nodes[k].id != owner).unwrap();
+        for b in 0..3 {
+            assert!(push_batch(&cluster, entry, b), "trial {trial}: batch {b} before the kill");
+        }
+
+        let acked = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let bases: Vec<String> = cluster.alive().iter().map(|&k| cluster.nodes[k].base.clone()).collect();
+        let writers: Vec<_> = (0..8)
+            .map(|t| {
+                let (acked, stop, bases, name) = (acked.clone(), stop.clone(), bases.clone(), name.clone());
+                std::thread::spawn(move || {
+                    let mut via = t % bases.len();
+                    for i in 0..100_000 {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let uri = format!("w{t}/{i}");
+                        let url = format!("{}/v1/indexes/{name}/documents?wait=synced", bases[via]);
+                        let (status, body) = call("POST", &url, Some(&doc(&uri, "written under load")));
+                        if status == 200 && body["state"] != "Pushed" {
+                            acked.lock().unwrap().push((uri, Instant::now()));
+                        } else {
+                            // The node died, or the index is moving: next node.
+                            via = (via + 1) % bases.len();
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                })
+            })
+            .collect();
+        wait_until(Duration::from_secs(30), "writes before the kill", || acked.lock().unwrap().len() >= 40);
+        let killed = cluster.node_of(&owner);
+        cluster.kill(killed);
+        let kill_time = Instant::now();
+        let writable = wait_until(Duration::from_secs(6 * TTL + 10), "a write acknowledged after the kill", || {
+            acked.lock().unwrap().iter().any(|(_, at)| *at > kill_time)
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::SeqCst);
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        eprintln!(
+            "trial {trial}: killed owner {owner} (epoch {epoch}); the index took writes again after {:?} (lease TTL {TTL} s)",
+            writable
+        );
+
+        let reader = cluster.alive()[0];
+        let (new_owner, new_epoch) = cluster.owner(reader, &name).unwrap();
+        assert_ne!(new_owner, owner, "trial {trial}: a live node owns the index");
+        assert!(new_epoch > epoch, "trial {trial}: the epoch moved on");
+        let present = uris(&cluster, reader, &name);
+        let acked = acked.lock().unwrap().clone();
+        let lost: Vec<&String> = acked.iter().map(|(uri, _)| uri).filter(|uri| !present.contains(*uri)).collect();
+        assert!(
+            lost.is_empty(),
+            "trial {trial}: {} of {} acknowledged documents lost: {lost:?}",
+            lost.len(),
+            acked.len()
+        );
+
+        // The old session is gone: 409, as after a restart.
+        let url = cluster.url(reader, &format!("/v1/indexes/{name}/documents"));
+        let (status, body) = call_with("POST", &url, Some(&doc("stale/1", "x")), &[("X-Push-Session", &old_session)]);
+        assert_eq!(status, 409, "trial {trial}: the old session id: {body}");
+
+        // The connector resumes after its last Synced checkpoint.
+        let (status, body) = call("GET", &cluster.url(reader, &format!("/v1/indexes/{name}/checkpoints/batch")), None);
+        assert_eq!(status, 200, "{body}");
+        let done: usize = body["value"].as_str().unwrap().parse().unwrap();
+        for b in done + 1..6 {
+            assert!(push_batch(&cluster, reader, b), "trial {trial}: batch {b} after the failover");
+        }
+        for (uri, text) in &source {
+            let (status, got) =
+                call("GET", &cluster.url(reader, &format!("/v1/indexes/{name}/documents?uri={uri}")), None);
+            assert_eq!(status, 200, "trial {trial}: {uri} converged");
+            assert_eq!(got["text"]["body"], text.as_str());
+        }
+        cluster.restart(killed);
+    }
+}
+
+/// Must-show 3: the owner is paused (SIGSTOP) past its lease; another node
+/// takes the index and accepts writes; the old owner, continued, forwards
+/// what it is sent (or refuses it), and nothing it accepted after losing
+/// the index is ever published or visible.
+#[test]
+fn a_paused_owner_never_publishes_after_losing_its_index() {
+    let cluster = Cluster::start(3);
+    create(&cluster, 0, "fenced");
+    let (owner, epoch) = cluster.owner(0, "fenced").unwrap();
+    let old = cluster.node_of(&owner);
+    let other = (old + 1) % 3;
+    assert!(push_synced(&cluster, other, "fenced", "before", "before the pause"));
+    signal(cluster.nodes[old].pid(), "STOP");
+    wait_until(Duration::from_secs(6 * TTL + 10), "another node takes the index", || {
+        cluster.owner(other, "fenced").is_some_and(|(o, e)| o != owner && e > epoch)
+    });
+    assert!(push_synced(&cluster, other, "fenced", "during", "while the old owner is paused"));
+    signal(cluster.nodes[old].pid(), "CONT");
+    // Straight to the old owner: it must forward (its answer is the new
+    // owner's) or refuse.
+    let mut accepted = Vec::new();
+    for i in 0..20 {
+        let uri = format!("late/{i}");
+        let url = cluster.url(old, "/v1/indexes/fenced/documents?wait=pushed");
+        let (status, _) = call("POST", &url, Some(&doc(&uri, "sent to the old owner")));
+        if status == 200 {
+            accepted.push(uri);
+        }
+    }
+    let (status, _) = call("POST", &cluster.url(old, "/v1/indexes/fenced/refresh"), None);
+    assert!(status == 200 || status >= 500, "a refresh through the old owner: {status}");
+    let (new_owner, new_epoch) = cluster.owner(other, "fenced").unwrap();
+    assert_ne!(new_owner, owner);
+    assert!(new_epoch > epoch);
+    for k in 0..3 {
+        let present = uris(&cluster, k, "fenced");
+        assert!(present.contains("before") && present.contains("during"), "node {k}: {present:?}");
+        for uri in &accepted {
+            assert!(present.contains(uri), "node {k}: {uri}, accepted by the old owner, is the new owner's too");
+        }
+        let (status, hits) = call("GET", &cluster.url(k, "/v1/indexes/fenced/search?q=owner&limit=100"), None);
+        assert_eq!(status, 200);
+        let visible: BTreeSet<&str> =
+            hits["hits"].as_array().unwrap().iter().filter_map(|h| h["uri"].as_str()).collect();
+        for uri in visible.iter().filter(|u| u.starts_with("late/")) {
+            assert!(accepted.iter().any(|a| a == uri), "node {k}: {uri} is visible but was never acknowledged");
+        }
+    }
+}
+
+/// Must-show 4: every node answers the same query with the same hits.
+#[test]
+fn every_node_answers_a_search_the_same() {
+    let cluster = Cluster::start(3);
+    create(&cluster, 1, "books");
+    let words = ["alpha", "beta", "gamma", "delta"];
+    for i in 0..40 {
+        let text = format!("{} {} book {i}", words[i % 4], words[(i / 4) % 4]);
+        assert!(push_synced(&cluster, i % 3, "books", &format!("b/{i}"), &text));
+    }
+    let (status, _) = call("POST", &cluster.url(2, "/v1/indexes/books/refresh"), None);
+    assert_eq!(status, 200);
+    for query in ["alpha", "beta gamma", "book", "alpha OR delta", "\"gamma book\""] {
+        let answers: Vec<Value> = (0..3)
+            .map(|k| {
+                let url =
+                    cluster.url(k, &format!("/v1/indexes/books/search?q={}&limit=100&count=true", urlencode(query)));
+                let (status, body) = call("GET", &url, None);
+                assert_eq!(status, 200, "{query}: {body}");
+                body
+            })
+            .collect();
+        assert!(answers[0]["hits"].as_array().is_some_and(|h| !h.is_empty()), "{query}: {}", answers[0]);
+        assert_eq!(answers[0], answers[1], "{query}: nodes 1 and 2");
+        assert_eq!(answers[0], answers[2], "{query}: nodes 1 and 3");
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Must-show 5: a fourth node joins; indexes move to it one at a time
+/// (clean hand-overs) while clients write; no acknowledged write is lost.
+#[test]
+fn a_joining_node_takes_indexes_without_losing_a_write() {
+    let mut cluster = Cluster::start(3);
+    let names: Vec<String> = (0..6).map(|i| format!("idx{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        create(&cluster, i % 3, name);
+    }
+    let acked = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let (acked, stop, bases, names) = (acked.clone(), stop.clone(), bases.clone(), names.clone());
+            std::thread::spawn(move || {
+                for i in 0..100_000 {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let name = &names[(t + i) % names.len()];
+                    let uri = format!("w{t}/{i}");
+                    let url = format!("{}/v1/indexes/{name}/documents?wait=synced", bases[i % bases.len()]);
+                    let (status, body) = call("POST", &url, Some(&doc(&uri, "written while indexes move")));
+                    if status == 200 && body["state"] != "Pushed" {
+                        acked.lock().unwrap().push((name.clone(), uri));
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let joined = cluster.add_node();
+    let id = cluster.nodes[joined].id.clone();
+    wait_until(Duration::from_secs(10 * TTL + 20), "the new node owns an index", || {
+        let status = cluster.status(0);
+        status["indexes"].as_array().unwrap().iter().any(|i| i["owner"] == id.as_str())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 20, "writes were acknowledged during the join ({})", acked.len());
+    for name in &names {
+        let present = uris(&cluster, joined, name);
+        for (_, uri) in acked.iter().filter(|(n, _)| n == name) {
+            assert!(present.contains(uri), "{name}: {uri} was acknowledged Synced and is gone");
+        }
+    }
+    let status = cluster.status(joined);
+    let owners: Vec<&str> =
+        status["indexes"].as_array().unwrap().iter().map(|i| i["owner"].as_str().unwrap()).collect();
+    assert!(owners.iter().filter(|o| **o == id).count() <= 2, "indexes moved one at a time toward balance: {owners:?}");
+}
+
+/// Must-show 1's S3 half: three nodes on an S3 store (a local
+/// `moto_server`); a killed owner loses no Synced write, and search agrees
+/// on every node.
+#[test]
+fn the_s3_store_keeps_every_synced_write_of_a_killed_owner() {
+    provision_moto();
+    let port = free_port();
+    let _moto = Proc(
+        Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts"),
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    wait_until(Duration::from_secs(30), "moto_server answers", || {
+        ureq::get(&format!("{endpoint}/")).timeout(Duration::from_secs(1)).call().is_ok()
+    });
+    // S3's CreateBucket: moto takes it unsigned.
+    ureq::put(&format!("{endpoint}/pushdex")).call().expect("the bucket is created");
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut cluster = Cluster::with_store(tempfile::tempdir().unwrap(), "s3://pushdex/cluster".into(), env, 3);
+    create(&cluster, 0, "s3books");
+    let mut acked = Vec::new();
+    for i in 0..30 {
+        let uri = format!("s3/{i}");
+        assert!(push_synced(&cluster, i % 3, "s3books", &uri, &format!("stored in s3 number {i}")), "{uri}");
+        acked.push(uri);
+    }
+    let (owner, _) = cluster.owner(0, "s3books").unwrap();
+    let killed = cluster.node_of(&owner);
+    cluster.kill(killed);
+    let reader = cluster.alive()[0];
+    wait_until(Duration::from_secs(6 * TTL + 10), "another node takes the index", || {
+        cluster.owner(reader, "s3books").is_some_and(|(o, _)| o != owner)
+    });
+    let present = uris(&cluster, reader, "s3books");
+    for uri in &acked {
+        assert!(present.contains(uri), "{uri} was acknowledged Synced and is gone");
+    }
+    let (status, _) = call("POST", &cluster.url(reader, "/v1/indexes/s3books/refresh"), None);
+    assert_eq!(status, 200);
+    let answers: Vec<Value> = cluster
+        .alive()
+        .into_iter()
+        .map(|k| call("GET", &cluster.url(k, "/v1/indexes/s3books/search?q=stored&limit=100"), None).1)
+        .collect();
+    assert_eq!(answers[0]["hits"].as_array().map(Vec::len), Some(30), "{}", answers[0]);
+    assert_eq!(answers[0], answers[1]);
+}
