@@ -231,6 +231,11 @@ fn every_node_answers_a_search_the_same() {
         let text = format!("{} {} book {i}", words[i % 4], words[(i / 4) % 4]);
         assert!(push_synced(&cluster, i % 3, "books", &format!("b/{i}"), &text));
     }
+    for k in 0..3 {
+        let status = cluster.status(k);
+        let books = status["indexes"].as_array().unwrap().iter().find(|i| i["name"] == "books").unwrap().clone();
+        assert!(books["published_serial"].as_u64() >= Some(40), "node {k}: 40 Synced, published {books}");
+    }
     let (status, _) = call("POST", &cluster.url(2, "/v1/indexes/books/refresh"), None);
     assert_eq!(status, 200);
     for query in ["alpha", "beta gamma", "book", "alpha OR delta", "\"gamma book\""] {
@@ -372,4 +377,30 @@ fn the_s3_store_keeps_every_synced_write_of_a_killed_owner() {
         .collect();
     assert_eq!(answers[0]["hits"].as_array().map(Vec::len), Some(30), "{}", answers[0]);
     assert_eq!(answers[0], answers[1]);
+}
+
+/// A graceful stop (SIGTERM) closes every index, publishing even what was
+/// only Pushed, and leaves the cluster: another node takes the index and
+/// has every write the stopped owner acknowledged.
+#[test]
+fn a_stopped_owner_hands_over_even_pushed_writes() {
+    let mut cluster = Cluster::start(2);
+    create(&cluster, 0, "graceful");
+    let (owner, _) = cluster.owner(0, "graceful").unwrap();
+    let old = cluster.node_of(&owner);
+    let other = 1 - old;
+    for i in 0..50 {
+        let url = cluster.url(old, "/v1/indexes/graceful/documents?wait=pushed");
+        let (status, body) = call("POST", &url, Some(&doc(&format!("p/{i}"), "only pushed")));
+        assert_eq!(status, 200, "{body}");
+    }
+    signal(cluster.nodes[old].pid(), "TERM");
+    let mut proc = cluster.nodes[old].proc.take().unwrap();
+    assert!(proc.0.wait().unwrap().success(), "SIGTERM exits 0");
+    wait_until(Duration::from_secs(6 * TTL + 10), "the other node takes the index", || {
+        cluster.owner(other, "graceful").is_some_and(|(o, _)| o != owner)
+    });
+    let present = uris(&cluster, other, "graceful");
+    let missing: Vec<String> = (0..50).map(|i| format!("p/{i}")).filter(|uri| !present.contains(uri)).collect();
+    assert!(missing.is_empty(), "pushed writes lost at a graceful stop: {missing:?}");
 }

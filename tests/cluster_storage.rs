@@ -151,7 +151,10 @@ fn a_restored_view_holds_every_synced_operation_and_failovers_lose_nothing() {
         let what = format!("seed {seed}");
         let (model, synced) = run(&remote, &script(seed, 300), &what);
         assert_eq!(remote.lock().fired, 0);
-        check_recovered(&remote.restored(), &options(), &model, synced, &what);
+        let published = remote.lock().published.serial;
+        assert!(published > 0, "{what}: the view carries the Synced serial");
+        let recovered = check_recovered(&remote.restored(), &options(), &model, synced, &what);
+        assert!(published <= recovered, "{what}: published serial {published}, only {recovered} recovered");
     }
 }
 
@@ -173,7 +176,9 @@ fn losing_the_owner_at_any_remote_operation_keeps_a_synced_prefix() {
             Arc::new(MemRemote { state: Mutex::new(RemoteState { dead_from: Some(k), ..Default::default() }) });
         let what = format!("the owner lost at remote operation {k} of {ops}");
         let (model, synced) = run(&remote, &steps, &what);
-        check_recovered(&remote.restored(), &options(), &model, synced, &what);
+        let published = remote.lock().published.serial;
+        let recovered = check_recovered(&remote.restored(), &options(), &model, synced, &what);
+        assert!(published <= recovered, "{what}: published serial {published}, only {recovered} recovered");
     }
 }
 

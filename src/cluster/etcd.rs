@@ -29,8 +29,8 @@ pub struct Ownership {
 pub struct Published {
     /// The epoch of the owner that published it.
     pub epoch: u64,
-    /// The synced serial the owner knew of when it published (at least
-    /// every serial Synced before the publish began).
+    /// The index's Synced serial as published: every operation up to it
+    /// is in the view's log ([`View::serial`]).
     pub serial: u64,
     /// The index's durable files.
     pub view: View,
@@ -142,6 +142,14 @@ impl Coordinator {
             .map_err(etcd_error)?;
         self.lease.store(lease, Ordering::SeqCst);
         *self.alive_until.lock().unwrap_or_else(|e| e.into_inner()) = sent + self.ttl;
+        Ok(())
+    }
+
+    /// Revokes the lease: `nodes/<id>` goes at once (a graceful stop).
+    pub fn revoke(&self) -> io::Result<()> {
+        let mut client = self.client.clone();
+        let lease = self.lease.load(Ordering::SeqCst);
+        self.wait(async move { client.lease_revoke(lease).await })?.map_err(etcd_error)?;
         Ok(())
     }
 

@@ -50,6 +50,11 @@ pub struct Piece {
 pub struct View {
     /// Each durable file's pieces, in order.
     pub files: BTreeMap<String, Vec<Piece>>,
+    /// Every operation up to this serial is in the view's log
+    /// ([`StorageFile::sync_through`]): the index's Synced serial as
+    /// published.
+    #[serde(default)]
+    pub serial: u64,
 }
 
 /// Where the durable bytes go.
@@ -116,6 +121,8 @@ pub struct Replicated {
     dirs: Mutex<Dirs>,
     /// Bumped by every change to the durable state.
     version: AtomicU64,
+    /// The highest serial whose log bytes are uploaded ([`View::serial`]).
+    serial: AtomicU64,
     /// The newest version published; held while publishing.
     published: Mutex<u64>,
     fenced: AtomicBool,
@@ -144,6 +151,7 @@ impl Replicated {
             next_key: AtomicU64::new(0),
             dirs: Mutex::new(dirs),
             version: AtomicU64::new(0),
+            serial: AtomicU64::new(view.serial),
             published: Mutex::new(0),
             fenced: AtomicBool::new(false),
         }
@@ -170,7 +178,7 @@ impl Replicated {
     pub fn view(&self) -> View {
         let dirs = self.dirs();
         let files = dirs.durable.iter().map(|(name, node)| (name.clone(), node.lock().pieces.clone())).collect();
-        View { files }
+        View { files, serial: self.serial.load(Ordering::SeqCst) }
     }
 
     fn upload(&self, bytes: Vec<u8>, level: u8) -> io::Result<Piece> {
@@ -180,8 +188,9 @@ impl Replicated {
         Ok(Piece { key, len, level })
     }
 
-    /// Uploads what became durable in `file` (`node`'s local bytes).
-    fn sync_file(&self, node: &Node, file: &dyn StorageFile) -> io::Result<()> {
+    /// Uploads what became durable in `file` (`node`'s local bytes); with
+    /// `serial` (a sync of the log), every operation up to it is in them.
+    fn sync_file(&self, node: &Node, file: &dyn StorageFile, serial: Option<u64>) -> io::Result<()> {
         self.check()?;
         {
             let mut data = node.lock();
@@ -207,6 +216,10 @@ impl Replicated {
             data.pieces = pieces;
             data.durable = len;
             data.dirty_from = len;
+        }
+        if let Some(serial) = serial {
+            // After the upload: a view that carries it holds the bytes.
+            self.serial.fetch_max(serial, Ordering::SeqCst);
         }
         self.version.fetch_add(1, Ordering::SeqCst);
         self.publish()
@@ -388,7 +401,11 @@ impl StorageFile for ReplicatedFile {
     /// No local fsync: the store is what keeps the bytes; the local copy is
     /// a cache, rebuilt from the store whenever the index is opened.
     fn sync(&self) -> io::Result<()> {
-        self.storage.sync_file(&self.node, self.file.as_ref())
+        self.storage.sync_file(&self.node, self.file.as_ref(), None)
+    }
+
+    fn sync_through(&self, serial: u64) -> io::Result<()> {
+        self.storage.sync_file(&self.node, self.file.as_ref(), Some(serial))
     }
 }
 

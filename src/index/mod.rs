@@ -1396,7 +1396,7 @@ impl Inner {
             shared.wal.write_out()?;
             (shared.wal.file(), self.last.load(Ordering::SeqCst))
         };
-        file.sync()?;
+        file.sync_through(covered)?;
         Ok(covered)
     }
 }

@@ -19,7 +19,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +42,8 @@ use crate::{Create, Error, Index, Options};
 /// number of hops so far: a node forwards it again only while the index's
 /// owner changes under it, at most [`MAX_HOPS`] times.
 const FORWARDED: &str = "x-pushdex-forwarded";
+/// How long a starting node waits for etcd to answer.
+const ETCD_PATIENCE: Duration = Duration::from_secs(30);
 /// The most times one request is forwarded.
 const MAX_HOPS: u32 = 3;
 
@@ -58,9 +59,7 @@ pub(crate) struct Cluster {
     owned: Mutex<HashMap<String, Owned>>,
     /// Addresses of every node seen alive (the dead keep theirs here).
     seen: Mutex<HashMap<String, String>>,
-    /// The highest Synced serial seen of each owned index: what its next
-    /// publish carries as `serial`.
-    synced: Mutex<HashMap<String, Arc<AtomicU64>>>,
+
     client: reqwest::Client,
     /// The runtime of the etcd and object store clients.
     _runtime: tokio::runtime::Runtime,
@@ -81,17 +80,24 @@ impl Cluster {
     pub fn join(config: &ClusterConfig, data: &std::path::Path, address: String) -> io::Result<Arc<Cluster>> {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let blocking = Blocking::new(runtime.handle().clone());
-        let coordinator = Arc::new(Coordinator::connect(
-            &config.etcd,
-            &config.prefix,
-            &config.node_id,
-            config.lease_ttl,
-            blocking.clone(),
-        )?);
+        // etcd may be starting beside this node: it gets a while to answer.
+        let started = Instant::now();
+        let coordinator = loop {
+            let joined =
+                Coordinator::connect(&config.etcd, &config.prefix, &config.node_id, config.lease_ttl, blocking.clone())
+                    .and_then(|coordinator| coordinator.register(&address).map(|()| coordinator));
+            match joined {
+                Ok(coordinator) => break Arc::new(coordinator),
+                Err(e) if started.elapsed() < ETCD_PATIENCE => {
+                    eprintln!("pushdex serve: waiting for etcd at {} ({e})", config.etcd);
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let store = Store::open(&config.store, blocking)?;
         let dir = data.join("indexes");
         std::fs::create_dir_all(&dir)?;
-        coordinator.register(&address)?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .build()
@@ -103,7 +109,6 @@ impl Cluster {
             address,
             owned: Mutex::default(),
             seen: Mutex::default(),
-            synced: Mutex::default(),
             client,
             _runtime: runtime,
         }))
@@ -120,6 +125,15 @@ impl Cluster {
     /// The cluster's token: `fresh`, unless a node stored one first.
     pub fn token(&self, fresh: &str) -> io::Result<String> {
         self.coordinator.shared_token(fresh)
+    }
+
+    /// Leaves the cluster at a graceful stop, once every index is closed
+    /// (and so published): the lease is revoked, so that other nodes take
+    /// the indexes at once rather than after the TTL.
+    pub fn leave(&self) {
+        if let Err(e) = self.coordinator.revoke() {
+            eprintln!("pushdex serve: revoking the etcd lease: {e}");
+        }
     }
 
     /// Keeps the lease alive and watches for orphans and imbalance.
@@ -170,8 +184,12 @@ impl Cluster {
             let mine = self.owned().get(name).cloned();
             if owner == self.me() {
                 if mine.as_ref().is_none_or(|m| m.revision != owned.revision) {
-                    // Owned by this node's id but not open in this process:
-                    // a restart. Take it back at the next epoch.
+                    // Owned by this node's id but not open in this process
+                    // (a restart, a hand-over to it), or open as a stale
+                    // copy: taken (back) from the store at the next epoch.
+                    if mine.is_some() {
+                        self.forget(indexes, name);
+                    }
                     self.open_quietly(indexes, name);
                 } else if !handed_over {
                     handed_over = self.maybe_hand_over(indexes, name, owned, &nodes, &all);
@@ -253,7 +271,12 @@ impl Cluster {
         let deadline = Instant::now() + self.coordinator.ttl() * 2 + Duration::from_secs(1);
         loop {
             let record = self.coordinator.ownership(name).map_err(Error::Io)?;
-            if record.as_ref().is_some_and(|o| o.ownership.owner == self.me()) {
+            if let Some(owned) = record.as_ref().filter(|o| o.ownership.owner == self.me()) {
+                if self.owned().get(name).is_some_and(|mine| mine.revision != owned.revision) {
+                    // Given back to this node while it held a stale copy
+                    // (paused, say): reopened from the store.
+                    self.forget(indexes, name);
+                }
                 return Ok(None);
             }
             if record.is_some() && self.owned().contains_key(name) {
@@ -289,18 +312,6 @@ impl Cluster {
                 }
                 _ => std::thread::sleep(self.coordinator.ttl() / 10),
             }
-        }
-    }
-
-    fn synced_of(&self, name: &str) -> Arc<AtomicU64> {
-        self.synced.lock().unwrap_or_else(|e| e.into_inner()).entry(name.to_string()).or_default().clone()
-    }
-
-    /// After a request served here: the index's Synced serial, for its
-    /// next publish (so a published serial may lag one publish behind).
-    fn note_synced(&self, indexes: &Indexes, name: &str) {
-        if let Some(index) = indexes.peek(name) {
-            self.synced_of(name).fetch_max(index.watermarks().synced.0, Ordering::SeqCst);
         }
     }
 
@@ -364,7 +375,6 @@ struct IndexRemote {
     cluster: Arc<Cluster>,
     name: String,
     owned: Owned,
-    synced: Arc<AtomicU64>,
 }
 
 impl Remote for IndexRemote {
@@ -373,8 +383,7 @@ impl Remote for IndexRemote {
     }
 
     fn publish(&self, view: &View) -> io::Result<()> {
-        let serial = self.synced.load(Ordering::SeqCst);
-        let published = Published { epoch: self.owned.ownership.epoch, serial, view: view.clone() };
+        let published = Published { epoch: self.owned.ownership.epoch, serial: view.serial, view: view.clone() };
         self.cluster.coordinator.publish(&self.name, &self.owned, &published)
     }
 }
@@ -409,9 +418,7 @@ impl Backend for ClusterBackend {
         let dir = base.join(format!("e{epoch}"));
         let local = FsStorage::new(&dir)?;
         restore(&published.view, &local, &|key| cluster.store.get(key))?;
-        let synced = cluster.synced_of(name);
-        synced.fetch_max(published.serial, Ordering::SeqCst);
-        let remote = IndexRemote { cluster: cluster.clone(), name: name.to_string(), owned: owned.clone(), synced };
+        let remote = IndexRemote { cluster: cluster.clone(), name: name.to_string(), owned: owned.clone() };
         let prefix = format!("indexes/{name}/e{epoch}-{}/", cluster.me());
         let replicated = Replicated::new(Arc::new(local), Arc::new(remote), prefix, &published.view);
         // A copy restored from the store is an index whenever the store
@@ -508,9 +515,7 @@ pub(crate) async fn route(State(state): State<AppState>, request: Request, next:
                     Some(bytes) => Request::from_parts(parts, axum::body::Body::from(bytes)),
                     None => Request::from_parts(parts, request_body),
                 };
-                let response = next.run(request).await;
-                cluster.note_synced(&state.indexes, &name);
-                return response;
+                return next.run(request).await;
             }
             Ok(Some(address)) => address,
             Err(e) => return e.into_response(),

@@ -167,12 +167,6 @@ impl Indexes {
         self.changing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The index `name` if it is open now (never opens it).
-    #[cfg(feature = "cluster")]
-    pub fn peek(&self, name: &str) -> Option<Index> {
-        self.lock().get(name).cloned()
-    }
-
     /// The index `name` if it exists (opening it on first use). Blocks.
     pub fn get(&self, name: &str) -> ApiResult<Option<Index>> {
         check_name(name)?;

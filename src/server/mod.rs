@@ -253,6 +253,8 @@ pub fn serve(config: Config) -> crate::Result<()> {
     if let Some(cluster) = &cluster {
         cluster.start(indexes.clone());
     }
+    #[cfg(feature = "cluster")]
+    let cluster_for_stop = cluster.clone();
     let mut source_roots = Vec::new();
     for root in &config.source_roots {
         source_roots.push(
@@ -314,7 +316,12 @@ pub fn serve(config: Config) -> crate::Result<()> {
     // Import jobs stop at a batch boundary (dropping the connectors joins
     // them) before the indexes close.
     drop(connectors.lock().unwrap_or_else(|e| e.into_inner()).take());
-    indexes.close_all()
+    let closed = indexes.close_all();
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = &cluster_for_stop {
+        cluster.leave();
+    }
+    closed
 }
 
 /// `--refresh-interval`: refreshes, at each tick, every open index whose

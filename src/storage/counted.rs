@@ -109,4 +109,8 @@ impl StorageFile for CountedFile {
     fn sync(&self) -> io::Result<()> {
         self.inner.sync()
     }
+
+    fn sync_through(&self, serial: u64) -> io::Result<()> {
+        self.inner.sync_through(serial)
+    }
 }

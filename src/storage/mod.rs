@@ -128,6 +128,14 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
 
     /// Makes the file's data durable (`fdatasync`).
     fn sync(&self) -> io::Result<()>;
+
+    /// [`StorageFile::sync`] of the log, which makes every operation up to
+    /// `serial` durable: a storage that publishes commit points (the
+    /// cluster's) records the serial with the bytes; others just sync.
+    fn sync_through(&self, serial: u64) -> io::Result<()> {
+        let _ = serial;
+        self.sync()
+    }
 }
 
 /// Reads a whole file.
