@@ -38,6 +38,13 @@ use crate::cluster::store::{Blocking, Store};
 use crate::storage::FsStorage;
 use crate::{Create, Error, Index, Options};
 
+/// What the watch read last.
+#[derive(Debug, Default)]
+struct Known {
+    nodes: Vec<NodeInfo>,
+    indexes: HashMap<String, Owned>,
+}
+
 /// The header that marks a request forwarded by another node, with the
 /// number of hops so far: a node forwards it again only while the index's
 /// owner changes under it, at most [`MAX_HOPS`] times.
@@ -59,6 +66,10 @@ pub(crate) struct Cluster {
     owned: Mutex<HashMap<String, Owned>>,
     /// Addresses of every node seen alive (the dead keep theirs here).
     seen: Mutex<HashMap<String, String>>,
+    /// The live nodes and the owners, as the watch last read them (at most
+    /// a third of the TTL old): where requests are forwarded without
+    /// asking etcd each time.
+    known: Mutex<Known>,
 
     client: reqwest::Client,
     /// The runtime of the etcd and object store clients.
@@ -109,6 +120,7 @@ impl Cluster {
             address,
             owned: Mutex::default(),
             seen: Mutex::default(),
+            known: Mutex::default(),
             client,
             _runtime: runtime,
         }))
@@ -139,8 +151,17 @@ impl Cluster {
     /// Keeps the lease alive and watches for orphans and imbalance.
     pub fn start(self: &Arc<Self>, indexes: Arc<Indexes>) {
         let on_lost = {
-            let cluster = self.clone();
-            move || eprintln!("pushdex serve: node {}: the etcd lease had expired; registering again", cluster.me())
+            let (cluster, indexes) = (self.clone(), indexes.clone());
+            move || {
+                // Whatever this node owned may be another's now: closed
+                // here (their publishes would be refused anyway), taken
+                // back from the store if etcd still says this node.
+                eprintln!("pushdex serve: node {}: the etcd lease had expired; registering again", cluster.me());
+                let names: Vec<String> = cluster.owned().keys().cloned().collect();
+                for name in names {
+                    cluster.forget(&indexes, &name);
+                }
+            }
         };
         keep_alive_forever(self.coordinator.clone(), self.address.clone(), on_lost);
         let cluster = self.clone();
@@ -177,6 +198,8 @@ impl Cluster {
     fn watch_once(&self, indexes: &Indexes) -> io::Result<()> {
         let nodes = self.live_nodes()?;
         let all = self.coordinator.indexes()?;
+        *self.known.lock().unwrap_or_else(|e| e.into_inner()) =
+            Known { nodes: nodes.clone(), indexes: all.iter().cloned().collect() };
         let alive = |id: &str| nodes.iter().any(|n| n.id == id);
         let mut handed_over = false;
         for (name, owned) in &all {
@@ -268,6 +291,21 @@ impl Cluster {
     /// already. Waits (at most twice the lease TTL) while the index's owner
     /// is dead and another node is the one to take it.
     fn decide(&self, indexes: &Indexes, name: &str, hops: u32) -> ApiResult<Option<String>> {
+        // Fast: an index this process claimed, while its lease is surely
+        // alive, is still its own (others take it only once the lease
+        // expired; a hand-over or a lost lease takes it out of `owned`
+        // first). An index the watch saw owned by another live node goes
+        // there (which forwards it on if it moved since).
+        if self.owned().contains_key(name) && self.coordinator.lease_alive() {
+            return Ok(None);
+        }
+        if hops < MAX_HOPS {
+            let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            let owner = known.indexes.get(name).map(|o| o.ownership.owner.clone());
+            if let Some(node) = owner.and_then(|id| known.nodes.iter().find(|n| n.id == id && n.id != self.me())) {
+                return Ok(Some(node.address.clone()));
+            }
+        }
         let deadline = Instant::now() + self.coordinator.ttl() * 2 + Duration::from_secs(1);
         loop {
             let record = self.coordinator.ownership(name).map_err(Error::Io)?;
