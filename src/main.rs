@@ -238,6 +238,10 @@ struct ServeArgs {
     /// renewing it loses its indexes after this long
     #[arg(long, env = "PUSHDEX_LEASE_TTL", default_value = "3", value_name = "SECONDS", value_parser = parse_seconds)]
     lease_ttl: std::time::Duration,
+    /// The host:port other nodes reach this one at [default: the address
+    /// it listens on; 127.0.0.1 when that is 0.0.0.0]
+    #[arg(long, env = "PUSHDEX_ADVERTISE", value_name = "HOST:PORT", requires = "cluster")]
+    advertise: Option<String>,
 }
 
 /// A positive number of seconds, whole or decimal.
@@ -373,6 +377,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> CliResult<()> {
                     store: args.store.unwrap_or_default(),
                     prefix: args.cluster_prefix,
                     lease_ttl: args.lease_ttl,
+                    advertise: args.advertise,
                 }),
             };
             return Ok(pushdex::server::serve(config)?);

@@ -236,6 +236,15 @@ fn every_node_answers_a_search_the_same() {
         let books = status["indexes"].as_array().unwrap().iter().find(|i| i["name"] == "books").unwrap().clone();
         assert!(books["published_serial"].as_u64() >= Some(40), "node {k}: 40 Synced, published {books}");
     }
+    // `pushdex cluster status` reads the same from etcd.
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_pushdex"))
+        .args(["cluster", "status", "--cluster", &cluster.etcd.url])
+        .output()
+        .unwrap();
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let printed: Value = serde_json::from_slice(&printed.stdout).unwrap();
+    assert_eq!(printed["indexes"], cluster.status(0)["indexes"]);
+    assert_eq!(printed["nodes"].as_array().map(Vec::len), Some(3), "{printed}");
     let (status, _) = call("POST", &cluster.url(2, "/v1/indexes/books/refresh"), None);
     assert_eq!(status, 200);
     for query in ["alpha", "beta gamma", "book", "alpha OR delta", "\"gamma book\""] {

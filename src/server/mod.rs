@@ -81,6 +81,10 @@ pub struct ClusterConfig {
     pub prefix: String,
     /// `--lease-ttl` (default 3 s).
     pub lease_ttl: Duration,
+    /// `--advertise`: the `host:port` other nodes reach this one at
+    /// (default: the address it listens on, `127.0.0.1` for an
+    /// unspecified IP).
+    pub advertise: Option<String>,
 }
 
 /// `pushdex cluster status`: what `GET /v1/cluster` answers, read from the
@@ -227,7 +231,8 @@ pub fn serve(config: Config) -> crate::Result<()> {
             if address.ip().is_unspecified() {
                 address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
-            Some(cluster::Cluster::join(cluster_config, &config.data, address.to_string())?)
+            let address = cluster_config.advertise.clone().unwrap_or_else(|| address.to_string());
+            Some(cluster::Cluster::join(cluster_config, &config.data, address)?)
         }
         None => None,
     };
