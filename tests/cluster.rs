@@ -413,3 +413,23 @@ fn a_stopped_owner_hands_over_even_pushed_writes() {
     let missing: Vec<String> = (0..50).map(|i| format!("p/{i}")).filter(|uri| !present.contains(uri)).collect();
     assert!(missing.is_empty(), "pushed writes lost at a graceful stop: {missing:?}");
 }
+
+/// An index deleted through any node is gone from every node and from
+/// etcd; a new index of that name starts empty.
+#[test]
+fn a_deleted_index_is_gone_everywhere() {
+    let cluster = Cluster::start(2);
+    create(&cluster, 0, "gone");
+    assert!(push_synced(&cluster, 1, "gone", "g/1", "soon deleted"));
+    let (owner, _) = cluster.owner(0, "gone").unwrap();
+    let other = 1 - cluster.node_of(&owner);
+    let (status, body) = call("DELETE", &cluster.url(other, "/v1/indexes/gone"), None);
+    assert_eq!(status, 204, "{body}");
+    for k in 0..2 {
+        let (status, _) = call("GET", &cluster.url(k, "/v1/indexes/gone"), None);
+        assert_eq!(status, 404, "node {k}");
+        assert!(cluster.owner(k, "gone").is_none(), "node {k}: etcd forgot it");
+    }
+    create(&cluster, other, "gone");
+    assert!(uris(&cluster, 0, "gone").is_empty(), "a new index of the name starts empty");
+}

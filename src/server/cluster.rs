@@ -457,7 +457,9 @@ impl Backend for ClusterBackend {
         let local = FsStorage::new(&dir)?;
         restore(&published.view, &local, &|key| cluster.store.get(key))?;
         let remote = IndexRemote { cluster: cluster.clone(), name: name.to_string(), owned: owned.clone() };
-        let prefix = format!("indexes/{name}/e{epoch}-{}/", cluster.me());
+        // The claim's etcd revision is unique to it (an index deleted and
+        // created again starts over at epoch 1).
+        let prefix = format!("indexes/{name}/r{}-e{epoch}-{}/", owned.revision, cluster.me());
         let replicated = Replicated::new(Arc::new(local), Arc::new(remote), prefix, &published.view);
         // A copy restored from the store is an index whenever the store
         // had one: it may be created here only when etcd had no record.
