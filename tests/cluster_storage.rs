@@ -38,6 +38,8 @@ struct RemoteState {
     fenced_from: Option<u64>,
     fired: u64,
     publishes: u64,
+    /// A published view held a merged piece (level > 0).
+    merged_seen: bool,
 }
 
 impl RemoteState {
@@ -91,6 +93,7 @@ impl Remote for MemRemote {
                 assert!(piece.len <= object.len() as u64, "{} published longer than uploaded", piece.key);
             }
         }
+        state.merged_seen |= view.files.values().flatten().any(|p| p.level > 0);
         state.published = view.clone();
         state.publishes += 1;
         Ok(())
@@ -98,11 +101,13 @@ impl Remote for MemRemote {
 }
 
 /// Opens the index as owner `epoch`: restores the published view into a
-/// new local directory and replicates it.
+/// new local directory and replicates it (pieces of at most 3000 bytes,
+/// so that segments are uploaded in several and merges stop at the limit).
 fn open_owner(remote: &Arc<MemRemote>, epoch: u64, options: &Options) -> pushdex::Result<Index> {
     let local = remote.restored();
     let view = remote.lock().published.clone();
-    let replicated = Replicated::new(Arc::new(local), remote.clone(), format!("e{epoch}/"), &view);
+    let replicated =
+        Replicated::new(Arc::new(local), remote.clone(), format!("e{epoch}/"), &view).with_piece_limit(3000);
     Index::open_with_storage(Arc::new(ReplicatedStorage(Arc::new(replicated))), options.clone())
 }
 
@@ -113,21 +118,20 @@ fn options() -> Options {
 /// Runs `steps` with the remote failing as set up; failovers at the
 /// script's reopens. Returns the model of accepted operations and the
 /// highest serial reported Synced.
-fn run(remote: &Arc<MemRemote>, steps: &[Step], what: &str) -> (Model, u64) {
-    let options = options();
+fn run(remote: &Arc<MemRemote>, steps: &[Step], options: &Options, what: &str) -> (Model, u64) {
     let mut epoch = 1;
     let mut model = Model::default();
     let mut synced = 0;
-    let Ok(mut index) = open_owner(remote, epoch, &options) else { return (model, 0) };
+    let Ok(mut index) = open_owner(remote, epoch, options) else { return (model, 0) };
     let scratch = SimStorage::new("/unused");
     for step in steps {
         let result = match step {
             Step::CloseAndReopen => index.clone().close().and_then(|()| {
                 epoch += 1;
-                index = open_owner(remote, epoch, &options)?;
+                index = open_owner(remote, epoch, options)?;
                 Ok(false)
             }),
-            _ => run_step(&mut index, &scratch, &options, step),
+            _ => run_step(&mut index, &scratch, options, step),
         };
         synced = synced.max(index.watermarks().synced.0);
         match result {
@@ -149,47 +153,73 @@ fn a_restored_view_holds_every_synced_operation_and_failovers_lose_nothing() {
     for seed in 0..4 {
         let remote = Arc::new(MemRemote::default());
         let what = format!("seed {seed}");
-        let (model, synced) = run(&remote, &script(seed, 300), &what);
+        let (model, synced) = run(&remote, &script(seed, 300), &options(), &what);
         assert_eq!(remote.lock().fired, 0);
         let published = remote.lock().published.serial;
         assert!(published > 0, "{what}: the view carries the Synced serial");
+        let view = remote.lock().published.clone();
+        for (name, pieces) in &view.files {
+            assert!(pieces.iter().all(|p| p.len <= 3000), "{what}: {name} has a piece over the limit");
+        }
+        assert!(view.files.values().any(|p| p.len() > 1), "{what}: some file was uploaded in several pieces");
         let recovered = check_recovered(&remote.restored(), &options(), &model, synced, &what);
         assert!(published <= recovered, "{what}: published serial {published}, only {recovered} recovered");
     }
 }
 
 /// How many remote operations the script makes when nothing fails.
-fn count_ops(steps: &[Step]) -> u64 {
+fn count_ops(steps: &[Step], options: &Options) -> u64 {
     let remote = Arc::new(MemRemote::default());
-    run(&remote, steps, "counting");
+    run(&remote, steps, options, "counting");
     let ops = remote.lock().ops;
     assert!(ops > 20, "the script uploads and publishes ({ops} operations)");
     ops
 }
 
-#[test]
-fn losing_the_owner_at_any_remote_operation_keeps_a_synced_prefix() {
-    let steps = script(7, 120);
-    let ops = count_ops(&steps);
+/// Loses the owner at each remote operation of `steps` in turn.
+fn lose_the_owner_everywhere(steps: &[Step], options: &Options) {
+    let ops = count_ops(steps, options);
     for k in 1..=ops {
         let remote =
             Arc::new(MemRemote { state: Mutex::new(RemoteState { dead_from: Some(k), ..Default::default() }) });
         let what = format!("the owner lost at remote operation {k} of {ops}");
-        let (model, synced) = run(&remote, &steps, &what);
+        let (model, synced) = run(&remote, steps, options, &what);
         let published = remote.lock().published.serial;
-        let recovered = check_recovered(&remote.restored(), &options(), &model, synced, &what);
+        let recovered = check_recovered(&remote.restored(), options, &model, synced, &what);
         assert!(published <= recovered, "{what}: published serial {published}, only {recovered} recovered");
     }
 }
 
 #[test]
+fn losing_the_owner_at_any_remote_operation_keeps_a_synced_prefix() {
+    lose_the_owner_everywhere(&script(7, 120), &options());
+}
+
+/// One log synced after every document (a memtable that never fills): its
+/// pieces merge level by level, and losing the owner at any upload or
+/// publish, merges included, still keeps a Synced prefix.
+#[test]
+fn a_log_synced_many_times_merges_its_pieces_and_loses_nothing() {
+    let options = Options::default();
+    let steps: Vec<Step> =
+        (0..80).flat_map(|i| [Step::Add(format!("m/{i}"), format!("stamp {i}")), Step::Sync]).collect();
+    let remote = Arc::new(MemRemote::default());
+    let (model, synced) = run(&remote, &steps, &options, "merging");
+    assert!(remote.lock().merged_seen, "a published view held merged pieces");
+    let longest = remote.lock().published.files.values().map(Vec::len).max().unwrap_or(0);
+    assert!(longest < 20, "merging keeps a view short ({longest} pieces in one file after 80 syncs)");
+    check_recovered(&remote.restored(), &options, &model, synced, "merging");
+    lose_the_owner_everywhere(&steps, &options);
+}
+
+#[test]
 fn a_failed_upload_or_publish_is_survived() {
     let steps = script(11, 120);
-    let ops = count_ops(&steps);
+    let ops = count_ops(&steps, &options());
     for k in 1..=ops {
         let remote = Arc::new(MemRemote { state: Mutex::new(RemoteState { fail_op: Some(k), ..Default::default() }) });
         let what = format!("remote operation {k} of {ops} fails");
-        let (model, synced) = run(&remote, &steps, &what);
+        let (model, synced) = run(&remote, &steps, &options(), &what);
         check_recovered(&remote.restored(), &options(), &model, synced, &what);
     }
 }

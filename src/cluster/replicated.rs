@@ -34,6 +34,11 @@ use crate::storage::{LockGuard, Mapped, Storage, StorageFile};
 /// Pieces of one level merged into one of the next.
 pub const MERGE_PIECES: usize = 8;
 
+/// The largest piece: a sync uploads larger new bytes (a merged segment)
+/// as several, and pieces are merged only while the result stays within
+/// it, so that no upload holds more than this in memory.
+pub const PIECE_BYTES: u64 = 16 << 20;
+
 /// The first bytes of an object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Piece {
@@ -117,6 +122,8 @@ pub struct Replicated {
     remote: Arc<dyn Remote>,
     /// Object keys are `<prefix><n>`: unique to this owner and epoch.
     prefix: String,
+    /// [`PIECE_BYTES`], smaller in tests.
+    piece_limit: u64,
     next_key: AtomicU64,
     dirs: Mutex<Dirs>,
     /// Bumped by every change to the durable state.
@@ -148,6 +155,7 @@ impl Replicated {
             local,
             remote,
             prefix,
+            piece_limit: PIECE_BYTES,
             next_key: AtomicU64::new(0),
             dirs: Mutex::new(dirs),
             version: AtomicU64::new(0),
@@ -155,6 +163,12 @@ impl Replicated {
             published: Mutex::new(0),
             fenced: AtomicBool::new(false),
         }
+    }
+
+    /// The largest piece is `bytes` (at least 1), not [`PIECE_BYTES`].
+    pub fn with_piece_limit(mut self, bytes: u64) -> Replicated {
+        self.piece_limit = bytes.max(1);
+        self
     }
 
     fn dirs(&self) -> MutexGuard<'_, Dirs> {
@@ -207,10 +221,13 @@ impl Replicated {
                 pieces.push(Piece { len: take, ..piece.clone() });
                 kept += take;
             }
-            if len > from {
-                let mut bytes = vec![0; usize::try_from(len - from).map_err(io::Error::other)?];
-                file.read_at(from, &mut bytes)?;
+            let mut at = from;
+            while at < len {
+                let size = (len - at).min(self.piece_limit);
+                let mut bytes = vec![0; usize::try_from(size).map_err(io::Error::other)?];
+                file.read_at(at, &mut bytes)?;
                 pieces.push(self.upload(bytes, 0)?);
+                at += size;
             }
             self.merge_pieces(&mut pieces, file)?;
             data.pieces = pieces;
@@ -225,8 +242,8 @@ impl Replicated {
         self.publish()
     }
 
-    /// While the last [`MERGE_PIECES`] pieces share a level, uploads their
-    /// bytes again as one piece of the next level.
+    /// While the last [`MERGE_PIECES`] pieces share a level and together
+    /// fit in a piece, uploads their bytes again as one of the next level.
     fn merge_pieces(&self, pieces: &mut Vec<Piece>, file: &dyn StorageFile) -> io::Result<()> {
         while pieces.len() >= MERGE_PIECES {
             let tail = &pieces[pieces.len() - MERGE_PIECES..];
@@ -236,6 +253,9 @@ impl Replicated {
             }
             let start: u64 = pieces[..pieces.len() - MERGE_PIECES].iter().map(|p| p.len).sum();
             let len: u64 = tail.iter().map(|p| p.len).sum();
+            if len > self.piece_limit {
+                break;
+            }
             let mut bytes = vec![0; usize::try_from(len).map_err(io::Error::other)?];
             file.read_at(start, &mut bytes)?;
             let merged = self.upload(bytes, level + 1)?;
