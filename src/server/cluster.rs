@@ -194,6 +194,14 @@ impl Cluster {
             .cloned()
     }
 
+    /// The live node that takes an orphaned index: [`Cluster::placement`]
+    /// counting only the indexes of live owners.
+    fn orphan_taker(nodes: &[NodeInfo], all: &[(String, Owned)]) -> Option<NodeInfo> {
+        let live: Vec<(String, Owned)> =
+            all.iter().filter(|(_, o)| nodes.iter().any(|n| n.id == o.ownership.owner)).cloned().collect();
+        Cluster::placement(nodes, &live)
+    }
+
     /// One round of [`Cluster::start`]'s watch.
     fn watch_once(&self, indexes: &Indexes) -> io::Result<()> {
         let nodes = self.live_nodes()?;
@@ -222,12 +230,8 @@ impl Cluster {
                     // Another node owns it now: whatever is open here is stale.
                     self.forget(indexes, name);
                 }
-                if !alive(owner) {
-                    let live: Vec<(String, Owned)> =
-                        all.iter().filter(|(_, o)| alive(&o.ownership.owner)).cloned().collect();
-                    if Cluster::placement(&nodes, &live).is_some_and(|n| n.id == self.me()) {
-                        self.open_quietly(indexes, name);
-                    }
+                if !alive(owner) && Cluster::orphan_taker(&nodes, &all).is_some_and(|n| n.id == self.me()) {
+                    self.open_quietly(indexes, name);
                 }
             }
         }
@@ -271,8 +275,7 @@ impl Cluster {
         if count(&target.id) + 2 > mine {
             return false;
         }
-        self.owned().remove(name);
-        indexes.evict(name);
+        self.forget(indexes, name);
         match self.coordinator.hand_over(name, owned, &target.id) {
             Ok(Some(_)) => {
                 eprintln!("pushdex serve: handed index {name} over to node {}", target.id);
@@ -328,9 +331,7 @@ impl Cluster {
                     None => {
                         // Its owner is dead: the node to take it, if it is this one.
                         let all = self.coordinator.indexes().map_err(Error::Io)?;
-                        let live: Vec<(String, Owned)> =
-                            all.into_iter().filter(|(_, o)| nodes.iter().any(|n| n.id == o.ownership.owner)).collect();
-                        Cluster::placement(&nodes, &live).filter(|node| node.id == self.me())
+                        Cluster::orphan_taker(&nodes, &all).filter(|node| node.id == self.me())
                     }
                 },
                 // A new index, sent here by the node that placed it.
