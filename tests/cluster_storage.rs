@@ -246,3 +246,39 @@ fn a_fenced_owner_publishes_nothing_more() {
     assert!(next.get("a/2").unwrap().is_none(), "a write after the fence is never published");
     assert!(next.get("a/3").unwrap().is_none());
 }
+
+/// A sync that finds nothing new to upload and no higher serial, and a
+/// directory sync that finds the directory unchanged, publish nothing (an
+/// etcd transaction each); a change publishes once.
+#[test]
+fn a_sync_with_nothing_new_publishes_nothing() {
+    use pushdex::storage::Storage;
+    let remote = Arc::new(MemRemote::default());
+    let replicated =
+        Replicated::new(Arc::new(SimStorage::new("/owner")), remote.clone(), "e1/".into(), &View::default());
+    let storage = ReplicatedStorage(Arc::new(replicated));
+    let publishes = || remote.lock().publishes;
+    let file = storage.create("wal-1.log").unwrap();
+    file.append(b"first").unwrap();
+    file.sync().unwrap();
+    assert_eq!(publishes(), 1, "new bytes: published");
+    file.sync().unwrap();
+    assert_eq!(publishes(), 1, "nothing new: not published again");
+    storage.sync_dir().unwrap();
+    assert_eq!(publishes(), 2, "a new directory entry: published");
+    storage.sync_dir().unwrap();
+    assert_eq!(publishes(), 2, "the same directory: not published again");
+    file.sync_through(7).unwrap();
+    assert_eq!(publishes(), 3, "a higher serial with the same bytes: published");
+    assert_eq!(remote.lock().published.serial, 7);
+    file.sync_through(7).unwrap();
+    assert_eq!(publishes(), 3);
+    file.append(b" second").unwrap();
+    file.sync().unwrap();
+    assert_eq!(publishes(), 4);
+    let restored = remote.restored();
+    let back = restored.open("wal-1.log").unwrap();
+    let mut bytes = vec![0; back.len().unwrap() as usize];
+    back.read_at(0, &mut bytes).unwrap();
+    assert_eq!(bytes, b"first second");
+}

@@ -206,7 +206,7 @@ impl Replicated {
     /// `serial` (a sync of the log), every operation up to it is in them.
     fn sync_file(&self, node: &Node, file: &dyn StorageFile, serial: Option<u64>) -> io::Result<()> {
         self.check()?;
-        {
+        let changed = {
             let mut data = node.lock();
             let len = file.len()?;
             let from = data.dirty_from.min(data.durable);
@@ -230,15 +230,19 @@ impl Replicated {
                 at += size;
             }
             self.merge_pieces(&mut pieces, file)?;
+            let changed = pieces != data.pieces;
             data.pieces = pieces;
             data.durable = len;
             data.dirty_from = len;
+            changed
+        };
+        // After the upload: a view that carries the serial holds the bytes.
+        let raised = serial.is_some_and(|serial| self.serial.fetch_max(serial, Ordering::SeqCst) < serial);
+        if changed || raised {
+            self.version.fetch_add(1, Ordering::SeqCst);
         }
-        if let Some(serial) = serial {
-            // After the upload: a view that carries it holds the bytes.
-            self.serial.fetch_max(serial, Ordering::SeqCst);
-        }
-        self.version.fetch_add(1, Ordering::SeqCst);
+        // Even unchanged: a concurrent sync may have uploaded these bytes
+        // and not published them yet.
         self.publish()
     }
 
@@ -248,7 +252,7 @@ impl Replicated {
         while pieces.len() >= MERGE_PIECES {
             let tail = &pieces[pieces.len() - MERGE_PIECES..];
             let level = tail[0].level;
-            if tail.iter().any(|p| p.level != level) || level == u8::MAX {
+            if tail.iter().any(|p| p.level != level) {
                 break;
             }
             let start: u64 = pieces[..pieces.len() - MERGE_PIECES].iter().map(|p| p.len).sum();
@@ -258,7 +262,7 @@ impl Replicated {
             }
             let mut bytes = vec![0; usize::try_from(len).map_err(io::Error::other)?];
             file.read_at(start, &mut bytes)?;
-            let merged = self.upload(bytes, level + 1)?;
+            let merged = self.upload(bytes, level.saturating_add(1))?;
             pieces.truncate(pieces.len() - MERGE_PIECES);
             pieces.push(merged);
         }
@@ -293,16 +297,19 @@ impl Replicated {
     fn node(&self, name: &str) -> Arc<Node> {
         self.dirs().live.entry(name.to_string()).or_default().clone()
     }
-
-    fn wrap(&self, this: &Arc<Replicated>, name: &str, file: Arc<dyn StorageFile>) -> Arc<dyn StorageFile> {
-        Arc::new(ReplicatedFile { storage: this.clone(), node: self.node(name), file })
-    }
 }
 
 /// The storage handed to the index: an `Arc` so that its files can reach
 /// back to it for publishing.
 #[derive(Clone, Debug)]
 pub struct ReplicatedStorage(pub Arc<Replicated>);
+
+impl ReplicatedStorage {
+    /// `file`, local file `name`, as the index sees it: its syncs upload.
+    fn wrap(&self, name: &str, file: Arc<dyn StorageFile>) -> Arc<dyn StorageFile> {
+        Arc::new(ReplicatedFile { storage: self.0.clone(), node: self.0.node(name), file })
+    }
+}
 
 impl Storage for ReplicatedStorage {
     fn root(&self) -> &Path {
@@ -313,12 +320,12 @@ impl Storage for ReplicatedStorage {
         self.0.check()?;
         let file = self.0.local.create(name)?;
         self.0.dirs().live.insert(name.to_string(), Arc::default());
-        Ok(self.0.wrap(&self.0, name, file))
+        Ok(self.wrap(name, file))
     }
 
     fn open(&self, name: &str) -> io::Result<Arc<dyn StorageFile>> {
         let file = self.0.local.open(name)?;
-        Ok(self.0.wrap(&self.0, name, file))
+        Ok(self.wrap(name, file))
     }
 
     fn list(&self) -> io::Result<Vec<String>> {
@@ -343,11 +350,16 @@ impl Storage for ReplicatedStorage {
 
     fn sync_dir(&self) -> io::Result<()> {
         self.0.check()?;
-        {
+        let changed = {
             let mut dirs = self.0.dirs();
+            let same = dirs.durable.len() == dirs.live.len()
+                && dirs.durable.iter().zip(&dirs.live).all(|((a, x), (b, y))| a == b && Arc::ptr_eq(x, y));
             dirs.durable = dirs.live.clone();
+            !same
+        };
+        if changed {
+            self.0.version.fetch_add(1, Ordering::SeqCst);
         }
-        self.0.version.fetch_add(1, Ordering::SeqCst);
         self.0.publish()
     }
 
@@ -433,19 +445,30 @@ impl StorageFile for ReplicatedFile {
 /// each piece with `fetch`, and makes them durable there.
 pub fn restore(view: &View, local: &dyn Storage, fetch: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> io::Result<()> {
     for (name, pieces) in &view.files {
-        let file = local.create(name)?;
-        for piece in pieces {
-            let bytes = fetch(&piece.key)?;
-            let len = usize::try_from(piece.len).map_err(io::Error::other)?;
-            let part = bytes.get(..len).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("object {} has {} bytes; the view names {len}", piece.key, bytes.len()),
-                )
-            })?;
-            file.append(part)?;
-        }
-        file.sync()?;
+        restore_file(name, pieces, local, fetch)?;
     }
     local.sync_dir()
+}
+
+/// Writes file `name` of a view, its `pieces` fetched by key, into `local`
+/// (synced; its directory entry is not).
+pub fn restore_file(
+    name: &str,
+    pieces: &[Piece],
+    local: &dyn Storage,
+    fetch: &dyn Fn(&str) -> io::Result<Vec<u8>>,
+) -> io::Result<()> {
+    let file = local.create(name)?;
+    for piece in pieces {
+        let bytes = fetch(&piece.key)?;
+        let len = usize::try_from(piece.len).map_err(io::Error::other)?;
+        let part = bytes.get(..len).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("object {} has {} bytes; the view names {len}", piece.key, bytes.len()),
+            )
+        })?;
+        file.append(part)?;
+    }
+    file.sync()
 }
