@@ -263,6 +263,56 @@ fn every_node_answers_a_search_the_same() {
     }
 }
 
+/// The URIs a search of `q` on node `k` finds, or `None` when the node did
+/// not answer within `patience`.
+fn found(cluster: &Cluster, k: usize, name: &str, q: &str, patience: Duration) -> Option<BTreeSet<String>> {
+    let url = cluster.url(k, &format!("/v1/indexes/{name}/search?q={}&limit=1000", urlencode(q)));
+    let response = ureq::get(&url).timeout(patience).set("Authorization", &format!("Bearer {TOKEN}")).call().ok()?;
+    let body: Value = serde_json::from_str(&response.into_string().ok()?).ok()?;
+    Some(body["hits"].as_array()?.iter().filter_map(|h| h["uri"].as_str().map(str::to_string)).collect())
+}
+
+/// Searches are served by every node from the published manifest, not
+/// forwarded to the owner: a refresh that returned is seen at once on
+/// every node, and every node but the owner keeps answering while the
+/// owner is paused (before any failover: a forwarded search would hang).
+#[test]
+fn every_node_searches_the_published_manifest_even_with_the_owner_paused() {
+    let cluster = Cluster::start(3);
+    create(&cluster, 0, "papers");
+    let (owner, _) = cluster.owner(0, "papers").unwrap();
+    let paused = cluster.node_of(&owner);
+    let others: Vec<usize> = (0..3).filter(|&k| k != paused).collect();
+    let mut expected = BTreeSet::new();
+    for round in 0..3 {
+        for i in 0..5 {
+            let uri = format!("p/{round}/{i}");
+            assert!(push_synced(&cluster, (round + i) % 3, "papers", &uri, &format!("paper {round} {i}")));
+            expected.insert(uri);
+        }
+        // Synced but not yet Searchable: no node shows the round.
+        for k in 0..3 {
+            let hits = found(&cluster, k, "papers", "paper", Duration::from_secs(30)).unwrap();
+            assert_eq!(hits.len(), round * 5, "node {k}, round {round}: only what was refreshed");
+        }
+        let (status, _) = call("POST", &cluster.url(others[round % 2], "/v1/indexes/papers/refresh"), None);
+        assert_eq!(status, 200);
+        for k in 0..3 {
+            let hits = found(&cluster, k, "papers", "paper", Duration::from_secs(30)).unwrap();
+            assert_eq!(hits, expected, "node {k}, round {round}: the refresh is seen at once");
+        }
+    }
+    signal(cluster.nodes[paused].pid(), "STOP");
+    for &k in &others {
+        let hits = found(&cluster, k, "papers", "paper", Duration::from_secs(1));
+        assert_eq!(hits.as_ref(), Some(&expected), "node {k} answers alone, the owner paused");
+        assert_eq!(found(&cluster, k, "papers", "nothing", Duration::from_secs(1)), Some(BTreeSet::new()));
+    }
+    signal(cluster.nodes[paused].pid(), "CONT");
+    let (status, _) = call("GET", &cluster.url(others[0], "/v1/indexes/missing/search?q=paper"), None);
+    assert_eq!(status, 404, "a search of an index that does not exist");
+}
+
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {

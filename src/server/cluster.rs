@@ -31,6 +31,7 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
 use super::indexes::{Backend, Indexes};
+use super::replicas::Replicas;
 use super::{AppState, ClusterConfig};
 use crate::cluster::etcd::{keep_alive_forever, Coordinator, NodeInfo, Owned, Published};
 use crate::cluster::replicated::{restore, Remote, Replicated, ReplicatedStorage, View};
@@ -71,6 +72,9 @@ pub(crate) struct Cluster {
     /// asking etcd each time.
     known: Mutex<Known>,
 
+    /// The read-only copies searches read (`DATA/replicas`).
+    replicas: Replicas,
+
     client: reqwest::Client,
     /// The runtime of the etcd and object store clients.
     _runtime: tokio::runtime::Runtime,
@@ -109,6 +113,7 @@ impl Cluster {
         let store = Store::open(&config.store, blocking)?;
         let dir = data.join("indexes");
         std::fs::create_dir_all(&dir)?;
+        let replicas = Replicas::new(data.join("replicas"))?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .build()
@@ -121,9 +126,18 @@ impl Cluster {
             owned: Mutex::default(),
             seen: Mutex::default(),
             known: Mutex::default(),
+            replicas,
             client,
             _runtime: runtime,
         }))
+    }
+
+    /// The index a search of `name` reads on this node: the replica of
+    /// its latest published manifest, brought up to date first.
+    pub fn searched(&self, name: &str) -> ApiResult<Index> {
+        let published = self.coordinator.published(name).map_err(Error::Io)?;
+        let replica = self.replicas.index(name, published.as_ref().map(|p| &p.view), &|key| self.store.get(key))?;
+        replica.ok_or_else(|| ApiError::not_found(format!("no index named {name:?}")))
     }
 
     fn me(&self) -> &str {
@@ -519,6 +533,17 @@ fn index_of(path: &str) -> Option<String> {
     None
 }
 
+/// Whether `request` is a search (`/v1/indexes/{name}/search`): served by
+/// any node from the published manifest (`Cluster::searched`), never
+/// forwarded.
+fn is_search(request: &Request) -> bool {
+    let path = request.uri().path();
+    let method = request.method();
+    path.strip_prefix("/v1/indexes/")
+        .is_some_and(|rest| rest.split('/').nth(1) == Some("search") && rest.split('/').count() == 2)
+        && (method == axum::http::Method::GET || method == axum::http::Method::POST)
+}
+
 /// How many times a request was forwarded already (its [`FORWARDED`]
 /// header; 0 without one).
 fn hops_of(request: &Request) -> u32 {
@@ -539,6 +564,9 @@ pub(crate) async fn route(State(state): State<AppState>, request: Request, next:
     }
     let Some(name) = index_of(request.uri().path()) else { return next.run(request).await };
     if super::indexes::check_name(&name).is_err() {
+        return next.run(request).await;
+    }
+    if is_search(&request) {
         return next.run(request).await;
     }
     let hops = hops_of(&request);

@@ -25,6 +25,8 @@ mod metrics;
 mod openapi;
 mod page;
 mod papi;
+#[cfg(feature = "cluster")]
+mod replicas;
 mod v1;
 mod wire;
 
@@ -134,6 +136,18 @@ pub(crate) struct AppState {
     /// This node's part in a cluster (`--cluster`).
     #[cfg(feature = "cluster")]
     cluster: Option<Arc<cluster::Cluster>>,
+}
+
+impl AppState {
+    /// The index a search of `name` reads: on a cluster node, the replica
+    /// of its published manifest (`replicas`); else the index itself.
+    fn searched(&self, name: &str) -> ApiResult<crate::Index> {
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &self.cluster {
+            return cluster.searched(name);
+        }
+        self.indexes.existing(name)
+    }
 }
 
 /// Runs `f` (which blocks: the library's calls) off the async workers.

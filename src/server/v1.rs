@@ -650,7 +650,7 @@ async fn run_search(state: AppState, name: String, request: SearchRequest) -> Ap
         )));
     }
     blocking(move || {
-        let index = state.indexes.existing(&name)?;
+        let index = state.searched(&name)?;
         let parts = index.text_parts();
         let known = || if parts.is_empty() { "none".to_string() } else { parts.join(", ") };
         if let Some(field) = query.fields().into_iter().find(|f| !parts.iter().any(|p| p == f)) {
