@@ -436,6 +436,17 @@ fn the_s3_store_keeps_every_synced_write_of_a_killed_owner() {
         .collect();
     assert_eq!(answers[0]["hits"].as_array().map(Vec::len), Some(30), "{}", answers[0]);
     assert_eq!(answers[0], answers[1]);
+    // Deleting the index deletes its objects from the bucket too (S3's
+    // ListObjectsV2, unsigned: moto takes it).
+    let listed = || {
+        let url = format!("{endpoint}/pushdex?list-type=2&prefix=cluster/indexes/s3books/");
+        let xml = ureq::get(&url).call().expect("the bucket lists").into_string().unwrap();
+        xml.matches("<Key>").count()
+    };
+    assert!(listed() > 0, "the index's objects are in the bucket");
+    let (status, body) = call("DELETE", &cluster.url(reader, "/v1/indexes/s3books"), None);
+    assert_eq!(status, 204, "{body}");
+    wait_until(Duration::from_secs(4 * TTL + 20), "the deleted index's objects leave the bucket", || listed() == 0);
 }
 
 /// A graceful stop (SIGTERM) closes every index, publishing even what was
@@ -482,4 +493,66 @@ fn a_deleted_index_is_gone_everywhere() {
     }
     create(&cluster, other, "gone");
     assert!(uris(&cluster, 0, "gone").is_empty(), "a new index of the name starts empty");
+}
+
+/// The files under `dir`, recursively (none when it does not exist).
+fn objects_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(objects_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The store keeps what the published views name, not every upload: the
+/// log's pieces merged away, the pieces an owner killed before publishing
+/// left, and every object of a deleted index are deleted (after a grace of
+/// twice the TTL, for readers of older views), while nothing Synced is lost.
+#[test]
+fn the_store_keeps_only_what_a_view_names() {
+    let mut cluster = Cluster::start(2);
+    create(&cluster, 0, "swept");
+    let store = std::path::PathBuf::from(&cluster.store).join("indexes").join("swept");
+    let mut pushed = BTreeSet::new();
+    for i in 0..64 {
+        let uri = format!("s/{i}");
+        assert!(push_synced(&cluster, i % 2, "swept", &uri, &format!("swept {i}")));
+        pushed.insert(uri);
+        if i % 16 == 15 {
+            let (status, _) = call("POST", &cluster.url(0, "/v1/indexes/swept/refresh"), None);
+            assert_eq!(status, 200);
+        }
+    }
+    // 64 syncs upload 64 pieces of log and merge them into 9 more (73 in
+    // all, before the refreshes' segments, bitmaps and manifests); the
+    // last view names 28 objects.
+    let uploaded = objects_under(&store).len();
+    wait_until(Duration::from_secs(4 * TTL + 20), "the merged-away pieces are deleted", || {
+        objects_under(&store).len() <= 40
+    });
+    eprintln!("objects of the index: {uploaded} right after the writes, {} once swept", objects_under(&store).len());
+    // The owner killed; the next owner sweeps what no view it took names.
+    let (owner, _) = cluster.owner(0, "swept").unwrap();
+    let killed = cluster.node_of(&owner);
+    let other = 1 - killed;
+    cluster.kill(killed);
+    wait_until(Duration::from_secs(6 * TTL + 10), "the other node owns the index", || {
+        cluster.owner(other, "swept").is_some_and(|(o, _)| o != owner)
+    });
+    assert_eq!(uris(&cluster, other, "swept"), pushed, "every Synced write survived the sweeps");
+    let (status, _) = call("POST", &cluster.url(other, "/v1/indexes/swept/refresh"), None);
+    assert_eq!(status, 200);
+    let hits = found(&cluster, other, "swept", "swept", Duration::from_secs(30)).unwrap();
+    assert_eq!(hits, pushed, "search reads every segment of the view");
+    let (status, body) = call("DELETE", &cluster.url(other, "/v1/indexes/swept"), None);
+    assert_eq!(status, 204, "{body}");
+    wait_until(Duration::from_secs(4 * TTL + 20), "every object of the deleted index is deleted", || {
+        objects_under(&store).is_empty()
+    });
 }

@@ -98,6 +98,25 @@ impl Remote for MemRemote {
         state.publishes += 1;
         Ok(())
     }
+
+    /// Deleted at once (a node waits a while first): a view that still
+    /// named one would fail to publish or restore.
+    fn discard(&self, keys: Vec<String>) {
+        let mut state = self.lock();
+        for key in keys {
+            assert!(state.objects.remove(&key).is_some(), "{key} discarded twice, or never uploaded");
+            assert!(!state.published.keys().contains(key.as_str()), "{key} discarded while published");
+        }
+    }
+}
+
+impl MemRemote {
+    /// Objects in the store that the published view does not name.
+    fn unnamed(&self) -> usize {
+        let state = self.lock();
+        let named = state.published.keys();
+        state.objects.keys().filter(|k| !named.contains(k.as_str())).count()
+    }
 }
 
 /// Opens the index as owner `epoch`: restores the published view into a
@@ -164,6 +183,7 @@ fn a_restored_view_holds_every_synced_operation_and_failovers_lose_nothing() {
         assert!(view.files.values().any(|p| p.len() > 1), "{what}: some file was uploaded in several pieces");
         let recovered = check_recovered(&remote.restored(), &options(), &model, synced, &what);
         assert!(published <= recovered, "{what}: published serial {published}, only {recovered} recovered");
+        assert_eq!(remote.unnamed(), 0, "{what}: every object no view names any more was discarded");
     }
 }
 
@@ -209,6 +229,7 @@ fn a_log_synced_many_times_merges_its_pieces_and_loses_nothing() {
     let longest = remote.lock().published.files.values().map(Vec::len).max().unwrap_or(0);
     assert!(longest < 20, "merging keeps a view short ({longest} pieces in one file after 80 syncs)");
     check_recovered(&remote.restored(), &options, &model, synced, "merging");
+    assert_eq!(remote.unnamed(), 0, "the merged pieces were discarded");
     lose_the_owner_everywhere(&steps, &options);
 }
 

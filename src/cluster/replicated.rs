@@ -20,7 +20,7 @@
 //!
 //! [`SimStorage`]: crate::storage::SimStorage
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::io;
 use std::path::Path;
@@ -71,6 +71,22 @@ pub trait Remote: Send + Sync + fmt::Debug {
     /// index: an error of kind [`io::ErrorKind::PermissionDenied`] when it
     /// does not ([`is_fenced`]).
     fn publish(&self, view: &View) -> io::Result<()>;
+
+    /// Objects `keys` were in the view published before the last one and
+    /// are not in the last one: nothing needs them any more (a new owner
+    /// restores the last view or a later one), so they may be deleted,
+    /// best after a while, for readers of the older view. By default they
+    /// stay.
+    fn discard(&self, keys: Vec<String>) {
+        let _ = keys;
+    }
+}
+
+impl View {
+    /// The keys of every object the view names.
+    pub fn keys(&self) -> HashSet<&str> {
+        self.files.values().flatten().map(|p| p.key.as_str()).collect()
+    }
 }
 
 /// The error of a publish refused because another node owns the index now.
@@ -132,6 +148,9 @@ pub struct Replicated {
     serial: AtomicU64,
     /// The newest version published; held while publishing.
     published: Mutex<u64>,
+    /// Every object of this owner's files (uploaded, or restored) not yet
+    /// discarded ([`Remote::discard`]).
+    tracked: Mutex<HashSet<String>>,
     fenced: AtomicBool,
 }
 
@@ -161,6 +180,7 @@ impl Replicated {
             version: AtomicU64::new(0),
             serial: AtomicU64::new(view.serial),
             published: Mutex::new(0),
+            tracked: Mutex::new(view.keys().into_iter().map(str::to_string).collect()),
             fenced: AtomicBool::new(false),
         }
     }
@@ -222,18 +242,25 @@ impl Replicated {
                 kept += take;
             }
             let mut at = from;
+            let mut uploaded = Vec::new();
             while at < len {
                 let size = (len - at).min(self.piece_limit);
                 let mut bytes = vec![0; usize::try_from(size).map_err(io::Error::other)?];
                 file.read_at(at, &mut bytes)?;
-                pieces.push(self.upload(bytes, 0)?);
+                let piece = self.upload(bytes, 0)?;
+                uploaded.push(piece.key.clone());
+                pieces.push(piece);
                 at += size;
             }
-            self.merge_pieces(&mut pieces, file)?;
+            self.merge_pieces(&mut pieces, file, &mut uploaded)?;
             let changed = pieces != data.pieces;
             data.pieces = pieces;
             data.durable = len;
             data.dirty_from = len;
+            // Tracked only now that the pieces name them (`unneeded`). An
+            // upload that failed above leaves its objects untracked: they
+            // stay in the store, unnamed.
+            self.tracked.lock().unwrap_or_else(|e| e.into_inner()).extend(uploaded);
             changed
         };
         // After the upload: a view that carries the serial holds the bytes.
@@ -248,7 +275,12 @@ impl Replicated {
 
     /// While the last [`MERGE_PIECES`] pieces share a level and together
     /// fit in a piece, uploads their bytes again as one of the next level.
-    fn merge_pieces(&self, pieces: &mut Vec<Piece>, file: &dyn StorageFile) -> io::Result<()> {
+    fn merge_pieces(
+        &self,
+        pieces: &mut Vec<Piece>,
+        file: &dyn StorageFile,
+        uploaded: &mut Vec<String>,
+    ) -> io::Result<()> {
         while pieces.len() >= MERGE_PIECES {
             let tail = &pieces[pieces.len() - MERGE_PIECES..];
             let level = tail[0].level;
@@ -263,6 +295,7 @@ impl Replicated {
             let mut bytes = vec![0; usize::try_from(len).map_err(io::Error::other)?];
             file.read_at(start, &mut bytes)?;
             let merged = self.upload(bytes, level.saturating_add(1))?;
+            uploaded.push(merged.key.clone());
             pieces.truncate(pieces.len() - MERGE_PIECES);
             pieces.push(merged);
         }
@@ -283,6 +316,10 @@ impl Replicated {
         match self.remote.publish(&view) {
             Ok(()) => {
                 *published = version;
+                let unneeded = self.unneeded(&view);
+                if !unneeded.is_empty() {
+                    self.remote.discard(unneeded);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -292,6 +329,29 @@ impl Replicated {
                 Err(e)
             }
         }
+    }
+
+    /// The tracked objects that neither `view` (just published) nor any
+    /// file's pieces name: no view will name them again (a file only ever
+    /// gains new objects), so they are discarded, and no longer tracked.
+    fn unneeded(&self, view: &View) -> Vec<String> {
+        // Tracked only once in a file's pieces (see `sync_file`): what is
+        // tracked before the pieces are read below is either in them, or
+        // was in them and is gone for good.
+        let tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut named: HashSet<String> = view.keys().into_iter().map(str::to_string).collect();
+        {
+            let dirs = self.dirs();
+            for node in dirs.live.values().chain(dirs.durable.values()) {
+                named.extend(node.lock().pieces.iter().map(|p| p.key.clone()));
+            }
+        }
+        let unneeded: Vec<String> = tracked.into_iter().filter(|key| !named.contains(key)).collect();
+        let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &unneeded {
+            tracked.remove(key);
+        }
+        unneeded
     }
 
     fn node(&self, name: &str) -> Arc<Node> {

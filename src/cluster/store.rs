@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
@@ -104,6 +105,49 @@ impl Store {
         let (inner, path) = (self.inner.clone(), ObjectPath::from(key));
         let bytes = self.blocking.wait(async move { inner.get(&path).await?.bytes().await })?.map_err(io_error)?;
         Ok(bytes.to_vec())
+    }
+
+    /// After `delay`, in the background, deletes every object under
+    /// `prefix` whose key `garbage` accepts: objects that no published view
+    /// names any more (`delay` leaves a reader of an older view, e.g. a
+    /// search replica being made, time to finish; one that comes later
+    /// finds the object gone and reads the newer view). A failure is only
+    /// reported: a leftover object costs space, never correctness.
+    pub fn sweep_later(&self, prefix: String, delay: Duration, garbage: impl Fn(&str) -> bool + Send + 'static) {
+        let inner = self.inner.clone();
+        self.blocking.handle.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let mut listed = inner.list(Some(&ObjectPath::from(prefix.as_str())));
+            let mut doomed = Vec::new();
+            while let Some(meta) = std::future::poll_fn(|cx| listed.as_mut().poll_next(cx)).await {
+                match meta {
+                    Ok(meta) if garbage(meta.location.as_ref()) => doomed.push(meta.location),
+                    Ok(_) => {}
+                    Err(e) => return eprintln!("pushdex serve: listing {prefix} in the store: {e}"),
+                }
+            }
+            for location in doomed {
+                match inner.delete(&location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => eprintln!("pushdex serve: deleting {location} from the store: {e}"),
+                }
+            }
+        });
+    }
+
+    /// After `delay`, in the background, deletes objects `keys`
+    /// ([`Store::sweep_later`]'s rules).
+    pub fn delete_later(&self, keys: Vec<String>, delay: Duration) {
+        let inner = self.inner.clone();
+        self.blocking.handle.spawn(async move {
+            tokio::time::sleep(delay).await;
+            for key in keys {
+                match inner.delete(&ObjectPath::from(key.as_str())).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => eprintln!("pushdex serve: deleting {key} from the store: {e}"),
+                }
+            }
+        });
     }
 
     /// Where the objects are (`--store`).

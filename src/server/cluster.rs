@@ -1,15 +1,17 @@
 //! `pushdex serve --cluster`: this node's part in a cluster
 //! (`../shared/CLUSTER.md`).
 //!
-//! Every request for an index goes first through [`route`]: served here
-//! when this node owns the index (or takes it: a new index placed here, an
-//! orphan whose owner's lease expired), forwarded to the owner otherwise
-//! (proxied: the client sees the owner's answer). The ownership is read
-//! from etcd for every such request, so a node that was paused past its
-//! lease learns at its next request that it lost the index, closes it
-//! (nothing it wrote since is ever published: its publishes are fenced)
-//! and forwards. An index this node owns runs on the replicating storage
-//! (`crate::cluster::replicated`): Synced is uploaded and published.
+//! Every request for an index goes first through [`route`]. A search is
+//! served here, from the published manifest (`super::replicas`). Anything
+//! else is served here when this node owns the index with a live lease (or
+//! takes it: a new index placed here, an orphan whose owner's lease
+//! expired), and forwarded to the owner otherwise (proxied: the client sees
+//! the owner's answer). A node that was paused past its lease reads the
+//! ownership from etcd at its next request, learns that it lost the index,
+//! closes it (nothing it wrote since is ever published: its publishes are
+//! fenced) and forwards. An index this node owns runs on the replicating
+//! storage (`crate::cluster::replicated`): Synced is uploaded and
+//! published, and what no published view names any more is deleted.
 //!
 //! A background thread ([`watch`]) takes orphaned indexes (the live node
 //! with the fewest indexes, then the smallest id, takes each), re-opens at
@@ -134,10 +136,25 @@ impl Cluster {
 
     /// The index a search of `name` reads on this node: the replica of
     /// its latest published manifest, brought up to date first.
+    /// An object of the view it read may be gone meanwhile (a newer view
+    /// replaced it, and its grace ran out): it reads the view again.
     pub fn searched(&self, name: &str) -> ApiResult<Index> {
-        let published = self.coordinator.published(name).map_err(Error::Io)?;
-        let replica = self.replicas.index(name, published.as_ref().map(|p| &p.view), &|key| self.store.get(key))?;
-        replica.ok_or_else(|| ApiError::not_found(format!("no index named {name:?}")))
+        let mut attempts = 0;
+        loop {
+            let published = self.coordinator.published(name).map_err(Error::Io)?;
+            let view = published.as_ref().map(|p| &p.view);
+            match self.replicas.index(name, view, &|key| self.store.get(key)) {
+                Ok(replica) => return replica.ok_or_else(|| ApiError::not_found(format!("no index named {name:?}"))),
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// How long an object no published view names stays in the store
+    /// before it is deleted: time for readers of an older view to finish.
+    fn grace(&self) -> Duration {
+        self.coordinator.ttl() * 2
     }
 
     fn me(&self) -> &str {
@@ -439,6 +456,17 @@ impl Remote for IndexRemote {
         let published = Published { epoch: self.owned.ownership.epoch, serial: view.serial, view: view.clone() };
         self.cluster.coordinator.publish(&self.name, &self.owned, &published)
     }
+
+    fn discard(&self, keys: Vec<String>) {
+        self.cluster.store.delete_later(keys, self.cluster.grace());
+    }
+}
+
+/// The claim revision in an object key `indexes/<name>/r<revision>-e…/<n>`
+/// (`None` for any other key: never swept).
+fn claim_revision(key: &str) -> Option<i64> {
+    let (_, rest) = key.strip_prefix("indexes/")?.split_once('/')?;
+    rest.strip_prefix('r')?.split('-').next()?.parse().ok()
 }
 
 /// The cluster as the server's [`Backend`].
@@ -475,6 +503,17 @@ impl Backend for ClusterBackend {
         // The claim's etcd revision is unique to it (an index deleted and
         // created again starts over at epoch 1).
         let prefix = format!("indexes/{name}/r{}-e{epoch}-{}/", owned.revision, cluster.me());
+        // What earlier owners uploaded and no longer need: every object of
+        // an earlier claim that the view taken over does not name (pieces
+        // merged or cut away, files removed, uploads never published).
+        // They can publish nothing more, so nothing will name those again.
+        let named: std::collections::HashSet<String> = published.view.keys().into_iter().map(str::to_string).collect();
+        if record.is_some() {
+            let revision = owned.revision;
+            cluster.store.sweep_later(format!("indexes/{name}"), cluster.grace(), move |key| {
+                claim_revision(key).is_some_and(|r| r < revision) && !named.contains(key)
+            });
+        }
         let replicated = Replicated::new(Arc::new(local), Arc::new(remote), prefix, &published.view);
         // A copy restored from the store is an index whenever the store
         // had one: it may be created here only when etcd had no record.
@@ -488,6 +527,12 @@ impl Backend for ClusterBackend {
         let owned = self.0.owned().remove(name);
         if let Some(owned) = owned {
             self.0.coordinator.remove(name, &owned)?;
+            // Every object of this index's claims so far (one created again
+            // later claims at a higher revision).
+            let revision = owned.revision;
+            self.0.store.sweep_later(format!("indexes/{name}"), self.0.grace(), move |key| {
+                claim_revision(key).is_some_and(|r| r <= revision)
+            });
         }
         let _ = std::fs::remove_dir_all(self.0.dir.join(name));
         Ok(())
@@ -654,7 +699,8 @@ async fn list_everywhere(cluster: &Arc<Cluster>, request: Request, next: Next) -
     Json(serde_json::Value::Array(all)).into_response()
 }
 
-/// Proxies a request to the node at `address`; its answer is the answer.
+/// Proxies a request to the node at `address`; its answer, streamed, is
+/// the answer.
 async fn forward(
     cluster: &Cluster,
     address: &str,
@@ -672,18 +718,9 @@ async fn forward(
     let answer = outgoing.header(FORWARDED, HeaderValue::from(hops)).body(body).send().await?;
     let status = answer.status();
     let headers = answer.headers().clone();
-    let bytes = match answer.bytes().await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return Ok(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "unavailable",
-                format!("the index's owner at {address} broke off its answer ({e}): check the operation's status"),
-            )
-            .into_response())
-        }
-    };
-    let mut response = Response::new(axum::body::Body::from(bytes));
+    // Streamed through, not held: an enumeration of a large index passes in
+    // pieces. An owner that breaks off its answer breaks off this one.
+    let mut response = Response::new(axum::body::Body::from_stream(answer.bytes_stream()));
     *response.status_mut() = status;
     let hop =
         [axum::http::header::TRANSFER_ENCODING, axum::http::header::CONNECTION, axum::http::header::CONTENT_LENGTH];
