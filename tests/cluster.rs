@@ -556,3 +556,75 @@ fn the_store_keeps_only_what_a_view_names() {
         objects_under(&store).is_empty()
     });
 }
+
+/// A Python client (`requests`), as existing clients talk to one server:
+/// each call through a different node of three; writes, sessions,
+/// checkpoints, a streamed enumeration, searches (GET and POST), and
+/// errors that keep their status and JSON body through a forward.
+const PYTHON_CLIENT: &str = r#"
+import json, sys, requests
+bases, token = sys.argv[1].split(","), sys.argv[2]
+h = {"Authorization": "Bearer " + token}
+a, b, c = bases
+r = requests.put(a + "/v1/indexes/py", headers=h)
+assert r.status_code in (200, 201), r.text
+for i, base in enumerate(bases):
+    docs = [{"uri": "py/%d/%02d" % (i, j), "stamp": str(j), "metas": {"author": "ann"},
+             "text": {"body": "python client %d %d" % (i, j)}} for j in range(50)]
+    r = requests.post(base + "/v1/indexes/py/documents", params={"wait": "synced"}, headers=h, json=docs)
+    assert r.status_code == 200 and r.json()["state"] in ("Synced", "Searchable"), r.text
+sessions = {str(requests.get(base + "/v1/indexes/py", headers=h).json()["session"]) for base in bases}
+assert len(sessions) == 1, sessions
+session = sessions.pop()
+r = requests.post(b + "/v1/indexes/py/documents", headers={**h, "X-Push-Session": session}, json=[{"uri": "py/s"}])
+assert r.status_code == 200, r.text
+r = requests.post(c + "/v1/indexes/py/documents", headers={**h, "X-Push-Session": session + "7"},
+                  json=[{"uri": "py/wrong"}])
+assert r.status_code == 409 and r.json()["error"] == "session_mismatch", r.text
+r = requests.put(a + "/v1/indexes/py/checkpoints/crawl", headers=h, json={"value": "page 3"})
+assert r.status_code == 200, r.text
+assert requests.post(b + "/v1/indexes/py/sync", headers=h).status_code == 200
+cp = requests.get(c + "/v1/indexes/py/checkpoints/crawl", headers=h).json()
+assert cp["value"] == "page 3" and cp["state"] in ("Synced", "Searchable"), cp
+for base in bases:
+    with requests.get(base + "/v1/indexes/py/enumerate", headers=h, stream=True) as r:
+        assert r.status_code == 200, r.text
+        uris = [json.loads(line)["uri"] for line in r.iter_lines() if line]
+    assert len(uris) == 151 and uris == sorted(uris) and "py/wrong" not in uris, uris
+assert requests.post(c + "/v1/indexes/py/refresh", headers=h).status_code == 200
+answers = [requests.get(base + "/v1/indexes/py/search", headers=h,
+                        params={"q": "python", "limit": 1000, "count": "true"}).json() for base in bases]
+assert answers[0]["count"] == 150 and answers[0] == answers[1] == answers[2], answers[0]
+posted = requests.post(b + "/v1/indexes/py/search", headers=h, json={"q": "client", "limit": 5}).json()
+assert len(posted["hits"]) == 5, posted
+r = requests.get(b + "/v1/indexes/py/documents", params={"uri": "py/none"}, headers=h)
+assert r.status_code == 404 and r.json()["error"] == "not_found", r.text
+r = requests.post(c + "/v1/indexes/py/documents", headers={**h, "Content-Type": "application/json"}, data="[{")
+assert r.status_code == 400 and r.json()["error"] == "invalid_input", r.text
+r = requests.get(a + "/v1/indexes/py/search", params={"q": "python"})
+assert r.status_code == 401 and r.json()["error"] == "unauthorized", r.text
+r = requests.get(b + "/v1/indexes/py/search", params={"q": "python", "limit": 0}, headers=h)
+assert r.status_code == 400 and r.json()["error"] == "invalid_input", r.text
+r = requests.put(a + "/v1/indexes/py/checkpoints/pushdex.mine", headers=h, json={"value": "x"})
+assert r.status_code == 400, r.text
+assert requests.delete(c + "/v1/indexes/py", headers=h).status_code == 204
+for base in bases:
+    for path in ("", "/search?q=python", "/count"):
+        r = requests.get(base + "/v1/indexes/py" + path, headers=h)
+        assert r.status_code == 404 and r.json()["error"] == "not_found", (base, path, r.text)
+print("python client: ok", flush=True)
+"#;
+
+#[test]
+fn a_python_client_talks_to_any_node_as_to_one_server() {
+    if !harness::runs("python3", &["-c", "import requests"]) {
+        let installed = harness::runs("python3", &["-m", "pip", "install", "--quiet", "requests"]);
+        assert!(installed, "python3 -m pip install requests failed (this test needs it)");
+    }
+    let cluster = Cluster::start(3);
+    let bases: Vec<String> = (0..3).map(|k| cluster.url(k, "")).collect();
+    let out = Command::new("python3").args(["-c", PYTHON_CLIENT, &bases.join(","), TOKEN]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("python client: ok"), "{stdout}");
+}

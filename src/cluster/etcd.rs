@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
 use serde::{Deserialize, Serialize};
 
 use super::replicated::{fenced, View};
@@ -335,6 +335,34 @@ impl Coordinator {
             }
         }
         Err(io::Error::other("etcd: the cluster's token could not be read"))
+    }
+
+    /// Calls `changed` whenever a node joins or leaves (a key under
+    /// `nodes/` is put, or deleted: its lease expired or was revoked), on
+    /// the cluster's runtime, until the process ends. A broken watch is
+    /// started again a second later.
+    pub fn watch_nodes(&self, changed: impl Fn() + Send + Sync + 'static) {
+        let mut client = self.client.clone();
+        let key = format!("{}/nodes/", self.prefix);
+        self.blocking.spawn(async move {
+            loop {
+                match client.watch(key.clone(), Some(WatchOptions::new().with_prefix())).await {
+                    Ok(mut stream) => loop {
+                        match stream.message().await {
+                            Ok(Some(message)) if !message.events().is_empty() => changed(),
+                            Ok(Some(_)) => {}
+                            Ok(None) => break,
+                            Err(e) => {
+                                eprintln!("pushdex serve: watching the nodes in etcd: {e}");
+                                break;
+                            }
+                        }
+                    },
+                    Err(e) => eprintln!("pushdex serve: watching the nodes in etcd: {e}"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
     }
 
     /// The lease, for tests that revoke it.

@@ -27,6 +27,11 @@ impl Blocking {
         Blocking { handle }
     }
 
+    /// Runs `future` on the runtime, not waiting for it.
+    pub fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
+        self.handle.spawn(future);
+    }
+
     /// Waits for `future`, run on the runtime.
     pub fn wait<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> io::Result<T> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -115,7 +120,7 @@ impl Store {
     /// reported: a leftover object costs space, never correctness.
     pub fn sweep_later(&self, prefix: String, delay: Duration, garbage: impl Fn(&str) -> bool + Send + 'static) {
         let inner = self.inner.clone();
-        self.blocking.handle.spawn(async move {
+        self.blocking.spawn(async move {
             tokio::time::sleep(delay).await;
             let mut listed = inner.list(Some(&ObjectPath::from(prefix.as_str())));
             let mut doomed = Vec::new();
@@ -139,7 +144,7 @@ impl Store {
     /// ([`Store::sweep_later`]'s rules).
     pub fn delete_later(&self, keys: Vec<String>, delay: Duration) {
         let inner = self.inner.clone();
-        self.blocking.handle.spawn(async move {
+        self.blocking.spawn(async move {
             tokio::time::sleep(delay).await;
             for key in keys {
                 match inner.delete(&ObjectPath::from(key.as_str())).await {

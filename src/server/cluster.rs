@@ -76,6 +76,9 @@ pub(crate) struct Cluster {
 
     /// The read-only copies searches read (`DATA/replicas`).
     replicas: Replicas,
+    /// Set (and signalled) when a node joined or left: the watch runs at
+    /// once instead of at its next tick.
+    wake: (Mutex<bool>, std::sync::Condvar),
 
     client: reqwest::Client,
     /// The runtime of the etcd and object store clients.
@@ -129,6 +132,7 @@ impl Cluster {
             seen: Mutex::default(),
             known: Mutex::default(),
             replicas,
+            wake: Default::default(),
             client,
             _runtime: runtime,
         }))
@@ -195,6 +199,8 @@ impl Cluster {
             }
         };
         keep_alive_forever(self.coordinator.clone(), self.address.clone(), on_lost);
+        let woken = self.clone();
+        self.coordinator.watch_nodes(move || woken.wake_up());
         let cluster = self.clone();
         std::thread::Builder::new()
             .name("pushdex-cluster".into())
@@ -202,9 +208,24 @@ impl Cluster {
                 if let Err(e) = cluster.watch_once(&indexes) {
                     eprintln!("pushdex serve: watching the cluster: {e}");
                 }
-                std::thread::sleep(cluster.coordinator.ttl() / 3);
+                cluster.sleep(cluster.coordinator.ttl() / 3);
             })
             .expect("a thread for the cluster");
+    }
+
+    /// Runs the watch now (a node joined or left).
+    fn wake_up(&self) {
+        let (woken, signal) = &self.wake;
+        *woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        signal.notify_all();
+    }
+
+    /// Waits `tick`, or less when woken.
+    fn sleep(&self, tick: Duration) {
+        let (woken, signal) = &self.wake;
+        let guard = woken.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut guard, _) = signal.wait_timeout_while(guard, tick, |woken| !*woken).unwrap_or_else(|e| e.into_inner());
+        *guard = false;
     }
 
     fn live_nodes(&self) -> io::Result<Vec<NodeInfo>> {

@@ -144,6 +144,7 @@ impl AppState {
     fn searched(&self, name: &str) -> ApiResult<crate::Index> {
         #[cfg(feature = "cluster")]
         if let Some(cluster) = &self.cluster {
+            indexes::check_name(name)?;
             return cluster.searched(name);
         }
         self.indexes.existing(name)
