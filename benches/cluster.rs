@@ -8,7 +8,10 @@
 //!   are forwarded);
 //! * the cost of Synced: the same with one client, as latency;
 //! * the time from SIGKILL of an owner to the first write acknowledged
-//!   after it (`--lease-ttl 2`).
+//!   after it (`--lease-ttl 2`);
+//! * searches a second (8 clients, one index of 5,000 documents) on one
+//!   server alone, and on a cluster of 3 through the owner only and through
+//!   every node (each answers from its replica of the published manifest).
 //!
 //! `PUSHDEX_BENCH_SECONDS` sets each run's length (default 5).
 
@@ -25,22 +28,48 @@ use harness::{call, doc, wait_until, Cluster, TTL};
 /// `seconds`, round-robin over `targets` (base URL, index): documents a
 /// second and the median latency.
 fn load(targets: &[(String, String)], clients: usize, seconds: f64) -> (f64, Duration) {
+    run(targets, clients, seconds, |base, index, t, i| {
+        let url = format!("{base}/v1/indexes/{index}/documents?wait=synced");
+        call("POST", &url, Some(&doc(&format!("c{t}/{i}"), "a document pushed with wait=synced"))).0 == 200
+    })
+}
+
+/// The words the search load asks for, in turn.
+const WORDS: [&str; 8] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
+
+/// `clients` threads search for `seconds`, round-robin over `targets`:
+/// searches a second and the median latency.
+fn search_load(targets: &[(String, String)], clients: usize, seconds: f64) -> (f64, Duration) {
+    run(targets, clients, seconds, |base, index, _, i| {
+        let q = format!("{} {}", WORDS[i % 8], WORDS[(i / 8) % 8]);
+        let url = format!("{base}/v1/indexes/{index}/search?q={}&limit=10", q.replace(' ', "+"));
+        call("GET", &url, None).0 == 200
+    })
+}
+
+/// `clients` threads call `request(base, index, thread, i)` for `seconds`,
+/// round-robin over `targets`: successes a second and the median latency.
+fn run(
+    targets: &[(String, String)],
+    clients: usize,
+    seconds: f64,
+    request: impl Fn(&str, &str, usize, usize) -> bool + Send + Sync + 'static,
+) -> (f64, Duration) {
+    let request = Arc::new(request);
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let threads: Vec<_> = (0..clients)
         .map(|t| {
             let (stop, done, latencies, targets) = (stop.clone(), done.clone(), latencies.clone(), targets.to_vec());
+            let request = request.clone();
             std::thread::spawn(move || {
                 let mut mine = Vec::new();
                 let mut i = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     let (base, index) = &targets[(t + i) % targets.len()];
-                    let url = format!("{base}/v1/indexes/{index}/documents?wait=synced");
                     let started = Instant::now();
-                    let (status, _) =
-                        call("POST", &url, Some(&doc(&format!("c{t}/{i}"), "a document pushed with wait=synced")));
-                    if status == 200 {
+                    if request(base, index, t, i) {
                         mine.push(started.elapsed());
                         done.fetch_add(1, Ordering::Relaxed);
                     }
@@ -59,6 +88,24 @@ fn load(targets: &[(String, String)], clients: usize, seconds: f64) -> (f64, Dur
     latencies.sort();
     let median = latencies.get(latencies.len() / 2).copied().unwrap_or_default();
     (done.load(Ordering::Relaxed) as f64 / seconds, median)
+}
+
+/// Fills index `name` through `base` with 5,000 documents of two words of
+/// [`WORDS`] each, and refreshes it.
+fn fill(base: &str, name: &str) {
+    call("PUT", &format!("{base}/v1/indexes/{name}"), None);
+    for batch in 0..10 {
+        let docs: Vec<serde_json::Value> = (0..500)
+            .map(|j| {
+                let i = batch * 500 + j;
+                let text = format!("{} {} document {i}", WORDS[i % 8], WORDS[(i / 8) % 8]);
+                serde_json::json!({ "uri": format!("s/{i}"), "text": { "body": text } })
+            })
+            .collect();
+        let url = format!("{base}/v1/indexes/{name}/documents?wait=synced");
+        assert_eq!(call("POST", &url, Some(&serde_json::Value::Array(docs))).0, 200);
+    }
+    assert_eq!(call("POST", &format!("{base}/v1/indexes/{name}/refresh"), None).0, 200);
 }
 
 fn main() {
@@ -91,6 +138,25 @@ fn main() {
         }
         row(&format!("cluster of {nodes} nodes, {nodes} indexes, through every node"), 8, load(&targets, 8, seconds));
     }
+    println!();
+    println!("| setup | clients | searches/s | median latency |");
+    println!("|---|---:|---:|---:|");
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let (_server, base) = harness::serve(dir.path(), &[], &[]);
+        fill(&base, "books");
+        row("one server, no cluster", 8, search_load(&[(base, "books".to_string())], 8, seconds));
+    }
+    {
+        let cluster = Cluster::start(3);
+        fill(&cluster.url(0, ""), "books");
+        let owner = cluster.node_of(&cluster.owner(0, "books").unwrap().0);
+        let through_owner = vec![(cluster.nodes[owner].base.clone(), "books".to_string())];
+        row("cluster of 3 nodes, through the owner", 8, search_load(&through_owner, 8, seconds));
+        let everywhere: Vec<_> = cluster.nodes.iter().map(|n| (n.base.clone(), "books".to_string())).collect();
+        row("cluster of 3 nodes, through every node", 8, search_load(&everywhere, 8, seconds));
+    }
+    println!();
     // Kill to writable.
     let mut cluster = Cluster::start(3);
     for trial in 0..3 {

@@ -628,3 +628,53 @@ fn a_python_client_talks_to_any_node_as_to_one_server() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("python client: ok"), "{stdout}");
 }
+
+/// Searches on every node while writers make each write Searchable (a
+/// refresh a request, so the manifest and the replicas change all the
+/// time, and segments merge and are deleted from the store): every search
+/// is answered, and on each node what it finds only grows.
+#[test]
+fn searches_during_refreshes_only_move_forward() {
+    let cluster = Arc::new(Cluster::start(3));
+    create(&cluster, 0, "busy");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let cluster = cluster.clone();
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    let url = cluster.url((w + i) % 3, "/v1/indexes/busy/documents?wait=searchable");
+                    let (status, body) = call("POST", &url, Some(&doc(&format!("w{w}/{i}"), "busy words")));
+                    assert_eq!(status, 200, "{body}");
+                }
+            })
+        })
+        .collect();
+    let searchers: Vec<_> = (0..3)
+        .map(|k| {
+            let (cluster, stop) = (cluster.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut seen = BTreeSet::new();
+                let mut searches = 0;
+                while !stop.load(Ordering::Relaxed) || searches == 0 {
+                    let hits = found(&cluster, k, "busy", "busy", Duration::from_secs(30))
+                        .unwrap_or_else(|| panic!("node {k}: a search was not answered"));
+                    assert!(hits.is_superset(&seen), "node {k}: a search lost {:?}", seen.difference(&hits));
+                    seen = hits;
+                    searches += 1;
+                }
+                searches
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let searches: Vec<usize> = searchers.into_iter().map(|s| s.join().unwrap()).collect();
+    for k in 0..3 {
+        let hits = found(&cluster, k, "busy", "busy", Duration::from_secs(30)).unwrap();
+        assert_eq!(hits.len(), 120, "node {k}: every write is Searchable everywhere");
+    }
+    eprintln!("searches per node during the writes: {searches:?}");
+}
