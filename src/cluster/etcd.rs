@@ -242,10 +242,17 @@ impl Coordinator {
 
     /// The published commit point of index `name`.
     pub fn published(&self, name: &str) -> io::Result<Option<Published>> {
+        Ok(self.published_at(name)?.map(|(published, _)| published))
+    }
+
+    /// The published commit point of index `name`, with the etcd revision
+    /// that published it (a later publish has a higher one).
+    pub fn published_at(&self, name: &str) -> io::Result<Option<(Published, i64)>> {
         let mut client = self.client.clone();
         let key = self.key("manifests", name);
         let response = self.wait(async move { client.get(key, None).await })?.map_err(etcd_error)?;
-        response.kvs().first().map(|kv| serde_json::from_slice(kv.value()).map_err(json_error)).transpose()
+        let Some(kv) = response.kvs().first() else { return Ok(None) };
+        Ok(Some((serde_json::from_slice(kv.value()).map_err(json_error)?, kv.mod_revision())))
     }
 
     /// Takes index `name` for this node with the next epoch, if its record

@@ -145,8 +145,8 @@ impl Cluster {
     pub fn searched(&self, name: &str) -> ApiResult<Index> {
         let mut attempts = 0;
         loop {
-            let published = self.coordinator.published(name).map_err(Error::Io)?;
-            let view = published.as_ref().map(|p| &p.view);
+            let published = self.coordinator.published_at(name).map_err(Error::Io)?;
+            let view = published.as_ref().map(|(p, revision)| (&p.view, *revision));
             match self.replicas.index(name, view, &|key| self.store.get(key)) {
                 Ok(replica) => return replica.ok_or_else(|| ApiError::not_found(format!("no index named {name:?}"))),
                 Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => attempts += 1,

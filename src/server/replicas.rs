@@ -38,6 +38,8 @@ const REPLICA_BUDGET: usize = super::indexes::MIN_INDEX_BUDGET;
 struct Replica {
     /// The pieces of the `MANIFEST` it was made from.
     manifest: Vec<Piece>,
+    /// The etcd revision of the newest view it was found to match.
+    revision: i64,
     /// The files it holds (beside `MANIFEST`), with their pieces.
     files: HashMap<String, Vec<Piece>>,
     dir: PathBuf,
@@ -71,26 +73,32 @@ impl Replicas {
         slots.entry(name.to_string()).or_default().clone()
     }
 
-    /// The replica of index `name` for the published `view` (`None`: the
-    /// index does not exist, and its replica is dropped), made or brought
-    /// up to date first, its files fetched by key with `fetch`.
+    /// The replica of index `name` for the published `view` and the etcd
+    /// revision that published it (`None`: the index does not exist, and
+    /// its replica is dropped), made or brought up to date first, its files
+    /// fetched by key with `fetch`. A view older than the replica (a search
+    /// that read etcd before another that made the replica) gets the
+    /// replica: what a node's searches see only moves forward.
     pub fn index(
         &self,
         name: &str,
-        view: Option<&View>,
+        view: Option<(&View, i64)>,
         fetch: &dyn Fn(&str) -> io::Result<Vec<u8>>,
     ) -> crate::Result<Option<Index>> {
-        let Some(view) = view else {
+        let Some((view, revision)) = view else {
             self.drop_index(name);
             return Ok(None);
         };
         let manifest = view.files.get(MANIFEST).cloned().unwrap_or_default();
         let slot = self.slot(name);
         let mut replica = slot.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(current) = replica.as_ref().filter(|r| r.manifest == manifest) {
-            return Ok(Some(current.index.clone()));
+        if let Some(current) = replica.as_mut() {
+            if current.manifest == manifest || current.revision > revision {
+                current.revision = current.revision.max(revision);
+                return Ok(Some(current.index.clone()));
+            }
         }
-        let made = self.make(name, view, manifest, replica.as_ref(), fetch)?;
+        let made = self.make(name, view, manifest, revision, replica.as_ref(), fetch)?;
         let index = made.index.clone();
         if let Some(previous) = replica.replace(made) {
             discard(previous);
@@ -112,6 +120,7 @@ impl Replicas {
         name: &str,
         view: &View,
         manifest: Vec<Piece>,
+        revision: i64,
         previous: Option<&Replica>,
         fetch: &dyn Fn(&str) -> io::Result<Vec<u8>>,
     ) -> crate::Result<Replica> {
@@ -143,7 +152,7 @@ impl Replicas {
             }
             let options = Options::default().create(Create::IfEmpty).memory_budget(REPLICA_BUDGET);
             let index = Index::open_on(Arc::new(local), options)?;
-            Ok(Replica { manifest, files, dir: dir.clone(), index })
+            Ok(Replica { manifest, revision, files, dir: dir.clone(), index })
         })();
         if made.is_err() {
             remove_dir(&dir);
