@@ -386,17 +386,26 @@ fn a_joining_node_takes_indexes_without_losing_a_write() {
 fn the_s3_store_keeps_every_synced_write_of_a_killed_owner() {
     provision_moto();
     let port = free_port();
-    let _moto = Proc(
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut moto = Proc(
         Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().unwrap())
             .spawn()
             .expect("moto_server starts"),
     );
     let endpoint = format!("http://127.0.0.1:{port}");
-    wait_until(Duration::from_secs(30), "moto_server answers", || {
-        ureq::get(&format!("{endpoint}/")).timeout(Duration::from_secs(1)).call().is_ok()
+    // Python's start is slow on a loaded machine: up to two minutes. Any
+    // HTTP answer means it listens.
+    wait_until(Duration::from_secs(120), "moto_server answers", || {
+        if let Ok(Some(status)) = moto.0.try_wait() {
+            panic!("moto_server exited ({status}): {}", std::fs::read_to_string(log.path()).unwrap_or_default());
+        }
+        match ureq::get(&format!("{endpoint}/")).timeout(Duration::from_secs(2)).call() {
+            Ok(_) | Err(ureq::Error::Status(..)) => true,
+            Err(_) => false,
+        }
     });
     // S3's CreateBucket: moto takes it unsigned.
     ureq::put(&format!("{endpoint}/pushdex")).call().expect("the bucket is created");
