@@ -72,11 +72,11 @@ pub trait Remote: Send + Sync + fmt::Debug {
     /// does not ([`is_fenced`]).
     fn publish(&self, view: &View) -> io::Result<()>;
 
-    /// Objects `keys` were in the view published before the last one and
-    /// are not in the last one: nothing needs them any more (a new owner
-    /// restores the last view or a later one), so they may be deleted,
-    /// best after a while, for readers of the older view. By default they
-    /// stay.
+    /// Objects `keys` are named neither by the view just published nor by
+    /// any file, and never will be again: nothing needs them any more (a
+    /// new owner restores that view or a later one), so they may be
+    /// deleted, best after a while, for readers of older views. By default
+    /// they stay.
     fn discard(&self, keys: Vec<String>) {
         let _ = keys;
     }
@@ -226,7 +226,7 @@ impl Replicated {
     /// `serial` (a sync of the log), every operation up to it is in them.
     fn sync_file(&self, node: &Node, file: &dyn StorageFile, serial: Option<u64>) -> io::Result<()> {
         self.check()?;
-        let changed = {
+        {
             let mut data = node.lock();
             let len = file.len()?;
             let from = data.dirty_from.min(data.durable);
@@ -253,7 +253,12 @@ impl Replicated {
                 at += size;
             }
             self.merge_pieces(&mut pieces, file, &mut uploaded)?;
-            let changed = pieces != data.pieces;
+            if pieces != data.pieces {
+                // Bumped before the file's lock is let go: a concurrent sync
+                // of the same file that finds nothing new then still waits
+                // for a publish of this change (see `publish`).
+                self.version.fetch_add(1, Ordering::SeqCst);
+            }
             data.pieces = pieces;
             data.durable = len;
             data.dirty_from = len;
@@ -261,15 +266,13 @@ impl Replicated {
             // upload that failed above leaves its objects untracked: they
             // stay in the store, unnamed.
             self.tracked.lock().unwrap_or_else(|e| e.into_inner()).extend(uploaded);
-            changed
-        };
+        }
         // After the upload: a view that carries the serial holds the bytes.
-        let raised = serial.is_some_and(|serial| self.serial.fetch_max(serial, Ordering::SeqCst) < serial);
-        if changed || raised {
+        if serial.is_some_and(|serial| self.serial.fetch_max(serial, Ordering::SeqCst) < serial) {
             self.version.fetch_add(1, Ordering::SeqCst);
         }
         // Even unchanged: a concurrent sync may have uploaded these bytes
-        // and not published them yet.
+        // and not published them yet; its version is bumped already.
         self.publish()
     }
 
@@ -410,15 +413,17 @@ impl Storage for ReplicatedStorage {
 
     fn sync_dir(&self) -> io::Result<()> {
         self.0.check()?;
-        let changed = {
+        {
             let mut dirs = self.0.dirs();
             let same = dirs.durable.len() == dirs.live.len()
                 && dirs.durable.iter().zip(&dirs.live).all(|((a, x), (b, y))| a == b && Arc::ptr_eq(x, y));
-            dirs.durable = dirs.live.clone();
-            !same
-        };
-        if changed {
-            self.0.version.fetch_add(1, Ordering::SeqCst);
+            if !same {
+                // Under the lock, as in `sync_file`: a concurrent
+                // `sync_dir` that finds the directory unchanged waits for
+                // the publish of this change.
+                self.0.version.fetch_add(1, Ordering::SeqCst);
+                dirs.durable = dirs.live.clone();
+            }
         }
         self.0.publish()
     }
@@ -452,8 +457,8 @@ impl Storage for ReplicatedStorage {
                 let mut dirs = self.0.dirs();
                 dirs.live.remove(name);
                 dirs.durable.remove(name);
+                self.0.version.fetch_add(1, Ordering::SeqCst);
             }
-            self.0.version.fetch_add(1, Ordering::SeqCst);
             self.0.publish()?;
         }
         Ok(path)
