@@ -105,7 +105,7 @@ impl Remote for MemRemote {
         let mut state = self.lock();
         for key in keys {
             assert!(state.objects.remove(&key).is_some(), "{key} discarded twice, or never uploaded");
-            assert!(!state.published.keys().contains(key.as_str()), "{key} discarded while published");
+            assert!(!state.published.keys().any(|k| k == key), "{key} discarded while published");
         }
     }
 }
@@ -114,7 +114,7 @@ impl MemRemote {
     /// Objects in the store that the published view does not name.
     fn unnamed(&self) -> usize {
         let state = self.lock();
-        let named = state.published.keys();
+        let named: std::collections::HashSet<&str> = state.published.keys().collect();
         state.objects.keys().filter(|k| !named.contains(k.as_str())).count()
     }
 }

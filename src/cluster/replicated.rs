@@ -84,8 +84,8 @@ pub trait Remote: Send + Sync + fmt::Debug {
 
 impl View {
     /// The keys of every object the view names.
-    pub fn keys(&self) -> HashSet<&str> {
-        self.files.values().flatten().map(|p| p.key.as_str()).collect()
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.files.values().flatten().map(|p| p.key.as_str())
     }
 }
 
@@ -180,7 +180,7 @@ impl Replicated {
             version: AtomicU64::new(0),
             serial: AtomicU64::new(view.serial),
             published: Mutex::new(0),
-            tracked: Mutex::new(view.keys().into_iter().map(str::to_string).collect()),
+            tracked: Mutex::new(view.keys().map(str::to_string).collect()),
             fenced: AtomicBool::new(false),
         }
     }
@@ -342,7 +342,7 @@ impl Replicated {
         // tracked before the pieces are read below is either in them, or
         // was in them and is gone for good.
         let tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut named: HashSet<String> = view.keys().into_iter().map(str::to_string).collect();
+        let mut named: HashSet<String> = view.keys().map(str::to_string).collect();
         {
             let dirs = self.dirs();
             for node in dirs.live.values().chain(dirs.durable.values()) {

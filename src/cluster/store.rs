@@ -42,6 +42,18 @@ impl Blocking {
     }
 }
 
+/// Deletes `locations` one by one; one already gone is no failure, and a
+/// failure is only reported (a leftover object costs space, never
+/// correctness).
+async fn delete_all(store: &dyn ObjectStore, locations: Vec<ObjectPath>) {
+    for location in locations {
+        match store.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => eprintln!("pushdex serve: deleting {location} from the store: {e}"),
+        }
+    }
+}
+
 /// An object store of immutable objects.
 #[derive(Clone)]
 pub struct Store {
@@ -131,12 +143,7 @@ impl Store {
                     Err(e) => return eprintln!("pushdex serve: listing {prefix} in the store: {e}"),
                 }
             }
-            for location in doomed {
-                match inner.delete(&location).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => eprintln!("pushdex serve: deleting {location} from the store: {e}"),
-                }
-            }
+            delete_all(inner.as_ref(), doomed).await;
         });
     }
 
@@ -146,12 +153,7 @@ impl Store {
         let inner = self.inner.clone();
         self.blocking.spawn(async move {
             tokio::time::sleep(delay).await;
-            for key in keys {
-                match inner.delete(&ObjectPath::from(key.as_str())).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => eprintln!("pushdex serve: deleting {key} from the store: {e}"),
-                }
-            }
+            delete_all(inner.as_ref(), keys.iter().map(|key| ObjectPath::from(key.as_str())).collect()).await;
         });
     }
 

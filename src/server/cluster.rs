@@ -528,8 +528,8 @@ impl Backend for ClusterBackend {
         // an earlier claim that the view taken over does not name (pieces
         // merged or cut away, files removed, uploads never published).
         // They can publish nothing more, so nothing will name those again.
-        let named: std::collections::HashSet<String> = published.view.keys().into_iter().map(str::to_string).collect();
         if record.is_some() {
+            let named: std::collections::HashSet<String> = published.view.keys().map(str::to_string).collect();
             let revision = owned.revision;
             cluster.store.sweep_later(format!("indexes/{name}"), cluster.grace(), move |key| {
                 claim_revision(key).is_some_and(|r| r < revision) && !named.contains(key)
@@ -603,10 +603,9 @@ fn index_of(path: &str) -> Option<String> {
 /// any node from the published manifest (`Cluster::searched`), never
 /// forwarded.
 fn is_search(request: &Request) -> bool {
-    let path = request.uri().path();
     let method = request.method();
-    path.strip_prefix("/v1/indexes/")
-        .is_some_and(|rest| rest.split('/').nth(1) == Some("search") && rest.split('/').count() == 2)
+    let searched = request.uri().path().strip_prefix("/v1/indexes/").and_then(|rest| rest.split_once('/'));
+    searched.is_some_and(|(_, route)| route == "search")
         && (method == axum::http::Method::GET || method == axum::http::Method::POST)
 }
 
